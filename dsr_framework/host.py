@@ -1,0 +1,315 @@
+"""Discover, enable, validate and call connectors: the host side of the contract.
+
+:func:`load_host` is the one factory. It adds the hook specs, finds connectors in the ``dsr.connectors``
+entry-point group (plus any passed in directly), imports only the enabled ones, checks each one's
+manifest, hooks and configuration, and skips any that fail with a :class:`LoadProblem` — the others keep
+working. :class:`ConnectorHandle` is the typed facade the rest of a host uses; it calls one connector at a
+time, validates what comes back, and never lets an exception from a connector reach the host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import pluggy
+
+from dsr_framework import hookspecs
+from dsr_framework.config import ConnectorConfig, HostConfig, MissingEnvironment, expand_environment
+from dsr_framework.manifest import Manifest, load_manifest
+from dsr_framework.models import HOOK_FOR_TYPE, ConnectionResult, DsrRequest, Result
+from dsr_framework.redact import Redactor
+from dsr_framework.validation import (
+    SchemaViolation,
+    framework_validator,
+    schema_validator,
+    secret_paths,
+    secret_values,
+    validate,
+)
+
+__all__ = ["ENTRY_POINT_GROUP", "ConnectorHandle", "Host", "LoadProblem", "load_host"]
+
+ENTRY_POINT_GROUP = "dsr.connectors"
+log = logging.getLogger("dsr_framework.host")
+
+Stage = Literal["import", "manifest", "hooks", "environment", "config"]
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """Why a connector was skipped at load time. The message never contains a secret."""
+
+    connector: str
+    stage: Stage
+    message: str
+
+    def __str__(self) -> str:
+        return f"connector {self.connector!r} skipped ({self.stage}): {self.message}"
+
+
+class ConnectorHandle:
+    """Typed access to one loaded connector's hooks.
+
+    Every method returns a model; none raises because of what the connector did. An exception escaping
+    the connector, a result that fails the result schema, or a result carrying a configured secret all
+    become a ``failed`` result of class ``internal``.
+    """
+
+    def __init__(
+        self, name: str, plugin: object, manifest: Manifest, config: Mapping[str, Any],
+        redactor: Redactor, pm: pluggy.PluginManager,
+    ) -> None:
+        self.name = name
+        self.plugin = plugin
+        self.manifest = manifest
+        self._config = config
+        self._redactor = redactor
+        self._pm = pm
+
+    def __repr__(self) -> str:
+        return f"ConnectorHandle({self.name!r}, version={self.manifest.version!r})"
+
+    @property
+    def redactor(self) -> Redactor:
+        """Hides this connector's configured secrets (and masks emails) in any text."""
+        return self._redactor
+
+    def implements(self, hook: str) -> bool:
+        return hook in self.manifest.hooks
+
+    def _call(self, hook: str, **kwargs: Any) -> Any:
+        others = [p for p in self._pm.get_plugins() if p is not self.plugin]
+        caller = self._pm.subset_hook_caller(hook, remove_plugins=others)
+        return caller(config=self._config, **kwargs)
+
+    def _crash_message(self, hook: str, exc: BaseException) -> str:
+        detail = self._redactor(f"{type(exc).__name__}: {exc}")
+        log.error(
+            "connector %r raised inside %s: %s\n%s", self.name, hook, detail,
+            self._redactor("".join(traceback.format_exception(exc))),
+        )
+        return f"the connector failed unexpectedly in {hook} ({detail})"
+
+    def test_connection(self) -> ConnectionResult:
+        """Run the connector's connection checks."""
+        from dsr_framework.models import CheckOutcome
+
+        def failure(message: str) -> ConnectionResult:
+            return ConnectionResult((CheckOutcome("connector", False, message, error_class="internal"),), message)
+
+        if not self.implements("test_connection"):
+            return failure(f"connector {self.name!r} does not implement test_connection")
+        try:
+            raw = self._call("test_connection")
+        except Exception as exc:  # noqa: BLE001 - the host must survive any connector defect
+            return failure(self._crash_message("test_connection", exc))
+        document = raw.to_dict() if isinstance(raw, ConnectionResult) else raw
+        if not isinstance(document, Mapping):
+            return failure(f"connector {self.name!r} returned no connection-test result")
+        if self._contains_secret(document):
+            return failure("the connector's result was withheld because it contained a configured secret")
+        try:
+            return ConnectionResult.from_dict(document)
+        except (SchemaViolation, ValueError, KeyError) as exc:
+            return failure(f"the connector returned an invalid result: {self._redactor(str(exc))}")
+
+    def handle(self, request: DsrRequest, state: Mapping[str, Any] | None = None) -> Result:
+        """Dispatch ``request`` to the hook for its type."""
+        return self._handle(HOOK_FOR_TYPE[request.type], request, state)
+
+    def handle_access(self, request: DsrRequest, state: Mapping[str, Any] | None = None) -> Result:
+        return self._handle("handle_access", request, state)
+
+    def handle_deletion(self, request: DsrRequest, state: Mapping[str, Any] | None = None) -> Result:
+        return self._handle("handle_deletion", request, state)
+
+    def handle_opt_out(self, request: DsrRequest, state: Mapping[str, Any] | None = None) -> Result:
+        return self._handle("handle_opt_out", request, state)
+
+    def _contains_secret(self, document: Mapping[str, Any]) -> bool:
+        return self._redactor.finds_secret(json.dumps(document, default=str))
+
+    def _handle(self, hook: str, request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+        if HOOK_FOR_TYPE[request.type] != hook:
+            return Result.failed(request, "configuration", f"a {request.type} request cannot go to {hook}")
+        if not self.implements(hook):
+            return Result.failed(
+                request, "configuration", f"connector {self.name!r} does not support {request.type} requests"
+            )
+        try:
+            raw = self._call(hook, request=request, state=dict(state) if state is not None else None)
+        except Exception as exc:  # noqa: BLE001 - the host must survive any connector defect
+            return Result.failed(request, "internal", self._crash_message(hook, exc))
+        document = raw.to_dict() if isinstance(raw, Result) else raw
+        if not isinstance(document, Mapping):
+            return Result.failed(request, "internal", f"connector {self.name!r} returned no result from {hook}")
+        if self._contains_secret(document):
+            log.error("connector %r returned a configured secret from %s; result withheld", self.name, hook)
+            return Result.failed(
+                request, "internal", "the connector's result was withheld because it contained a configured secret"
+            )
+        try:
+            validate(framework_validator("result"), dict(document), "result")
+            result = Result.from_dict(document)
+        except (SchemaViolation, ValueError, KeyError) as exc:
+            return Result.failed(request, "internal", f"the connector returned an invalid result: {exc}")
+        if result.request_id != request.request_id or result.request_type != request.type:
+            return Result.failed(request, "internal", "the connector returned a result for a different request")
+        return result
+
+
+class Host:
+    """The loaded connectors, and the problems with those that could not be loaded."""
+
+    def __init__(
+        self, pm: pluggy.PluginManager, handles: Mapping[str, ConnectorHandle],
+        problems: list[LoadProblem], discovered: Mapping[str, bool],
+    ) -> None:
+        self.plugin_manager = pm
+        self._handles = dict(handles)
+        self.problems = list(problems)
+        self.discovered = dict(discovered)
+
+    @property
+    def connectors(self) -> list[str]:
+        """Names of the connectors that loaded and are enabled."""
+        return sorted(self._handles)
+
+    def connector(self, name: str) -> ConnectorHandle:
+        """The facade for one enabled, loaded connector; ``KeyError`` with the reason otherwise."""
+        if name in self._handles:
+            return self._handles[name]
+        reasons = [str(p) for p in self.problems if p.connector == name]
+        if reasons:
+            raise KeyError("; ".join(reasons))
+        if name in self.discovered and not self.discovered[name]:
+            raise KeyError(f"connector {name!r} is installed but not enabled in the host config")
+        raise KeyError(f"no connector named {name!r} (installed: {', '.join(sorted(self.discovered)) or 'none'})")
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def _load_one(
+    name: str, plugin: object, entry: ConnectorConfig, pm: pluggy.PluginManager,
+    environ: Mapping[str, str] | None,
+) -> ConnectorHandle | LoadProblem:
+    try:
+        manifest = load_manifest(plugin)
+    except SchemaViolation as exc:
+        return LoadProblem(name, "manifest", str(exc))
+    except Exception as exc:  # noqa: BLE001 - any unreadable manifest skips only this connector
+        return LoadProblem(name, "manifest", f"manifest.yaml could not be read: {type(exc).__name__}: {exc}")
+    if manifest.id != name:
+        return LoadProblem(name, "manifest", f"manifest id {manifest.id!r} does not match the entry-point name")
+
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        return LoadProblem(name, "hooks", str(exc))
+    implemented = {hc.name for hc in pm.get_hookcallers(plugin) or []}
+    unknown = sorted(implemented - set(hookspecs.HOOK_NAMES))
+    declared = set(manifest.hooks)
+    problems = []
+    if unknown:
+        problems.append(f"implements unknown hook(s) {', '.join(unknown)} (a misspelling?)")
+    if implemented - declared - set(unknown):
+        problems.append(f"implements hook(s) not declared in its manifest: {', '.join(sorted(implemented - declared))}")
+    if declared - implemented:
+        problems.append(f"declares hook(s) it does not implement: {', '.join(sorted(declared - implemented))}")
+    undescribed = sorted(h for h in declared if h != "test_connection" and manifest.capability(h) is None)
+    if undescribed:
+        problems.append(f"declares hook(s) with no capability entry: {', '.join(undescribed)}")
+    if problems:
+        pm.unregister(plugin)
+        return LoadProblem(name, "hooks", "; ".join(problems))
+
+    def fail(stage: Stage, message: str) -> LoadProblem:
+        pm.unregister(plugin)
+        return LoadProblem(name, stage, message)
+
+    try:
+        schema = manifest.credentials_schema()
+    except Exception as exc:  # noqa: BLE001
+        return fail("manifest", f"credentials schema {manifest.credentials_schema_path!r} is unusable: {exc}")
+    try:
+        settings = expand_environment(entry.settings, environ)
+    except MissingEnvironment as exc:
+        return fail("environment", str(exc))
+    redactor = Redactor(secret_values(settings, secret_paths(schema)))
+    try:
+        validate(schema_validator(schema), settings, f"configuration of connector {name!r}")
+    except SchemaViolation as exc:
+        return fail("config", redactor(str(exc)))
+    return ConnectorHandle(name, plugin, manifest, settings, redactor, pm)
+
+
+def load_host(
+    config: HostConfig | Mapping[str, Any] | str | Path | None = None,
+    *,
+    plugins: Mapping[str, object] | None = None,
+    use_entry_points: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Host:
+    """Build the plugin manager and load every enabled connector.
+
+    Arguments:
+        config: a :class:`HostConfig`, its dict form, or the path of a YAML file.
+        plugins: connector objects (modules) to register directly, by name, besides entry points.
+        use_entry_points: discover connectors in the ``dsr.connectors`` entry-point group.
+        environ: where ``${NAME}`` references are looked up (default ``os.environ``).
+    """
+    if isinstance(config, (str, Path)):
+        host_config = HostConfig.from_file(config)
+    elif isinstance(config, HostConfig):
+        host_config = config
+    else:
+        host_config = HostConfig.from_dict(config)
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    entry_points = _entry_points() if use_entry_points else {}
+    direct = dict(plugins or {})
+    discovered = {name: host_config.connectors.get(name, ConnectorConfig()).enabled
+                  for name in {*entry_points, *direct}}
+    handles: dict[str, ConnectorHandle] = {}
+    problems: list[LoadProblem] = []
+
+    for name in sorted(discovered):
+        entry = host_config.connectors.get(name, ConnectorConfig())
+        if not entry.enabled:
+            log.debug("connector %r is installed but not enabled", name)
+            continue
+        if name in direct:
+            plugin = direct[name]
+        else:
+            try:
+                plugin = entry_points[name].load()
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the host down
+                problems.append(LoadProblem(name, "import", f"import failed: {type(exc).__name__}: {exc}"))
+                continue
+        outcome = _load_one(name, plugin, entry, pm, environ)
+        if isinstance(outcome, LoadProblem):
+            problems.append(outcome)
+        else:
+            handles[name] = outcome
+
+    for name in sorted(set(host_config.connectors) - set(discovered)):
+        if host_config.connectors[name].enabled:
+            problems.append(LoadProblem(name, "import", "enabled in the host config but not installed"))
+
+    pm.check_pending()  # every registered plugin passed the per-connector hook check above
+    for problem in problems:
+        log.warning("%s", problem)
+    return Host(pm, handles, problems, discovered)

@@ -1,0 +1,119 @@
+"""Connector manifests: what a connector declares about itself, and where its files are."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from dsr_framework.validation import framework_validator, load_schema, validate
+
+__all__ = ["Capability", "Manifest", "RateLimit", "load_manifest", "plugin_package"]
+
+MANIFEST_FILE = "manifest.yaml"
+
+
+@dataclass(frozen=True)
+class Capability:
+    hook: str
+    identifier_categories: tuple[str, ...]
+    mode: str
+    description: str
+
+    @property
+    def asynchronous(self) -> bool:
+        return self.mode == "asynchronous"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    api: str
+    limit: float
+    per: str
+    scope: str
+    published: bool
+    applies_to: str = ""
+    source: str = ""
+
+    @property
+    def per_second(self) -> float:
+        return self.limit / {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[self.per]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated connector manifest plus the package it came from (to find its credentials schema)."""
+
+    id: str
+    name: str
+    version: str
+    description: str
+    documentation_url: str
+    capabilities: tuple[Capability, ...]
+    credentials_schema_path: str
+    egress_hosts: tuple[str, ...]
+    rate_limits: tuple[RateLimit, ...]
+    target_share: float
+    hooks: tuple[str, ...]
+    raw: Mapping[str, Any]
+    root: Traversable | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], root: Traversable | None = None) -> Manifest:
+        """Validate ``data`` against ``manifest.schema.json`` (raises :class:`SchemaViolation`)."""
+        validate(framework_validator("manifest"), dict(data), "manifest")
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            version=data["version"],
+            description=data["description"],
+            documentation_url=data["documentation_url"],
+            capabilities=tuple(
+                Capability(c["hook"], tuple(c["identifier_categories"]), c["mode"], c["description"])
+                for c in data["capabilities"]
+            ),
+            credentials_schema_path=data["credentials_schema"],
+            egress_hosts=tuple(data["egress_hosts"]),
+            rate_limits=tuple(RateLimit(**r) for r in data["rate_limits"]),
+            target_share=float(data["target_share"]),
+            hooks=tuple(data["hooks"]),
+            raw=data,
+            root=root,
+        )
+
+    def capability(self, hook: str) -> Capability | None:
+        return next((c for c in self.capabilities if c.hook == hook), None)
+
+    def rate_limit(self, api: str) -> list[RateLimit]:
+        return [r for r in self.rate_limits if r.api == api]
+
+    def credentials_schema(self) -> dict[str, Any]:
+        """The connector's credentials JSON Schema, read from its package."""
+        if self.root is None:
+            raise FileNotFoundError(f"manifest of {self.id!r} was not loaded from a package")
+        node = self.root
+        for part in self.credentials_schema_path.split("/"):
+            node = node.joinpath(part)  # one part at a time: Python 3.11's Traversable takes one
+        return load_schema(node)
+
+
+def plugin_package(plugin: object) -> str:
+    """The package a plugin (a module or any object) belongs to: where its manifest lives."""
+    module = plugin if isinstance(plugin, ModuleType) else sys.modules[type(plugin).__module__]
+    return module.__package__ or module.__name__
+
+
+def load_manifest(plugin: object) -> Manifest:
+    """Read and validate the manifest of ``plugin``: ``manifest.yaml`` at the root of its package."""
+    root = resources.files(plugin_package(plugin))
+    text = root.joinpath(MANIFEST_FILE).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{MANIFEST_FILE} must hold a mapping")
+    return Manifest.from_dict(data, root)
