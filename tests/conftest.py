@@ -72,3 +72,9 @@ def connectors(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     factory = ConnectorFactory(root)
     yield factory
     factory.cleanup()
+
+
+@pytest.fixture
+def sandbox(mparticle_sandbox: Any) -> Any:
+    """The packaged ``mparticle_sandbox`` fixture: a fresh sandbox with sub-second request durations."""
+    return mparticle_sandbox

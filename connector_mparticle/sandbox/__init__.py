@@ -1,0 +1,22 @@
+"""A faithful local mParticle: OpenDSR v3, IDSync v1, Events v2 and the OAuth token endpoint on one origin.
+
+.. code-block:: python
+
+    from connector_mparticle.sandbox import Sandbox
+
+    with Sandbox() as sb:                       # a free port on 127.0.0.1
+        sb.seed_profile({"email": "jane@example.com"}, attributes={"$firstname": "Jane"})
+        config = sb.connector_config()          # connector settings pointing every API at sb.url
+
+Run it on its own with ``python -m connector_mparticle.sandbox`` or ``mparticle-dsr sandbox``. The README's
+"Sandbox" section documents every route, the admin API under ``/_sandbox/`` and every switch.
+"""
+
+from connector_mparticle.sandbox.admin_client import SandboxAdmin, SandboxAdminError
+from connector_mparticle.sandbox.config import SandboxConfig, SandboxCredentials
+from connector_mparticle.sandbox.limits import Faults, Limit
+from connector_mparticle.sandbox.server import Sandbox
+from connector_mparticle.sandbox.store import Durations
+
+__all__ = ["Durations", "Faults", "Limit", "Sandbox", "SandboxAdmin", "SandboxAdminError", "SandboxConfig",
+           "SandboxCredentials"]

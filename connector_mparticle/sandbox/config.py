@@ -1,0 +1,60 @@
+"""Settings of a sandbox instance, with defaults that make it fast for tests and the demo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from connector_mparticle.sandbox.limits import Limit
+from connector_mparticle.sandbox.store import Durations
+
+__all__ = ["SandboxConfig", "SandboxCredentials"]
+
+
+@dataclass(frozen=True)
+class SandboxCredentials:
+    """The credentials the sandbox accepts. Not real secrets: they only open the local sandbox."""
+
+    workspace_key: str = "sandbox-workspace-key"
+    workspace_secret: str = "sandbox-workspace-secret"  # noqa: S105 - a documented local test credential
+    input_key: str = "sandbox-input-key"
+    input_secret: str = "sandbox-input-secret"  # noqa: S105
+    client_id: str = "sandbox-client-id"
+    client_secret: str = "sandbox-client-secret"  # noqa: S105
+    workspace_id: int = 12345
+
+    def connector_config(self, base_url: str, oauth: bool = False) -> dict[str, object]:
+        """A connector configuration that points every API at a sandbox at ``base_url``."""
+        def auth(key: str, secret: str) -> dict[str, str]:
+            if oauth:
+                return {"type": "oauth2_client_credentials", "client_id": self.client_id,
+                        "client_secret": self.client_secret, "token_url": f"{base_url}/oauth/token"}
+            return {"type": "basic", "key": key, "secret": secret}
+
+        return {
+            "dsr": {"auth": auth(self.workspace_key, self.workspace_secret), "base_url": base_url},
+            "inputs": {"auth": auth(self.input_key, self.input_secret),
+                       "events_base_url": base_url, "identity_base_url": base_url},
+        }
+
+
+def _default_durations() -> dict[str, Durations]:
+    return {"access": Durations(1.0, 2.0), "erasure": Durations(1.0, 2.0)}
+
+
+@dataclass
+class SandboxConfig:
+    """How a sandbox behaves. Every field can be changed at run time through the admin API as well."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  #: 0 picks a free port
+    https: bool = False
+    credentials: SandboxCredentials = field(default_factory=SandboxCredentials)
+    durations: dict[str, Durations] = field(default_factory=_default_durations)
+    overrun_seconds: float = 0.0  #: requests complete this long after their expected_completion_time
+    results_ttl_seconds: float = 7 * 86400.0  #: results_url answers 410 after this (mParticle: 7 days)
+    limits: dict[str, Limit] | None = None  #: None: mParticle's published limits (from the manifest)
+    token_ttl_seconds: float = 28800.0  #: OAuth access-token lifetime (mParticle: 8 hours)
+    audience: str = "https://api.mparticle.com"
+    include_live_profile: bool = True  #: put profile.jsonl in access results (an opt-in setting at mParticle)
+    seed: int | None = None  #: seeds fault injection, for repeatable runs
+    max_request_bytes: int = 256 * 1024  #: Events API request limit
