@@ -40,8 +40,8 @@ def run(route: str, seconds: float, clients: int) -> dict[str, object]:
                                            "known_identities": {"email": "jane@example.com"}})
                     else:
                         session.post(f"{sb.url}/v2/events", auth=(CREDS.input_key, CREDS.input_secret), timeout=10,
-                                     json={"environment": "production", "user_identities": {"email": "jane@example.com"},
-                                           "events": []})
+                                     json={"environment": "production", "events": [],
+                                           "user_identities": {"email": "jane@example.com"}})
                     local.append(time.perf_counter() - started)
             with lock:
                 latencies.extend(local)

@@ -59,3 +59,20 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that formats each message eagerly and redacts it before any handler sees it.
+
+    Filters on a parent logger don't apply to records created by its children, so connectors log through
+    this adapter instead of relying on a filter somewhere up the tree.
+    """
+
+    def __init__(self, logger: logging.Logger, redactor: Redactor) -> None:
+        super().__init__(logger, {})
+        self.redactor = redactor
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            self.logger.log(level, self.redactor(text), **kwargs)

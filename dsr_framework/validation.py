@@ -89,14 +89,23 @@ def _path(error: ValidationError) -> str:
 
 
 def _leaves(errors: Iterable[ValidationError]) -> Iterable[ValidationError]:
-    """Descend into oneOf/anyOf so the user sees the concrete reason rather than 'matches none'."""
+    """Descend into oneOf/anyOf so the user sees the concrete reason rather than 'matches none'.
+
+    The branch reported is the one the document evidently meant: the one whose ``const`` discriminator
+    (such as ``type: basic``) matched; failing that, jsonschema's best match.
+    """
     for error in errors:
         if error.context and error.validator in ("oneOf", "anyOf"):
-            # Report the branch that got furthest: the one whose errors sit deepest.
+            branches: dict[Any, list[ValidationError]] = {}
+            for sub in error.context:
+                branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+            meant = [b for b in branches.values() if not any(e.validator == "const" for e in b)]
+            if len(meant) == 1:
+                yield from _leaves(meant[0])
+                continue
             best = best_match(error.context)
             if best is not None:
-                siblings = [e for e in error.context if e.relative_schema_path[0] == best.relative_schema_path[0]]
-                yield from _leaves(siblings)
+                yield from _leaves(branches[best.relative_schema_path[0]])
                 continue
         yield error
 

@@ -1,0 +1,99 @@
+"""The connector's exceptions, branched by what the caller must do.
+
+::
+
+    MParticleError                 every failure the connector reports; str() is always safe to show
+    ├── ConfigurationError         fix the configuration (or the request)           -> "configuration"
+    ├── AuthenticationError        fix the credentials for one API                  -> "authentication"
+    ├── RejectedError              mParticle refused; retrying won't help           -> "rejected"
+    │   ├── NotFoundError          404
+    │   ├── AlreadyExistsError     400 "Subject request already exists"
+    │   ├── ConflictError          409 an identical request is already in progress  -> "retry_later"
+    │   ├── GoneError              410 the results link expired
+    │   └── UnsafeResponseError    a redirect or results_url to a host we don't trust, an oversized download
+    ├── RetryLaterError            429, 5xx, network, timeouts after the retry budget -> "retry_later"
+    └── VerificationError          mParticle says done, but the profile is still found -> "verification"
+
+Every lower-level exception (requests, oauthlib, json) is translated at the transport boundary, with the
+original kept as ``__cause__``. Messages never contain a secret; emails in them are masked.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from dsr_framework.models import ErrorClass
+
+__all__ = [
+    "AlreadyExistsError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConflictError",
+    "GoneError",
+    "MParticleError",
+    "NotFoundError",
+    "RejectedError",
+    "RetryLaterError",
+    "UnsafeResponseError",
+    "VerificationError",
+]
+
+
+class MParticleError(Exception):
+    """Root of the connector's errors."""
+
+    error_class: ErrorClass = "rejected"
+
+    def __init__(self, message: str, *, api: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.api = api
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, api={self.api!r}, status={self.status!r})"
+
+
+class ConfigurationError(MParticleError):
+    error_class: ErrorClass = "configuration"
+
+
+class AuthenticationError(MParticleError):
+    error_class: ErrorClass = "authentication"
+
+
+class RejectedError(MParticleError):
+    error_class: ErrorClass = "rejected"
+
+
+class NotFoundError(RejectedError):
+    pass
+
+
+class AlreadyExistsError(RejectedError):
+    pass
+
+
+class ConflictError(RejectedError):
+    error_class: ErrorClass = "retry_later"
+
+
+class GoneError(RejectedError):
+    pass
+
+
+class UnsafeResponseError(RejectedError):
+    pass
+
+
+class RetryLaterError(MParticleError):
+    error_class: ErrorClass = "retry_later"
+
+    def __init__(self, message: str, *, api: str | None = None, status: int | None = None,
+                 retry_after: datetime | None = None) -> None:
+        super().__init__(message, api=api, status=status)
+        self.retry_after = retry_after
+
+
+class VerificationError(MParticleError):
+    error_class: ErrorClass = "verification"

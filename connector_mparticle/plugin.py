@@ -1,0 +1,59 @@
+"""The mParticle connector's hook implementations (entry point ``mparticle`` in group ``dsr.connectors``).
+
+Each hook validates the configuration, gets the cached connector for it, and runs one bounded step. Every
+remote, network or configuration condition comes back as a classified result; nothing is raised for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from connector_mparticle import workflows
+from connector_mparticle.connector import MParticleConnector, connector_for
+from connector_mparticle.errors import MParticleError
+from dsr_framework import hookimpl
+from dsr_framework.models import CheckOutcome, ConnectionResult, DsrRequest, Result
+
+__all__ = ["handle_access", "handle_deletion", "handle_opt_out", "test_connection"]
+
+Flow = Callable[[MParticleConnector, DsrRequest, "dict[str, Any] | None"], Result]
+
+
+@hookimpl
+def test_connection(config: Mapping[str, Any]) -> ConnectionResult:
+    """Check the DSR, Events and Identity credentials, one outcome per API."""
+    try:
+        conn = connector_for(config)
+    except MParticleError as exc:
+        return ConnectionResult((CheckOutcome("configuration", False, exc.message, error_class=exc.error_class),))
+    return workflows.test_connection(conn)
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # a hook, not a pytest test
+
+
+def _run(flow: Flow, config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+    try:
+        conn = connector_for(config)
+    except MParticleError as exc:
+        return Result.failed(request, exc.error_class, exc.message)
+    return flow(conn, request, dict(state) if state is not None else None)
+
+
+@hookimpl
+def handle_access(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+    """OpenDSR access: submit, check until complete, download and summarise the results."""
+    return _run(workflows.access, config, request, state)
+
+
+@hookimpl
+def handle_deletion(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+    """OpenDSR erasure: submit, check until complete, confirm with identity searches."""
+    return _run(workflows.deletion, config, request, state)
+
+
+@hookimpl
+def handle_opt_out(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+    """Identity search, then consent state recorded through the Events API."""
+    return _run(workflows.opt_out, config, request, state)

@@ -1,0 +1,197 @@
+"""The connector's settings: the validated configuration, with the schema's defaults filled in, as types.
+
+Defaults live in ``schemas/credentials.schema.json`` (one place); hosts per pod live in :data:`POD_HOSTS`;
+mParticle's published limits live in ``manifest.yaml``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from connector_mparticle.errors import ConfigurationError
+from dsr_framework.manifest import Manifest, load_manifest
+from dsr_framework.validation import SchemaViolation, load_schema, schema_validator, validate
+
+__all__ = ["POD_HOSTS", "AuthSettings", "Settings", "credentials_schema", "manifest", "parse_settings"]
+
+#: Default API origins per pod. DSR: mParticle documents one host for every pod. Events: documented per pod.
+#: Identity: pod hosts known only from mParticle's SDKs (unprefixed keys go to us1).
+POD_HOSTS: dict[str, dict[str, str]] = {
+    "us1": {"dsr": "https://opendsr.mparticle.com", "events": "https://s2s.mparticle.com",
+            "identity": "https://identity.mparticle.com"},
+    "us2": {"dsr": "https://opendsr.mparticle.com", "events": "https://s2s.us2.mparticle.com",
+            "identity": "https://identity.us2.mparticle.com"},
+    "eu1": {"dsr": "https://opendsr.mparticle.com", "events": "https://s2s.eu1.mparticle.com",
+            "identity": "https://identity.eu1.mparticle.com"},
+    "au1": {"dsr": "https://opendsr.mparticle.com", "events": "https://s2s.au1.mparticle.com",
+            "identity": "https://identity.au1.mparticle.com"},
+}
+
+
+@functools.cache
+def credentials_schema() -> dict[str, Any]:
+    return load_schema(resources.files("connector_mparticle").joinpath("schemas").joinpath(
+        "credentials.schema.json"))
+
+
+@functools.cache
+def manifest() -> Manifest:
+    import connector_mparticle
+
+    return load_manifest(connector_mparticle)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How to authenticate with one API: HTTP Basic, or OAuth 2.0 client credentials."""
+
+    kind: Literal["basic", "oauth2_client_credentials"]
+    key: str = field(default="", repr=False)
+    secret: str = field(default="", repr=False)
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    token_url: str = ""
+    audience: str = ""
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.key, self.secret, self.client_secret) if s)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the connector needs to know, typed, with defaults applied."""
+
+    pod: str
+    environment: str
+    regulation: str
+    identities: tuple[str, ...]
+    dsr_auth: AuthSettings
+    input_auth: AuthSettings
+    dsr_url: str
+    events_url: str
+    identity_url: str
+    ccpa_opt_out: bool
+    gdpr_purposes: tuple[str, ...]
+    consent_document: str
+    consent_location: str
+    target_share: float
+    throttle_backend: str
+    sqlite_path: str | None
+    redis_url: str | None = field(repr=False)
+    limit_overrides: Mapping[str, float]
+    max_retry_seconds: float
+    max_retry_after_seconds: float
+    connect_timeout: float
+    read_timeout: float
+    poll_min_seconds: float
+    poll_max_seconds: float
+    verify_grace_seconds: float
+    verify_attempts: int
+    download_max_bytes: int
+    download_allowed_hosts: tuple[str, ...]
+    callback_urls: tuple[str, ...]
+    skip_waiting_period: bool
+    trust_store: str | None
+    fingerprint: str = field(repr=False)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value in the settings (for redaction)."""
+        return (*self.dsr_auth.secrets(), *self.input_auth.secrets(), *((self.redis_url,) if self.redis_url else ()))
+
+    def api_hosts(self) -> set[str]:
+        """Hosts of the configured API base URLs and OAuth token URLs."""
+        urls = [self.dsr_url, self.events_url, self.identity_url, self.dsr_auth.token_url, self.input_auth.token_url]
+        return {urlsplit(u).hostname or "" for u in urls if u} - {""}
+
+    def limit_per_second(self, api: str) -> float:
+        """The limit this connector budgets against for ``api``: an override, or mParticle's published one."""
+        if api in self.limit_overrides:
+            return float(self.limit_overrides[api])
+        rates = manifest().rate_limit(api)
+        if not rates:
+            raise ConfigurationError(f"no rate limit is known for the {api} API")
+        return rates[0].per_second
+
+
+def _with_defaults(schema: Mapping[str, Any], document: Any, defs: Mapping[str, Any]) -> Any:
+    """``document`` with the schema's ``default`` values filled in, recursively (for objects and auth branches)."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        schema = {**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in schema.items() if k != "$ref"}}
+    if "oneOf" in schema and isinstance(document, Mapping):
+        for branch in schema["oneOf"]:
+            resolved = defs.get(branch.get("$ref", "").removeprefix("#/$defs/"), branch)
+            kind = resolved.get("properties", {}).get("type", {}).get("const")
+            if kind is not None and document.get("type") == kind:
+                return _with_defaults(resolved, document, defs)
+        return document
+    if not isinstance(document, Mapping) or "properties" not in schema:
+        return document
+    out = dict(document)
+    for name, sub in schema["properties"].items():
+        if name in out:
+            out[name] = _with_defaults(sub, out[name], defs)
+        elif "default" in sub:
+            out[name] = sub["default"]
+        elif sub.get("type") == "object" or defs.get(str(sub.get("$ref", "")).removeprefix("#/$defs/"), {}).get(
+                "type") == "object":
+            filled = _with_defaults(sub, {}, defs)
+            if filled:
+                out[name] = filled
+    return out
+
+
+def _auth(data: Mapping[str, Any]) -> AuthSettings:
+    if data["type"] == "basic":
+        return AuthSettings("basic", key=data["key"], secret=data["secret"])
+    return AuthSettings("oauth2_client_credentials", client_id=data["client_id"], client_secret=data["client_secret"],
+                        token_url=data["token_url"], audience=data["audience"])
+
+
+def parse_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate ``config`` against the credentials schema and return typed settings.
+
+    Raises :class:`ConfigurationError` listing every problem (paths only, never values).
+    """
+    schema = credentials_schema()
+    try:
+        validate(schema_validator(schema), dict(config), "mParticle connector configuration")
+    except SchemaViolation as exc:
+        raise ConfigurationError(str(exc)) from None
+    full = _with_defaults(schema, config, schema.get("$defs", {}))
+    hosts = POD_HOSTS[full["pod"]]
+    throttle, timeouts, polling = full["throttle"], full["timeouts"], full["polling"]
+    if polling["min_interval_seconds"] > polling["max_interval_seconds"]:
+        raise ConfigurationError("polling.min_interval_seconds must not exceed polling.max_interval_seconds")
+    opt_out = full["opt_out"]
+    canonical = json.dumps(config, sort_keys=True, default=str)
+    return Settings(
+        pod=full["pod"], environment=full["environment"], regulation=full["regulation"],
+        identities=tuple(full["identities"]),
+        dsr_auth=_auth(full["dsr"]["auth"]), input_auth=_auth(full["inputs"]["auth"]),
+        dsr_url=full["dsr"].get("base_url", hosts["dsr"]).rstrip("/"),
+        events_url=full["inputs"].get("events_base_url", hosts["events"]).rstrip("/"),
+        identity_url=full["inputs"].get("identity_base_url", hosts["identity"]).rstrip("/"),
+        ccpa_opt_out=opt_out["ccpa_data_sale_opt_out"], gdpr_purposes=tuple(opt_out["gdpr_purposes"]),
+        consent_document=opt_out["document"], consent_location=opt_out["location"],
+        target_share=throttle["target_share"], throttle_backend=throttle["backend"],
+        sqlite_path=throttle.get("sqlite_path"), redis_url=throttle.get("redis_url"),
+        limit_overrides=dict(throttle.get("limits", {})),
+        max_retry_seconds=throttle["max_retry_seconds"], max_retry_after_seconds=throttle["max_retry_after_seconds"],
+        connect_timeout=timeouts["connect"], read_timeout=timeouts["read"],
+        poll_min_seconds=polling["min_interval_seconds"], poll_max_seconds=polling["max_interval_seconds"],
+        verify_grace_seconds=full["verification"]["grace_period_seconds"],
+        verify_attempts=full["verification"]["attempts"],
+        download_max_bytes=full["download"]["max_bytes"],
+        download_allowed_hosts=tuple(full["download"]["allowed_hosts"]),
+        callback_urls=tuple(full["callback_urls"]), skip_waiting_period=full["skip_waiting_period"],
+        trust_store=full.get("trust_store"),
+        fingerprint=hashlib.sha256(canonical.encode()).hexdigest(),
+    )

@@ -1,0 +1,156 @@
+"""Throttling: one budget per mParticle API at a target share of its limit, shared as widely as configured.
+
+The budget is a pyrate-limiter sliding window sized so calls are spread evenly (about ten windows per
+second, never a burst of a whole second's calls) at ``target_share x limit``. Backends: ``memory`` (one
+process), ``sqlite`` (processes on one machine, with pyrate-limiter's file lock) and ``redis`` (workers on
+many machines). A shared store that cannot be reached is an error, never "no limit".
+
+On top of the budget, each API has a slowdown factor. mParticle reports its usage of the limit in
+``X-mp-rate-limit-percentage-used`` (everyone's traffic, not just ours): above the target share someone
+else is spending the budget too, so we slow down; a 429 slows us down sharply. Usage back under the target
+lets the factor decay to 1.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyrate_limiter import InMemoryBucket, Limiter, Rate
+
+from connector_mparticle.errors import ConfigurationError, RetryLaterError
+
+__all__ = ["Budget", "Throttle", "rate_for"]
+
+#: APIs the connector budgets, and the manifest limit each one spends.
+THROTTLED_APIS = ("dsr", "dsr_submit", "identity", "events")
+WINDOW_TARGET_SECONDS = 0.1
+USAGE_MARGIN = 5.0  # percentage points of tolerance above the target before slowing down
+MAX_SLOWDOWN = 16.0
+
+
+def rate_for(per_second: float) -> Rate:
+    """A pyrate-limiter rate for ``per_second``: about 0.1 s windows, rounded so it never exceeds the target."""
+    calls = max(1, math.floor(per_second * WINDOW_TARGET_SECONDS))
+    interval_ms = math.ceil(calls * 1000.0 / per_second)
+    return Rate(calls, interval_ms)
+
+
+@dataclass
+class Budget:
+    """One API's budget: its limiter, the rate it allows, and the current slowdown factor."""
+
+    api: str
+    per_second: float
+    limiter: Limiter
+    slowdown: float = 1.0
+    last_usage: float | None = None
+
+
+class Throttle:
+    """Budgets for every API, built from settings; thread-safe."""
+
+    def __init__(self, budgets: dict[str, Budget], target_share: float, sleep: Callable[[float], None] = time.sleep):
+        self._budgets = budgets
+        self._target = target_share * 100.0
+        self._sleep = sleep
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, limits_per_second: dict[str, float], target_share: float, backend: str = "memory",
+              sqlite_path: str | None = None, redis_url: str | None = None, namespace: str = "mparticle") -> Throttle:
+        """Budgets at ``target_share`` of each limit, stored in ``backend``."""
+        budgets = {}
+        for api, limit in limits_per_second.items():
+            per_second = limit * target_share
+            rate = rate_for(per_second)
+            bucket = _bucket(backend, [rate], f"{namespace}:{api}", sqlite_path, redis_url)
+            budgets[api] = Budget(api, per_second, Limiter(bucket, buffer_ms=1))
+        return cls(budgets, target_share)
+
+    def budget(self, api: str) -> Budget:
+        return self._budgets[api]
+
+    def acquire(self, api: str, deadline: float, weight: int = 1) -> None:
+        """Wait for room in ``api``'s budget (and any slowdown), until ``deadline`` (a ``time.time()``)."""
+        budget = self._budgets.get(api)
+        if budget is None:
+            return
+        for _ in range(weight):
+            remaining = deadline - time.time()
+            if remaining <= 0 or not _try(budget.limiter, api, remaining):
+                raise RetryLaterError(f"the {api} API budget is used up for now; try again shortly", api=api)
+        extra = (budget.slowdown - 1.0) * weight / budget.per_second
+        if extra > 0:
+            self._sleep(min(extra, max(0.0, deadline - time.time())))
+
+    def observe(self, api: str, status: int, usage_header: str | None) -> None:
+        """Adapt to what mParticle reported: the usage percentage on success, or a 429."""
+        budget = self._budgets.get(api)
+        if budget is None:
+            return
+        with self._lock:
+            if status == 429:
+                budget.slowdown = min(MAX_SLOWDOWN, budget.slowdown * 2.0)
+                return
+            try:
+                usage = float(usage_header) if usage_header is not None else None
+            except ValueError:
+                usage = None
+            if usage is None:
+                return
+            budget.last_usage = usage
+            if usage > self._target + USAGE_MARGIN:
+                budget.slowdown = min(MAX_SLOWDOWN, budget.slowdown * 1.25)
+            elif usage < self._target - USAGE_MARGIN:
+                budget.slowdown = max(1.0, budget.slowdown * 0.9)
+
+    def close(self) -> None:
+        for budget in self._budgets.values():
+            budget.limiter.close()
+
+
+def _try(limiter: Limiter, name: str, timeout: float) -> bool:
+    result = limiter.try_acquire(name, blocking=True, timeout=timeout)
+    return bool(result)
+
+
+def _bucket(backend: str, rates: list[Rate], key: str, sqlite_path: str | None, redis_url: str | None) -> Any:
+    if backend == "memory":
+        return InMemoryBucket(rates)
+    if backend == "sqlite":
+        if not sqlite_path:
+            raise ConfigurationError("throttle.sqlite_path is required for the sqlite backend")
+        from pyrate_limiter import SQLiteBucket
+
+        try:
+            return SQLiteBucket.init_from_file(rates, table=key.replace(":", "_").replace("-", "_"),
+                                               db_path=sqlite_path, create_new_table=True, use_file_lock=True)
+        except ImportError as exc:
+            raise ConfigurationError("the sqlite throttle backend needs pyrate-limiter's file lock: "
+                                     "pip install 'pyrate-limiter[filelock]'") from exc
+        except Exception as exc:
+            raise ConfigurationError(f"the sqlite throttle file cannot be used: {type(exc).__name__}") from exc
+    if backend == "redis":
+        if not redis_url:
+            raise ConfigurationError("throttle.redis_url is required for the redis backend")
+        try:
+            import redis
+        except ImportError as exc:
+            raise ConfigurationError("the redis throttle backend needs the 'redis' package: "
+                                     "pip install 'connector-mparticle[redis]'") from exc
+        from pyrate_limiter import RedisBucket
+
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+            return RedisBucket.init(rates, client, key)
+        except redis.RedisError as exc:
+            # Fail safe: never run unthrottled because the shared budget is out of reach.
+            raise RetryLaterError("the shared throttle store (Redis) cannot be reached; no requests were sent",
+                                  api="throttle") from exc
+    raise ConfigurationError(f"unknown throttle backend {backend!r}")
