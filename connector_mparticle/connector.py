@@ -41,7 +41,7 @@ class MParticleConnector:
         self.redactor = Redactor(settings.secrets())
         self.log = RedactingLogger(logging.getLogger("connector_mparticle"), self.redactor)
         self.throttle = throttle or Throttle.build(
-            {api: settings.limit_per_second(api) for api in ("dsr", "dsr_submit", "identity", "events")},
+            {api: settings.limit(api) for api in ("dsr", "dsr_submit", "identity", "events")},
             settings.target_share, settings.throttle_backend, settings.sqlite_path, settings.redis_url)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT

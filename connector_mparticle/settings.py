@@ -110,14 +110,15 @@ class Settings:
         urls = [self.dsr_url, self.events_url, self.identity_url, self.dsr_auth.token_url, self.input_auth.token_url]
         return {urlsplit(u).hostname or "" for u in urls if u} - {""}
 
-    def limit_per_second(self, api: str) -> float:
-        """The limit this connector budgets against for ``api``: an override, or mParticle's published one."""
+    def limit(self, api: str) -> tuple[float, float]:
+        """(limit, window seconds) this connector budgets against for ``api``: an override (per second), or
+        mParticle's published one from the manifest."""
         if api in self.limit_overrides:
-            return float(self.limit_overrides[api])
+            return float(self.limit_overrides[api]), 1.0
         rates = manifest().rate_limit(api)
         if not rates:
             raise ConfigurationError(f"no rate limit is known for the {api} API")
-        return rates[0].per_second
+        return rates[0].limit, rates[0].window_seconds
 
 
 def _with_defaults(schema: Mapping[str, Any], document: Any, defs: Mapping[str, Any]) -> Any:

@@ -1,7 +1,9 @@
 """Throttling: one budget per mParticle API at a target share of its limit, shared as widely as configured.
 
-The budget is a pyrate-limiter sliding window sized so calls are spread evenly (about ten windows per
-second, never a burst of a whole second's calls) at ``target_share x limit``. Backends: ``memory`` (one
+The budget is a pyrate-limiter sliding window at ``target_share x limit``. Limits per second or minute are
+spread evenly (about ten windows per second, never a burst of a whole second's calls); longer limits, such
+as mParticle's 80,000 new DSRs a day, are caps over their window, so a backlog is not trickled out at
+0.7 requests a second. Backends: ``memory`` (one
 process), ``sqlite`` (processes on one machine, with pyrate-limiter's file lock) and ``redis`` (workers on
 many machines). A shared store that cannot be reached is an error, never "no limit".
 
@@ -24,11 +26,12 @@ from pyrate_limiter import InMemoryBucket, Limiter, Rate
 
 from connector_mparticle.errors import ConfigurationError, RetryLaterError
 
-__all__ = ["Budget", "Throttle", "rate_for"]
+__all__ = ["Budget", "Throttle", "rate_for", "rates_for"]
 
 #: APIs the connector budgets, and the manifest limit each one spends.
 THROTTLED_APIS = ("dsr", "dsr_submit", "identity", "events")
 WINDOW_TARGET_SECONDS = 0.1
+SMOOTHED_UP_TO_SECONDS = 60.0  #: limits over longer windows are caps, not rates
 USAGE_MARGIN = 5.0  # percentage points of tolerance above the target before slowing down
 MAX_SLOWDOWN = 16.0
 
@@ -38,6 +41,13 @@ def rate_for(per_second: float) -> Rate:
     calls = max(1, math.floor(per_second * WINDOW_TARGET_SECONDS))
     interval_ms = math.ceil(calls * 1000.0 / per_second)
     return Rate(calls, interval_ms)
+
+
+def rates_for(limit: float, window_seconds: float, share: float) -> Rate:
+    """The budget for ``limit`` per ``window_seconds`` at ``share``: spread evenly, or a cap for long windows."""
+    if window_seconds <= SMOOTHED_UP_TO_SECONDS:
+        return rate_for(limit * share / window_seconds)
+    return Rate(max(1, math.floor(limit * share)), math.ceil(window_seconds * 1000))
 
 
 @dataclass
@@ -61,15 +71,14 @@ class Throttle:
         self._lock = threading.Lock()
 
     @classmethod
-    def build(cls, limits_per_second: dict[str, float], target_share: float, backend: str = "memory",
+    def build(cls, limits: dict[str, tuple[float, float]], target_share: float, backend: str = "memory",
               sqlite_path: str | None = None, redis_url: str | None = None, namespace: str = "mparticle") -> Throttle:
-        """Budgets at ``target_share`` of each limit, stored in ``backend``."""
+        """Budgets at ``target_share`` of each limit (``api -> (limit, window seconds)``), stored in ``backend``."""
         budgets = {}
-        for api, limit in limits_per_second.items():
-            per_second = limit * target_share
-            rate = rate_for(per_second)
+        for api, (limit, window) in limits.items():
+            rate = rates_for(limit, window, target_share)
             bucket = _bucket(backend, [rate], f"{namespace}:{api}", sqlite_path, redis_url)
-            budgets[api] = Budget(api, per_second, Limiter(bucket, buffer_ms=1))
+            budgets[api] = Budget(api, limit * target_share / window, Limiter(bucket, buffer_ms=1))
         return cls(budgets, target_share)
 
     def budget(self, api: str) -> Budget:

@@ -42,8 +42,12 @@ class RateLimit:
     source: str = ""
 
     @property
+    def window_seconds(self) -> float:
+        return {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}[self.per]
+
+    @property
     def per_second(self) -> float:
-        return self.limit / {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[self.per]
+        return self.limit / self.window_seconds
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -113,6 +114,22 @@ def test_top_level_schemas_and_manifest_are_the_packaged_files() -> None:
         top = (ROOT / "schemas" / f"{name}.schema.json").resolve()
         assert top.is_file() and top.parent.name == "schemas" and top.parent.parent.name in (
             "dsr_framework", "connector_mparticle")
+
+
+def readme_block(tag: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- {tag} -->\s*```(?:python|bash)\n(.*?)```", text, re.S)
+    assert match, f"README has no block tagged {tag}"
+    return match.group(1)
+
+
+def test_readme_host_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    namespace: dict[str, object] = {}
+    exec(compile(readme_block("host-example"), "README.md", "exec"), namespace)  # noqa: S102 - our own docs
+    result = namespace["result"]
+    assert isinstance(result, Result) and result.status == "completed"
+    assert capsys.readouterr().out.splitlines() == [
+        "True", "completed recorded the opt-out in mParticle (ccpa.data_sale_opt_out)"]
 
 
 @pytest.mark.slow

@@ -14,8 +14,6 @@ __all__ = ["APIS", "Faults", "Limit", "RateWindow", "default_limits"]
 #: The APIs the sandbox serves; limits, faults and the request log are kept per API.
 APIS = ("dsr", "identity", "events", "oauth", "results")
 
-_PER_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
-
 
 @dataclass
 class Limit:
@@ -38,7 +36,7 @@ def default_limits() -> dict[str, Limit]:
 
     limits: dict[str, Limit] = {}
     for rate in load_manifest(connector_mparticle).rate_limits:
-        limits[rate.api] = Limit(rate.limit, _PER_SECONDS[rate.per], rate.scope)
+        limits[rate.api] = Limit(rate.limit, rate.window_seconds, rate.scope)
     return limits
 
 

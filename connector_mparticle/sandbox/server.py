@@ -320,6 +320,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply, entry: dict[str, Any], started: float) -> None:
         payload = b"" if reply.file is not None else reply.payload()
         length = reply.file.stat().st_size if reply.file is not None else len(payload)
+        # Logged before the response leaves, so a client that has its answer also finds it in the log.
+        entry.update(status=reply.status, ms=round((time.perf_counter() - started) * 1000, 2))
+        if entry["api"] != "admin":  # the log counts what clients sent to mParticle's APIs
+            self.server.ctx.record(entry)
         try:
             self.send_response(reply.status)
             for name, value in reply.headers.items():
@@ -336,9 +340,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        entry.update(status=reply.status, ms=round((time.perf_counter() - started) * 1000, 2))
-        if entry["api"] != "admin":  # the log counts what clients sent to mParticle's APIs
-            self.server.ctx.record(entry)
 
 
 class Sandbox(SandboxAdmin):

@@ -1,0 +1,191 @@
+"""The connector end to end against the sandbox: each capability, and the end state mParticle holds."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from connector_mparticle.sandbox import Sandbox
+from dsr_framework.validation import framework_validator
+from tests.support.hosting import drive, mparticle, request
+from tests.support.mp import batch
+
+SEEDED_EVENTS = [batch(), batch()]
+
+
+def seed_jane(sb: Sandbox) -> dict[str, object]:
+    return sb.seed_profile({"email": "jane@example.com", "customer_id": "c-42"},
+                           attributes={"$firstname": "Jane", "plan": "pro"}, batches=SEEDED_EVENTS,
+                           consent={"gdpr": {"marketing": {"consented": True, "timestamp_unixtime_ms": 1}}},
+                           audiences=["High value"])
+
+
+def test_connection_check_passes_each_api_with_a_latency(sandbox: Sandbox) -> None:
+    outcome = mparticle(sandbox).test_connection()
+    assert outcome.ok
+    assert [c.name for c in outcome.checks] == ["dsr_api", "events_api", "identity_api"]
+    assert all(c.latency_ms is not None and c.latency_ms >= 0 for c in outcome.checks)
+    assert sandbox.find_profiles() == [], "the checks must not create profiles"
+    assert sandbox.dsrs() == [], "the checks must not create DSRs"
+
+
+@pytest.mark.parametrize(("which", "expected"), [
+    ("dsr", "the DSR API rejected the workspace key and secret"),
+    ("inputs", "the Events API rejected the input key and secret"),
+])
+def test_wrong_credentials_read_as_a_friendly_failed_check(sandbox: Sandbox, which: str, expected: str) -> None:
+    config = sandbox.connector_config()
+    config[which]["auth"]["secret"] = "definitely-wrong-secret"
+    handle = mparticle(sandbox, **{which: config[which]})
+    outcome = handle.test_connection()
+    assert not outcome.ok
+    failed = [c for c in outcome.checks if not c.ok]
+    assert failed[0].message.startswith(expected)
+    assert failed[0].error_class == "authentication"
+    assert "definitely-wrong-secret" not in json.dumps(outcome.to_dict())
+    if which == "inputs":
+        assert [c.name for c in failed] == ["events_api", "identity_api"]
+
+
+def test_access_downloads_results_that_match_the_seeded_data(sandbox: Sandbox, tmp_path: Path) -> None:
+    seed_jane(sandbox)
+    result, calls = drive(mparticle(sandbox), request("access", output_dir=str(tmp_path)))
+    assert result.status == "completed", result.message
+    assert calls == 2, "submit, then one status check at the expected completion time"
+    assert result.summary["profiles_found"] == 1 and result.summary["event_batches"] == 2
+    assert result.summary["identities"] == {"customer_id": ["c-42"], "email": ["jane@example.com"]}
+    assert result.summary["profiles"][0]["user_attributes"] == {"$firstname": "Jane", "plan": "pro"}
+    assert result.summary["profiles"][0]["audience_memberships"] == ["High value"]
+    archive, summary_json, summary_txt = (Path(f.path) for f in result.files)
+    assert archive.parent == tmp_path and archive.suffix == ".zip"
+    with zipfile.ZipFile(archive) as zf:
+        lines = zf.read("event_batches.jsonl").decode().splitlines()
+    assert [json.loads(line)["events"] for line in lines] == [b["events"] for b in SEEDED_EVENTS]
+    assert json.loads(summary_json.read_text())["profiles_found"] == 1
+    assert "Profiles found: 1" in summary_txt.read_text()
+    import hashlib
+
+    assert result.files[0].sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert list(framework_validator("result").iter_errors(result.to_dict())) == []
+
+
+def test_access_for_an_unknown_subject_completes_with_no_data(sandbox: Sandbox, tmp_path: Path) -> None:
+    result, _ = drive(mparticle(sandbox), request("access", email="nobody@example.com", output_dir=str(tmp_path)))
+    assert result.status == "completed"
+    assert result.summary["data_found"] is False and "holds no data" in result.message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_deletion_erases_the_profile_and_verifies_it_is_gone(sandbox: Sandbox) -> None:
+    jane = seed_jane(sandbox)
+    bob = sandbox.seed_profile({"email": "bob@example.com"})
+    result, _ = drive(mparticle(sandbox, identities=["email", "customer_id"]),
+                      request("deletion", customer_id="c-42"))
+    assert result.status == "completed" and result.summary["verified"] is True
+    assert sandbox.profile(str(jane["mpid"])) is None
+    assert sandbox.profile(str(bob["mpid"])) is not None
+    [dsr] = sandbox.dsrs()
+    assert dsr["subject_request_type"] == "erasure" and dsr["group_id"] == "host-req-1"
+    assert dsr["identities"] == {"email": "jane@example.com", "customer_id": "c-42"}
+    actions = [event.action for event in result.audit]
+    assert actions[0] == "submit erasure request"
+    assert "verify erasure: search by email" in actions and "verify erasure: search by customer_id" in actions
+
+
+def test_deletion_of_someone_mparticle_never_had_is_a_success(sandbox: Sandbox) -> None:
+    result, _ = drive(mparticle(sandbox), request("deletion", email="ghost@example.com"))
+    assert result.status == "completed" and result.summary["verified"] is True
+
+
+def test_deletion_still_found_after_the_grace_period_fails_verification(sandbox: Sandbox) -> None:
+    handle = mparticle(sandbox, verification={"grace_period_seconds": 0.4, "attempts": 3})
+    first = handle.handle(request("deletion"))
+    sandbox.force_status(first.summary["subject_request_id"], "completed")
+    sandbox.seed_profile({"email": "jane@example.com"})  # arrives after the erasure ran: erasure can't block it
+    result, calls = drive(handle, request("deletion"), state=dict(first.state or {}))
+    assert result.status == "failed" and result.error is not None
+    assert result.error.error_class == "verification"
+    assert "still matches email after 3 search(es)" in result.message
+    assert calls == 3
+
+
+def test_opt_out_records_consent_on_the_profile(sandbox: Sandbox) -> None:
+    jane = seed_jane(sandbox)
+    handle = mparticle(sandbox, opt_out={"gdpr_purposes": ["marketing", "analytics"], "document": "privacy_v3"})
+    result = handle.handle(request("opt_out", regulation="ccpa"))
+    assert result.status == "completed", result.message
+    profile = sandbox.profile(str(jane["mpid"]))
+    assert profile is not None
+    consent = profile["consent_state"]
+    assert consent["ccpa"]["data_sale_opt_out"]["consented"] is True
+    assert consent["gdpr"]["marketing"]["consented"] is False and consent["gdpr"]["analytics"]["consented"] is False
+    assert consent["gdpr"]["marketing"]["document"] == "privacy_v3"
+    assert consent["ccpa"]["data_sale_opt_out"]["timestamp_unixtime_ms"] == 1795946400000  # when the subject asked
+    assert result.summary["mpid"] == jane["mpid"]
+
+
+def test_opt_out_for_an_unknown_subject_changes_nothing(sandbox: Sandbox) -> None:
+    result = mparticle(sandbox).handle(request("opt_out", email="nobody@example.com"))
+    assert result.status == "completed" and result.summary == {"profile_found": False, "consent_changed": False}
+    assert sandbox.find_profiles() == []
+    assert [e["api"] for e in sandbox.request_log()] == ["identity"]
+
+
+def test_opt_out_twice_records_consent_once(sandbox: Sandbox) -> None:
+    jane = seed_jane(sandbox)
+    handle = mparticle(sandbox)
+    first, second = handle.handle(request("opt_out")), handle.handle(request("opt_out"))
+    assert first.status == second.status == "completed"
+    profile = sandbox.profile(str(jane["mpid"]))
+    assert profile is not None and profile["event_batch_count"] == len(SEEDED_EVENTS) + 1
+
+
+def test_access_with_oauth_credentials_works_end_to_end(sandbox: Sandbox, tmp_path: Path) -> None:
+    seed_jane(sandbox)
+    result, _ = drive(mparticle(sandbox, oauth=True), request("access", output_dir=str(tmp_path)))
+    assert result.status == "completed" and result.summary["profiles_found"] == 1
+    assert {e["client"] for e in sandbox.request_log() if e["api"] in ("dsr", "identity", "events")} == {"oauth"}
+
+
+def test_no_secret_or_raw_email_appears_in_logs_or_results(
+    sandbox: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed_jane(sandbox)
+    creds = sandbox.credentials()
+    handle = mparticle(sandbox)
+    sandbox.set_faults(identity={"force_429": 1, "retry_after": 0})
+    with caplog.at_level(logging.DEBUG):
+        results = [drive(handle, request("access", output_dir=str(tmp_path)))[0],
+                   handle.handle(request("opt_out", request_id="r-2")),
+                   drive(handle, request("deletion", request_id="r-3"))[0],
+                   handle.test_connection()]
+    text = json.dumps([r.to_dict() for r in results]) + "\n".join(r.getMessage() for r in caplog.records)
+    for name in ("workspace_secret", "input_secret", "workspace_key", "input_key"):
+        assert creds[name] not in text, name
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert caplog.records, "retries are logged"
+    assert "jane@example.com" not in logged
+
+
+def test_results_written_only_inside_the_output_directory(sandbox: Sandbox, tmp_path: Path) -> None:
+    seed_jane(sandbox)
+    out = tmp_path / "nested" / "out"
+    result, _ = drive(mparticle(sandbox), request("access", request_id="tenant:42@eu", output_dir=str(out)))
+    assert result.status == "completed"
+    assert all(Path(f.path).resolve().parent == out.resolve() for f in result.files)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(Path(f.path).name for f in result.files)
+    assert Path(result.files[0].path).name == "mparticle-access-tenant_42_eu.zip"
+
+
+def test_archive_is_readable_with_the_standard_library(sandbox: Sandbox, tmp_path: Path) -> None:
+    seed_jane(sandbox)
+    result, _ = drive(mparticle(sandbox), request("access", output_dir=str(tmp_path)))
+    data = Path(result.files[0].path).read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        profile = json.loads(zf.read("profile.jsonl"))
+    assert profile["user_attributes"]["$firstname"] == "Jane"
