@@ -1,0 +1,189 @@
+"""``mparticle-dsr demo``: every capability, end to end, against the embedded sandbox, as a host runs them.
+
+Jane Doe asks for a copy of her data, opts out of the sale of her data, then asks to be forgotten. The demo
+seeds a sandbox with her profile (and two others that must stay untouched), then drives the connector through
+the framework's host facade, exactly as a DSR platform would, and shows what mParticle holds at each step.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from connector_mparticle.cli import EXIT_COMPLETED, EXIT_FAILED, STATUS_STYLE, checks_table
+from connector_mparticle.sandbox import Durations, Sandbox
+from dsr_framework import DsrRequest, Result
+from dsr_framework.host import ConnectorHandle, load_host
+
+__all__ = ["demo_command", "run_demo"]
+
+JANE = {"email": "jane.doe@example.com", "customer_id": "CUST-1042"}
+
+
+def _event(kind: str, name: str, when: int, **data: Any) -> dict[str, Any]:
+    payload = {"timestamp_unixtime_ms": when, **data}
+    if kind == "custom_event":
+        payload.update(event_name=name, custom_event_type=data.get("custom_event_type", "navigation"))
+    elif kind == "screen_view":
+        payload["screen_name"] = name
+    return {"event_type": kind, "data": payload}
+
+
+def seed(sandbox: Sandbox) -> dict[str, str]:
+    """Three customers; returns their mpids by name."""
+    day = 1_764_000_000_000
+    jane = sandbox.seed_profile(
+        JANE,
+        attributes={"$firstname": "Jane", "$lastname": "Doe", "$city": "Lisbon", "plan": "premium"},
+        audiences=["Newsletter subscribers", "High lifetime value"],
+        consent={"gdpr": {"marketing": {"consented": True, "document": "privacy_v2", "timestamp_unixtime_ms": day}},
+                 "ccpa": {"data_sale_opt_out": {"consented": False, "timestamp_unixtime_ms": day}}},
+        batches=[
+            {"environment": "production", "events": [_event("session_start", "", day),
+                                                     _event("screen_view", "Pricing", day + 5_000)]},
+            {"environment": "production", "events": [_event("custom_event", "Added to cart", day + 60_000,
+                                                            custom_attributes={"sku": "JD-77", "price": "49.00"},
+                                                            custom_event_type="transaction")]},
+            {"environment": "production", "events": [_event("custom_event", "Newsletter opened", day + 86_400_000,
+                                                            custom_event_type="other")]},
+        ],
+    )
+    omar = sandbox.seed_profile({"email": "omar.haddad@example.com"}, attributes={"$firstname": "Omar"},
+                                batches=[{"environment": "production",
+                                          "events": [_event("screen_view", "Home", day)]}])
+    li = sandbox.seed_profile({"email": "li.wei@example.com"}, attributes={"$firstname": "Li"})
+    return {"jane": str(jane["mpid"]), "omar": str(omar["mpid"]), "li": str(li["mpid"])}
+
+
+def _drive(console: Console, handle: ConnectorHandle, request: DsrRequest) -> Result:
+    """Call the hook until the result is final, showing a live status line while it is pending."""
+    result = handle.handle(request)
+    with console.status("") as status:
+        while not result.final:
+            assert result.next_check_at is not None
+            while (left := (result.next_check_at - datetime.now(UTC)).total_seconds()) > 0:
+                mp = result.summary.get("mparticle_status") or "submitted"
+                status.update(f"  {request.type}: mParticle says [bold]{mp}[/]; next check in {left:.1f}s")
+                time.sleep(min(left, 0.1))
+            result = handle.handle(request, result.state)
+    return result
+
+
+def _consent(sandbox: Sandbox, mpid: str) -> dict[str, Any]:
+    profile = sandbox.profile(mpid)
+    return profile["consent_state"] if profile else {}
+
+
+def _consent_table(before: dict[str, Any], after: dict[str, Any]) -> Table:
+    table = Table(title="Jane's consent state in mParticle")
+    for column in ("purpose", "before", "after"):
+        table.add_column(column)
+    keys = sorted({(reg, p) for state in (before, after) for reg, purposes in state.items() for p in purposes})
+
+    def show(state: dict[str, Any], regulation: str, purpose: str) -> str:
+        entry = state.get(regulation, {}).get(purpose)
+        return "—" if entry is None else f"consented={entry.get('consented')}"
+
+    for regulation, purpose in keys:
+        table.add_row(f"{regulation}.{purpose}", show(before, regulation, purpose), show(after, regulation, purpose))
+    return table
+
+
+def run_demo(out: Path, console: Console) -> list[dict[str, Any]]:
+    """Run every step; return one record per step (name, ok, seconds, result)."""
+    steps: list[dict[str, Any]] = []
+    fast = {"access": Durations(1.0, 2.0), "erasure": Durations(1.0, 2.0)}
+    with Sandbox(durations=fast) as sandbox:
+        mpids = seed(sandbox)
+        console.print(f"[bold]Embedded mParticle sandbox[/] at {sandbox.url}, seeded with 3 profiles "
+                      "(Jane Doe, Omar Haddad, Li Wei).")
+        config = sandbox.connector_config(
+            identities=["email", "customer_id"], regulation="from_request",
+            polling={"min_interval_seconds": 0.25, "max_interval_seconds": 5},
+            opt_out={"gdpr_purposes": ["marketing"], "document": "dsr_opt_out_v1"})
+        host = load_host({"connectors": {"mparticle": {"enabled": True, "config": config}}})
+        handle = host.connector("mparticle")
+
+        def step(name: str, action: Callable[[], Any], ok: Callable[[Any], bool]) -> Any:
+            console.rule(f"[bold]{name}")
+            started = time.perf_counter()
+            outcome = action()
+            seconds = time.perf_counter() - started
+            record = {"step": name, "ok": ok(outcome), "seconds": round(seconds, 2),
+                      "result": outcome.to_dict()}
+            steps.append(record)
+            if isinstance(outcome, Result):
+                console.print(f"[{STATUS_STYLE[outcome.status]}]{outcome.status}[/]: {outcome.message} "
+                              f"({record['seconds']:.1f}s)")
+            return outcome
+
+        checks = step("1. Connection test", handle.test_connection, lambda r: bool(r.ok))
+        console.print(checks_table(checks))
+
+        def request(kind: str, number: int) -> DsrRequest:
+            return DsrRequest(f"demo-{number}-{kind}", kind, "ccpa", dict(JANE),  # type: ignore[arg-type]
+                              datetime.now(UTC), str(out.resolve()))
+
+        access = step("2. Access: Jane asks for her data", lambda: _drive(console, handle, request("access", 1)),
+                      lambda r: r.status == "completed" and r.summary.get("profiles_found") == 1)
+        for file in access.files:
+            console.print(f"  wrote {file.path} ({file.size_bytes:,} bytes)")
+        text = next((Path(f.path) for f in access.files if f.path.endswith(".txt")), None)
+        if text is not None:
+            console.print(text.read_text(encoding="utf-8").rstrip(), style="dim")
+
+        before = _consent(sandbox, mpids["jane"])
+        step("3. Opt-out: Jane opts out of the sale of her data",
+             lambda: handle.handle(request("opt_out", 2)), lambda r: r.status == "completed")
+        console.print(_consent_table(before, _consent(sandbox, mpids["jane"])))
+
+        present = sandbox.profile(mpids["jane"]) is not None
+        step("4. Deletion: Jane asks to be forgotten", lambda: _drive(console, handle, request("deletion", 3)),
+             lambda r: r.status == "completed" and r.summary.get("verified") is True)
+        gone = sandbox.profile(mpids["jane"]) is None
+        others = all(sandbox.profile(mpids[name]) is not None for name in ("omar", "li"))
+        console.print(f"  Jane's profile before: {'present' if present else 'missing'}; after: "
+                      f"{'erased' if gone else 'STILL PRESENT'}; "
+                      f"other customers untouched: {'yes' if others else 'NO'}")
+        steps[-1]["ok"] = steps[-1]["ok"] and gone and others and present
+    return steps
+
+
+def summary_table(steps: list[dict[str, Any]]) -> Table:
+    table = Table(title="Demo summary")
+    for column in ("step", "outcome", "time", "details"):
+        table.add_column(column)
+    for record in steps:
+        result = record["result"]
+        detail = result.get("message", "")
+        table.add_row(record["step"], "[green]succeeded[/]" if record["ok"] else "[red]FAILED[/]",
+                      f"{record['seconds']:.1f}s", detail)
+    return table
+
+
+@click.command("demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mparticle-dsr-demo"),
+              show_default=True, help="Where the access results and summaries are written.")
+@click.option("--json", "as_json", is_flag=True, help="Print the step results as JSON (progress goes to stderr).")
+def demo_command(out: Path, as_json: bool) -> None:
+    """Run every capability against the embedded mParticle sandbox (no credentials, no network)."""
+    console = Console(stderr=as_json)
+    started = time.perf_counter()
+    steps = run_demo(out, console)
+    console.rule()
+    console.print(summary_table(steps))
+    ok = all(record["ok"] for record in steps)
+    console.print(f"[{'green' if ok else 'red'}]{'Every step succeeded' if ok else 'Some steps failed'}[/] "
+                  f"in {time.perf_counter() - started:.1f}s. Results are in {out.resolve()}.")
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "steps": steps}, indent=2))
+    sys.exit(EXIT_COMPLETED if ok else EXIT_FAILED)
