@@ -84,6 +84,14 @@ class ConnectorHandle:
     def implements(self, hook: str) -> bool:
         return hook in self.manifest.hooks
 
+    def hookimpl(self, hook: str) -> pluggy.HookImpl:
+        """This connector's implementation of ``hook`` (for tools such as the conformance harness)."""
+        caller: pluggy.HookCaller = getattr(self._pm.hook, hook)
+        impls = [i for i in caller.get_hookimpls() if i.plugin is self.plugin]
+        if not impls:
+            raise LookupError(f"connector {self.name!r} does not implement {hook}")
+        return impls[0]
+
     def _call(self, hook: str, **kwargs: Any) -> Any:
         others = [p for p in self._pm.get_plugins() if p is not self.plugin]
         caller = self._pm.subset_hook_caller(hook, remove_plugins=others)

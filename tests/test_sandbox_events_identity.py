@@ -108,6 +108,7 @@ def test_source_request_id_deduplicates_a_resend(sandbox: Sandbox) -> None:
         assert upload(sandbox, batch(source_request_id=dedupe)).status_code == 202
     stored = sandbox.profile(profile["mpid"])
     assert stored is not None and stored["event_batch_count"] == 1
+    assert sandbox.stats() == {"dsrs": 0, "profiles": 1, "batches_stored": 1, "duplicate_batches_ignored": 2}
 
 
 def test_identity_search_finds_a_profile_and_reports_only_matched_identities(sandbox: Sandbox) -> None:

@@ -221,6 +221,12 @@ def revoke_tokens(ctx: SandboxContext, call: Call) -> Reply:
         return Reply(200, {"revoked": count})
 
 
+def stats(ctx: SandboxContext, call: Call) -> Reply:
+    """Writes that took effect: DSRs created, batches stored, duplicate batches ignored."""
+    with ctx.store.lock:
+        return Reply(200, {"dsrs": len(ctx.store.dsrs), "profiles": len(ctx.store.profiles), **ctx.store.stats})
+
+
 def ca_certificate(ctx: SandboxContext, call: Call) -> Reply:
     return Reply(200, raw=ctx.pki.ca.cert_pem, content_type="application/x-pem-file")
 
@@ -249,6 +255,7 @@ ROUTES = [
     Route("GET", r"/_sandbox/log", "admin", get_log),
     Route("DELETE", r"/_sandbox/log", "admin", clear_log),
     Route("GET", r"/_sandbox/callbacks", "admin", callbacks),
+    Route("GET", r"/_sandbox/stats", "admin", stats),
     Route("POST", r"/_sandbox/oauth/expire", "admin", expire_tokens),
     Route("POST", r"/_sandbox/oauth/revoke", "admin", revoke_tokens),
     Route("GET", r"/_sandbox/ca\.pem", "admin", ca_certificate),

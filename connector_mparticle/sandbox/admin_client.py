@@ -116,6 +116,11 @@ class SandboxAdmin:
         result: list[dict[str, Any]] = self._call("GET", "/callbacks")
         return result
 
+    def stats(self) -> dict[str, int]:
+        """Writes that took effect: ``dsrs``, ``profiles``, ``batches_stored``, ``duplicate_batches_ignored``."""
+        result: dict[str, int] = self._call("GET", "/stats")
+        return result
+
     def expire_tokens(self) -> None:
         self._call("POST", "/oauth/expire")
 

@@ -107,6 +107,7 @@ def apply_batch(ctx: SandboxContext, batch: dict[str, Any], identities: dict[str
     with store.lock:
         if isinstance(source_id, str) and source_id:
             if (client, source_id) in store.source_request_ids:
+                store.stats["duplicate_batches_ignored"] += 1
                 return "duplicate"
             store.source_request_ids.add((client, source_id))
         profile: Profile | None = None
@@ -130,6 +131,7 @@ def apply_batch(ctx: SandboxContext, batch: dict[str, Any], identities: dict[str
         stored = copy.deepcopy(batch)
         stored["received_timestamp_unixtime_ms"] = now_ms
         profile.batches.append(stored)
+        store.stats["batches_stored"] += 1
         return "stored"
 
 

@@ -107,6 +107,7 @@ class Store:
         self.profiles: dict[int, Profile] = {}
         self.dsrs: dict[str, DsrRecord] = {}
         self.source_request_ids: set[tuple[str, str]] = set()
+        self.stats = {"batches_stored": 0, "duplicate_batches_ignored": 0}
         self._mpids = itertools.count(8_000_000_000_000_000_001)
         self._dir = Path(tempfile.mkdtemp(prefix="mparticle-sandbox-"))
 
@@ -118,6 +119,7 @@ class Store:
             self.profiles.clear()
             self.dsrs.clear()
             self.source_request_ids.clear()
+            self.stats = dict.fromkeys(self.stats, 0)
             for child in self._dir.iterdir():
                 child.unlink()
 
