@@ -23,7 +23,8 @@ def percentile(values: list[float], share: float) -> float:
 
 def save(name: str, figures: dict[str, Any]) -> Path:
     """Write ``bench/results/<name>.json`` with the machine and command line; return its path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": name,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -31,7 +32,7 @@ def save(name: str, figures: dict[str, Any]) -> Path:
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "figures": figures,
     }
-    path = RESULTS / f"{name}.json"
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
 
@@ -46,3 +47,37 @@ def table(rows: list[dict[str, Any]]) -> str:
     line = "  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True))
     body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def results_dir() -> Path:
+    """Where results go: ``bench/results`` (``BENCH_RESULTS_DIR`` overrides it, e.g. for smoke tests)."""
+    override = os.environ.get("BENCH_RESULTS_DIR")
+    return Path(override) if override else RESULTS
+
+
+class SandboxProcess:
+    """``mparticle-dsr sandbox`` in its own process, so the client's CPU and memory figures are its own."""
+
+    def __init__(self, *args: str) -> None:
+        import subprocess
+
+        command = [sys.executable, "-m", "connector_mparticle.sandbox", "--port", "0", "--json", *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.info: dict[str, Any] = json.loads(self.process.stdout.readline())
+        self.url: str = self.info["url"]
+
+    def __enter__(self) -> SandboxProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def seed_profiles(admin: Any, count: int, prefix: str = "user") -> list[str]:
+    """Seed ``count`` profiles (``{prefix}{i}@example.com``) through the admin API; return their emails."""
+    emails = [f"{prefix}{i}@example.com" for i in range(count)]
+    for email in emails:
+        admin.seed_profile({"email": email})
+    return emails

@@ -7,6 +7,7 @@ anywhere else) for the life of the process.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -42,7 +43,8 @@ class MParticleConnector:
         self.log = RedactingLogger(logging.getLogger("connector_mparticle"), self.redactor)
         self.throttle = throttle or Throttle.build(
             {api: settings.limit(api) for api in ("dsr", "dsr_submit", "identity", "events")},
-            settings.target_share, settings.throttle_backend, settings.sqlite_path, settings.redis_url)
+            settings.target_share, settings.throttle_backend, settings.sqlite_path, settings.redis_url,
+            keys=budget_keys(settings))
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.trust_env = False  # no proxies or netrc credentials picked up from the environment
@@ -80,6 +82,18 @@ class MParticleConnector:
     def close(self) -> None:
         self.session.close()
         self.throttle.close()
+
+
+def budget_keys(settings: Settings) -> dict[str, str]:
+    """Names of the shared budgets. mParticle limits DSR calls per workspace and Events/Identity per input's
+    account, so workers with the same credentials share a budget and other workspaces get their own. The name
+    holds a hash of the key (or OAuth client id), never the key itself."""
+    def scope(auth: AuthSettings) -> str:
+        return hashlib.sha256((auth.key or auth.client_id).encode()).hexdigest()[:16]
+
+    dsr, inputs = scope(settings.dsr_auth), scope(settings.input_auth)
+    return {"dsr": f"mparticle:{dsr}:dsr", "dsr_submit": f"mparticle:{dsr}:dsr_submit",
+            "events": f"mparticle:{inputs}:events", "identity": f"mparticle:{inputs}:identity"}
 
 
 def connector_for(config: Mapping[str, Any]) -> MParticleConnector:

@@ -2,27 +2,29 @@
 
 Each hook validates the configuration, gets the cached connector for it, and runs one bounded step. Every
 remote, network or configuration condition comes back as a classified result; nothing is raised for them.
+
+Hosts import this module at start-up, so it imports only the framework's models; the HTTP stack
+(requests, requests-oauthlib, pyrate-limiter) loads on the first hook call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from connector_mparticle import workflows
-from connector_mparticle.connector import MParticleConnector, connector_for
-from connector_mparticle.errors import MParticleError
 from dsr_framework import hookimpl
 from dsr_framework.models import CheckOutcome, ConnectionResult, DsrRequest, Result
 
 __all__ = ["handle_access", "handle_deletion", "handle_opt_out", "test_connection"]
 
-Flow = Callable[[MParticleConnector, DsrRequest, "dict[str, Any] | None"], Result]
-
 
 @hookimpl
 def test_connection(config: Mapping[str, Any]) -> ConnectionResult:
     """Check the DSR, Events and Identity credentials, one outcome per API."""
+    from connector_mparticle import workflows
+    from connector_mparticle.connector import connector_for
+    from connector_mparticle.errors import MParticleError
+
     try:
         conn = connector_for(config)
     except MParticleError as exc:
@@ -33,27 +35,32 @@ def test_connection(config: Mapping[str, Any]) -> ConnectionResult:
 test_connection.__test__ = False  # type: ignore[attr-defined]  # a hook, not a pytest test
 
 
-def _run(flow: Flow, config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+    from connector_mparticle import workflows
+    from connector_mparticle.connector import connector_for
+    from connector_mparticle.errors import MParticleError
+
     try:
         conn = connector_for(config)
     except MParticleError as exc:
         return Result.failed(request, exc.error_class, exc.message)
+    flow = {"access": workflows.access, "deletion": workflows.deletion, "opt_out": workflows.opt_out}[step]
     return flow(conn, request, dict(state) if state is not None else None)
 
 
 @hookimpl
 def handle_access(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     """OpenDSR access: submit, check until complete, download and summarise the results."""
-    return _run(workflows.access, config, request, state)
+    return _run("access", config, request, state)
 
 
 @hookimpl
 def handle_deletion(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     """OpenDSR erasure: submit, check until complete, confirm with identity searches."""
-    return _run(workflows.deletion, config, request, state)
+    return _run("deletion", config, request, state)
 
 
 @hookimpl
 def handle_opt_out(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     """Identity search, then consent state recorded through the Events API."""
-    return _run(workflows.opt_out, config, request, state)
+    return _run("opt_out", config, request, state)

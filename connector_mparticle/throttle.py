@@ -31,22 +31,24 @@ __all__ = ["Budget", "Throttle", "rate_for", "rates_for"]
 #: APIs the connector budgets, and the manifest limit each one spends.
 THROTTLED_APIS = ("dsr", "dsr_submit", "identity", "events")
 WINDOW_TARGET_SECONDS = 0.1
+SHARED_WINDOW_SECONDS = 0.25
 SMOOTHED_UP_TO_SECONDS = 60.0  #: limits over longer windows are caps, not rates
-USAGE_MARGIN = 5.0  # percentage points of tolerance above the target before slowing down
+USAGE_MARGIN = 5.0  # percentage points above the target before slowing down (between: hold steady)
 MAX_SLOWDOWN = 16.0
 
 
-def rate_for(per_second: float) -> Rate:
-    """A pyrate-limiter rate for ``per_second``: about 0.1 s windows, rounded so it never exceeds the target."""
-    calls = max(1, math.floor(per_second * WINDOW_TARGET_SECONDS))
+def rate_for(per_second: float, window: float = WINDOW_TARGET_SECONDS) -> Rate:
+    """A pyrate-limiter rate for ``per_second``: windows of about ``window`` seconds, rounded so it never
+    exceeds the target."""
+    calls = max(1, math.floor(per_second * window))
     interval_ms = math.ceil(calls * 1000.0 / per_second)
     return Rate(calls, interval_ms)
 
 
-def rates_for(limit: float, window_seconds: float, share: float) -> Rate:
+def rates_for(limit: float, window_seconds: float, share: float, spread: float = WINDOW_TARGET_SECONDS) -> Rate:
     """The budget for ``limit`` per ``window_seconds`` at ``share``: spread evenly, or a cap for long windows."""
     if window_seconds <= SMOOTHED_UP_TO_SECONDS:
-        return rate_for(limit * share / window_seconds)
+        return rate_for(limit * share / window_seconds, spread)
     return Rate(max(1, math.floor(limit * share)), math.ceil(window_seconds * 1000))
 
 
@@ -72,12 +74,20 @@ class Throttle:
 
     @classmethod
     def build(cls, limits: dict[str, tuple[float, float]], target_share: float, backend: str = "memory",
-              sqlite_path: str | None = None, redis_url: str | None = None, namespace: str = "mparticle") -> Throttle:
-        """Budgets at ``target_share`` of each limit (``api -> (limit, window seconds)``), stored in ``backend``."""
+              sqlite_path: str | None = None, redis_url: str | None = None,
+              keys: dict[str, str] | None = None) -> Throttle:
+        """Budgets at ``target_share`` of each limit (``api -> (limit, window seconds)``), stored in ``backend``.
+
+        ``keys`` names each budget in a shared store: workers using the same key share one budget.
+        """
         budgets = {}
         for api, (limit, window) in limits.items():
-            rate = rates_for(limit, window, target_share)
-            bucket = _bucket(backend, [rate], f"{namespace}:{api}", sqlite_path, redis_url)
+            # Shared stores cost a round trip (and a lock) per attempt: slightly wider windows mean fewer
+            # processes waking together to fight over the same slot.
+            spread = WINDOW_TARGET_SECONDS if backend == "memory" else SHARED_WINDOW_SECONDS
+            rate = rates_for(limit, window, target_share, spread)
+            key = (keys or {}).get(api, f"mparticle:{api}")
+            bucket = _bucket(backend, [rate], key, sqlite_path, redis_url)
             budgets[api] = Budget(api, limit * target_share / window, Limiter(bucket, buffer_ms=1))
         return cls(budgets, target_share)
 
@@ -115,7 +125,7 @@ class Throttle:
             budget.last_usage = usage
             if usage > self._target + USAGE_MARGIN:
                 budget.slowdown = min(MAX_SLOWDOWN, budget.slowdown * 1.25)
-            elif usage < self._target - USAGE_MARGIN:
+            elif usage < self._target:
                 budget.slowdown = max(1.0, budget.slowdown * 0.9)
 
     def close(self) -> None:
@@ -137,7 +147,7 @@ def _bucket(backend: str, rates: list[Rate], key: str, sqlite_path: str | None, 
         from pyrate_limiter import SQLiteBucket
 
         try:
-            return SQLiteBucket.init_from_file(rates, table=key.replace(":", "_").replace("-", "_"),
+            return SQLiteBucket.init_from_file(rates, table="".join(c if c.isalnum() else "_" for c in key),
                                                db_path=sqlite_path, create_new_table=True, use_file_lock=True)
         except ImportError as exc:
             raise ConfigurationError("the sqlite throttle backend needs pyrate-limiter's file lock: "

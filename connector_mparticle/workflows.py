@@ -126,9 +126,10 @@ class _Flow:
         assert self.state is not None
         expected = self.state.expected
         if after is None:
-            if expected is not None and self.now >= expected:
+            now = utcnow()  # not self.now: the calls made since the step began take time too
+            if expected is not None and now >= expected:
                 self.state.overdue_checks += 1
-            after = next_check(self.now, expected, self.state.overdue_checks, self.settings.poll_min_seconds,
+            after = next_check(now, expected, self.state.overdue_checks, self.settings.poll_min_seconds,
                                self.settings.poll_max_seconds)
         return self.result("pending", message, next_at=after,
                            summary={"mparticle_status": self.state.last_status,

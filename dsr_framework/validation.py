@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
-from jsonschema.protocols import Validator
+if TYPE_CHECKING:  # jsonschema costs ~30 ms to import; hosts pay it on first validation, not at start-up
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 __all__ = ["Problem", "SchemaViolation", "load_schema", "schema_validator", "secret_paths", "validate"]
 
@@ -96,6 +96,8 @@ def _leaves(errors: Iterable[ValidationError]) -> Iterable[ValidationError]:
     """
     for error in errors:
         if error.context and error.validator in ("oneOf", "anyOf"):
+            from jsonschema.exceptions import best_match
+
             branches: dict[Any, list[ValidationError]] = {}
             for sub in error.context:
                 branches.setdefault(sub.relative_schema_path[0], []).append(sub)
@@ -131,12 +133,16 @@ def load_schema(source: Traversable | str) -> dict[str, Any]:
     schema = json.loads(text)
     if not isinstance(schema, dict):
         raise ValueError("a JSON Schema must be an object")
+    import jsonschema
+
     jsonschema.validators.validator_for(schema).check_schema(schema)
     return schema
 
 
 def schema_validator(schema: Mapping[str, Any]) -> Validator:
     """A validator for ``schema`` (its own ``$schema`` draft) that also asserts ``format``."""
+    import jsonschema
+
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 

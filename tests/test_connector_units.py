@@ -181,8 +181,8 @@ def test_retry_policy() -> None:
 
 def test_next_check_is_at_the_expected_time_within_bounds_and_grows_when_overdue() -> None:
     now = datetime(2026, 11, 29, tzinfo=UTC)
-    assert next_check(now, now + timedelta(hours=5), 0, 300, 86400) == now + timedelta(hours=5)
-    assert next_check(now, now + timedelta(seconds=10), 0, 300, 86400) == now + timedelta(seconds=300)
+    assert next_check(now, now + timedelta(hours=5), 0, 300, 86400) == now + timedelta(hours=5, seconds=300)
+    assert next_check(now, now + timedelta(seconds=10), 0, 300, 86400) == now + timedelta(seconds=310)
     assert next_check(now, now + timedelta(days=21), 0, 300, 86400) == now + timedelta(days=1)
     overdue = [next_check(now, now - timedelta(hours=1), n, 300, 86400) - now for n in range(10)]
     assert overdue[0] == timedelta(seconds=300) and overdue[1] == timedelta(seconds=600)

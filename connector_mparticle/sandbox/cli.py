@@ -76,13 +76,15 @@ def _faults(values: tuple[str, ...]) -> dict[str, Faults]:
 @click.option("--fault", "faults", multiple=True, metavar="API.SETTING=VALUE",
               help="Inject a fault, e.g. dsr.error_rate=0.2, events.force_429=5, identity.latency_ms=800.")
 @click.option("--seed", type=int, default=None, help="Seed for fault injection (repeatable runs).")
+@click.option("--results-padding", type=int, default=0, metavar="BYTES",
+              help="Benchmarks: add this many random bytes to each access results zip.")
 @click.option("--json", "as_json", is_flag=True, help="Print the base URL and credentials as JSON.")
 def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: tuple[str, ...], overrun: float,
                     results_ttl: float, token_ttl: float, faults: tuple[str, ...], seed: int | None,
-                    as_json: bool) -> None:
+                    results_padding: int, as_json: bool) -> None:
     """Run the local mParticle sandbox in the foreground until Ctrl-C."""
     config = SandboxConfig(port=port, https=https, overrun_seconds=overrun, results_ttl_seconds=results_ttl,
-                           token_ttl_seconds=token_ttl, seed=seed)
+                           token_ttl_seconds=token_ttl, seed=seed, results_padding_bytes=results_padding)
     for kind, duration in map(_duration, durations):
         config.durations[kind] = duration
     if limits:

@@ -58,3 +58,4 @@ class SandboxConfig:
     include_live_profile: bool = True  #: put profile.jsonl in access results (an opt-in setting at mParticle)
     seed: int | None = None  #: seeds fault injection, for repeatable runs
     max_request_bytes: int = 256 * 1024  #: Events API request limit
+    results_padding_bytes: int = 0  #: benchmarks: add this many incompressible bytes to each results zip

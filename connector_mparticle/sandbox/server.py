@@ -128,7 +128,7 @@ class SandboxContext:
         self.pki = pki
         self.base_url = ""
         self.store = Store(config.durations, config.results_ttl_seconds, config.overrun_seconds,
-                           config.include_live_profile)
+                           config.include_live_profile, config.results_padding_bytes)
         self._default_limits = dict(config.limits or default_limits())
         self.windows = {api: RateWindow(limit) for api, limit in self._default_limits.items()}
         self.fault_settings: dict[str, Faults] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -98,12 +99,13 @@ class Store:
     """Profiles and DSRs, safe to use from many server threads."""
 
     def __init__(self, durations: Mapping[str, Durations], results_ttl: float, overrun: float = 0.0,
-                 include_live_profile: bool = True) -> None:
+                 include_live_profile: bool = True, padding_bytes: int = 0) -> None:
         self.lock = threading.RLock()
         self.durations = dict(durations)
         self.results_ttl = results_ttl
         self.overrun = overrun
         self.include_live_profile = include_live_profile
+        self.padding_bytes = padding_bytes
         self.profiles: dict[int, Profile] = {}
         self.dsrs: dict[str, DsrRecord] = {}
         self.source_request_ids: set[tuple[str, str]] = set()
@@ -212,7 +214,7 @@ class Store:
         record.results_expire_at = now + self.results_ttl
         if matched:
             record.results_file = self._dir / f"{record.subject_request_id}.zip"
-            write_results_zip(record.results_file, matched, self.include_live_profile)
+            write_results_zip(record.results_file, matched, self.include_live_profile, self.padding_bytes)
 
     def results_path(self, record: DsrRecord) -> str:
         return f"/dsr-results/{record.subject_request_id}/{record.results_token}.zip"
@@ -232,9 +234,14 @@ def _identity_list(profile: Profile, device: bool) -> list[dict[str, Any]]:
             for name, value in sorted(profile.identities.items()) if (name in DEVICE_TYPES) == device]
 
 
-def write_results_zip(path: Path, profiles: list[Profile], include_live_profile: bool) -> None:
-    """An access/portability results file: ``profile.jsonl``, ``event_batches.jsonl`` or ``empty.txt``."""
+def write_results_zip(path: Path, profiles: list[Profile], include_live_profile: bool, padding: int = 0) -> None:
+    """An access/portability results file: ``profile.jsonl``, ``event_batches.jsonl`` or ``empty.txt``
+    (plus ``padding.bin`` of random bytes when a benchmark asks for a large file)."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        if padding > 0:
+            with archive.open(zipfile.ZipInfo("padding.bin"), "w", force_zip64=True) as blob:
+                for start in range(0, padding, 1 << 20):
+                    blob.write(os.urandom(min(1 << 20, padding - start)))
         if include_live_profile:
             lines = [json.dumps({
                 "mpid": str(p.mpid),
