@@ -79,11 +79,11 @@ class CertificateAuthority:
     def cert_pem(self) -> bytes:
         return self.issued.cert_pem
 
-    def issue(
-        self, names: list[str], *, valid_days: float = 825, not_before: datetime | None = None,
-        server: bool = False,
-    ) -> Issued:
-        """A leaf certificate for DNS names or IP addresses ``names``, signed by this CA."""
+    def issue(self, names: list[str], *, valid_days: float = 825, not_before: datetime | None = None) -> Issued:
+        """A TLS (serverAuth) leaf certificate for DNS names or IP addresses ``names``, signed by this CA.
+
+        mParticle's processor certificate is an ordinary TLS certificate for ``opendsr.mparticle.com`` from a
+        public CA, so the sandbox's is one too (issued by the sandbox CA)."""
         key = _key()
         start = not_before or datetime.now(UTC) - timedelta(days=1)
         alt: list[x509.GeneralName] = []
@@ -92,7 +92,6 @@ class CertificateAuthority:
                 alt.append(x509.IPAddress(ipaddress.ip_address(n)))
             except ValueError:
                 alt.append(x509.DNSName(n))
-        usage = [ExtendedKeyUsageOID.SERVER_AUTH] if server else [ExtendedKeyUsageOID.CODE_SIGNING]
         cert = (
             x509.CertificateBuilder()
             .subject_name(_name(names[0])).issuer_name(self.issued.certificate.subject)
@@ -100,7 +99,7 @@ class CertificateAuthority:
             .not_valid_before(start).not_valid_after(start + timedelta(days=valid_days))
             .add_extension(x509.SubjectAlternativeName(alt), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.issued.key.public_key()),
                            critical=False)
             .sign(self.issued.key, hashes.SHA256())
@@ -126,7 +125,7 @@ class SandboxPKI:
 def default_pki() -> SandboxPKI:
     """The process-wide default PKI (made on first use)."""
     ca = CertificateAuthority()
-    return SandboxPKI(ca, ca.issue([PROCESSOR_DOMAIN]), ca.issue(["localhost", "127.0.0.1", "::1"], server=True))
+    return SandboxPKI(ca, ca.issue([PROCESSOR_DOMAIN]), ca.issue(["localhost", "127.0.0.1", "::1"]))
 
 
 def sign_body(key: rsa.RSAPrivateKey, body: bytes) -> str:
