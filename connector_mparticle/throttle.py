@@ -35,6 +35,7 @@ SHARED_WINDOW_SECONDS = 0.25
 SMOOTHED_UP_TO_SECONDS = 60.0  #: limits over longer windows are caps, not rates
 USAGE_MARGIN = 5.0  # percentage points above the target before slowing down (between: hold steady)
 MAX_SLOWDOWN = 16.0
+BACKOFF_EVENT_SECONDS = 1.0
 
 
 def rate_for(per_second: float, window: float = WINDOW_TARGET_SECONDS) -> Rate:
@@ -54,13 +55,20 @@ def rates_for(limit: float, window_seconds: float, share: float, spread: float =
 
 @dataclass
 class Budget:
-    """One API's budget: its limiter, the rate it allows, and the current slowdown factor."""
+    """One API's budget: its limiter, the rate it allows, and the current slowdown factor.
+
+    ``paced`` budgets (per-second and per-minute limits) are slowed down when mParticle reports pressure;
+    caps over long windows (a day) are not: a 429 against them is handled by the retry policy alone.
+    """
 
     api: str
     per_second: float
     limiter: Limiter
+    paced: bool = True
     slowdown: float = 1.0
     last_usage: float | None = None
+    next_start: float = 0.0  #: pacer: the earliest time the next call in this process may start
+    last_backoff: float = 0.0  #: when a 429 last doubled the slowdown
 
 
 class Throttle:
@@ -88,7 +96,8 @@ class Throttle:
             rate = rates_for(limit, window, target_share, spread)
             key = (keys or {}).get(api, f"mparticle:{api}")
             bucket = _bucket(backend, [rate], key, sqlite_path, redis_url)
-            budgets[api] = Budget(api, limit * target_share / window, Limiter(bucket, buffer_ms=1))
+            budgets[api] = Budget(api, limit * target_share / window, Limiter(bucket, buffer_ms=1),
+                                  paced=window <= SMOOTHED_UP_TO_SECONDS)
         return cls(budgets, target_share)
 
     def budget(self, api: str) -> Budget:
@@ -103,18 +112,33 @@ class Throttle:
             remaining = deadline - time.time()
             if remaining <= 0 or not _try(budget.limiter, api, remaining):
                 raise RetryLaterError(f"the {api} API budget is used up for now; try again shortly", api=api)
-        extra = (budget.slowdown - 1.0) * weight / budget.per_second
-        if extra > 0:
-            self._sleep(min(extra, max(0.0, deadline - time.time())))
+        if not budget.paced or budget.slowdown <= 1.0:
+            return
+        # Slowing down: calls from every thread take turns, each spaced by the extra time the slowdown
+        # asks for, so the whole process slows down (per-thread sleeps would not add up to that).
+        spacing = (budget.slowdown - 1.0) * weight / budget.per_second
+        with self._lock:
+            now = time.time()
+            start = max(now, budget.next_start)
+            if start > deadline:
+                raise RetryLaterError(f"the {api} API is busy (mParticle reports high usage); try again shortly",
+                                      api=api)
+            budget.next_start = start + spacing
+        if start > now:
+            self._sleep(start - now)
 
     def observe(self, api: str, status: int, usage_header: str | None) -> None:
         """Adapt to what mParticle reported: the usage percentage on success, or a 429."""
         budget = self._budgets.get(api)
-        if budget is None:
+        if budget is None or not budget.paced:
             return
         with self._lock:
             if status == 429:
-                budget.slowdown = min(MAX_SLOWDOWN, budget.slowdown * 2.0)
+                # A burst of 429s seen by many threads at once is one signal, not one per response.
+                now = time.time()
+                if now - budget.last_backoff >= BACKOFF_EVENT_SECONDS:
+                    budget.slowdown = min(MAX_SLOWDOWN, budget.slowdown * 2.0)
+                    budget.last_backoff = now
                 return
             try:
                 usage = float(usage_header) if usage_header is not None else None

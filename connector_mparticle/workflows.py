@@ -143,7 +143,9 @@ class _Flow:
         body = dsr_body(self.request, self.settings, self.request_type)
         try:
             reply = self.conn.dsr.submit(body)
-        except AlreadyExistsError:
+        except RejectedError as exc:
+            if exc.status != 400 or not self._exists(exc):
+                raise
             self.note(f"submit {self.request_type} request", "already exists: resuming the earlier submission",
                       subject_request_id=self.subject_id)
             self.state = RequestState(self.subject_id, submitted_at=format_time(self.now))
@@ -154,6 +156,17 @@ class _Flow:
         self.state = RequestState(self.subject_id, submitted_at=format_time(self.now),
                                   expected_completion_time=expected if isinstance(expected, str) else None,
                                   last_status="pending")
+        return True
+
+    def _exists(self, refusal: RejectedError) -> bool:
+        """After a 400 to a submission: does mParticle already have our request? ("Subject request already
+        exists" says so, but the lookup also covers a reworded or unreadable error body.)"""
+        if isinstance(refusal, AlreadyExistsError):
+            return True
+        try:
+            self.conn.dsr.status(self.subject_id)
+        except NotFoundError:
+            return False
         return True
 
     def check(self) -> DsrStatus:
@@ -180,6 +193,8 @@ class _Flow:
                 return self.failed(RejectedError(
                     f"the {self.request_type} request was cancelled in mParticle (in its dashboard or through the "
                     "API) before it ran; submit a new request if it is still needed", api="dsr"))
+            if self.request_type == "erasure":
+                self.state.phase = "verifying"  # a retry resumes at verification, without asking mParticle again
             return finish(self, status)
         except ConflictError as exc:
             return self.failed(ConflictError(
@@ -195,7 +210,7 @@ class _Flow:
         except RetryLaterError as exc:
             if self.state is None:
                 return self.failed(exc)
-            self.note("check status", "mParticle could not be reached; will check again", reason=exc.message)
+            self.note("wait", "mParticle could not be reached; will try again", reason=exc.message)
             after = max(exc.retry_after or self.now, self.now + timedelta(seconds=self.settings.poll_min_seconds))
             return self.waiting("mParticle could not be reached just now; the request is still pending", after=after)
         except MParticleError as exc:
@@ -273,7 +288,6 @@ def _finish_deletion(flow: _Flow, status: DsrStatus | None) -> Result:
             f"mParticle reports the erasure complete, but a profile still matches {', '.join(still_found)} after "
             f"{flow.state.verify_attempts} search(es) over {settings.verify_grace_seconds:g}s; new data about the "
             "subject may have arrived after the erasure (erasure does not block it), or the erasure missed a profile"))
-    flow.state.phase = "verifying"
     interval = settings.verify_grace_seconds / max(1, settings.verify_attempts - 1)
     after = flow.now + timedelta(seconds=min(max(interval, settings.poll_min_seconds), settings.poll_max_seconds))
     return flow.waiting(f"mParticle reports the erasure complete, but a profile still matches "

@@ -8,6 +8,7 @@ is written to a log the admin API exposes, so tests and benchmarks can count wha
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import re
 import socket
@@ -34,6 +35,8 @@ from connector_mparticle.sandbox.pki import PROCESSOR_DOMAIN, SandboxPKI, defaul
 from connector_mparticle.sandbox.store import DsrRecord, Store
 
 __all__ = ["ROUTES", "Sandbox", "SandboxContext"]
+
+log = logging.getLogger("connector_mparticle.sandbox")
 
 ROUTES: list[Route] = [*opendsr_api.ROUTES, *identity_api.ROUTES, *events_api.ROUTES, *oauth_api.ROUTES,
                        *admin_api.ROUTES]
@@ -195,6 +198,15 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
     ctx: SandboxContext
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (timed out, reset) is normal here; anything else goes to logging."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        log.exception("sandbox: error while serving %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
