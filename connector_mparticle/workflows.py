@@ -28,6 +28,7 @@ from connector_mparticle.errors import (
     NotFoundError,
     RejectedError,
     RetryLaterError,
+    UnsafeResponseError,
     VerificationError,
 )
 from connector_mparticle.opendsr import DsrStatus
@@ -193,7 +194,7 @@ class _Flow:
                 return self.failed(RejectedError(
                     f"the {self.request_type} request was cancelled in mParticle (in its dashboard or through the "
                     "API) before it ran; submit a new request if it is still needed", api="dsr"))
-            if self.request_type == "erasure":
+            if self.request_type == "erasure" and self.state is not None:
                 self.state.phase = "verifying"  # a retry resumes at verification, without asking mParticle again
             return finish(self, status)
         except ConflictError as exc:
@@ -242,7 +243,11 @@ def _finish_access(flow: _Flow, status: DsrStatus | None) -> Result:
                 "the results link has expired (mParticle keeps results for 7 days after completion); submit a new "
                 "access request", api="dsr", status=exc.status))
         flow.note("download results", "HTTP 200", size_bytes=download.size_bytes, sha256=download.sha256)
-        summary = summarise(download.path, MAX_EXPANSION * download.size_bytes + 1_000_000)
+        try:
+            summary = summarise(download.path, MAX_EXPANSION * download.size_bytes + 1_000_000)
+        except UnsafeResponseError:
+            download.path.unlink(missing_ok=True)  # never leave a file we refused to read for someone to open
+            raise
         files: tuple[OutputFile, ...] = ()
         if request.output_dir:
             json_path = folder / f"{stem}-summary.json"
