@@ -67,6 +67,15 @@ class SandboxProcess:
         self.info: dict[str, Any] = json.loads(self.process.stdout.readline())
         self.url: str = self.info["url"]
 
+    def connector_config(self, **extra: Any) -> dict[str, Any]:
+        """Connector settings pointing every API at this sandbox, with its credentials."""
+        from connector_mparticle.sandbox.config import SandboxCredentials
+
+        names = ("workspace_key", "workspace_secret", "input_key", "input_secret", "client_id", "client_secret")
+        config = SandboxCredentials(**{n: self.info[n] for n in names}).connector_config(self.url)
+        config.update(extra)
+        return config
+
     def __enter__(self) -> SandboxProcess:
         return self
 

@@ -35,12 +35,7 @@ def main() -> None:
     with SandboxProcess("--duration", "access=0.2,0.2", "--results-padding", str(size)) as sb, \
             tempfile.TemporaryDirectory() as out:
         SandboxAdmin(sb.url).seed_profile({"email": "jane@example.com"})
-        creds = sb.info
-        config = {"dsr": {"auth": {"type": "basic", "key": creds["workspace_key"], "secret": creds["workspace_secret"]},
-                          "base_url": sb.url},
-                  "inputs": {"auth": {"type": "basic", "key": creds["input_key"], "secret": creds["input_secret"]},
-                             "events_base_url": sb.url, "identity_base_url": sb.url},
-                  "polling": {"min_interval_seconds": 0.1, "max_interval_seconds": 5}}
+        config = sb.connector_config(polling={"min_interval_seconds": 0.1, "max_interval_seconds": 5})
         request = DsrRequest("bench-download", "access", "gdpr", {"email": "jane@example.com"}, datetime.now(UTC),
                              out)
         result = plugin.handle_access(config=config, request=request, state=None)  # submit; imports warmed up

@@ -30,11 +30,7 @@ def main() -> None:
     with SandboxProcess("--limit", "identity=1000000/s") as sb:
         SandboxAdmin(sb.url).seed_profile({"email": "jane@example.com"})
         creds = sb.info
-        config = {"dsr": {"auth": {"type": "basic", "key": creds["workspace_key"], "secret": creds["workspace_secret"]},
-                          "base_url": sb.url},
-                  "inputs": {"auth": {"type": "basic", "key": creds["input_key"], "secret": creds["input_secret"]},
-                             "events_base_url": sb.url, "identity_base_url": sb.url},
-                  "throttle": {"limits": {"identity": 1_000_000}}}
+        config = sb.connector_config(throttle={"limits": {"identity": 1_000_000}})
         conn = MParticleConnector(parse_settings(config))
         bare = requests.Session()
         bare_no_env = requests.Session()

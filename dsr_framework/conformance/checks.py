@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jsonschema
@@ -22,7 +22,7 @@ from dsr_framework.conformance.support import EgressGuard, drive, new_request, s
 from dsr_framework.hookspecs import HOOK_NAMES
 from dsr_framework.host import ConnectorHandle
 from dsr_framework.manifest import Manifest, load_manifest
-from dsr_framework.models import HOOK_FOR_TYPE, Result
+from dsr_framework.models import HOOK_FOR_TYPE, DsrRequest, Result
 from dsr_framework.validation import SchemaViolation, framework_validator, secret_paths, secret_values
 
 pytestmark = pytest.mark.dsr_conformance
@@ -51,6 +51,11 @@ def _declared(manifest: Manifest, kind: str) -> str:
     if hook not in manifest.hooks:
         pytest.skip(f"the connector does not declare {hook}, so {kind} requests are not part of its contract")
     return hook
+
+
+def _request(kind: str, subject: Mapping[str, str], target: ConformanceTarget, folder: Any) -> DsrRequest:
+    """A fresh request (new id) for ``subject``, writing into ``folder``."""
+    return new_request(kind, subject, target.regulation, str(folder), f"conformance-{uuid.uuid4().hex[:12]}")
 
 
 def _secrets(plugin: object, target: ConformanceTarget) -> set[str]:
@@ -162,8 +167,7 @@ def test_capability_reaches_a_final_result(kind: str, dsr_handle: ConnectorHandl
     manifest = _manifest(dsr_plugin)
     hook = _declared(manifest, kind)
     target = dsr_target_required
-    request = new_request(kind, target.existing_subject, target.regulation, str(tmp_path),
-                          f"conformance-{uuid.uuid4().hex[:12]}")
+    request = _request(kind, target.existing_subject, target, tmp_path)
     try:
         final, seen = drive(dsr_handle, request, _budget(target, manifest, hook))
     except TimeoutError as exc:
@@ -185,8 +189,7 @@ def test_capability_for_an_unknown_subject_completes(kind: str, dsr_handle: Conn
     manifest = _manifest(dsr_plugin)
     hook = _declared(manifest, kind)
     target = dsr_target_required
-    request = new_request(kind, target.missing_subject, target.regulation, str(tmp_path),
-                          f"conformance-{uuid.uuid4().hex[:12]}")
+    request = _request(kind, target.missing_subject, target, tmp_path)
     final, _ = drive(dsr_handle, request, _budget(target, manifest, hook))
     assert final.status == "completed", (
         f"{hook} for a subject the remote never had must complete (nothing to do), not: {final.message}")
@@ -203,8 +206,7 @@ def test_repeated_call_with_the_same_request_id_is_idempotent(
     if target.remote_writes is None:
         pytest.skip("the target does not count remote writes (ConformanceTarget.remote_writes), so a second "
                     "submission could not be detected")
-    request = new_request(kind, target.existing_subject, target.regulation, str(tmp_path),
-                          f"conformance-{uuid.uuid4().hex[:12]}")
+    request = _request(kind, target.existing_subject, target, tmp_path)
     budget = _budget(target, manifest, hook)
     first, _ = drive(dsr_handle, request, budget)
     after_first = target.remote_writes()
@@ -232,8 +234,7 @@ def test_no_secret_in_logs_results_or_errors(dsr_connector_name: str, dsr_handle
         for kind in CAPABILITIES:
             if HOOK_FOR_TYPE[kind] not in manifest.hooks:  # type: ignore[index]
                 continue
-            request = new_request(kind, target.existing_subject, target.regulation, str(tmp_path),
-                                  f"conformance-{uuid.uuid4().hex[:12]}")
+            request = _request(kind, target.existing_subject, target, tmp_path)
             results.append(drive(dsr_handle, request, _budget(target, manifest, HOOK_FOR_TYPE[kind]))[0])  # type: ignore[index]
             results.append(bad.handle(request))
     texts += [json.dumps(r.to_dict()) for r in results]
