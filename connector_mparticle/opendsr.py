@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from connector_mparticle.errors import RejectedError
 from connector_mparticle.transport import ApiClient, Download, Reply
@@ -59,11 +60,13 @@ class OpenDsrClient:
 
     def status(self, subject_request_id: str) -> DsrStatus:
         """GET /v3/requests/{id} (:class:`NotFoundError` if mParticle does not know it)."""
-        reply = self.http.call("GET", f"/v3/requests/{subject_request_id}", what="check request status")
+        reply = self.http.call("GET", f"/v3/requests/{quote(subject_request_id, safe='')}",
+                               what="check request status")
         return DsrStatus.from_body(reply.body)
 
     def by_group(self, group_id: str) -> list[DsrStatus]:
-        reply = self.http.call("GET", f"/v3/requests?group_id={group_id}", what="list requests by group")
+        reply = self.http.call("GET", f"/v3/requests?group_id={quote(group_id, safe='')}",
+                               what="list requests by group")
         return [DsrStatus.from_body(item) for item in reply.body or []]
 
     def cancel(self, subject_request_id: str) -> Reply:

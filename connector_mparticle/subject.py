@@ -136,12 +136,22 @@ class RequestState:
         resubmitting is idempotent)."""
         if not data or data.get("v") != STATE_VERSION or data.get("subject_request_id") != subject_request_id:
             return None
-        try:
-            known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-            state = cls(**known)
-        except TypeError:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        counters = ("status_checks", "overdue_checks", "verify_attempts")
+        texts = ("phase", "submitted_at", "expected_completion_time", "last_status")
+        well_typed = (
+            all(isinstance(known.get(k, 0), int) and not isinstance(known.get(k), bool) for k in counters)
+            and all(isinstance(known.get(k), str | None) for k in texts)
+            and isinstance(known.get("audit", []), list)
+        )
+        if not well_typed:
+            return None  # the host altered it: start afresh (resubmitting is idempotent)
+        state = cls(**known)
+        if state.phase not in ("submitted", "verifying"):
             return None
-        if state.phase not in ("submitted", "verifying") or not isinstance(state.audit, list):
+        try:
+            state.expected  # noqa: B018 - a state the host altered must not break the next call
+        except (TypeError, ValueError):
             return None
         return state
 

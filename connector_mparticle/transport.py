@@ -10,7 +10,6 @@ Nothing from ``requests`` or ``json`` escapes.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import time
@@ -296,8 +295,6 @@ def _stream_to(response: requests.Response, partial: Path, destination: Path, ma
             os.fsync(handle.fileno())
     except requests.RequestException as exc:
         raise _Transient(f"the download broke off ({type(exc).__name__})") from exc
-    except json.JSONDecodeError as exc:  # pragma: no cover - iter_content does not parse
-        raise _Transient("unreadable download") from exc
     finally:
         response.close()
     if declared and declared.isdigit() and int(declared) != size:

@@ -243,6 +243,10 @@ def test_state_round_trip_and_foreign_state_is_ignored() -> None:
     assert RequestState.from_dict(data, "other") is None
     assert RequestState.from_dict({**data, "v": 99}, "abc") is None
     assert RequestState.from_dict({**data, "phase": "exploded"}, "abc") is None
+    assert RequestState.from_dict({**data, "expected_completion_time": "next tuesday"}, "abc") is None
+    assert RequestState.from_dict({**data, "status_checks": "many"}, "abc") is None
+    assert RequestState.from_dict({**data, "audit": "oops"}, "abc") is None
+    assert RequestState.from_dict({**data, "unknown_key": 1}, "abc") == state  # unknown keys are ignored
 
 
 def test_settings_defaults_come_from_the_schema_and_pods_pick_hosts() -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector_mparticle.identities import IdentityType, identity_type
+from connector_mparticle.identities import identity_type
 
 __all__ = ["DsrRecord", "Durations", "Profile", "Store"]
 
@@ -257,13 +257,3 @@ def write_results_zip(path: Path, profiles: list[Profile], include_live_profile:
             archive.writestr("event_batches.jsonl", "\n".join(batches) + "\n")
         else:
             archive.writestr("empty.txt", "MPIDs were found for this request, but no event data exists for them.\n")
-
-
-def canonical(identities: Mapping[str, str], naming: Mapping[str, IdentityType | None]) -> dict[str, str]:
-    """Translate API-specific identity keys to canonical names (unknown keys are left out)."""
-    out = {}
-    for key, value in identities.items():
-        kind = naming.get(key)
-        if kind is not None:
-            out[kind.name] = value
-    return out
