@@ -21,7 +21,7 @@ from connector_mparticle.events import EventsClient
 from connector_mparticle.identity import IdentityClient
 from connector_mparticle.oauth import ClientCredentials
 from connector_mparticle.opendsr import OpenDsrClient
-from connector_mparticle.settings import AuthSettings, Settings, parse_settings
+from connector_mparticle.settings import AuthSettings, Settings, config_fingerprint, parse_settings
 from connector_mparticle.throttle import Throttle
 from connector_mparticle.transport import ApiClient
 from dsr_framework.redact import RedactingLogger, Redactor
@@ -97,15 +97,23 @@ def budget_keys(settings: Settings) -> dict[str, str]:
 
 
 def connector_for(config: Mapping[str, Any]) -> MParticleConnector:
-    """The cached connector for ``config`` (validated; :class:`ConfigurationError` lists every problem)."""
+    """The cached connector for ``config`` (validated; :class:`ConfigurationError` lists every problem).
+
+    A configuration seen before is found by its fingerprint without validating it again: hooks receive the
+    same configuration on every call."""
+    key = config_fingerprint(config)
+    with _cache_lock:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+            return found
     settings = parse_settings(config)
     with _cache_lock:
-        found = _CACHE.get(settings.fingerprint)
+        found = _CACHE.get(key)
         if found is not None:
-            _CACHE.move_to_end(settings.fingerprint)
             return found
         connector = MParticleConnector(settings)
-        _CACHE[settings.fingerprint] = connector
+        _CACHE[key] = connector
         while len(_CACHE) > _CACHE_SIZE:
             _, old = _CACHE.popitem(last=False)
             old.close()

@@ -19,7 +19,8 @@ from connector_mparticle.errors import ConfigurationError
 from dsr_framework.manifest import Manifest, load_manifest
 from dsr_framework.validation import SchemaViolation, load_schema, schema_validator, validate
 
-__all__ = ["POD_HOSTS", "AuthSettings", "Settings", "credentials_schema", "manifest", "parse_settings"]
+__all__ = ["POD_HOSTS", "AuthSettings", "Settings", "config_fingerprint", "credentials_schema", "manifest",
+           "parse_settings"]
 
 #: Default API origins per pod. DSR: mParticle documents one host for every pod. Events: documented per pod.
 #: Identity: pod hosts known only from mParticle's SDKs (unprefixed keys go to us1).
@@ -99,7 +100,6 @@ class Settings:
     callback_urls: tuple[str, ...]
     skip_waiting_period: bool
     trust_store: str | None
-    fingerprint: str = field(repr=False)
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in the settings (for redaction)."""
@@ -156,6 +156,11 @@ def _auth(data: Mapping[str, Any]) -> AuthSettings:
                         token_url=data["token_url"], audience=data["audience"])
 
 
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """A stable hash of a configuration (secrets included, so a rotated key is a new configuration)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def parse_settings(config: Mapping[str, Any]) -> Settings:
     """Validate ``config`` against the credentials schema and return typed settings.
 
@@ -172,7 +177,6 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     if polling["min_interval_seconds"] > polling["max_interval_seconds"]:
         raise ConfigurationError("polling.min_interval_seconds must not exceed polling.max_interval_seconds")
     opt_out = full["opt_out"]
-    canonical = json.dumps(config, sort_keys=True, default=str)
     return Settings(
         pod=full["pod"], environment=full["environment"], regulation=full["regulation"],
         identities=tuple(full["identities"]),
@@ -194,5 +198,4 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         download_allowed_hosts=tuple(full["download"]["allowed_hosts"]),
         callback_urls=tuple(full["callback_urls"]), skip_waiting_period=full["skip_waiting_period"],
         trust_store=full.get("trust_store"),
-        fingerprint=hashlib.sha256(canonical.encode()).hexdigest(),
     )
