@@ -27,19 +27,21 @@ from dsr_framework.models import HOOK_FOR_TYPE, ConnectionResult, DsrRequest, Re
 from dsr_framework.redact import Redactor
 from dsr_framework.validation import (
     SchemaViolation,
-    framework_validator,
     schema_validator,
     secret_paths,
     secret_values,
     validate,
 )
 
-__all__ = ["ENTRY_POINT_GROUP", "ConnectorHandle", "Host", "LoadProblem", "load_host"]
+__all__ = ["ENTRY_POINT_GROUP", "WITHHELD_MESSAGE", "ConnectorHandle", "Host", "LoadProblem", "load_host"]
 
 ENTRY_POINT_GROUP = "dsr.connectors"
 log = logging.getLogger("dsr_framework.host")
 
 Stage = Literal["import", "manifest", "hooks", "environment", "config"]
+
+#: The message of a result the facade withheld; tools (the conformance harness) look for it.
+WITHHELD_MESSAGE = "the connector's result was withheld because it contained a configured secret"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class ConnectorHandle:
         if not isinstance(document, Mapping):
             return failure(f"connector {self.name!r} returned no connection-test result")
         if self._contains_secret(document):
-            return failure("the connector's result was withheld because it contained a configured secret")
+            return failure(WITHHELD_MESSAGE)
         try:
             return ConnectionResult.from_dict(document)
         except (SchemaViolation, ValueError, KeyError) as exc:
@@ -160,12 +162,9 @@ class ConnectorHandle:
             return Result.failed(request, "internal", f"connector {self.name!r} returned no result from {hook}")
         if self._contains_secret(document):
             log.error("connector %r returned a configured secret from %s; result withheld", self.name, hook)
-            return Result.failed(
-                request, "internal", "the connector's result was withheld because it contained a configured secret"
-            )
+            return Result.failed(request, "internal", WITHHELD_MESSAGE)
         try:
-            validate(framework_validator("result"), dict(document), "result")
-            result = Result.from_dict(document)
+            result = Result.from_dict(document)  # validates against the result schema
         except (SchemaViolation, ValueError, KeyError) as exc:
             return Result.failed(request, "internal", f"the connector returned an invalid result: {exc}")
         if result.request_id != request.request_id or result.request_type != request.type:

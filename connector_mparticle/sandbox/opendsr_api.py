@@ -46,11 +46,9 @@ class Invalid(ValueError):
 
 def _signed(ctx: SandboxContext, status: int, body: Any) -> Reply:
     """OpenDSR signs responses with the processor key (spec sections 7.4 and 8.3)."""
-    reply = Reply(status, body)
-    reply.headers["X-OpenDSR-Processor-Domain"] = PROCESSOR_DOMAIN
-    reply.headers["X-OpenDSR-Signature"] = sign_body(ctx.pki.processor.key, reply.payload())
-    reply.raw = reply.payload()
-    return reply
+    raw = Reply(status, body).payload()
+    return Reply(status, raw=raw, headers={"X-OpenDSR-Processor-Domain": PROCESSOR_DOMAIN,
+                                           "X-OpenDSR-Signature": sign_body(ctx.pki.processor.key, raw)})
 
 
 def _identities(section: Any, allowed: set[str], where: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from dsr_framework.conformance import ConformanceTarget
 from dsr_framework.conformance.plugin import handle_for
 from dsr_framework.conformance.support import EgressGuard, drive, new_request, secret_looking_fields
 from dsr_framework.hookspecs import HOOK_NAMES
-from dsr_framework.host import ConnectorHandle
+from dsr_framework.host import WITHHELD_MESSAGE, ConnectorHandle
 from dsr_framework.manifest import Manifest, load_manifest
 from dsr_framework.models import HOOK_FOR_TYPE, DsrRequest, Result
 from dsr_framework.validation import SchemaViolation, framework_validator, secret_paths, secret_values
@@ -28,7 +28,6 @@ from dsr_framework.validation import SchemaViolation, framework_validator, secre
 pytestmark = pytest.mark.dsr_conformance
 
 CAPABILITIES = ["access", "deletion", "opt_out"]
-WITHHELD = "withheld because it contained a configured secret"
 
 
 def _manifest(plugin: object) -> Manifest:
@@ -153,7 +152,7 @@ def test_connection_fails_cleanly_with_the_bad_config(dsr_connector_name: str, d
     result = handle.test_connection()  # the facade turns exceptions into results; look for their traces
     text = json.dumps(result.to_dict())
     assert not result.ok, "test_connection passed with credentials the target refuses"
-    assert WITHHELD not in text, "the connector put a configured secret in its test_connection result"
+    assert WITHHELD_MESSAGE not in text, "the connector put a configured secret in its test_connection result"
     assert not any(c.error_class == "internal" for c in result.checks), (
         f"test_connection raised instead of returning a failed check: {result.message}")
     leaked = _leaks(text, _secrets(dsr_plugin, dsr_target_required))
@@ -238,7 +237,7 @@ def test_no_secret_in_logs_results_or_errors(dsr_connector_name: str, dsr_handle
             results.append(drive(dsr_handle, request, _budget(target, manifest, HOOK_FOR_TYPE[kind]))[0])  # type: ignore[index]
             results.append(bad.handle(request))
     texts += [json.dumps(r.to_dict()) for r in results]
-    withheld = [r.request_type for r in results if WITHHELD in r.message]
+    withheld = [r.request_type for r in results if WITHHELD_MESSAGE in r.message]
     assert not withheld, f"the connector put a configured secret in its {', '.join(withheld)} result(s)"
     leaked = _leaks("\n".join(texts), secrets)
     assert not leaked, f"secret value(s) in results: {', '.join(leaked)}"
