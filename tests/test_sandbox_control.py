@@ -54,6 +54,7 @@ def test_dsr_limit_and_published_defaults(sandbox: Sandbox) -> None:
     limits = sandbox.limits()
     assert limits["dsr"]["limit"] == 1000 and limits["dsr"]["window_seconds"] == 60
     assert limits["dsr_submit"]["limit"] == 80000 and limits["events"]["limit"] == 270
+    assert limits["profile"]["limit"] == 15 and "identity" not in limits  # mParticle publishes no IDSync limit
     sandbox.set_limits(dsr_submit={"limit": 1, "window_seconds": 86400})
     assert requests.post(f"{sandbox.url}/v3/requests", json=dsr_body(), auth=WORKSPACE, timeout=5).status_code == 201
     second = requests.post(f"{sandbox.url}/v3/requests", json=dsr_body(email="b@example.com"), auth=WORKSPACE,
@@ -136,17 +137,20 @@ def test_unknown_routes_and_methods(sandbox: Sandbox) -> None:
     assert requests.put(f"{sandbox.url}/v3/discovery", timeout=5).status_code == 405
 
 
-def test_admin_api_rejects_bad_settings(sandbox: Sandbox) -> None:
-    from connector_mparticle.sandbox import SandboxAdminError
-
-    with pytest.raises(SandboxAdminError, match="unknown fault setting"):
-        sandbox.set_faults(dsr={"explode": True})
-    with pytest.raises(SandboxAdminError, match="between 0 and 1"):
-        sandbox.set_faults(dsr={"error_rate": 3})
-    with pytest.raises(SandboxAdminError, match="unknown limit"):
-        sandbox.set_limits(profile={"limit": 1})
-    with pytest.raises(SandboxAdminError, match="cannot seed"):
-        sandbox.seed_profile({"shoe_size": "9"})
+def test_acceleration_limit_refuses_a_rate_that_rises_too_fast_and_reports_its_usage(sandbox: Sandbox) -> None:
+    """guides/default-service-limits "API Throttling": acceleration limits how fast the rate may rise; its 429
+    says ``acceleration`` and the 2xx usage header reports the greater of speed and acceleration usage."""
+    sandbox.seed_profile({"email": "jane@example.com"})
+    sandbox.set_limits(identity={"limit": 100, "window_seconds": 1, "acceleration": 4})
+    with requests.Session() as session:
+        first = [search(sandbox, session, "jane@example.com") for _ in range(5)]
+    assert [r.status_code for r in first] == [200] * 4 + [429]
+    assert first[3].headers["X-mp-rate-limit-percentage-used"] == "100"  # 4 of 4 allowed by acceleration
+    assert first[4].headers["X-mp-rate-limit-exceeded"] == "acceleration" and "Retry-After" not in first[4].headers
+    time.sleep(1.05)  # the next window may take the previous window's 4, plus 4 more
+    with requests.Session() as session:
+        ramp = [search(sandbox, session, "jane@example.com").status_code for _ in range(9)]
+    assert ramp == [200] * 8 + [429]
 
 
 def test_https_sandbox_is_trusted_only_through_its_ca() -> None:

@@ -56,7 +56,7 @@ def test_submission_is_acknowledged_with_the_documented_fields_and_a_valid_signa
     assert data["subject_request_id"] == body["subject_request_id"] and data["controller_id"] == "12345"
     assert json.loads(base64.b64decode(data["encoded_request"])) == body
     assert response.headers["X-OpenDSR-Processor-Domain"] == "opendsr.mparticle.com"
-    cert = x509.load_pem_x509_certificate(requests.get(f"{sandbox.url}/dsr/opendsr_cert.pem", timeout=5).content)
+    cert = x509.load_pem_x509_certificates(requests.get(f"{sandbox.url}/dsr/opendsr_cert.pem", timeout=5).content)[0]
     verify_signature(cert, response.content, response.headers["X-OpenDSR-Signature"])
 
 
@@ -73,23 +73,26 @@ def test_request_moves_through_its_lifecycle_and_completes_when_expected(sandbox
 
 
 INVALID = [
-    ({"regulation": None}, "'regulation' is required"),
-    ({"regulation": "lgpd"}, "'regulation' must be"),
+    ({"regulation": None}, "'regulation' is a required property"),
+    ({"regulation": "lgpd"}, "$.regulation"),
     ({"subject_request_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"}, "UUID v4"),
     ({"subject_request_id": "not-a-uuid"}, "UUID v4"),
-    ({"subject_request_type": "rectification"}, "'subject_request_type' must be"),
+    ({"subject_request_type": "rectification"}, "$.subject_request_type"),
     ({"submitted_time": "last tuesday"}, "ISO 8601"),
-    ({"subject_identities": {"email": {"value": "a@b.co", "encoding": "sha256"}}}, "only 'raw'"),
+    ({"subject_identities": {"email": {"value": "a@b.co", "encoding": "sha256"}}}, "$.subject_identities.email"),
     ({"subject_identities": {"shoe_size": {"value": "9", "encoding": "raw"}}}, "unsupported identity type"),
-    ({"subject_identities": {"mpid": {"value": "42", "encoding": "raw"}}}, "unsupported identity type"),
+    ({"subject_identities": {"mpid": {"value": "42", "encoding": "raw"}}}, "only in the opendsr.mparticle.com"),
+    ({"subject_identities": {"other": {"value": "x", "encoding": "raw"}}}, "only in the opendsr.mparticle.com"),
     ({"subject_identities": {}}, "at least one subject identity"),
     ({"subject_identities": {"email": {"value": "a@b.co", "encoding": "raw"}},
       "extensions": {"opendsr.mparticle.com": {"subject_identities": {"mpid": {"value": "42", "encoding": "raw"}}}}},
-     "an mpid cannot be sent together with other identities"),
+     "If an mpid is provided, it must be the only identity"),
     ({"subject_identities": None, "extensions": {"opendsr.mparticle.com": {"subject_identities": {
         f"other{n}": {"value": str(n), "encoding": "raw"} for n in range(2, 11)} | {
         "other": {"value": "x", "encoding": "raw"}}}}}, None),
-    ({"colour": "blue"}, "unknown field"),
+    ({"colour": "blue"}, "'colour' was unexpected"),
+    ({"api_version": "2.0"}, "$.api_version"),  # "Valid value is 3.0"
+    ({"status_callback_urls": ["ftp://host/cb"]}, "$.status_callback_urls[0]"),
 ]
 
 
@@ -105,6 +108,12 @@ def test_invalid_submissions_get_a_400_with_the_documented_error_body(
     error = response.json()
     assert error["code"] == 400 and message in error["message"]
     assert error["errors"][0]["domain"] == "Validation" and message in error["errors"][0]["message"]
+
+
+def test_api_version_other_than_3_0_is_refused_and_3_0_or_none_is_accepted(sandbox: Sandbox) -> None:
+    assert submit(sandbox, dsr_body(api_version="1.0")).status_code == 400
+    assert submit(sandbox, dsr_body(api_version=None)).status_code == 201
+    assert submit(sandbox, dsr_body("erasure", api_version="3.0")).status_code == 201
 
 
 def test_malformed_json_is_a_400(sandbox: Sandbox) -> None:
@@ -164,17 +173,72 @@ def test_only_pending_requests_can_be_cancelled(sandbox: Sandbox) -> None:
 def test_completed_erasure_removes_the_profile_and_its_events(sandbox: Sandbox) -> None:
     jane = sandbox.seed_profile({"email": "jane@example.com", "customer_id": "c-1"}, batches=[batch()])
     bob = sandbox.seed_profile({"email": "bob@example.com"}, batches=[batch("bob@example.com")])
-    body = dsr_body("erasure")
+    body = dsr_body("erasure", subject_identities={"email": {"value": "jane@example.com", "encoding": "raw"},
+                                                   "controller_customer_id": {"value": "c-1", "encoding": "raw"}})
     submit(sandbox, body)
     done = wait_for(sandbox, body["subject_request_id"], "completed")
     assert done["results_url"] is None
-    assert done["extensions"][0]["status"] == "sent"
     assert sandbox.profile(jane["mpid"]) is None
     assert sandbox.profile(bob["mpid"]) is not None
     search = requests.post(f"{sandbox.url}/v1/search", auth=INPUT, timeout=5,
-                           json={"environment": "production", "known_identities": {"email": "jane@example.com"}})
+                           json={"environment": "production", "known_identities": {"customerid": "c-1"}})
     assert search.status_code == 404
     assert sandbox.dsr(body["subject_request_id"])["matched_mpids"] == [jane["mpid"]]  # type: ignore[index]
+
+
+def test_erasure_without_the_login_id_does_not_reach_a_profile_that_has_one(sandbox: Sandbox) -> None:
+    """guides/data-subject-requests: a DSR without a login ID is not fulfilled for a profile that has one."""
+    jane = sandbox.seed_profile({"email": "jane@example.com", "customer_id": "c-1", "ios_idfa": "idfa-1"})
+    for identities in ({"email": {"value": "jane@example.com", "encoding": "raw"}},
+                       {"ios_advertising_id": {"value": "idfa-1", "encoding": "raw"}}):
+        body = dsr_body("erasure", subject_identities=identities)
+        submit(sandbox, body)
+        wait_for(sandbox, body["subject_request_id"], "completed")
+        assert sandbox.dsr(body["subject_request_id"])["matched_mpids"] == []  # type: ignore[index]
+    assert sandbox.profile(jane["mpid"]) is not None
+
+
+def test_a_dsr_resolves_to_one_profile_even_when_several_share_an_identity(sandbox: Sandbox) -> None:
+    """dsr-api/v3: "This update enforces identity resolution to map to a single mpid"."""
+    first = sandbox.seed_profile({"email": "shared@example.com", "other": "a"})
+    second = sandbox.seed_profile({"email": "shared@example.com", "other": "b"})
+    body = dsr_body("erasure", email="shared@example.com", extensions={"opendsr.mparticle.com": {
+        "subject_identities": {"other": {"value": "b", "encoding": "raw"}}}})
+    submit(sandbox, body)
+    wait_for(sandbox, body["subject_request_id"], "completed")
+    assert sandbox.profile(second["mpid"]) is None, "the identity hierarchy picks the profile other=b"
+    assert sandbox.profile(first["mpid"]) is not None
+
+
+def test_an_mpid_in_the_extension_names_the_profile_directly(sandbox: Sandbox) -> None:
+    jane = sandbox.seed_profile({"customer_id": "c-1"})
+    body = dsr_body("erasure", subject_identities=None, extensions={"opendsr.mparticle.com": {
+        "subject_identities": {"mpid": {"value": str(jane["mpid"]), "encoding": "raw"}}}})
+    assert submit(sandbox, body).status_code == 201
+    wait_for(sandbox, body["subject_request_id"], "completed")
+    assert sandbox.profile(jane["mpid"]) is None
+
+
+def test_status_extensions_are_null_unless_forwarding_partners_are_configured(sandbox: Sandbox) -> None:
+    erasure, access = dsr_body("erasure"), dsr_body("access")
+    for body in (erasure, access):
+        submit(sandbox, body)
+        assert status(sandbox, body["subject_request_id"]).json()["extensions"] is None
+    assert wait_for(sandbox, erasure["subject_request_id"], "completed")["extensions"] is None
+    sandbox.set_workspace(forwarding_partners=[
+        {"domain": "braze.com", "name": "Braze erasure"},
+        {"domain": "amplitude.com", "name": "Amplitude", "outcome": "failed", "status_message": "invalid API key"}])
+    forwarded = dsr_body("erasure", email="someone@example.com")
+    submit(sandbox, forwarded)
+    pending = status(sandbox, forwarded["subject_request_id"]).json()["extensions"]
+    assert [(e["domain"], e["status"]) for e in pending] == [("braze.com", "pending"), ("amplitude.com", "pending")]
+    done = wait_for(sandbox, forwarded["subject_request_id"], "completed")["extensions"]
+    assert done == [
+        {"domain": "braze.com", "name": "Braze erasure", "status": "sent", "status_message": None},
+        {"domain": "amplitude.com", "name": "Amplitude", "status": "failed", "status_message": "invalid API key"}]
+    later_access = dsr_body("access", email="someone@example.com")
+    submit(sandbox, later_access)
+    assert status(sandbox, later_access["subject_request_id"]).json()["extensions"] is None  # erasures only
 
 
 def read_zip(content: bytes) -> dict[str, list[Any]]:
@@ -183,30 +247,48 @@ def read_zip(content: bytes) -> dict[str, list[Any]]:
                 if name.endswith(".jsonl") else [archive.read(name).decode()] for name in archive.namelist()}
 
 
-def test_access_results_hold_the_profile_and_its_event_batches(sandbox: Sandbox) -> None:
-    sandbox.seed_profile({"email": "jane@example.com", "customer_id": "c-1"}, attributes={"$firstname": "Jane"},
-                         batches=[batch(), batch()], consent={"ccpa": {"data_sale_opt_out": {"consented": False}}})
-    body = dsr_body()
-    submit(sandbox, body)
-    done = wait_for(sandbox, body["subject_request_id"], "completed")
-    download = requests.get(done["results_url"], timeout=5)
+def batch_lines(files: dict[str, list[Any]]) -> list[Any]:
+    return [line for name, lines in sorted(files.items()) if name.endswith(".jsonl") and name != "profile.jsonl"
+            for line in lines]
+
+
+def access_results(sb: Sandbox, **identities: str) -> dict[str, list[Any]]:
+    body = dsr_body(**identities)
+    submit(sb, body)
+    download = requests.get(wait_for(sb, body["subject_request_id"], "completed")["results_url"], timeout=5)
     assert download.status_code == 200 and download.headers["Content-Type"] == "application/zip"
-    files = read_zip(download.content)
-    [profile] = files["profile.jsonl"]
+    return read_zip(download.content)
+
+
+def test_access_results_hold_the_event_batches_and_no_live_profile_by_default(sandbox: Sandbox) -> None:
+    """guides/data-subject-requests: including the live profile is a workspace setting, off by default."""
+    sandbox.seed_profile({"email": "jane@example.com"}, attributes={"$firstname": "Jane"},
+                         batches=[batch(), batch()])
+    files = access_results(sandbox)
+    assert "profile.jsonl" not in files
+    lines = batch_lines(files)
+    assert len(lines) == 2 and lines[0]["events"][0]["data"]["event_name"] == "Viewed Pricing"
+    assert isinstance(lines[0]["mpid"], int) and lines[0]["source_info"]["channel"] == "server_to_server"
+
+
+def test_the_live_profile_is_included_in_the_documented_shape_when_the_workspace_opts_in(sandbox: Sandbox) -> None:
+    sandbox.set_workspace(include_live_profile=True)
+    jane = sandbox.seed_profile({"email": "jane@example.com", "ios_idfa": "idfa-9"},
+                                attributes={"$firstname": "Jane"}, audiences=["Newsletter"])
+    [profile] = access_results(sandbox)["profile.jsonl"]
+    # mParticle's sample result (static/downloads/portability-response-sample.zip): the mpid is "id" and
+    # identities are {type, encoding, value}; the Profile API's names for the types.
+    assert profile["id"] == int(jane["mpid"])
+    assert profile["user_identities"] == [{"type": "email", "encoding": "none", "value": "jane@example.com"}]
+    assert profile["device_identities"] == [{"type": "ios_advertising_id", "encoding": "none", "value": "idfa-9"}]
     assert profile["user_attributes"] == {"$firstname": "Jane"}
-    assert {"identity_type": "customer_id", "identity": "c-1"} in profile["user_identities"]
-    assert profile["consent_state"]["ccpa"]["data_sale_opt_out"]["consented"] is False
-    assert len(files["event_batches.jsonl"]) == 2
-    assert files["event_batches.jsonl"][0]["events"][0]["data"]["event_name"] == "Viewed Pricing"
+    assert [a["audience_name"] for a in profile["audience_memberships"]] == ["Newsletter"]
 
 
 def test_access_for_a_profile_without_events_gives_empty_txt(sandbox: Sandbox) -> None:
     sandbox.seed_profile({"email": "jane@example.com"})
-    body = dsr_body()
-    submit(sandbox, body)
-    files = read_zip(requests.get(wait_for(sandbox, body["subject_request_id"], "completed")["results_url"],
-                                  timeout=5).content)
-    assert "empty.txt" in files and "event_batches.jsonl" not in files
+    files = access_results(sandbox)
+    assert "empty.txt" in files and batch_lines(files) == []
 
 
 def test_results_link_is_404_when_nothing_matched_and_410_once_expired(sandbox: Sandbox) -> None:
@@ -223,10 +305,15 @@ def test_results_link_is_404_when_nothing_matched_and_410_once_expired(sandbox: 
     assert requests.get(url, timeout=5).status_code == 410
 
 
-def test_discovery_names_the_supported_identities_and_the_certificate(sandbox: Sandbox) -> None:
-    data = requests.get(f"{sandbox.url}/v3/discovery", timeout=5).json()
+@pytest.mark.parametrize("path", ["/v3/discovery/", "/v3/discovery"])
+def test_discovery_at_the_documented_path_names_the_supported_identities_and_the_certificate(
+    sandbox: Sandbox, path: str
+) -> None:
+    response = requests.get(f"{sandbox.url}{path}", timeout=5)  # the v3 page documents GET /discovery/
+    assert response.status_code == 200
+    data = response.json()
     assert data["api_version"] == "3.0"
-    assert {"identity_type": "email", "identity_format": "raw"} in data["supported_identities"]
+    assert {"identity_type": "roku_publisher_id", "identity_format": "raw"} in data["supported_identities"]
     assert len(data["supported_identities"]) == 11
     assert data["processor_certificate"] == f"{sandbox.url}/dsr/opendsr_cert.pem"
 
@@ -270,9 +357,9 @@ def test_callbacks_are_sent_on_every_status_change_signed_by_a_certificate_from_
     statuses = [json.loads(raw)["request_status"] for _, raw in received]
     assert statuses == ["pending", "in_progress", "completed"]
     cert_url = requests.get(f"{sandbox.url}/v3/discovery", timeout=5).json()["processor_certificate"]
-    cert = x509.load_pem_x509_certificate(requests.get(cert_url, timeout=5).content)
-    ca = x509.load_pem_x509_certificate(sandbox.ca_pem())
-    cert.verify_directly_issued_by(ca)
+    cert, intermediate = x509.load_pem_x509_certificates(requests.get(cert_url, timeout=5).content)
+    cert.verify_directly_issued_by(intermediate)
+    intermediate.verify_directly_issued_by(x509.load_pem_x509_certificate(sandbox.ca_pem()))
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
         x509.DNSName)
     assert names == ["opendsr.mparticle.com"]
@@ -282,3 +369,30 @@ def test_callbacks_are_sent_on_every_status_change_signed_by_a_certificate_from_
         assert json.loads(raw)["status_callback_url"] == url
     undelivered = [d for d in sandbox.callbacks() if d["url"].startswith("https://host.example.com")]
     assert undelivered and not any(d["delivered"] for d in undelivered)  # the sandbox never leaves loopback
+
+
+@pytest.mark.parametrize("mode", ["invalid", "missing"])
+def test_the_signature_fault_sends_a_bad_or_no_signature_on_responses_and_callbacks(
+    sandbox: Sandbox, callback_receiver: tuple[str, list[tuple[dict[str, str], bytes]]], mode: str
+) -> None:
+    from cryptography.exceptions import InvalidSignature
+
+    url, received = callback_receiver
+    cert = x509.load_pem_x509_certificates(requests.get(f"{sandbox.url}/dsr/opendsr_cert.pem", timeout=5).content)[0]
+    sandbox.set_faults(dsr={"signature": mode})
+    response = submit(sandbox, dsr_body(status_callback_urls=[url]))
+    assert response.status_code == 201
+    deadline = time.time() + 5
+    while not received and time.time() < deadline:
+        time.sleep(0.05)
+    [(callback_headers, callback_body)] = received[:1]
+    for headers, raw in ((dict(response.headers.lower_items()), response.content), (callback_headers, callback_body)):
+        assert headers["x-opendsr-processor-domain"] == "opendsr.mparticle.com"
+        if mode == "missing":
+            assert "x-opendsr-signature" not in headers
+        else:
+            with pytest.raises(InvalidSignature):
+                verify_signature(cert, raw, headers["x-opendsr-signature"])
+    sandbox.clear_faults()
+    good = requests.get(f"{sandbox.url}/v3/discovery/", timeout=5)
+    verify_signature(cert, good.content, good.headers["X-OpenDSR-Signature"])

@@ -1,4 +1,5 @@
-"""A faithful local mParticle: OpenDSR v3, IDSync v1, Events v2 and the OAuth token endpoint on one origin.
+"""A faithful local mParticle: OpenDSR v3, IDSync v1, Events v2, the Profile API and the OAuth token endpoint on
+one origin, written from mParticle's documents and importing nothing from the connector it tests.
 
 .. code-block:: python
 
@@ -14,9 +15,11 @@ Run it on its own with ``python -m connector_mparticle.sandbox`` or ``mparticle-
 
 from connector_mparticle.sandbox.admin_client import SandboxAdmin, SandboxAdminError
 from connector_mparticle.sandbox.config import SandboxConfig, SandboxCredentials
-from connector_mparticle.sandbox.limits import Faults, Limit
+from connector_mparticle.sandbox.faults import Faults
+from connector_mparticle.sandbox.limits import Limit
 from connector_mparticle.sandbox.server import Sandbox
 from connector_mparticle.sandbox.store import Durations
+from connector_mparticle.sandbox.workspace import ForwardingPartner, IdentityStrategy
 
-__all__ = ["Durations", "Faults", "Limit", "Sandbox", "SandboxAdmin", "SandboxAdminError", "SandboxConfig",
-           "SandboxCredentials"]
+__all__ = ["Durations", "Faults", "ForwardingPartner", "IdentityStrategy", "Limit", "Sandbox", "SandboxAdmin",
+           "SandboxAdminError", "SandboxConfig", "SandboxCredentials"]

@@ -1,38 +1,49 @@
-"""The sandbox admin API under ``/_sandbox/``: seed and read data, switch limits, faults and durations.
+"""The sandbox admin API under ``/_sandbox/``: seed and read data, switch limits, faults, durations and
+workspace settings.
 
-It needs no credentials: the sandbox only ever listens on loopback. Every route takes and returns JSON.
+It needs no credentials: the sandbox only ever listens on loopback. Every route takes and returns JSON; a body
+of the wrong shape is refused with 400 (each is checked against its schema in
+:mod:`~connector_mparticle.sandbox.schemas`; the README documents them).
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
+from connector_mparticle.sandbox.faults import Faults
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
-from connector_mparticle.sandbox.limits import APIS, Faults, Limit
-from connector_mparticle.sandbox.store import Durations
+from connector_mparticle.sandbox.identity_types import by_name
+from connector_mparticle.sandbox.opendsr_api import iso, status_body
+from connector_mparticle.sandbox.schemas import first_problem
+from connector_mparticle.sandbox.store import DsrRecord, Durations
 
 if TYPE_CHECKING:
-    from connector_mparticle.sandbox.server import SandboxContext
+    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES"]
 
-DSR_STATUSES = ("pending", "in_progress", "completed", "cancelled")
+
+class Refused(ValueError):
+    """The admin call cannot be done as asked (answered with 400)."""
 
 
 def _bad(message: str) -> Reply:
     return Reply(400, {"error": message})
 
 
-def _body(call: Call) -> dict[str, Any]:
-    body = call.json() if call.body else {}
-    if not isinstance(body, dict):
-        raise BadJson("the body must be a JSON object")
+def _body(call: Call, schema: str) -> Any:
+    try:
+        body = call.json() if call.body else {}
+    except BadJson as exc:
+        raise Refused(str(exc)) from None
+    problem = first_problem(schema, body)
+    if problem is not None:
+        raise Refused(problem)
     return body
 
 
 def index(ctx: SandboxContext, call: Call) -> Reply:
-    from connector_mparticle.sandbox.server import ROUTES as ALL
+    from connector_mparticle.sandbox.pipeline import ROUTES as ALL
 
     return Reply(200, {
         "base_url": ctx.base_url,
@@ -46,42 +57,38 @@ def credentials(ctx: SandboxContext, call: Call) -> Reply:
     return Reply(200, {"workspace_key": c.workspace_key, "workspace_secret": c.workspace_secret,
                        "input_key": c.input_key, "input_secret": c.input_secret,
                        "client_id": c.client_id, "client_secret": c.client_secret,
-                       "workspace_id": c.workspace_id, "token_url": f"{ctx.base_url}/oauth/token"})
+                       "workspace_id": c.workspace_id, "account_id": c.account_id, "org_id": c.org_id,
+                       "token_url": f"{ctx.base_url}/oauth/token",
+                       "profile_api_url": f"{ctx.base_url}/userprofile/v1/{c.org_id}/{c.account_id}/{c.workspace_id}"})
 
 
 def seed_profile(ctx: SandboxContext, call: Call) -> Reply:
     try:
-        body = _body(call)
-        identities = body.get("identities")
-        if not isinstance(identities, dict) or not identities:
-            raise BadJson("'identities' must be a non-empty object of identity type to value")
-        profile = ctx.store.add_profile(identities, body.get("attributes"), body.get("consent"),
-                                        body.get("batches", []), body.get("mpid"), body.get("audiences", []))
-    except (BadJson, KeyError, TypeError, ValueError) as exc:
+        body = _body(call, "admin_profile")
+        mpid = body.get("mpid")
+        profile = ctx.store.add_profile(
+            body["identities"], ctx.workspace.current.identity, attributes=body.get("attributes"),
+            consent=body.get("consent"), batches=body.get("batches") or [],
+            mpid=int(mpid) if mpid is not None else None, audiences=body.get("audiences") or [])
+    except (Refused, ValueError) as exc:
         return _bad(f"cannot seed profile: {exc}")
-    return Reply(201, profile.to_dict())
+    return Reply(201, profile)
 
 
 def list_profiles(ctx: SandboxContext, call: Call) -> Reply:
     wanted = {k: v[0] for k, v in call.query.items()}
-    with ctx.store.lock:
-        profiles = ctx.store.match(wanted) if wanted else list(ctx.store.profiles.values())
-        return Reply(200, [p.to_dict() for p in profiles])
+    unknown = sorted(k for k in wanted if by_name(k) is None)
+    if unknown:
+        return _bad(f"unknown identity type(s): {', '.join(unknown)}")
+    return Reply(200, ctx.store.find_profiles(wanted))
 
 
 def get_profile(ctx: SandboxContext, call: Call) -> Reply:
-    with ctx.store.lock:
-        profile = ctx.store.profiles.get(int(call.params["mpid"]))
-        if profile is None:
-            return Reply(404, {"error": "no such profile (never existed, or erased)"})
-        data = profile.to_dict()
-        data["batches"] = list(profile.batches)
-        return Reply(200, data)
+    found = ctx.store.profile(int(call.params["mpid"]))
+    return Reply(200, found) if found else Reply(404, {"error": "no such profile (never existed, or erased)"})
 
 
-def _dsr_view(ctx: SandboxContext, record: Any) -> dict[str, Any]:
-    from connector_mparticle.sandbox.opendsr_api import iso, status_body
-
+def _dsr_view(ctx: SandboxContext, record: DsrRecord) -> dict[str, Any]:
     data = status_body(ctx, record)
     data.update({"regulation": record.regulation, "subject_request_type": record.request_type,
                  "identities": record.identities, "received_time": iso(record.received_at),
@@ -92,114 +99,102 @@ def _dsr_view(ctx: SandboxContext, record: Any) -> dict[str, Any]:
 
 def list_dsrs(ctx: SandboxContext, call: Call) -> Reply:
     ctx.advance()
-    with ctx.store.lock:
-        records = sorted(ctx.store.dsrs.values(), key=lambda r: r.received_at)
-        return Reply(200, [_dsr_view(ctx, r) for r in records])
+    return Reply(200, [_dsr_view(ctx, r) for r in ctx.store.dsrs()])
 
 
 def get_dsr(ctx: SandboxContext, call: Call) -> Reply:
     ctx.advance()
-    record = ctx.store.dsrs.get(call.params["id"].lower())
+    record = ctx.store.dsr(call.params["id"])
     return Reply(200, _dsr_view(ctx, record)) if record else Reply(404, {"error": "no such request"})
 
 
 def force_status(ctx: SandboxContext, call: Call) -> Reply:
     try:
-        status = _body(call).get("status")
-    except BadJson as exc:
+        status = _body(call, "admin_status")["status"]
+    except Refused as exc:
         return _bad(str(exc))
-    if status not in DSR_STATUSES:
-        return _bad(f"status must be one of {', '.join(DSR_STATUSES)}")
-    record = ctx.store.dsrs.get(call.params["id"].lower())
+    record = ctx.store.force_status(call.params["id"], status, ctx.workspace.current)
     if record is None:
         return Reply(404, {"error": "no such request"})
-    with ctx.store.lock:
-        record.forced = True
-        ctx.store.set_status(record, status)
     ctx.notify(record)
     return Reply(200, _dsr_view(ctx, record))
 
 
 def get_limits(ctx: SandboxContext, call: Call) -> Reply:
-    return Reply(200, {api: {"limit": w.limit.limit, "window_seconds": w.limit.window_seconds,
-                             "scope": w.limit.scope, "external_share": w.limit.external_share}
-                       for api, w in ctx.windows.items()})
+    return Reply(200, {api: {"limit": limit.limit, "window_seconds": limit.window_seconds, "scope": limit.scope,
+                             "external_share": limit.external_share, "acceleration": limit.acceleration}
+                       for api, limit in ctx.limits.limits().items()})
 
 
 def put_limits(ctx: SandboxContext, call: Call) -> Reply:
     try:
-        body = _body(call)
-        for api, spec in body.items():
-            if api not in ctx.windows:
-                raise BadJson(f"unknown limit '{api}' (known: {', '.join(sorted(ctx.windows))})")
-            current = ctx.windows[api].limit
-            ctx.set_limit(api, Limit(float(spec.get("limit", current.limit)),
-                                     float(spec.get("window_seconds", current.window_seconds)),
-                                     str(spec.get("scope", current.scope)),
-                                     float(spec.get("external_share", current.external_share))))
-    except (BadJson, AttributeError, TypeError, ValueError) as exc:
+        for api, changes in _body(call, "admin_limits").items():
+            ctx.limits.update(api, **changes)
+    except (Refused, ValueError) as exc:
         return _bad(f"cannot set limits: {exc}")
     return get_limits(ctx, call)
 
 
 def get_faults(ctx: SandboxContext, call: Call) -> Reply:
-    return Reply(200, {api: ctx.faults(api).to_dict() for api in APIS})
+    return Reply(200, {api: faults.to_dict() for api, faults in ctx.faults.all().items()})
 
 
 def put_faults(ctx: SandboxContext, call: Call) -> Reply:
     try:
-        body = _body(call)
-        updates = {}
-        for api, spec in body.items():
-            if api not in APIS:
-                raise BadJson(f"unknown API '{api}' (known: {', '.join(APIS)})")
-            updates[api] = Faults.from_dict(dict(spec))
-    except (BadJson, TypeError, ValueError) as exc:
+        body = _body(call, "admin_faults")
+        ctx.faults.update({api: Faults.from_dict(spec) for api, spec in body.items()})
+    except (Refused, TypeError, ValueError) as exc:
         return _bad(f"cannot set faults: {exc}")
-    ctx.fault_settings.update(updates)
     return get_faults(ctx, call)
 
 
 def clear_faults(ctx: SandboxContext, call: Call) -> Reply:
-    ctx.fault_settings.clear()
+    ctx.faults.clear()
     return get_faults(ctx, call)
 
 
 def get_durations(ctx: SandboxContext, call: Call) -> Reply:
-    store = ctx.store
-    return Reply(200, {
-        "durations": {k: {"pending": d.pending, "in_progress": d.in_progress} for k, d in store.durations.items()},
-        "overrun_seconds": store.overrun, "results_ttl_seconds": store.results_ttl,
-    })
+    return Reply(200, ctx.store.timing())
 
 
 def put_durations(ctx: SandboxContext, call: Call) -> Reply:
     try:
-        body = _body(call)
-        with ctx.store.lock:
-            for kind, spec in (body.get("durations") or {}).items():
-                if kind not in ("access", "erasure"):
-                    raise BadJson("durations are set for 'access' (also portability) and 'erasure'")
-                ctx.store.durations[kind] = Durations(float(spec["pending"]), float(spec["in_progress"]))
-            if "overrun_seconds" in body:
-                ctx.store.overrun = float(body["overrun_seconds"])
-            if "results_ttl_seconds" in body:
-                ctx.store.results_ttl = float(body["results_ttl_seconds"])
-    except (BadJson, KeyError, TypeError, ValueError) as exc:
+        body = _body(call, "admin_durations")
+    except Refused as exc:
         return _bad(f"cannot set durations: {exc}")
+    ctx.store.set_timing({kind: Durations(**spec) for kind, spec in (body.get("durations") or {}).items()},
+                         body.get("overrun_seconds"), body.get("results_ttl_seconds"))
     return get_durations(ctx, call)
 
 
+def get_workspace(ctx: SandboxContext, call: Call) -> Reply:
+    return Reply(200, ctx.workspace.current.to_dict())
+
+
+def put_workspace(ctx: SandboxContext, call: Call) -> Reply:
+    try:
+        settings = ctx.workspace.update(_body(call, "admin_workspace"))
+    except (Refused, TypeError, ValueError) as exc:
+        return _bad(f"cannot change the workspace settings: {exc}")
+    return Reply(200, settings.to_dict())
+
+
+def ignored_consent(ctx: SandboxContext, call: Call) -> Reply:
+    """Consent for GDPR purposes the workspace has not defined, which mParticle does not store."""
+    return Reply(200, ctx.store.ignored_consent())
+
+
 def get_log(ctx: SandboxContext, call: Call) -> Reply:
-    since = int(call.arg("since") or 0)
-    api = call.arg("api")
-    entries = [e for e in ctx.log_entries(since) if api is None or e["api"] == api]
-    return Reply(200, {"entries": entries, "next": ctx.log_next()})
+    try:
+        since = int(call.arg("since") or 0)
+    except ValueError:
+        return _bad("'since' must be an integer")
+    return Reply(200, {"entries": ctx.log.entries(since, call.arg("api")), "next": ctx.log.last_seq()})
 
 
 def clear_log(ctx: SandboxContext, call: Call) -> Reply:
-    ctx.clear_log()
-    return Reply(200, {"entries": [], "next": ctx.log_next()})
+    ctx.log.clear()
+    return Reply(200, {"entries": [], "next": ctx.log.last_seq()})
 
 
 def callbacks(ctx: SandboxContext, call: Call) -> Reply:
@@ -208,23 +203,16 @@ def callbacks(ctx: SandboxContext, call: Call) -> Reply:
 
 def expire_tokens(ctx: SandboxContext, call: Call) -> Reply:
     """Make every issued token expire now (clients holding one get 401 until they fetch a new one)."""
-    with ctx.store.lock:
-        for token in ctx.tokens:
-            ctx.tokens[token] = time.time() - 1
-        return Reply(200, {"expired": len(ctx.tokens)})
+    return Reply(200, {"expired": ctx.tokens.expire_all()})
 
 
 def revoke_tokens(ctx: SandboxContext, call: Call) -> Reply:
-    with ctx.store.lock:
-        count = len(ctx.tokens)
-        ctx.tokens.clear()
-        return Reply(200, {"revoked": count})
+    return Reply(200, {"revoked": ctx.tokens.revoke_all()})
 
 
 def stats(ctx: SandboxContext, call: Call) -> Reply:
-    """Writes that took effect: DSRs created, batches stored, duplicate batches ignored."""
-    with ctx.store.lock:
-        return Reply(200, {"dsrs": len(ctx.store.dsrs), "profiles": len(ctx.store.profiles), **ctx.store.stats})
+    """Writes that took effect: DSRs created, batches stored, duplicate batches ignored, and more."""
+    return Reply(200, ctx.store.stats())
 
 
 def ca_certificate(ctx: SandboxContext, call: Call) -> Reply:
@@ -252,6 +240,9 @@ ROUTES = [
     Route("DELETE", r"/_sandbox/faults", "admin", clear_faults),
     Route("GET", r"/_sandbox/durations", "admin", get_durations),
     Route("PUT", r"/_sandbox/durations", "admin", put_durations),
+    Route("GET", r"/_sandbox/workspace", "admin", get_workspace),
+    Route("PUT", r"/_sandbox/workspace", "admin", put_workspace),
+    Route("GET", r"/_sandbox/consent/ignored", "admin", ignored_consent),
     Route("GET", r"/_sandbox/log", "admin", get_log),
     Route("DELETE", r"/_sandbox/log", "admin", clear_log),
     Route("GET", r"/_sandbox/callbacks", "admin", callbacks),

@@ -1,34 +1,43 @@
-"""Who is calling: HTTP Basic with the workspace (DSR) or input (Events, Identity) key and secret, or a
-bearer token from the sandbox's OAuth endpoint. Failures are answered the way each API answers them."""
+"""Who is calling, judged the way each API's documentation says it authenticates.
+
+- DSR API: HTTP Basic with the workspace key and secret (``developers/dsr-api/v3`` "Authentication").
+- Events and IDSync: HTTP Basic with an input (platform) key and secret (``developers/server/http``,
+  ``developers/idsync/http-api``). Events answers 401 when the header is missing, 403 when it is wrong.
+- Profile API: an OAuth bearer token from ``/oauth/token`` (``developers/profile-api`` "Authentication"), nothing
+  else.
+
+mParticle documents bearer tokens for the Platform and Profile APIs only, so a token is refused on the DSR,
+Events and IDSync APIs unless the workspace setting ``oauth_apis`` names that API (for workspaces that are
+issued such credentials).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
-import time
 from typing import TYPE_CHECKING
 
-from connector_mparticle.sandbox.events_api import events_error
+from connector_mparticle.sandbox.errors import dsr_error, events_error, identity_error, profile_error
 from connector_mparticle.sandbox.http import Call, Reply, Route
-from connector_mparticle.sandbox.identity_api import identity_error
-from connector_mparticle.sandbox.opendsr_api import dsr_error
 
 if TYPE_CHECKING:
-    from connector_mparticle.sandbox.server import SandboxContext
+    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["authenticate"]
 
 
 def _refuse(api: str, missing: bool) -> Reply:
     if api == "dsr":
-        return dsr_error(401, "Unauthorized: the workspace key and secret were not accepted.",
+        return dsr_error(401, "Unauthorized: the credentials provided in the request are not valid.",
                          reason="UnauthorizedException", domain="Authentication")
     if api == "identity":
         return identity_error(401, "UNAUTHORIZED", "Unauthorized: the API key and secret were not accepted.")
-    if missing:  # the Events API: 401 when the header is missing, 403 when the credentials are wrong
+    if api == "profile":
+        return profile_error(401, "UNAUTHORIZED", "Unauthorized: a valid bearer token is required.")
+    if missing:
         return events_error(401, "Unauthorized: no credentials were supplied.")
-    return events_error(403, "Forbidden: the API key and secret were not accepted.")
+    return events_error(403, "Forbidden: the credentials were not accepted.")
 
 
 def _same(a: str, b: str) -> bool:
@@ -42,12 +51,11 @@ def authenticate(ctx: SandboxContext, call: Call, route: Route) -> tuple[str, Re
     if not header:
         return "", _refuse(route.api, missing=True)
     if scheme.lower() == "bearer":
-        with ctx.store.lock:
-            expires = ctx.tokens.get(value.strip())
-        if expires is not None and expires > time.time():
+        accepts = route.auth == "bearer" or route.api in ctx.workspace.current.oauth_apis
+        if accepts and ctx.tokens.valid(value.strip()):
             return "oauth", None
         return "", _refuse(route.api, missing=False)
-    if scheme.lower() != "basic":
+    if scheme.lower() != "basic" or route.auth == "bearer":
         return "", _refuse(route.api, missing=False)
     try:
         key, _, secret = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import signal
+import sys
 import threading
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
+import yaml
 
 from connector_mparticle.sandbox.config import SandboxConfig
-from connector_mparticle.sandbox.limits import APIS, Faults, Limit
+from connector_mparticle.sandbox.faults import APIS, Faults
+from connector_mparticle.sandbox.limits import Limit
 from connector_mparticle.sandbox.server import Sandbox
 from connector_mparticle.sandbox.store import Durations
 
-__all__ = ["sandbox_command"]
+__all__ = ["sandbox_command", "sandbox_files"]
+
+#: The first line of files ``--write-config`` writes; only such files are ever overwritten.
+WRITTEN_BY = "# Written by `mparticle-dsr sandbox`"
+#: Environment variable for each secret, as the README's examples name them.
+ENV_NAMES = {("dsr", "key"): "MP_WORKSPACE_KEY", ("dsr", "secret"): "MP_WORKSPACE_SECRET",
+             ("inputs", "key"): "MP_INPUT_KEY", ("inputs", "secret"): "MP_INPUT_SECRET",
+             ("profile", "client_secret"): "MP_PROFILE_CLIENT_SECRET"}
 
 _WINDOWS = {"s": 1.0, "second": 1.0, "m": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0, "d": 86400.0,
             "day": 86400.0}
@@ -62,6 +76,102 @@ def _faults(values: tuple[str, ...]) -> dict[str, Faults]:
         raise click.BadParameter(str(exc)) from None
 
 
+class SandboxUsageError(click.ClickException):
+    """A problem with how the sandbox was started; exit 2 like every usage error of ``mparticle-dsr``."""
+
+    exit_code = 2
+
+
+def sandbox_files(sb: Sandbox) -> tuple[str, str]:
+    """A connector config for this sandbox (secrets as ``${NAME}``) and the env file that supplies them.
+
+    Status checks are paced for the sandbox's compressed time: requests finish in seconds, not days.
+    """
+    config: dict[str, Any] = sb.connector_config()
+    env: dict[str, str] = {}
+    for (api, field), name in ENV_NAMES.items():
+        env[name] = config[api]["auth"][field]
+        config[api]["auth"][field] = f"${{{name}}}"
+    longest = max(d.pending + d.in_progress for d in sb.config.durations.values())
+    config["polling"] = {"min_interval_seconds": 0.5,
+                         "max_interval_seconds": max(1.0, min(60.0, longest + sb.config.overrun_seconds))}
+    header = f"{WRITTEN_BY} for the sandbox at {sb.url}; valid while it runs.\n"
+    config_text = header + yaml.safe_dump(config, sort_keys=False)
+    env_text = header + "# The sandbox's test credentials: they open only this local sandbox.\n" + "".join(
+        f"{name}={value}\n" for name, value in env.items())
+    return config_text, env_text
+
+
+def env_file_for(config_file: Path) -> Path:
+    """``mparticle.yaml`` -> ``mparticle.env``."""
+    env = config_file.with_suffix(".env")
+    return env if env != config_file else config_file.with_name(config_file.name + ".env")
+
+
+def _write(path: Path, text: str, mode: int, as_json: bool) -> None:
+    """Write ``path``, but never over a file the sandbox did not write (it may be someone's real config)."""
+    try:
+        if path.exists() and not path.read_text(encoding="utf-8").startswith(WRITTEN_BY):
+            _fail(f"{path} exists and was not written by mparticle-dsr sandbox; choose another --write-config "
+                  "name", as_json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}", as_json)
+
+
+def _fail(message: str, as_json: bool) -> NoReturn:
+    if as_json:
+        click.echo(json.dumps({"error": {"kind": "usage", "message": message}, "exit_code": 2}))
+        sys.exit(2)
+    raise SandboxUsageError(message)
+
+
+def _start(sb: Sandbox, as_json: bool) -> Sandbox:
+    """Start ``sb``, turning "port in use" into a message instead of a traceback."""
+    try:
+        return sb.start()
+    except OSError as exc:
+        where = f"port {sb.config.port} on {sb.config.host}"
+        if exc.errno == errno.EADDRINUSE:
+            _fail(f"{where} is already in use (another sandbox?): choose another with --port N, "
+                  "or --port 0 for a free one", as_json)
+        if exc.errno == errno.EACCES:
+            _fail(f"{where} needs privileges: choose a port above 1023, or --port 0 for a free one", as_json)
+        _fail(f"cannot listen on {where}: {exc.strerror or exc}", as_json)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set ``stop`` instead of raising, until the block ends (then the old handlers return)."""
+    numbers = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _show_files(config_text: str, env_text: str, write_config: Path | None) -> None:
+    if write_config is not None:
+        config_name, env_name = str(write_config), str(env_file_for(write_config))
+        click.echo(f"\nWrote {config_name} and {env_name} (its secrets). Try, in another terminal:")
+    else:
+        config_name, env_name = "mparticle.yaml", "mparticle.env"
+        click.echo(f"\nA config for this sandbox (save as {config_name}, or start with --write-config "
+                   f"{config_name} to have it written):\n")
+        click.echo(config_text)
+        click.echo(f"and its env file ({env_name}):\n")
+        click.echo(env_text)
+        click.echo("Then, in another terminal:")
+    click.echo(f"  mparticle-dsr check --config {config_name} --env-file {env_name}")
+    click.echo(f"  mparticle-dsr access --config {config_name} --env-file {env_name} --email jane@example.com "
+               "--wait\n")
+
+
 @click.command("sandbox")
 @click.option("--port", default=8080, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
 @click.option("--https", is_flag=True, help="Serve HTTPS with a certificate from the sandbox CA.")
@@ -78,13 +188,24 @@ def _faults(values: tuple[str, ...]) -> dict[str, Faults]:
 @click.option("--seed", type=int, default=None, help="Seed for fault injection (repeatable runs).")
 @click.option("--results-padding", type=int, default=0, metavar="BYTES",
               help="Benchmarks: add this many random bytes to each access results zip.")
+@click.option("--write-config", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write a ready-to-use connector config for this sandbox to FILE, and its env file beside it "
+                   "(FILE with the suffix .env).")
+@click.option("--live-profile", is_flag=True, help="Include profile.jsonl in access results (off at mParticle "
+              "unless the workspace opts in).")
+@click.option("--gdpr-purpose", "gdpr_purposes", multiple=True, metavar="NAME",
+              help="A GDPR consent purpose defined in the workspace (consent for others is ignored).")
+@click.option("--oauth-api", "oauth_apis", multiple=True, type=click.Choice(["dsr", "events", "identity"]),
+              help="Also accept OAuth bearer tokens on this API (mParticle documents Basic only for it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the base URL and credentials as JSON.")
 def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: tuple[str, ...], overrun: float,
                     results_ttl: float, token_ttl: float, faults: tuple[str, ...], seed: int | None,
-                    results_padding: int, as_json: bool) -> None:
+                    results_padding: int, write_config: Path | None, live_profile: bool,
+                    gdpr_purposes: tuple[str, ...], oauth_apis: tuple[str, ...], as_json: bool) -> None:
     """Run the local mParticle sandbox in the foreground until Ctrl-C."""
     config = SandboxConfig(port=port, https=https, overrun_seconds=overrun, results_ttl_seconds=results_ttl,
-                           token_ttl_seconds=token_ttl, seed=seed, results_padding_bytes=results_padding)
+                           token_ttl_seconds=token_ttl, seed=seed, results_padding_bytes=results_padding,
+                           include_live_profile=live_profile, gdpr_purposes=gdpr_purposes, oauth_apis=oauth_apis)
     for kind, duration in map(_duration, durations):
         config.durations[kind] = duration
     if limits:
@@ -94,11 +215,20 @@ def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: 
         config.limits.update(dict(map(_limit, limits)))
     fault_settings = _faults(faults)
     stop = threading.Event()
-    with Sandbox(config) as sb:
-        sb.ctx.fault_settings.update(fault_settings)
+    # Ctrl-C and SIGTERM only set the event, installed before the banner: a signal that arrives right after
+    # "Press Ctrl-C to stop" is printed still ends the sandbox cleanly (exit 0), never as an interruption.
+    with _stopped_by_signals(stop), contextlib.closing(_start(Sandbox(config), as_json)) as sb:
+        sb.ctx.faults.update(fault_settings)
         creds = sb.credentials()
+        config_text, env_text = sandbox_files(sb)
+        written: dict[str, str] = {}
+        if write_config is not None:
+            env_path = env_file_for(write_config)
+            _write(write_config, config_text, 0o644, as_json)
+            _write(env_path, env_text, 0o600, as_json)
+            written = {"config_file": str(write_config), "env_file": str(env_path)}
         if as_json:
-            click.echo(json.dumps({"url": sb.url, "ca_file": sb.ca_file, **creds}))
+            click.echo(json.dumps({"url": sb.url, "ca_file": sb.ca_file, **creds, **written}))
         else:
             click.echo(f"mParticle sandbox listening on {sb.url}  (admin API: {sb.url}/_sandbox/)")
             click.echo(f"  DSR API (workspace)   key={creds['workspace_key']}  secret={creds['workspace_secret']}")
@@ -107,7 +237,6 @@ def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: 
                        f"  token URL={creds['token_url']}")
             if https:
                 click.echo(f"  CA certificate        {sb.ca_file}")
+            _show_files(config_text, env_text, write_config)
             click.echo("These credentials only open this local sandbox. Press Ctrl-C to stop.")
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        stop.wait()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from connector_mparticle.sandbox.limits import Limit
 from connector_mparticle.sandbox.store import Durations
+from connector_mparticle.sandbox.workspace import ForwardingPartner, IdentityStrategy, WorkspaceSettings
 
 __all__ = ["SandboxConfig", "SandboxCredentials"]
 
@@ -21,6 +22,8 @@ class SandboxCredentials:
     client_id: str = "sandbox-client-id"
     client_secret: str = "sandbox-client-secret"  # noqa: S105
     workspace_id: int = 12345
+    account_id: int = 2345  #: Profile API paths name the org, account and workspace
+    org_id: int = 345
 
     def connector_config(self, base_url: str, oauth: bool = False) -> dict[str, object]:
         """A connector configuration that points every API at a sandbox at ``base_url``."""
@@ -34,6 +37,10 @@ class SandboxCredentials:
             "dsr": {"auth": auth(self.workspace_key, self.workspace_secret), "base_url": base_url},
             "inputs": {"auth": auth(self.input_key, self.input_secret),
                        "events_base_url": base_url, "identity_base_url": base_url},
+            "profile": {"org_id": self.org_id, "account_id": self.account_id, "workspace_id": self.workspace_id,
+                        "base_url": base_url,
+                        "auth": {"type": "oauth2_client_credentials", "client_id": self.client_id,
+                                 "client_secret": self.client_secret, "token_url": f"{base_url}/oauth/token"}},
         }
 
 
@@ -43,7 +50,8 @@ def _default_durations() -> dict[str, Durations]:
 
 @dataclass
 class SandboxConfig:
-    """How a sandbox behaves. Every field can be changed at run time through the admin API as well."""
+    """How a sandbox behaves. Apart from the address, TLS, credentials and seed, the admin API can change each
+    of these at run time as well."""
 
     host: str = "127.0.0.1"
     port: int = 0  #: 0 picks a free port
@@ -52,10 +60,22 @@ class SandboxConfig:
     durations: dict[str, Durations] = field(default_factory=_default_durations)
     overrun_seconds: float = 0.0  #: requests complete this long after their expected_completion_time
     results_ttl_seconds: float = 7 * 86400.0  #: results_url answers 410 after this (mParticle: 7 days)
-    limits: dict[str, Limit] | None = None  #: None: mParticle's published limits (from the manifest)
+    limits: dict[str, Limit] | None = None  #: None: mParticle's published limits (limits.PUBLISHED_LIMITS)
     token_ttl_seconds: float = 28800.0  #: OAuth access-token lifetime (mParticle: 8 hours)
     audience: str = "https://api.mparticle.com"
-    include_live_profile: bool = True  #: put profile.jsonl in access results (an opt-in setting at mParticle)
+    include_live_profile: bool = False  #: put profile.jsonl in access results (opt-in at mParticle; off)
     seed: int | None = None  #: seeds fault injection, for repeatable runs
-    max_request_bytes: int = 256 * 1024  #: Events API request limit
+    max_request_bytes: int = 256 * 1024  #: Events API: "the total request size must be under 256kb"
     results_padding_bytes: int = 0  #: benchmarks: add this many incompressible bytes to each results zip
+    gdpr_purposes: tuple[str, ...] = ()  #: GDPR purposes defined in the workspace (none by default)
+    oauth_apis: tuple[str, ...] = ()  #: APIs that also accept bearer tokens: dsr, events, identity
+    identity: IdentityStrategy = field(default_factory=IdentityStrategy)  #: login, unique, immutable ids
+    forwarding_partners: tuple[ForwardingPartner, ...] = ()  #: outputs erasures are forwarded to
+    profile_not_found_status: int = 400  #: Profile API answer for an unknown or erased mpid (400 or 404)
+    log_bodies: tuple[str, ...] = ()  #: APIs whose request bodies the request log keeps (never oauth's)
+
+    def workspace(self) -> WorkspaceSettings:
+        """The workspace settings these switches describe."""
+        return WorkspaceSettings(self.identity, frozenset(self.gdpr_purposes), self.include_live_profile,
+                                 tuple(self.forwarding_partners), frozenset(self.oauth_apis),
+                                 self.profile_not_found_status)

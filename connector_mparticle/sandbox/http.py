@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from connector_mparticle.sandbox.server import SandboxContext
+    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["BadJson", "Call", "Handler", "Reply", "Route", "json_reply"]
 

@@ -1,56 +1,121 @@
-"""IDSync v1 ``POST /v1/search``: find a profile by known identities, never creating one."""
+"""IDSync v1 (``developers/idsync/http-api/index.md``, ``static/downloads/identity-swagger.yaml``).
+
+``/search`` finds a profile and never creates one (no match: 404 ``NOT_FOUND_ERROR``, as mParticle's web SDK
+expects in ``src/identity/search.ts``; the page gives no status). ``/identify``, ``/login`` and ``/logout``
+resolve the same way and, under the default profile-conversion strategy, add the request's new identities to
+the profile found or create one. ``?read_only=true`` (swagger) makes them change nothing; with no match it
+then answers like ``/search`` (docs silent). ``/{mpid}/modify`` applies identity changes.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from connector_mparticle.identities import by_idsync_key
+from connector_mparticle.sandbox.errors import identity_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
-from connector_mparticle.sandbox.store import LOGIN_TYPES
+from connector_mparticle.sandbox.identity_types import by_idsync_key
+from connector_mparticle.sandbox.schemas import first_problem
+from connector_mparticle.sandbox.store import Match
 
 if TYPE_CHECKING:
-    from connector_mparticle.sandbox.server import SandboxContext
+    from connector_mparticle.sandbox.context import SandboxContext
 
-__all__ = ["ROUTES", "identity_error"]
-
-
-def identity_error(status: int, code: str, message: str) -> Reply:
-    """IDSync's error body: ``{"errors": [{"code", "message"}]}``."""
-    return Reply(status, {"errors": [{"code": code, "message": message}]})
+__all__ = ["ROUTES"]
 
 
-def search(ctx: SandboxContext, call: Call) -> Reply:
+class Invalid(ValueError):
+    """The request breaks a documented rule."""
+
+
+def _body(call: Call, schema: str) -> dict[str, Any]:
     try:
         body = call.json()
     except BadJson as exc:
-        return identity_error(400, "BAD_REQUEST", str(exc))
-    if not isinstance(body, dict):
-        return identity_error(400, "BAD_REQUEST", "the request body must be a JSON object")
-    if body.get("environment") not in ("production", "development"):
-        return identity_error(400, "BAD_REQUEST", "'environment' must be 'production' or 'development'")
-    known = body.get("known_identities")
-    if not isinstance(known, dict) or not known:
-        return identity_error(400, "BAD_REQUEST", "'known_identities' must be an object with at least one identity")
+        raise Invalid(str(exc)) from None
+    problem = first_problem(schema, body)
+    if problem is not None:
+        raise Invalid(problem)
+    assert isinstance(body, dict)
+    return body
+
+
+def _known(body: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(canonical type -> value, canonical type -> the request's key) of the non-null known identities."""
     canonical: dict[str, str] = {}
-    for key, value in known.items():
+    keys: dict[str, str] = {}
+    for key, value in body["known_identities"].items():
         kind = by_idsync_key(key)
         if kind is None:
-            return identity_error(400, "BAD_REQUEST", f"unknown identity type '{key}'")
-        if not isinstance(value, str) or not value:
-            return identity_error(400, "BAD_REQUEST", f"identity '{key}' must be a non-empty string")
+            raise Invalid(f"$.known_identities: unknown identity type '{key}'")
+        if value is None:  # the web SDK sends null for an identity it no longer holds
+            continue
+        if not value:
+            raise Invalid(f"$.known_identities.{key}: must be a non-empty string")
         canonical[kind.name] = value
-    matches = ctx.store.match(canonical)
-    if not matches:
-        return identity_error(404, "NOT_FOUND_ERROR", "User Profile Not Found")
-    profile = matches[0]
-    matched = {k: v for k, v in known.items() if profile.identities.get(by_idsync_key(k).name) == v}  # type: ignore[union-attr]
+        keys[kind.name] = key
+    if not canonical:
+        raise Invalid("$.known_identities: at least one identity is required")
+    return canonical, keys
+
+
+def _answer(match: Match, keys: dict[str, str]) -> Reply:
     return Reply(200, {
         "context": None,
-        "mpid": str(profile.mpid),
-        "matched_identities": matched,
+        "mpid": str(match.mpid),
+        # "only identifiers which were matched from your request will be returned"
+        "matched_identities": {keys[kind]: value for kind, value in match.matched.items()},
         "is_ephemeral": False,
-        "is_logged_in": bool(LOGIN_TYPES & set(profile.identities)),
+        "is_logged_in": match.logged_in,  # not in the page; mParticle's SDKs read it
     })
 
 
-ROUTES = [Route("POST", r"/v1/search", "identity", search, "input")]
+def _not_found() -> Reply:
+    return identity_error(404, "NOT_FOUND_ERROR", "User Profile Not Found")
+
+
+def _resolve(ctx: SandboxContext, call: Call, write: bool) -> Reply:
+    try:
+        known, keys = _known(_body(call, "idsync_request"))
+    except Invalid as exc:
+        return identity_error(400, "BAD_REQUEST", str(exc))
+    read_only = (call.arg("read_only") or "").lower() == "true"
+    match = ctx.store.identify(known, ctx.workspace.current.identity, write=write and not read_only)
+    return _not_found() if match is None else _answer(match, keys)
+
+
+def search(ctx: SandboxContext, call: Call) -> Reply:
+    return _resolve(ctx, call, write=False)
+
+
+def identify(ctx: SandboxContext, call: Call) -> Reply:
+    return _resolve(ctx, call, write=True)
+
+
+def modify(ctx: SandboxContext, call: Call) -> Reply:
+    try:
+        body = _body(call, "idsync_modify")
+        mpid = int(call.params["mpid"])
+        changes = []
+        for i, change in enumerate(body["identity_changes"]):
+            kind = by_idsync_key(change["identity_type"])
+            if kind is None:
+                raise Invalid(f"$.identity_changes[{i}].identity_type: unknown identity type "
+                              f"'{change['identity_type']}'")
+            changes.append((kind.name, change["old_value"], change["new_value"]))
+        ctx.store.modify(mpid, changes, ctx.workspace.current.identity)
+    except (Invalid, ValueError) as exc:
+        return identity_error(400, "BAD_REQUEST", str(exc))
+    except LookupError as exc:  # "Modify must be performed on an existing mParticle ID"; swagger lists no 404
+        return identity_error(400, "BAD_REQUEST", str(exc))
+    # Body shape from mParticle's web SDK (IdentityModifyResultBody); the swagger says only "object".
+    return Reply(200, {"change_results": [{"identity_type": c["identity_type"], "modified_mpid": str(mpid)}
+                                          for c in body["identity_changes"]]})
+
+
+ROUTES = [
+    Route("POST", r"/v1/search/?", "identity", search, "input"),
+    Route("POST", r"/v1/identify/?", "identity", identify, "input"),
+    Route("POST", r"/v1/login/?", "identity", identify, "input"),
+    Route("POST", r"/v1/logout/?", "identity", identify, "input"),
+    Route("POST", r"/v1/(?P<mpid>-?\d+)/modify/?", "identity", modify, "input"),
+]

@@ -1,127 +1,166 @@
-"""The sandbox's rate limits (speed limits with sliding windows) and switchable faults."""
+"""mParticle's published rate limits (the sandbox's own table) and the windows that enforce them.
+
+mParticle describes two kinds of limit (``guides/default-service-limits/index.md``, "API Throttling"): *speed*
+caps the rate of traffic, *acceleration* caps how fast that rate may rise. A request over either gets a 429
+with ``X-mp-rate-limit-exceeded`` naming the limit (``acceleration`` for the latter); 2xx responses carry
+``X-mp-rate-limit-percentage-used``, the greatest usage across the applicable speed and acceleration limits.
+"""
 
 from __future__ import annotations
 
 import math
-import random
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, replace
 
-__all__ = ["APIS", "Faults", "Limit", "RateWindow", "default_limits"]
+__all__ = ["LIMITED_APIS", "PUBLISHED_LIMITS", "Limit", "LimitBook", "Outcome", "RateWindow", "default_limits",
+           "retry_after_header"]
 
-#: The APIs the sandbox serves; limits, faults and the request log are kept per API.
-APIS = ("dsr", "identity", "events", "oauth", "results")
+#: Every budget the sandbox can enforce. ``dsr_submit`` counts new DSRs (POST) on top of ``dsr``.
+LIMITED_APIS = ("dsr", "dsr_submit", "events", "identity", "profile")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Limit:
-    """``limit`` units per ``window_seconds``; ``external_share`` of it is spent by a simulated other client."""
+    """``limit`` units per ``window_seconds``; ``external_share`` of it is spent by a simulated other client.
+
+    ``acceleration``, when set, is how many units more than in the previous window the current window may
+    take (mParticle publishes no acceleration figures, so it is off unless a test switches it on)."""
 
     limit: float
-    window_seconds: float
+    window_seconds: float = 1.0
     scope: str = "workspace"
     external_share: float = 0.0
+    acceleration: float | None = None
 
     @property
     def per_second(self) -> float:
         return self.limit / self.window_seconds
 
 
-def default_limits() -> dict[str, Limit]:
-    """mParticle's published limits, read from the connector's manifest (the one place they live)."""
-    import connector_mparticle
-    from dsr_framework.manifest import load_manifest
+@dataclass(frozen=True)
+class PublishedLimit:
+    """One row of mParticle's published limits, with where it is published."""
 
-    limits: dict[str, Limit] = {}
-    for rate in load_manifest(connector_mparticle).rate_limits:
-        limits[rate.api] = Limit(rate.limit, rate.window_seconds, rate.scope)
-    return limits
+    api: str
+    limit: Limit
+    source: str
+
+
+PUBLISHED_LIMITS: tuple[PublishedLimit, ...] = (
+    PublishedLimit("dsr", Limit(1000, 60, "workspace"),
+                   "guides/default-service-limits: 1000 requests per minute (GET, POST and DELETE), per workspace"),
+    PublishedLimit("dsr_submit", Limit(80_000, 86_400, "workspace"),
+                   "guides/default-service-limits: 80,000 new requests per day (POST), per workspace"),
+    PublishedLimit("events", Limit(270, 1, "account"),
+                   "guides/default-service-limits: 270 batches per second by default; the scope is not stated "
+                   "(third parties say per account)"),
+    PublishedLimit("profile", Limit(15, 1, "account"),
+                   "developers/profile-api: 15 requests per second for every account"),
+)
+#: mParticle publishes no IDSync limit, so none is enforced unless one is set (docs silent).
+UNPUBLISHED_SCOPES = {"identity": "workspace"}
+
+
+def default_limits() -> dict[str, Limit]:
+    """mParticle's published limits, by API."""
+    return {row.api: row.limit for row in PUBLISHED_LIMITS}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a rate window said about one request."""
+
+    admitted: bool
+    percent_used: float
+    exceeded: str | None = None  #: the X-mp-rate-limit-exceeded value when refused
+    retry_after: float | None = None  #: seconds, for speed limits
 
 
 class RateWindow:
-    """A sliding-window counter for one limit: admits a weight, or says how long to wait."""
+    """A sliding-window counter for one limit (speed, and acceleration when set). Thread-safe."""
 
     def __init__(self, limit: Limit) -> None:
         self.limit = limit
-        self._log: deque[tuple[float, float]] = deque()
+        self._current: deque[tuple[float, float]] = deque()  # (time, weight) within the last window
+        self._previous: deque[tuple[float, float]] = deque()  # the window before it
         self._used = 0.0
+        self._used_before = 0.0
         self._lock = threading.Lock()
 
     def _expire(self, now: float) -> None:
         edge = now - self.limit.window_seconds
-        while self._log and self._log[0][0] <= edge:
-            self._used -= self._log.popleft()[1]
+        while self._current and self._current[0][0] <= edge:
+            entry = self._current.popleft()
+            self._used -= entry[1]
+            self._previous.append(entry)
+            self._used_before += entry[1]
+        while self._previous and self._previous[0][0] <= edge - self.limit.window_seconds:
+            self._used_before -= self._previous.popleft()[1]
 
-    def take(self, now: float, weight: float = 1.0) -> tuple[bool, float, float]:
-        """Try to spend ``weight``. Returns (admitted, seconds until it would fit, percentage used after)."""
+    def take(self, now: float, weight: float = 1.0) -> Outcome:
+        """Spend ``weight`` if both limits allow it."""
+        limit = self.limit
         with self._lock:
             self._expire(now)
-            capacity = self.limit.limit * (1.0 - self.limit.external_share)
-            external = self.limit.limit * self.limit.external_share
+            capacity = limit.limit * (1.0 - limit.external_share)
+            external = limit.limit * limit.external_share
+            allowed = None if limit.acceleration is None else self._used_before + limit.acceleration
             if self._used + weight > capacity + 1e-9:
-                wait = self.limit.window_seconds
-                needed = self._used + weight - capacity
-                freed = 0.0
-                for stamp, w in self._log:
-                    freed += w
-                    if freed >= needed:
-                        wait = stamp + self.limit.window_seconds - now
-                        break
-                return False, max(wait, 0.001), min(100.0, 100.0 * (self._used + external) / self.limit.limit)
-            self._log.append((now, weight))
+                return Outcome(False, self._percent(self._used, external, allowed), limit.scope,
+                               self._speed_wait(now, self._used + weight - capacity))
+            if allowed is not None and self._used + weight > allowed + 1e-9:
+                # The guide gives RetryAfter for speed limits only: on acceleration, slow the ramp instead.
+                return Outcome(False, self._percent(self._used, external, allowed), "acceleration")
+            self._current.append((now, weight))
             self._used += weight
-            return True, 0.0, min(100.0, 100.0 * (self._used + external) / self.limit.limit)
+            return Outcome(True, self._percent(self._used, external, allowed))
+
+    def _percent(self, used: float, external: float, allowed: float | None) -> float:
+        speed = 100.0 * (used + external) / self.limit.limit
+        accel = 100.0 * used / allowed if allowed else 0.0
+        return min(100.0, max(speed, accel))
+
+    def _speed_wait(self, now: float, needed: float) -> float:
+        freed = 0.0
+        for stamp, weight in self._current:
+            freed += weight
+            if freed >= needed:
+                return max(stamp + self.limit.window_seconds - now, 0.001)
+        return self.limit.window_seconds
 
 
-@dataclass
-class Faults:
-    """Faults injected into one API's responses. Rates are probabilities per request (0 to 1)."""
+class LimitBook:
+    """The rate windows in force, by API; owns its lock. An API without a window is not limited."""
 
-    error_rate: float = 0.0  #: answer 500/502/503 without processing
-    error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503])
-    latency_ms: float = 0.0  #: added before answering
-    latency_rate: float = 1.0  #: share of requests that get the added latency
-    reset_rate: float = 0.0  #: reset the connection without processing
-    malformed_rate: float = 0.0  #: process, then answer with a truncated JSON body
-    lost_response_rate: float = 0.0  #: process, then reset the connection (the response is lost)
-    force_429: int = 0  #: answer the next N requests with 429
-    retry_after: int = 1  #: Retry-After seconds on forced 429s
-    foreign_results_url: bool = False  #: DSR only: results_url points at a host that is not mParticle's
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Faults:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
-        faults = cls(**data)
-        for name in ("error_rate", "latency_rate", "reset_rate", "malformed_rate", "lost_response_rate"):
-            if not 0.0 <= float(getattr(faults, name)) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-        return faults
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class FaultDice:
-    """Seeded randomness for fault injection, so a run can be repeated exactly."""
-
-    def __init__(self, seed: int | None) -> None:
-        self._random = random.Random(seed)
+    def __init__(self, limits: dict[str, Limit]) -> None:
+        self._defaults = dict(limits)
         self._lock = threading.Lock()
+        self._windows = {api: RateWindow(limit) for api, limit in limits.items()}
 
-    def roll(self, rate: float) -> bool:
-        if rate <= 0:
-            return False
+    def window(self, api: str) -> RateWindow | None:
         with self._lock:
-            return self._random.random() < rate
+            return self._windows.get(api)
 
-    def choice(self, options: list[int]) -> int:
+    def limits(self) -> dict[str, Limit]:
         with self._lock:
-            return self._random.choice(options)
+            return {api: w.limit for api, w in self._windows.items()}
+
+    def update(self, api: str, **changes: object) -> None:
+        """Change some settings of ``api``'s limit (creating it, for an API without one); usage restarts."""
+        if api not in LIMITED_APIS:
+            raise ValueError(f"unknown limit '{api}' (known: {', '.join(LIMITED_APIS)})")
+        with self._lock:
+            current = self._windows.get(api)
+            base = current.limit if current else Limit(math.inf, 1.0, UNPUBLISHED_SCOPES.get(api, "workspace"))
+            updated = replace(base, **changes)  # type: ignore[arg-type]
+            if not math.isfinite(updated.limit):
+                raise ValueError(f"'{api}' has no limit yet: give 'limit'")
+            self._windows[api] = RateWindow(updated)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._windows = {api: RateWindow(limit) for api, limit in self._defaults.items()}
 
 
 def retry_after_header(seconds: float) -> str:

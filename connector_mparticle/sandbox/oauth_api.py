@@ -1,19 +1,23 @@
-"""The OAuth 2.0 token endpoint (client credentials), as at ``sso.auth.mparticle.com/oauth/token``."""
+"""The OAuth 2.0 token endpoint (client credentials), as at ``sso.auth.mparticle.com/oauth/token``.
+
+``developers/profile-api`` "Authentication": a JSON body with client_id, client_secret, audience
+``https://api.mparticle.com`` and grant_type ``client_credentials``; the answer is
+``{access_token, expires_in: 28800, token_type: "Bearer"}``. Form bodies and HTTP Basic client credentials are
+accepted too (standard OAuth 2.0 client authentication, which clients such as requests-oauthlib use).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
-import secrets
-import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 
 if TYPE_CHECKING:
-    from connector_mparticle.sandbox.server import SandboxContext
+    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES"]
 
@@ -44,15 +48,13 @@ def token(ctx: SandboxContext, call: Call) -> Reply:
     if fields.get("grant_type") != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
     creds = ctx.config.credentials
-    if not (client_id and client_secret and hmac.compare_digest(client_id, creds.client_id)
-            and hmac.compare_digest(client_secret, creds.client_secret)):
+    if not (client_id and client_secret and hmac.compare_digest(client_id.encode(), creds.client_id.encode())
+            and hmac.compare_digest(client_secret.encode(), creds.client_secret.encode())):
         return _oauth_error(401, "access_denied", "Unauthorized")
     if fields.get("audience", ctx.config.audience) != ctx.config.audience:
         return _oauth_error(403, "access_denied", "Service not enabled within domain")
-    access_token = secrets.token_urlsafe(32)
     ttl = ctx.config.token_ttl_seconds
-    with ctx.store.lock:
-        ctx.tokens[access_token] = time.time() + ttl
+    access_token = ctx.tokens.issue(ttl)
     return Reply(200, {"access_token": access_token, "expires_in": int(ttl), "token_type": "Bearer"})
 
 

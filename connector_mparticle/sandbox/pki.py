@@ -1,9 +1,12 @@
-"""Certificates for the sandbox: a CA, the OpenDSR processor's signing certificate, and a TLS server certificate.
+"""Certificates for the sandbox: a root CA, an intermediate CA, the OpenDSR processor's signing certificate and
+a TLS server certificate.
 
 mParticle signs callbacks with the key of a certificate issued by a public CA to ``opendsr.mparticle.com``
-and names it in ``/discovery``. The sandbox does the same with its own CA, which clients can download and
-trust. Keys are RSA 2048; generating one takes tens of milliseconds, so the default set is made once per
-process and shared by every sandbox in it.
+and names it in ``/discovery``. Public CAs issue leaves from an intermediate, never from the root a client
+trusts, so a verifier must be given the intermediate served with the leaf. The sandbox does the same: its
+root CA (the one clients download and trust) signs an intermediate, which issues the processor and TLS
+certificates; both are served as a chain (leaf, then intermediate). Keys are RSA 2048; generating one takes
+tens of milliseconds, so the default set is made once per process and shared by every sandbox in it.
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ class Issued:
 
     certificate: x509.Certificate
     key: rsa.RSAPrivateKey
+    chain: tuple[x509.Certificate, ...] = ()  #: the intermediates between this certificate and its root
 
     @property
     def cert_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def chain_pem(self) -> bytes:
+        """The certificate followed by its intermediates: what a server presents."""
+        return self.cert_pem + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
 
     @property
     def key_pem(self) -> bytes:
@@ -53,31 +62,50 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-class CertificateAuthority:
-    """A certificate authority that issues leaf certificates (for tests: also expired or self-signed ones)."""
+_CA_USAGE = x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                          key_encipherment=False, data_encipherment=False, key_agreement=False,
+                          encipher_only=False, decipher_only=False)
 
-    def __init__(self, common_name: str = "connector-mparticle sandbox CA") -> None:
+
+class CertificateAuthority:
+    """A certificate authority that issues leaf certificates (for tests: also expired or self-signed ones).
+
+    A root by default; :meth:`intermediate` makes a CA signed by this one, as public CAs issue leaves."""
+
+    issued: Issued
+    is_root: bool
+
+    def __init__(self, common_name: str = "connector-mparticle sandbox CA", *,
+                 _parent: CertificateAuthority | None = None) -> None:
         key = _key()
         now = datetime.now(UTC)
         name = _name(common_name)
-        cert = (
+        issuer_name, signing_key = (name, key) if _parent is None else (
+            _parent.issued.certificate.subject, _parent.issued.key)
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name).public_key(key.public_key())
+            .subject_name(name).issuer_name(issuer_name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1 if _parent is None else 0), critical=True)
+            .add_extension(_CA_USAGE, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
         )
-        self.issued = Issued(cert, key)
+        if _parent is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(_parent.issued.key.public_key()), critical=False)
+        cert = builder.sign(signing_key, hashes.SHA256())
+        chain = () if _parent is None or _parent.is_root else (_parent.issued.certificate, *_parent.issued.chain)
+        self.issued = Issued(cert, key, chain)
+        self.is_root = _parent is None
 
     @property
     def cert_pem(self) -> bytes:
         return self.issued.cert_pem
+
+    def intermediate(self, common_name: str) -> CertificateAuthority:
+        """A CA signed by this one (its chain leads back to this root)."""
+        return CertificateAuthority(common_name, _parent=self)
 
     def issue(self, names: list[str], *, valid_days: float = 825, not_before: datetime | None = None) -> Issued:
         """A TLS (serverAuth) leaf certificate for DNS names or IP addresses ``names``, signed by this CA.
@@ -104,7 +132,8 @@ class CertificateAuthority:
                            critical=False)
             .sign(self.issued.key, hashes.SHA256())
         )
-        return Issued(cert, key)
+        chain = self.issued.chain if self.is_root else (self.issued.certificate, *self.issued.chain)
+        return Issued(cert, key, chain)
 
 
 def self_signed(name: str) -> Issued:
@@ -114,18 +143,23 @@ def self_signed(name: str) -> Issued:
 
 @dataclass(frozen=True)
 class SandboxPKI:
-    """The sandbox's CA, processor signing certificate and TLS certificate."""
+    """The sandbox's root CA (the one to trust), processor signing certificate and TLS certificate.
+
+    ``issuer`` is the intermediate CA that issued them (the root itself in PKIs built without one)."""
 
     ca: CertificateAuthority
     processor: Issued
     tls: Issued
+    issuer: CertificateAuthority | None = None
 
 
 @functools.cache
 def default_pki() -> SandboxPKI:
-    """The process-wide default PKI (made on first use)."""
-    ca = CertificateAuthority()
-    return SandboxPKI(ca, ca.issue([PROCESSOR_DOMAIN]), ca.issue(["localhost", "127.0.0.1", "::1"]))
+    """The process-wide default PKI (made on first use): root -> intermediate -> processor and TLS leaves."""
+    root = CertificateAuthority()
+    issuer = root.intermediate("connector-mparticle sandbox issuing CA")
+    return SandboxPKI(root, issuer.issue([PROCESSOR_DOMAIN]), issuer.issue(["localhost", "127.0.0.1", "::1"]),
+                      issuer)
 
 
 def sign_body(key: rsa.RSAPrivateKey, body: bytes) -> str:

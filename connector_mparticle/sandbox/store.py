@@ -1,259 +1,436 @@
-"""The sandbox's data: profiles with their events and consent, DSR requests and their lifecycle.
+"""The sandbox's data: profiles with their events and consent, and DSR requests with their lifecycle.
 
-A DSR moves pending -> in_progress -> completed on a schedule set per request type (seconds by default,
-so tests and the demo run fast). Its ``expected_completion_time`` is honest: the scheduled completion,
-unless ``overrun_seconds`` makes requests finish late on purpose. Completing an erasure really removes the
-matching profiles and their events; completing an access or portability request writes a results zip.
+One lock guards all of it (an erasure removes profiles while DSRs and batches are written elsewhere), and
+nothing outside reaches the data itself: methods return copies. Identity resolution follows
+:mod:`~connector_mparticle.sandbox.resolution`; the workspace's rules are passed in with each call.
+
+A DSR moves pending -> in_progress -> completed on a schedule set per request type (seconds by default, so
+tests and the demo run fast). Its ``expected_completion_time`` is honest: the scheduled completion, unless
+``overrun_seconds`` makes requests finish late on purpose. Completing an erasure removes the profile the
+identities resolve to, with its events; completing an access or portability request writes a results zip.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-import json
-import os
 import secrets
 import shutil
 import tempfile
 import threading
 import time
-import zipfile
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from connector_mparticle.identities import identity_type
+from connector_mparticle.sandbox.identity_types import by_name
+from connector_mparticle.sandbox.records import BatchOutcome, DsrRecord, Durations, Match, Profile, merge_consent
+from connector_mparticle.sandbox.resolution import is_logged_in, resolve
+from connector_mparticle.sandbox.results_zip import write_results_zip
+from connector_mparticle.sandbox.workspace import IdentityStrategy, WorkspaceSettings
 
-__all__ = ["DsrRecord", "Durations", "Profile", "Store"]
+__all__ = ["BatchOutcome", "DsrRecord", "Durations", "Match", "Profile", "Store"]  # records re-exported
 
-#: Identity types that identify a device, not a person (a login-ID profile is not matched by these alone).
-DEVICE_TYPES = frozenset({"ios_idfa", "ios_idfv", "android_aaid", "android_uuid", "fire_aid", "roku_aid",
-                          "roku_publisher_id", "microsoft_aid", "microsoft_publisher_id", "push_token"})
-LOGIN_TYPES = frozenset({"customer_id"})
-
-
-@dataclass
-class Profile:
-    """One mParticle user profile."""
-
-    mpid: int
-    identities: dict[str, str]  #: canonical identity type -> value
-    attributes: dict[str, Any] = field(default_factory=dict)
-    consent: dict[str, dict[str, Any]] = field(default_factory=lambda: {"gdpr": {}, "ccpa": {}})
-    batches: list[dict[str, Any]] = field(default_factory=list)
-    audiences: list[str] = field(default_factory=list)
-    created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mpid": str(self.mpid),
-            "identities": dict(self.identities),
-            "attributes": copy.deepcopy(self.attributes),
-            "consent_state": copy.deepcopy(self.consent),
-            "audience_memberships": list(self.audiences),
-            "event_batch_count": len(self.batches),
-            "created_timestamp_ms": self.created_ms,
-        }
-
-
-@dataclass
-class Durations:
-    """Seconds a request of one type stays pending, then in progress."""
-
-    pending: float
-    in_progress: float
-
-
-@dataclass
-class DsrRecord:
-    """One OpenDSR request as the sandbox holds it."""
-
-    subject_request_id: str
-    regulation: str
-    request_type: str
-    identities: dict[str, str]  #: canonical type -> value
-    extensions: dict[str, Any]
-    group_id: str | None
-    callback_urls: list[str]
-    received_at: float
-    starts_at: float
-    completes_at: float
-    expected_completion_at: float
-    encoded_request: str
-    api_version: str = "3.0"
-    status: str = "pending"
-    forced: bool = False
-    results_token: str | None = None
-    results_file: Path | None = None
-    results_expire_at: float | None = None
-    matched_mpids: list[int] = field(default_factory=list)
-    cancelled_at: float | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.status in ("completed", "cancelled")
+_FIRST_MPID = 8_000_000_000_000_000_001
+_HISTORICAL_MIN_AGE_MS = 72 * 3600 * 1000  # developers/server/http: "less than 72 hours old" is not processed
 
 
 class Store:
     """Profiles and DSRs, safe to use from many server threads."""
 
     def __init__(self, durations: Mapping[str, Durations], results_ttl: float, overrun: float = 0.0,
-                 include_live_profile: bool = True, padding_bytes: int = 0) -> None:
-        self.lock = threading.RLock()
-        self.durations = dict(durations)
-        self.results_ttl = results_ttl
-        self.overrun = overrun
-        self.include_live_profile = include_live_profile
-        self.padding_bytes = padding_bytes
-        self.profiles: dict[int, Profile] = {}
-        self.dsrs: dict[str, DsrRecord] = {}
-        self.source_request_ids: set[tuple[str, str]] = set()
-        self.stats = {"batches_stored": 0, "duplicate_batches_ignored": 0}
-        self._mpids = itertools.count(8_000_000_000_000_000_001)
+                 padding_bytes: int = 0) -> None:
+        self._lock = threading.RLock()
+        self._durations = {k: replace(v) for k, v in durations.items()}
+        self._default_timing = (copy.deepcopy(self._durations), results_ttl, overrun)
+        self._results_ttl = results_ttl
+        self._overrun = overrun
+        self._padding = padding_bytes
+        self._profiles: dict[int, Profile] = {}
+        self._index: dict[tuple[str, str], set[int]] = {}
+        self._dsrs: dict[str, DsrRecord] = {}
+        self._source_request_ids: set[tuple[str, str]] = set()
+        self._stats: Counter[str] = Counter()
+        self._audiences: dict[str, int] = {}
+        self._mpids = itertools.count(_FIRST_MPID)
         self._dir = Path(tempfile.mkdtemp(prefix="mparticle-sandbox-"))
 
     def close(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def reset(self) -> None:
-        with self.lock:
-            self.profiles.clear()
-            self.dsrs.clear()
-            self.source_request_ids.clear()
-            self.stats = dict.fromkeys(self.stats, 0)
+        """Forget every profile, DSR and statistic; restore the starting durations."""
+        with self._lock:
+            self._profiles.clear()
+            self._index.clear()
+            self._dsrs.clear()
+            self._source_request_ids.clear()
+            self._stats.clear()
+            durations, self._results_ttl, self._overrun = self._default_timing
+            self._durations = copy.deepcopy(durations)
             for child in self._dir.iterdir():
                 child.unlink()
 
+    # -- timing -------------------------------------------------------------------------------------------
+
+    def timing(self) -> dict[str, Any]:
+        with self._lock:
+            return {"durations": {k: {"pending": d.pending, "in_progress": d.in_progress}
+                                  for k, d in self._durations.items()},
+                    "overrun_seconds": self._overrun, "results_ttl_seconds": self._results_ttl}
+
+    def set_timing(self, durations: Mapping[str, Durations] | None = None, overrun: float | None = None,
+                   results_ttl: float | None = None) -> None:
+        with self._lock:
+            self._durations.update(durations or {})
+            if overrun is not None:
+                self._overrun = overrun
+            if results_ttl is not None:
+                self._results_ttl = results_ttl
+
     # -- profiles ---------------------------------------------------------------------------------------
 
-    def add_profile(self, identities: Mapping[str, str], attributes: Mapping[str, Any] | None = None,
-                    consent: Mapping[str, Any] | None = None, batches: Iterable[Mapping[str, Any]] = (),
-                    mpid: int | None = None, audiences: Iterable[str] = ()) -> Profile:
+    def _link(self, profile: Profile, kind: str, value: str) -> None:
+        profile.identities[kind] = value
+        self._index.setdefault((kind, value), set()).add(profile.mpid)
+
+    def _unlink(self, profile: Profile, kind: str) -> None:
+        value = profile.identities.pop(kind, None)
+        if value is not None:
+            holders = self._index.get((kind, value))
+            if holders is not None:
+                holders.discard(profile.mpid)
+                if not holders:
+                    del self._index[(kind, value)]
+
+    def _holders(self, kind: str, value: str) -> list[Profile]:
+        return [self._profiles[m] for m in self._index.get((kind, value), ())]
+
+    def _candidates(self, known: Mapping[str, str]) -> list[Profile]:
+        mpids = set().union(*(self._index.get(item, set()) for item in known.items()))
+        return [self._profiles[m] for m in mpids]
+
+    def _resolve(self, known: Mapping[str, str], strategy: IdentityStrategy) -> Profile | None:
+        found = resolve(known, self._candidates(known), strategy)
+        assert found is None or isinstance(found, Profile)
+        return found
+
+    def _unique_elsewhere(self, profile: Profile | None, kind: str, value: str, strategy: IdentityStrategy) -> bool:
+        return kind in strategy.unique_ids and any(p is not profile for p in self._holders(kind, value))
+
+    def _new_profile(self, identities: Mapping[str, str], strategy: IdentityStrategy,
+                     mpid: int | None = None) -> Profile:
+        profile = Profile(mpid if mpid is not None else next(self._mpids), {})
+        self._profiles[profile.mpid] = profile
+        self._stats["profiles_created"] += 1
+        self._adopt(profile, identities, strategy)
+        return profile
+
+    def _adopt(self, profile: Profile, identities: Mapping[str, str], strategy: IdentityStrategy) -> None:
+        """Add identity types the profile lacks (profile conversion); values already set are never overwritten
+        here (that is what /modify is for), and a unique id held by another profile is not copied."""
+        for kind, value in identities.items():
+            if kind not in profile.identities and not self._unique_elsewhere(profile, kind, value, strategy):
+                self._link(profile, kind, value)
+
+    def add_profile(self, identities: Mapping[str, str], strategy: IdentityStrategy, *,
+                    attributes: Mapping[str, Any] | None = None, consent: Mapping[str, Any] | None = None,
+                    batches: Iterable[Mapping[str, Any]] = (), mpid: int | None = None,
+                    audiences: Iterable[str] = ()) -> dict[str, Any]:
+        """Seed a profile (admin API). Identities use canonical names; a unique id must not be taken."""
         for name in identities:
-            identity_type(name)  # KeyError for an unknown type
-        with self.lock:
-            profile = Profile(mpid or next(self._mpids), dict(identities), dict(attributes or {}),
-                              audiences=list(audiences))
+            if by_name(name) is None:
+                raise ValueError(f"unknown identity type '{name}'")
+        with self._lock:
+            for kind, value in identities.items():
+                if self._unique_elsewhere(None, kind, value, strategy):
+                    raise ValueError(f"{kind} is a unique id and {value!r} already belongs to another profile")
+            if mpid is not None and mpid in self._profiles:
+                raise ValueError(f"mpid {mpid} already exists")
+            profile = self._new_profile(identities, strategy, mpid)
+            profile.attributes.update(attributes or {})
+            profile.audiences.extend(audiences)
             if consent:
-                merge_consent(profile.consent, consent, int(time.time() * 1000))
-            profile.batches.extend(copy.deepcopy(dict(b)) for b in batches)
-            self.profiles[profile.mpid] = profile
-            return profile
+                merge_consent(profile.consent, consent)
+            now = int(time.time() * 1000)
+            for batch in batches:
+                profile.keep(batch, now, historical=False)
+            return profile.view()
 
-    def match(self, identities: Mapping[str, str]) -> list[Profile]:
-        """Profiles matching any of ``identities`` (IDSync-style; a login-ID profile needs more than a device id)."""
-        if "mpid" in identities:
-            try:
-                found = self.profiles.get(int(identities["mpid"]))
-            except ValueError:
-                return []
-            return [found] if found else []
-        device_only = bool(identities) and set(identities) <= DEVICE_TYPES
-        out = []
-        with self.lock:
-            for profile in self.profiles.values():
-                if device_only and LOGIN_TYPES & set(profile.identities):
+    def profile(self, mpid: int) -> dict[str, Any] | None:
+        """The admin view of one profile, with its batches; None if it never existed or was erased."""
+        with self._lock:
+            found = self._profiles.get(mpid)
+            return found.view(with_batches=True) if found else None
+
+    def profile_copy(self, mpid: int) -> Profile | None:
+        """A deep copy of one profile (for the Profile API)."""
+        with self._lock:
+            found = self._profiles.get(mpid)
+            return copy.deepcopy(found) if found else None
+
+    def find_profiles(self, identities: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Profiles holding any of ``identities`` (all profiles when empty): a plain lookup, not IDSync."""
+        with self._lock:
+            found = self._candidates(identities) if identities else list(self._profiles.values())
+            return [p.view() for p in sorted(found, key=lambda p: (p.created_ms, p.mpid))]
+
+    def holder_of(self, kind: str, value: str) -> Profile | None:
+        """A copy of the profile holding ``kind`` = ``value`` (for immutable-id look-ups)."""
+        with self._lock:
+            holders = sorted(self._holders(kind, value), key=lambda p: (p.created_ms, p.mpid))
+            return copy.deepcopy(holders[0]) if holders else None
+
+    def audience_id(self, name: str) -> int:
+        """A stable numeric id for an audience name."""
+        with self._lock:
+            return self._audiences.setdefault(name, 17_000 + len(self._audiences))
+
+    # -- IDSync -----------------------------------------------------------------------------------------
+
+    def identify(self, known: Mapping[str, str], strategy: IdentityStrategy, *, write: bool) -> Match | None:
+        """Resolve ``known`` to a profile; with ``write``, add its new identities or create one (identify,
+        login, logout). Without ``write`` (search, read_only) nothing changes and no match is None."""
+        with self._lock:
+            profile = self._resolve(known, strategy)
+            created = False
+            if write:
+                if profile is None:
+                    profile, created = self._new_profile(known, strategy), True
+                else:
+                    self._adopt(profile, known, strategy)
+            if profile is None:
+                return None
+            matched = {k: v for k, v in known.items() if profile.identities.get(k) == v}
+            return Match(profile.mpid, matched, is_logged_in(profile.identities, strategy), created)
+
+    def modify(self, mpid: int, changes: list[tuple[str, str | None, str | None]], strategy: IdentityStrategy) -> None:
+        """Apply IDSync identity changes to an existing profile (``None`` adds or removes a value).
+
+        ``guides/idsync/user-data``: a unique id moves to this profile and leaves any other (which may be left
+        "orphaned"); an immutable id cannot be changed once set. ``LookupError`` for an unknown mpid,
+        ``ValueError`` for a change that is not allowed."""
+        with self._lock:
+            profile = self._profiles.get(mpid)
+            if profile is None:
+                raise LookupError(f"no profile with mpid {mpid}")
+            for kind, _old, new in changes:
+                held = profile.identities.get(kind)
+                if kind in strategy.immutable_ids and held is not None and new != held:
+                    raise ValueError(f"{kind} is an immutable id and cannot be changed")
+            for kind, _old, new in changes:
+                self._unlink(profile, kind)
+                if new is None:
                     continue
-                if any(profile.identities.get(k) == v for k, v in identities.items()):
-                    out.append(profile)
-        return out
+                if kind in strategy.unique_ids:
+                    for other in self._holders(kind, new):
+                        self._unlink(other, kind)
+                self._link(profile, kind, new)
 
-    def new_profile_mpid(self) -> int:
-        return next(self._mpids)
+    # -- Events ------------------------------------------------------------------------------------------
 
-    # -- DSR lifecycle ----------------------------------------------------------------------------------
+    def store_batch(self, batch: Mapping[str, Any], identities: Mapping[str, str], client: str,
+                    workspace: WorkspaceSettings, historical: bool = False) -> BatchOutcome:
+        """Attach a validated batch to its profile (by mpid, else by identities; new identities create one)."""
+        now = int(time.time() * 1000)
+        if historical and (reason := _historical_problem(batch, now)) is not None:
+            with self._lock:
+                self._stats["historical_batches_not_processed"] += 1
+            return BatchOutcome("not_processed", reason=reason)
+        strategy = workspace.identity
+        source_id = batch.get("source_request_id")
+        with self._lock:
+            if isinstance(source_id, str) and source_id:
+                if (client, source_id) in self._source_request_ids:  # scoped per API key (json-reference)
+                    self._stats["duplicate_batches_ignored"] += 1
+                    return BatchOutcome("duplicate")
+                self._source_request_ids.add((client, source_id))
+            profile = None
+            if batch.get("mpid") is not None:  # "if known": an mpid the sandbox does not hold is ignored
+                profile = self._profiles.get(int(batch["mpid"]))
+            if profile is None and identities:
+                profile = self._resolve(identities, strategy)
+                if profile is None:
+                    profile = self._new_profile(identities, strategy)
+            if profile is None:
+                self._stats["batches_unattributed"] += 1
+                return BatchOutcome("unattributed", reason="the batch has no identities and no known mpid")
+            self._adopt(profile, identities, strategy)
+            self._apply(profile, batch, workspace, now)
+            profile.keep(batch, now, historical)
+            self._stats["batches_stored"] += 1
+            return BatchOutcome("stored", profile.mpid)
 
-    def add_dsr(self, record: DsrRecord) -> None:
-        with self.lock:
-            self.dsrs[record.subject_request_id] = record
+    def _apply(self, profile: Profile, batch: Mapping[str, Any], workspace: WorkspaceSettings, now: int) -> None:
+        profile.attributes.update(batch.get("user_attributes") or {})
+        for name in batch.get("deleted_user_attributes") or []:
+            profile.attributes.pop(name, None)
+        device = batch.get("device_info") or {}
+        if isinstance(device.get("limit_ad_tracking"), bool):
+            profile.limit_ad_tracking = device["limit_ad_tracking"]
+        consent = batch.get("consent_state") or {}
+        for purpose, state in (consent.get("gdpr") or {}).items():
+            # guides/data-privacy-controls: GDPR purposes must be defined in the workspace before use.
+            if purpose.lower() in workspace.gdpr_purposes:
+                profile.consent["gdpr"][purpose.lower()] = dict(state)
+            else:
+                profile.ignored_consent.append({"regulation": "gdpr", "purpose": purpose, "at_ms": now,
+                                                "reason": "purpose not defined in the workspace"})
+                self._stats["consent_purposes_ignored"] += 1
+        for purpose, state in (consent.get("ccpa") or {}).items():
+            profile.consent["ccpa"][purpose] = dict(state)  # data_sale_opt_out exists once CCPA is enabled
+        for event in batch.get("events") or []:
+            data = event.get("data") or {}
+            if event["event_type"] == "opt_out" and isinstance(data.get("is_opted_out"), bool):
+                profile.is_opted_out = data["is_opted_out"]
+            attrs = data.get("custom_attributes") or {}
+            if (event["event_type"] == "custom_event" and data.get("custom_event_type") == "attribution"
+                    and data.get("event_name") == "attribution"):
+                # json-reference "Attribution custom events": install attribution is stored on the profile.
+                profile.attribution.append({"publisher": attrs.get("publisher"), "campaign": attrs.get("campaign"),
+                                            "timestamp_unixtime_ms": data.get("timestamp_unixtime_ms")})
+
+    # -- DSRs ---------------------------------------------------------------------------------------------
 
     def schedule(self, request_type: str, received_at: float, skip_waiting: bool) -> tuple[float, float, float]:
         """(in-progress time, completion time, expected completion time) for a new request."""
-        durations = self.durations["access" if request_type == "portability" else request_type]
-        pending = durations.pending / 2 if skip_waiting and request_type == "erasure" else durations.pending
-        starts = received_at + pending
-        expected = starts + durations.in_progress
-        return starts, expected + self.overrun, expected
+        with self._lock:
+            durations = self._durations["access" if request_type == "portability" else request_type]
+            pending = durations.pending / 2 if skip_waiting and request_type == "erasure" else durations.pending
+            starts = received_at + pending
+            expected = starts + durations.in_progress
+            return starts, expected + self._overrun, expected
 
-    def advance(self, now: float | None = None) -> list[DsrRecord]:
-        """Move every DSR to the status its schedule says; return those whose status changed."""
+    def submit(self, record: DsrRecord) -> str | None:
+        """Add a new request; None, or why not: ``exists`` (same id) or the id of an identical one in flight."""
+        with self._lock:
+            if record.subject_request_id in self._dsrs:
+                return "exists"
+            for other in self._dsrs.values():
+                if (not other.final and other.request_type == record.request_type
+                        and other.identities == record.identities and other.extensions == record.extensions):
+                    return other.subject_request_id
+            self._dsrs[record.subject_request_id] = record
+            return None
+
+    def dsr(self, subject_request_id: str) -> DsrRecord | None:
+        """A copy of one request."""
+        with self._lock:
+            found = self._dsrs.get(subject_request_id.lower())
+            return replace(found) if found else None
+
+    def dsrs(self, group_id: str | None = None) -> list[DsrRecord]:
+        """Copies of every request (of one group), oldest first."""
+        with self._lock:
+            found = [replace(r) for r in self._dsrs.values() if group_id is None or r.group_id == group_id]
+        return sorted(found, key=lambda r: r.received_at)
+
+    def cancel(self, subject_request_id: str) -> tuple[str, DsrRecord | None]:
+        """Cancel a pending request: ("cancelled" | "missing" | "not_pending", copy)."""
+        with self._lock:
+            record = self._dsrs.get(subject_request_id.lower())
+            if record is None:
+                return "missing", None
+            if record.status != "pending":
+                return "not_pending", replace(record)
+            record.status = "cancelled"
+            record.cancelled_at = time.time()
+            return "cancelled", replace(record)
+
+    def force_status(self, subject_request_id: str, status: str, workspace: WorkspaceSettings) -> DsrRecord | None:
+        """Set a request's status (and its effects) and stop its schedule."""
+        with self._lock:
+            record = self._dsrs.get(subject_request_id.lower())
+            if record is None:
+                return None
+            record.forced = True
+            self._set_status(record, status, time.time(), workspace)
+            return replace(record)
+
+    def advance(self, workspace: WorkspaceSettings, now: float | None = None) -> list[DsrRecord]:
+        """Move every DSR to the status its schedule says; return copies of those that changed."""
         now = time.time() if now is None else now
         changed = []
-        with self.lock:
-            for record in self.dsrs.values():
+        with self._lock:
+            for record in self._dsrs.values():
                 if record.final or record.forced:
                     continue
                 target = "completed" if now >= record.completes_at else (
                     "in_progress" if now >= record.starts_at else "pending")
                 if target != record.status:
-                    self.set_status(record, target, now)
-                    changed.append(record)
+                    self._set_status(record, target, now, workspace)
+                    changed.append(replace(record))
         return changed
 
-    def set_status(self, record: DsrRecord, status: str, now: float | None = None) -> None:
-        """Apply a status change and its effects (erasure, results) exactly once."""
-        now = time.time() if now is None else now
-        with self.lock:
-            if record.status == status:
-                return
-            record.status = status
-            if status == "completed":
-                self._complete(record, now)
-            elif status == "cancelled":
-                record.cancelled_at = now
+    def _set_status(self, record: DsrRecord, status: str, now: float, workspace: WorkspaceSettings) -> None:
+        if record.status == status:
+            return
+        record.status = status
+        if status == "completed":
+            self._complete(record, now, workspace)
+        elif status == "cancelled":
+            record.cancelled_at = now
 
-    def _complete(self, record: DsrRecord, now: float) -> None:
-        matched = self.match(record.identities)
-        record.matched_mpids = [p.mpid for p in matched]
+    def _subject(self, identities: Mapping[str, str], strategy: IdentityStrategy) -> Profile | None:
+        """The one profile a DSR's identities resolve to (v3 "enforces identity resolution to map to a single
+        mpid"; an mpid sent in the extension names it directly)."""
+        if "mpid" in identities:
+            try:
+                return self._profiles.get(int(identities["mpid"]))
+            except ValueError:
+                return None
+        return self._resolve(identities, strategy)
+
+    def _complete(self, record: DsrRecord, now: float, workspace: WorkspaceSettings) -> None:
+        subject = self._subject(record.identities, workspace.identity)
+        record.matched_mpids = [subject.mpid] if subject else []
         if record.request_type == "erasure":
-            for profile in matched:
-                self.profiles.pop(profile.mpid, None)
+            if subject is not None:
+                for kind in list(subject.identities):
+                    self._unlink(subject, kind)
+                del self._profiles[subject.mpid]
+                self._stats["profiles_erased"] += 1
             return
         record.results_token = secrets.token_urlsafe(24)
-        record.results_expire_at = now + self.results_ttl
-        if matched:
+        record.results_expire_at = now + self._results_ttl
+        if subject is not None:
             record.results_file = self._dir / f"{record.subject_request_id}.zip"
-            write_results_zip(record.results_file, matched, self.include_live_profile, self.padding_bytes)
+            write_results_zip(record.results_file, record.subject_request_id, [subject],
+                              workspace.include_live_profile, self.audience_id, self._padding)
 
     def results_path(self, record: DsrRecord) -> str:
         return f"/dsr-results/{record.subject_request_id}/{record.results_token}.zip"
 
+    def count(self, name: str) -> None:
+        """Add one to statistic ``name``."""
+        with self._lock:
+            self._stats[name] += 1
 
-def merge_consent(target: dict[str, dict[str, Any]], update: Mapping[str, Any], now_ms: int) -> None:
-    """Apply a ``consent_state`` object (gdpr purposes, ccpa data_sale_opt_out) to a profile's consent."""
-    for regulation in ("gdpr", "ccpa"):
-        for purpose, state in (update.get(regulation) or {}).items():
-            entry = dict(state)
-            entry.setdefault("timestamp_unixtime_ms", now_ms)
-            target.setdefault(regulation, {})[purpose.lower()] = entry
+    def stats(self) -> dict[str, int]:
+        """Writes that took effect."""
+        with self._lock:
+            counts = {"dsrs": len(self._dsrs), "profiles": len(self._profiles), "batches_stored": 0,
+                      "duplicate_batches_ignored": 0}
+            counts.update(self._stats)
+            return counts
+
+    def ignored_consent(self) -> list[dict[str, Any]]:
+        """Every consent purpose a batch sent that the workspace has not defined, with its profile."""
+        with self._lock:
+            return [{"mpid": str(p.mpid), **entry} for p in self._profiles.values() for entry in p.ignored_consent]
 
 
-def _identity_list(profile: Profile, device: bool) -> list[dict[str, Any]]:
-    return [{"identity_type": name, "identity": value}
-            for name, value in sorted(profile.identities.items()) if (name in DEVICE_TYPES) == device]
-
-
-def write_results_zip(path: Path, profiles: list[Profile], include_live_profile: bool, padding: int = 0) -> None:
-    """An access/portability results file: ``profile.jsonl``, ``event_batches.jsonl`` or ``empty.txt``
-    (plus ``padding.bin`` of random bytes when a benchmark asks for a large file)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        if padding > 0:
-            with archive.open(zipfile.ZipInfo("padding.bin"), "w", force_zip64=True) as blob:
-                for start in range(0, padding, 1 << 20):
-                    blob.write(os.urandom(min(1 << 20, padding - start)))
-        if include_live_profile:
-            lines = [json.dumps({
-                "mpid": str(p.mpid),
-                "user_identities": _identity_list(p, device=False),
-                "device_identities": _identity_list(p, device=True),
-                "user_attributes": p.attributes,
-                "audience_memberships": p.audiences,
-                "consent_state": p.consent,
-            }, sort_keys=True) for p in profiles]
-            archive.writestr("profile.jsonl", "\n".join(lines) + "\n")
-        batches = [json.dumps({**b, "mpid": str(p.mpid)}, sort_keys=True) for p in profiles for b in p.batches]
-        if batches:
-            archive.writestr("event_batches.jsonl", "\n".join(batches) + "\n")
-        else:
-            archive.writestr("empty.txt", "MPIDs were found for this request, but no event data exists for them.\n")
+def _historical_problem(batch: Mapping[str, Any], now_ms: int) -> str | None:
+    """Why ``/v2/bulkevents/historical`` would not process a batch (developers/server/http), or None."""
+    events = batch.get("events") or []
+    if not events:
+        return "the batch contains no events"
+    for event in events:
+        stamp = (event.get("data") or {}).get("timestamp_unixtime_ms")
+        if not isinstance(stamp, int) or isinstance(stamp, bool):
+            return "an event has no timestamp_unixtime_ms"
+        if now_ms - stamp < _HISTORICAL_MIN_AGE_MS:
+            return "an event is less than 72 hours old"
+    return None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from connector_mparticle.sandbox import Sandbox
 from dsr_framework import DsrRequest, Result
+from dsr_framework.drive import drive as run_to_final
 from dsr_framework.host import ConnectorHandle, load_host
 
 FAST_POLLING = {"min_interval_seconds": 0.1, "max_interval_seconds": 2}
@@ -22,24 +22,16 @@ def mparticle(sb: Sandbox, oauth: bool = False, **settings: Any) -> ConnectorHan
     return host.connector("mparticle")
 
 
-def request(kind: str = "access", request_id: str = "host-req-1", email: str = "jane@example.com",
+def request(kind: str = "access", request_id: str = "host-req-1", email: str | None = "jane@example.com",
             output_dir: str | None = None, regulation: str = "gdpr", **identities: str) -> DsrRequest:
-    return DsrRequest(request_id, kind, regulation, {"email": email, **identities},  # type: ignore[arg-type]
+    """A request for Jane (or, with ``email=None``, for whoever ``identities`` name)."""
+    ids = {"email": email, **identities} if email is not None else dict(identities)
+    return DsrRequest(request_id, kind, regulation, ids,  # type: ignore[arg-type]
                       datetime(2026, 11, 29, 10, 0, tzinfo=UTC), output_dir)
 
 
 def drive(handle: ConnectorHandle, req: DsrRequest, timeout: float = 20.0,
           state: dict[str, Any] | None = None) -> tuple[Result, int]:
     """Call the hook for ``req`` (again with each returned state, at its next check time) until final."""
-    deadline = time.time() + timeout
-    calls = 0
-    while True:
-        result = handle.handle(req, state)
-        calls += 1
-        if result.final:
-            return result, calls
-        assert result.next_check_at is not None and result.state is not None
-        if time.time() > deadline:
-            raise AssertionError(f"still pending after {timeout}s: {result.message}")
-        time.sleep(max(0.0, (result.next_check_at - datetime.now(UTC)).total_seconds()))
-        state = dict(result.state)
+    driven = run_to_final(lambda current: handle.handle(req, current), state=state, budget=timeout)
+    return driven.result, driven.calls

@@ -1,0 +1,45 @@
+"""The access/portability results file (``guides/data-subject-requests``, "Access / Portability Response Format").
+
+A zip of JSON Lines: ``profile.jsonl`` (the live profile, only when the workspace includes it: off by default),
+further ``.jsonl`` files of event batches (one complete batch per line, split over several files), or
+``empty.txt`` when profiles were found but hold no data. File names for the batch files are not documented;
+mParticle's sample result uses ``<uuid>-<n>-<n>.jsonl``, and so does the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from connector_mparticle.sandbox.profile_document import PROFILE_FIELDS, profile_document
+
+if TYPE_CHECKING:
+    from connector_mparticle.sandbox.store import Profile
+
+__all__ = ["BATCHES_PER_FILE", "write_results_zip"]
+
+BATCHES_PER_FILE = 500  #: docs silent: how many batches each .jsonl file holds
+
+
+def write_results_zip(path: Path, request_id: str, profiles: list[Profile], include_live_profile: bool,
+                      audience_id: Callable[[str], int], padding: int = 0) -> None:
+    """Write the results for ``profiles`` (plus ``padding.bin`` of random bytes when a benchmark asks)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        if padding > 0:
+            with archive.open(zipfile.ZipInfo("padding.bin"), "w", force_zip64=True) as blob:
+                for start in range(0, padding, 1 << 20):
+                    blob.write(os.urandom(min(1 << 20, padding - start)))
+        if include_live_profile:
+            lines = [json.dumps(profile_document(p, PROFILE_FIELDS[:4], audience_id, mpid_key="id",
+                                                 account_attributes={})) for p in profiles]
+            archive.writestr("profile.jsonl", "\n".join(lines) + "\n")
+        batches = [json.dumps(b) for p in profiles for b in p.stored_batches()]
+        chunks = [batches[i:i + BATCHES_PER_FILE] for i in range(0, len(batches), BATCHES_PER_FILE)]
+        for number, chunk in enumerate(chunks, start=1):
+            archive.writestr(f"{request_id}-{number}-{len(chunks)}.jsonl", "\n".join(chunk) + "\n")
+        if not batches:
+            archive.writestr("empty.txt", "MPIDs were found for this request, but no event data exists for them.\n")
