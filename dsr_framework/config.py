@@ -8,9 +8,12 @@
         config:
           dsr: {auth: {type: basic, key: "${MP_WORKSPACE_KEY}", secret: "${MP_WORKSPACE_SECRET}"}}
 
-``${NAME}`` anywhere in a string is replaced by the environment variable ``NAME`` (write ``$${`` for a
-literal ``${``), so secrets stay out of the file. A connector that is not listed, or is listed with
-``enabled: false``, is never imported or called.
+``${NAME}`` anywhere in a string is replaced by the environment variable ``NAME``; ``${NAME:-default}``
+uses ``default`` when ``NAME`` is unset or empty (as in a shell or docker compose); write ``$${`` for a
+literal ``${``. Any other ``${...}`` form (``${NAME:?message}``, ``${NAME:+x}``, a name with spaces, a
+missing ``}``) is refused with the JSON path where it appears, rather than passed on as text: a setting
+that silently keeps ``${...}`` would be sent to the vendor as a credential. A connector that is not listed,
+or is listed with ``enabled: false``, is never imported or called.
 """
 
 from __future__ import annotations
@@ -24,46 +27,132 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConnectorConfig", "HostConfig", "MissingEnvironment", "expand_environment"]
+__all__ = [
+    "ConfigFileError",
+    "ConnectorConfig",
+    "HostConfig",
+    "MissingEnvironment",
+    "expand_environment",
+    "read_config_file",
+    "read_env_file",
+]
 
-_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: Read left to right: ``$${`` (an escaped literal ``${``), ``${NAME}`` or ``${NAME:-default}``, or any
+#: other ``${`` (refused).
+_TOKEN = re.compile(r"(?P<escaped>\$\$\{)|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|\$\{")
 
 
 class MissingEnvironment(LookupError):
-    """A ``${NAME}`` reference names environment variables that are not set."""
+    """The settings' ``${...}`` references cannot all be resolved: variables not set, or unsupported forms.
 
-    def __init__(self, names: list[str]) -> None:
+    ``names`` lists the variables that are not set; ``unsupported`` the JSON paths holding a ``${...}``
+    this module does not understand. Neither ever includes a value.
+    """
+
+    def __init__(self, names: list[str], unsupported: list[str] | None = None) -> None:
         self.names = names
-        super().__init__(f"environment variable{'s' * (len(names) > 1)} not set: {', '.join(names)}")
+        self.unsupported = unsupported or []
+        parts = []
+        if names:
+            parts.append(f"environment variable{'s' * (len(names) > 1)} not set: {', '.join(names)}")
+        if self.unsupported:
+            parts.append(f"unsupported ${{...}} reference at {', '.join(self.unsupported)} "
+                         "(write ${NAME}, ${NAME:-default}, or $${ for a literal ${)")
+        super().__init__("; ".join(parts))
 
 
 def expand_environment(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Return ``value`` with every ``${NAME}`` replaced from ``environ``; report all missing names at once."""
+    """Return ``value`` with every ``${NAME}`` replaced from ``environ``; report all problems at once."""
     env = os.environ if environ is None else environ
-    missing: list[str] = []
+    missing: set[str] = set()
+    unsupported: list[str] = []
 
-    def expand(node: Any) -> Any:
+    def expand_text(text: str, path: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group("name"), match.group("default")
+            if match.group("escaped"):
+                return "${"
+            if name is None:  # "${" that is neither a reference nor escaped
+                if path not in unsupported:
+                    unsupported.append(path)
+                return ""
+            if default is not None and not env.get(name):
+                return default
+            if name not in env:
+                missing.add(name)
+                return ""
+            return env[name]
+
+        return _TOKEN.sub(replace, text)
+
+    def expand(node: Any, path: str) -> Any:
         if isinstance(node, str):
-            def replace(match: re.Match[str]) -> str:
-                if match.group(1):  # "$${NAME}" is an escaped literal
-                    return "${" + match.group(2) + "}"
-                name = match.group(2)
-                if name not in env:
-                    missing.append(name)
-                    return ""
-                return env[name]
-
-            return _REFERENCE.sub(replace, node)
+            return expand_text(node, path)
         if isinstance(node, Mapping):
-            return {key: expand(item) for key, item in node.items()}
+            return {key: expand(item, f"{path}.{key}") for key, item in node.items()}
         if isinstance(node, list):
-            return [expand(item) for item in node]
+            return [expand(item, f"{path}[{index}]") for index, item in enumerate(node)]
         return node
 
-    result = expand(value)
-    if missing:
-        raise MissingEnvironment(sorted(set(missing)))
+    result = expand(value, "$")
+    if missing or unsupported:
+        raise MissingEnvironment(sorted(missing), unsupported)
     return result
+
+
+class ConfigFileError(ValueError):
+    """A configuration file cannot be read or parsed; the message names the file, line and column."""
+
+    def __init__(self, path: str | Path, problem: str, line: int | None = None, column: int | None = None) -> None:
+        self.path, self.problem, self.line, self.column = str(path), problem, line, column
+        where = f"{path}:{line}:{column}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+
+
+def read_config_file(path: str | Path) -> Any:
+    """Parse a YAML (or JSON) file; :class:`ConfigFileError` gives the line and column of a syntax error.
+
+    Only the parser's description of the problem is reported, never the offending text, which may hold
+    a secret.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(path, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})") \
+            from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = "; ".join(p for p in (exc.context, exc.problem) if p) or "not valid YAML"
+        if mark is None:
+            raise ConfigFileError(path, problem) from None
+        raise ConfigFileError(path, problem, mark.line + 1, mark.column + 1) from None
+    except yaml.YAMLError as exc:
+        raise ConfigFileError(path, f"not valid YAML ({type(exc).__name__})") from None
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``#`` comments, quotes, ``export``), parsed by python-dotenv, values taken literally.
+
+    Values are not interpolated: a secret containing ``$`` arrives as written. A line that is not
+    ``KEY=VALUE`` is a :class:`ConfigFileError` naming its line, never its text.
+    """
+    from dotenv.parser import parse_stream  # imported on use: hosts that never read env files skip it
+
+    try:
+        with open(path, encoding="utf-8") as stream:
+            bindings = list(parse_stream(stream))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(path, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})") \
+            from None
+    values: dict[str, str] = {}
+    for binding in bindings:
+        if binding.error or (binding.key is not None and binding.value is None):
+            raise ConfigFileError(path, "expected KEY=VALUE", binding.original.line, 1)
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
+    return values
 
 
 @dataclass(frozen=True)
@@ -116,6 +205,8 @@ class HostConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> HostConfig:
-        """Read a YAML (or JSON) host configuration file."""
-        with open(path, encoding="utf-8") as handle:
-            return cls.from_dict(yaml.safe_load(handle))
+        """Read a YAML (or JSON) host configuration file (:class:`ConfigFileError` if it cannot be parsed)."""
+        data = read_config_file(path)
+        if data is not None and not isinstance(data, Mapping):
+            raise ConfigFileError(path, "must hold a mapping (connectors: ...)")
+        return cls.from_dict(data)

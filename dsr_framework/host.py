@@ -22,7 +22,7 @@ import pluggy
 
 from dsr_framework import hookspecs
 from dsr_framework.config import ConnectorConfig, HostConfig, MissingEnvironment, expand_environment
-from dsr_framework.manifest import Manifest, load_manifest
+from dsr_framework.manifest import Manifest, contract_problems, load_manifest
 from dsr_framework.models import HOOK_FOR_TYPE, ConnectionResult, DsrRequest, Result
 from dsr_framework.redact import Redactor
 from dsr_framework.validation import (
@@ -153,6 +153,12 @@ class ConnectorHandle:
             return Result.failed(
                 request, "configuration", f"connector {self.name!r} does not support {request.type} requests"
             )
+        if state is not None and not isinstance(state, Mapping):
+            # The contract says a JSON object; anything else cannot be what the connector returned. Passing
+            # none lets the connector resume from its remote system's own record.
+            log.warning("the host passed a %s as the state of request %r to %s; ignoring it",
+                        type(state).__name__, request.request_id, hook)
+            state = None
         try:
             raw = self._call(hook, request=request, state=dict(state) if state is not None else None)
         except Exception as exc:  # noqa: BLE001 - the host must survive any connector defect
@@ -226,18 +232,7 @@ def _load_one(
     except (pluggy.PluginValidationError, ValueError) as exc:
         return LoadProblem(name, "hooks", str(exc))
     implemented = {hc.name for hc in pm.get_hookcallers(plugin) or []}
-    unknown = sorted(implemented - set(hookspecs.HOOK_NAMES))
-    declared = set(manifest.hooks)
-    problems = []
-    if unknown:
-        problems.append(f"implements unknown hook(s) {', '.join(unknown)} (a misspelling?)")
-    if implemented - declared - set(unknown):
-        problems.append(f"implements hook(s) not declared in its manifest: {', '.join(sorted(implemented - declared))}")
-    if declared - implemented:
-        problems.append(f"declares hook(s) it does not implement: {', '.join(sorted(declared - implemented))}")
-    undescribed = sorted(h for h in declared if h != "test_connection" and manifest.capability(h) is None)
-    if undescribed:
-        problems.append(f"declares hook(s) with no capability entry: {', '.join(undescribed)}")
+    problems = contract_problems(manifest, implemented, hookspecs.HOOK_NAMES)
     if problems:
         pm.unregister(plugin)
         return LoadProblem(name, "hooks", "; ".join(problems))

@@ -14,7 +14,7 @@ import yaml
 
 from dsr_framework.validation import framework_validator, load_schema, validate
 
-__all__ = ["Capability", "Manifest", "RateLimit", "load_manifest", "plugin_package"]
+__all__ = ["Capability", "Manifest", "RateLimit", "contract_problems", "load_manifest", "plugin_package"]
 
 MANIFEST_FILE = "manifest.yaml"
 
@@ -67,6 +67,10 @@ class Manifest:
     hooks: tuple[str, ...]
     raw: Mapping[str, Any]
     root: Traversable | None = None
+    #: ``timing.call_seconds``: the longest one hook call may take (None: not declared).
+    call_seconds: float | None = None
+    #: ``timing.min_check_interval_seconds``: the soonest a pending result asks to be called again.
+    min_check_interval_seconds: float | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], root: Traversable | None = None) -> Manifest:
@@ -89,6 +93,8 @@ class Manifest:
             hooks=tuple(data["hooks"]),
             raw=data,
             root=root,
+            call_seconds=_number(data.get("timing", {}).get("call_seconds")),
+            min_check_interval_seconds=_number(data.get("timing", {}).get("min_check_interval_seconds")),
         )
 
     def capability(self, hook: str) -> Capability | None:
@@ -105,6 +111,39 @@ class Manifest:
         for part in self.credentials_schema_path.split("/"):
             node = node.joinpath(part)  # one part at a time: Python 3.11's Traversable takes one
         return load_schema(node)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def contract_problems(manifest: Manifest, implemented: set[str], known: tuple[str, ...]) -> list[str]:
+    """Every way the manifest and the implemented hooks disagree (empty when they match).
+
+    Each declared hook must be implemented and each implemented hook declared (and known: a misspelling is
+    caught here); every request hook needs exactly one capability entry, and every capability must name a
+    hook the connector declares and implements.
+    """
+    problems = []
+    unknown = sorted(implemented - set(known))
+    declared = set(manifest.hooks)
+    if unknown:
+        problems.append(f"implements unknown hook(s) {', '.join(unknown)} (a misspelling?)")
+    if implemented - declared - set(unknown):
+        problems.append(f"implements hook(s) not declared in its manifest: {', '.join(sorted(implemented - declared))}")
+    if declared - implemented:
+        problems.append(f"declares hook(s) it does not implement: {', '.join(sorted(declared - implemented))}")
+    undescribed = sorted(h for h in declared if h != "test_connection" and manifest.capability(h) is None)
+    if undescribed:
+        problems.append(f"declares hook(s) with no capability entry: {', '.join(undescribed)}")
+    described = [c.hook for c in manifest.capabilities]
+    orphans = sorted({h for h in described if h not in implemented or h not in declared})
+    if orphans:
+        problems.append(f"has capability entries for hook(s) it does not declare and implement: {', '.join(orphans)}")
+    twice = sorted({h for h in described if described.count(h) > 1})
+    if twice:
+        problems.append(f"has more than one capability entry for: {', '.join(twice)}")
+    return problems
 
 
 def plugin_package(plugin: object) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:  # jsonschema costs ~30 ms to import; hosts pay it on first validation, not at start-up
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
+    from referencing import Registry, Resource
+    from referencing._core import Resolver  # the type of registry.resolver(); not re-exported by the package
 
-__all__ = ["Problem", "SchemaViolation", "load_schema", "schema_validator", "secret_paths", "validate"]
+__all__ = ["Problem", "SchemaViolation", "UnusableSchema", "dangling_references", "flagged_secret", "load_schema",
+           "schema_nodes", "schema_validator", "secret_paths", "secret_values", "validate"]
 
 #: Schema keywords whose jsonschema message only quotes the schema or a property name, never a value.
 _SAFE_MESSAGE = {"required", "additionalProperties", "dependentRequired", "unevaluatedProperties"}
@@ -81,6 +84,11 @@ def _describe(error: ValidationError) -> str:
     return template.format(expected) if template else f"does not satisfy '{kind}'"
 
 
+def _reference(exc: Exception) -> str:
+    ref = getattr(exc, "ref", None) or getattr(exc, "pointer", None)
+    return repr(ref) if isinstance(ref, str) else "(unknown)"
+
+
 def _path(error: ValidationError) -> str:
     out = "$"
     for part in error.absolute_path:
@@ -114,7 +122,13 @@ def _leaves(errors: Iterable[ValidationError]) -> Iterable[ValidationError]:
 
 def validate(validator: Validator, document: Any, what: str) -> None:
     """Raise :class:`SchemaViolation` listing every problem in ``document``; return if it is valid."""
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    from referencing.exceptions import Unresolvable
+
+    try:
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    except Unresolvable as exc:  # a schema that did not come through load_schema; never a traceback for the host
+        raise SchemaViolation(what, [Problem("$", f"cannot be checked: the schema's $ref {_reference(exc)} "
+                                                  "resolves to nothing")]) from None
     if not errors:
         return
     seen: set[Problem] = set()
@@ -127,24 +141,77 @@ def validate(validator: Validator, document: Any, what: str) -> None:
     raise SchemaViolation(what, problems)
 
 
+class UnusableSchema(ValueError):
+    """A JSON Schema that is itself invalid, or holds a ``$ref`` that resolves to nothing."""
+
+
 def load_schema(source: Traversable | str) -> dict[str, Any]:
-    """Read a JSON Schema from a package resource (or a path) and check that it is itself valid."""
+    """Read a JSON Schema from a package resource (or a path); check it is valid and every ``$ref`` resolves.
+
+    Raises :class:`UnusableSchema` (naming the keyword or reference, never an instance value).
+    """
     text = Path(source).read_text(encoding="utf-8") if isinstance(source, str) else source.read_text(encoding="utf-8")
     schema = json.loads(text)
     if not isinstance(schema, dict):
-        raise ValueError("a JSON Schema must be an object")
+        raise UnusableSchema("a JSON Schema must be an object")
     import jsonschema
 
-    jsonschema.validators.validator_for(schema).check_schema(schema)
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise UnusableSchema(f"not a valid JSON Schema at {where}: {exc.message}") from None
+    dangling = dangling_references(schema)
+    if dangling:
+        raise UnusableSchema(f"$ref that resolve to nothing: {', '.join(dangling)}")
     return schema
 
 
+def _registry() -> Registry[Any]:
+    """The schemas a ``$ref`` may reach besides the schema itself: the JSON Schema metaschemas, nothing remote.
+
+    jsonschema's own default fetches unknown ``http(s)`` references over the network; a host must not.
+    """
+    from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]  # jsonschema's own dependency
+
+    return cast("Registry[Any]", REGISTRY)
+
+
+def _root(schema: Mapping[str, Any]) -> tuple[Resource[Any], Resolver[Any]]:
+    from referencing.jsonschema import DRAFT202012, specification_with
+
+    resource = specification_with(str(schema.get("$schema", "")), default=DRAFT202012).create_resource(schema)
+    return resource, _registry().resolver_with_root(resource)
+
+
+def dangling_references(schema: Mapping[str, Any]) -> list[str]:
+    """Every ``$ref`` / ``$dynamicRef`` in ``schema`` that ``referencing`` cannot resolve (sorted, unique)."""
+    from referencing.exceptions import Unresolvable
+
+    dangling: set[str] = set()
+    resource, resolver = _root(schema)
+    pending = [(resource, resolver)]
+    while pending:
+        node, where = pending.pop()
+        contents = node.contents
+        if isinstance(contents, Mapping):
+            for keyword in ("$ref", "$dynamicRef"):
+                reference = contents.get(keyword)
+                if isinstance(reference, str):
+                    try:
+                        where.lookup(reference)
+                    except Unresolvable:
+                        dangling.add(reference)
+        pending.extend((sub, where.in_subresource(sub)) for sub in node.subresources())
+    return sorted(dangling)
+
+
 def schema_validator(schema: Mapping[str, Any]) -> Validator:
-    """A validator for ``schema`` (its own ``$schema`` draft) that also asserts ``format``."""
+    """A validator for ``schema`` (its own ``$schema`` draft) that also asserts ``format``; never fetches a ``$ref``."""
     import jsonschema
 
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=_registry())
 
 
 @functools.cache
@@ -158,34 +225,59 @@ def framework_validator(name: str) -> Validator:
     return schema_validator(framework_schema(name))
 
 
+def schema_nodes(schema: Mapping[str, Any], max_depth: int = 40) -> Iterator[tuple[tuple[str, ...], list[Any]]]:
+    """Every subschema that describes some part of a document, with where: ``(property path, ref chain)``.
+
+    The path is a tuple of property names (``*`` for any array item or map value). The chain is the
+    subschema followed by whatever its ``$ref`` leads to (resolved by ``referencing``, as the validator does),
+    so a property that refers to a ``$defs`` entry is seen with both. Follows ``properties``, ``items``,
+    ``additionalProperties``, ``oneOf``/``anyOf``/``allOf``; a reference that resolves to nothing ends its branch.
+    """
+    from referencing.exceptions import Unresolvable
+
+    _, root = _root(schema)
+    pending: list[tuple[Any, Resolver[Any], tuple[str, ...], int]] = [(schema, root, (), 0)]
+    while pending:
+        node, resolver, path, depth = pending.pop()
+        if not isinstance(node, Mapping) or depth > max_depth:
+            continue
+        chain: list[tuple[Mapping[str, Any], Resolver[Any]]] = [(node, resolver)]
+        while isinstance(chain[-1][0].get("$ref"), str) and len(chain) < 10:
+            try:
+                resolved = chain[-1][1].lookup(chain[-1][0]["$ref"])
+            except Unresolvable:
+                break
+            if not isinstance(resolved.contents, Mapping):
+                break
+            chain.append((resolved.contents, resolved.resolver))
+        yield path, [schema_node for schema_node, _ in chain]
+        for schema_node, where in chain:
+            pending.extend(_children(schema_node, where, path, depth + 1))
+
+
+def _children(node: Mapping[str, Any], resolver: Resolver[Any], path: tuple[str, ...],
+              depth: int) -> Iterator[tuple[Any, Resolver[Any], tuple[str, ...], int]]:
+    for name, sub in (node.get("properties") or {}).items():
+        yield sub, resolver, (*path, name), depth
+    for keyword in ("items", "additionalProperties"):
+        if isinstance(node.get(keyword), Mapping):
+            yield node[keyword], resolver, (*path, "*"), depth
+    for combinator in ("oneOf", "anyOf", "allOf"):
+        for sub in node.get(combinator) or []:
+            yield sub, resolver, path, depth
+
+
+def flagged_secret(chain: Iterable[Any]) -> bool:
+    """True when a subschema (or what its ``$ref`` leads to) says ``writeOnly: true`` or ``x-secret: true``."""
+    return any(isinstance(n, Mapping) and (n.get("writeOnly") is True or n.get("x-secret") is True) for n in chain)
+
+
 def secret_paths(schema: Mapping[str, Any]) -> list[tuple[str, ...]]:
     """Property paths the schema flags as secret (``writeOnly: true`` or ``x-secret: true``).
 
-    Walks ``properties``, ``$defs`` references, ``oneOf``/``anyOf``/``allOf`` branches and ``items``.
-    A path is a tuple of property names; ``*`` stands for any array index or map key.
+    See :func:`schema_nodes` for what is followed; ``*`` in a path stands for any array index or map key.
     """
-    defs = schema.get("$defs", {})
-    found: set[tuple[str, ...]] = set()
-
-    def walk(node: Any, prefix: tuple[str, ...], depth: int) -> None:
-        if not isinstance(node, Mapping) or depth > 20:
-            return
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            walk(defs.get(ref.removeprefix("#/$defs/")), prefix, depth + 1)
-        if node.get("writeOnly") is True or node.get("x-secret") is True:
-            found.add(prefix)
-        for key, sub in (node.get("properties") or {}).items():
-            walk(sub, (*prefix, key), depth + 1)
-        for combinator in ("oneOf", "anyOf", "allOf"):
-            for sub in node.get(combinator) or []:
-                walk(sub, prefix, depth + 1)
-        for key in ("items", "additionalProperties"):
-            if isinstance(node.get(key), Mapping):
-                walk(node[key], (*prefix, "*"), depth + 1)
-
-    walk(schema, (), 0)
-    return sorted(found)
+    return sorted({path for path, chain in schema_nodes(schema) if flagged_secret(chain)})
 
 
 def secret_values(document: Any, paths: Iterable[tuple[str, ...]]) -> set[str]:

@@ -1,188 +1,185 @@
-"""The conformance harness catches what it promises to catch, on deliberately broken example connectors.
+"""The conformance harness trusts the honest example connector and refuses every broken copy of it, naming the defect.
 
-Each example is a tiny third-party connector with its own conformance target (an in-memory "remote"),
-installed through fake entry points; the harness runs in a separate pytest process, as a host would run it.
+The connectors live in ``examples/acme`` (honest) and ``tests/conformance/defects.py`` (one defect each). Each run
+is ``pytest --dsr-conformance=NAME`` exactly as a host types it, run in this process (pytester) to keep the suite
+fast; the connectors are found through entry points, as if installed.
 """
 
 from __future__ import annotations
 
-import json
-import textwrap
+import secrets
+import socket
+import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.support.connectors import BASIC_SCHEMA
+from dsr_framework.conformance import egress  # imported here, so the inner runs share its one audit hook
+from dsr_framework.redact import Redactor
+from tests.conformance.defects import DEFECTS, HONEST, Defect, write_all
 
-TOY = '''
-import socket
-import uuid
-from contextlib import contextmanager
-
-from dsr_framework import hookimpl, CheckOutcome, ConnectionResult, Result
-from dsr_framework.conformance import ConformanceTarget
-
-GOOD_KEY = "good-key-1234567890"
-WRITES = []
-
-
-def _ok(config):
-    return config["api_key"] == GOOD_KEY
-
-
-@hookimpl
-def test_connection(config):
-    ok = _ok(config)
-    message = "the API accepted the key" if ok else "the API rejected the key"
-    #LEAK#
-    return ConnectionResult((CheckOutcome("api", ok, message, 1.0, None if ok else "authentication"),))
-
-
-@hookimpl
-def handle_access(config, request, state):
-    if not _ok(config):
-        return Result.failed(request, "authentication", "the API rejected the key")
-    #RAISE#
-    #CHATTY#
-    remote_id = "r-" + request.request_id
-    #DUPLICATE#
-    if remote_id not in WRITES:
-        WRITES.append(remote_id)
-    return Result(request.request_id, request.type, "completed", "exported the subject's data")
-
-#EXTRA#
-
-@contextmanager
-def target():
-    yield ConformanceTarget(
-        good_config={"endpoint": "https://api.NAME.example.com", "api_key": GOOD_KEY},
-        bad_config={"endpoint": "https://api.NAME.example.com", "api_key": "bad-key-1234567890"},
-        existing_subject={"email": "jane@example.com"}, missing_subject={"email": "nobody@example.com"},
-        remote_writes=lambda: len(WRITES), budgets={"handle_access": 5})
-'''
-
-VARIANTS: dict[str, dict[str, str]] = {
-    "toy": {},
-    "undeclared": {"#EXTRA#": "@hookimpl\ndef handle_opt_out(config, request, state):\n"
-                              "    return Result(request.request_id, request.type, 'completed', 'ok')\n"},
-    "unflagged": {},  # its schema is changed below
-    "leaky": {"#LEAK#": "message = message if ok else message + ' ' + config['api_key']"},
-    "raiser": {"#RAISE#": "raise ValueError('the export job crashed')"},
-    "duplicator": {"#DUPLICATE#": "remote_id = 'r-' + str(uuid.uuid4())"},
-    "chatty": {"#CHATTY#": "try:\n        socket.getaddrinfo('tracker.analytics.invalid', 443)\n"
-                           "    except OSError:\n        pass"},
-}
-
-
-def write_example(root: Path, name: str) -> None:
-    source = TOY.replace("NAME", name)
-    for marker, code in VARIANTS[name].items():
-        source = source.replace(marker, code)
-    package = root / name
-    (package / "schemas").mkdir(parents=True)
-    (package / "__init__.py").write_text(source)
-    schema: dict[str, Any] = json.loads(json.dumps(BASIC_SCHEMA))
-    if name == "unflagged":
-        del schema["properties"]["api_key"]["writeOnly"], schema["properties"]["api_key"]["x-secret"]
-    (package / "schemas" / "credentials.schema.json").write_text(json.dumps(schema))
-    manifest = {
-        "id": name, "name": name.title(), "version": "1.0.0", "description": f"Example {name}.",
-        "documentation_url": f"https://docs.{name}.example.com",
-        "credentials_schema": "schemas/credentials.schema.json",
-        "capabilities": [{"hook": "handle_access", "identifier_categories": ["email"], "mode": "synchronous",
-                          "description": "exports the subject's data"}],
-        "egress_hosts": [f"api.{name}.example.com"],
-        "rate_limits": [{"api": "api", "limit": 10, "per": "second", "scope": "account", "published": True}],
-        "target_share": 0.75, "hooks": ["test_connection", "handle_access"],
-    }
-    (package / "manifest.yaml").write_text(yaml.safe_dump(manifest))
-    dist = root / f"example_{name}-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: example-{name}\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent(f"""\
-        [dsr.connectors]
-        {name} = {name}
-        [dsr.conformance]
-        {name} = {name}:target
-        """))
+pytest_plugins = ["pytester"]
+Run = Callable[..., tuple[pytest.RunResult, dict[str, tuple[str, str]], str]]
+assert egress.install is not None
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
-    """Run the harness once over every example; map 'check[connector-param]' to (outcome, message)."""
-    import subprocess
-    import sys
+def connectors_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("connectors")
+    write_all(root)
+    return root
 
-    root = tmp_path_factory.mktemp("examples")
-    for name in VARIANTS:
-        write_example(root, name)
-    report = root / "report.xml"
-    subprocess.run([sys.executable, "-m", "pytest", f"--dsr-conformance={','.join(VARIANTS)}", "-q",
-                    "-p", "no:cacheprovider", f"--junitxml={report}"], cwd=root, capture_output=True, text=True,
-                   timeout=300)
-    results: dict[str, tuple[str, str]] = {}
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The secrets the example target will draw (it asks ``secrets.token_urlsafe``), so tests can look for them."""
+    drawn: list[str] = []
+    real = secrets.token_urlsafe
+
+    def token_urlsafe(nbytes: int | None = None) -> str:
+        drawn.append(real(nbytes))
+        return drawn[-1]
+
+    monkeypatch.setattr(secrets, "token_urlsafe", token_urlsafe)
+    return drawn
+
+
+@pytest.fixture
+def audit_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's own network guard (conftest) refuses non-loopback traffic before CPython raises its audit
+    event. Announce the event first, as CPython's own socket functions do, so the harness's guard sees it; the
+    suite's guard still stands behind it, so nothing can leave the machine."""
+    guarded_lookup, guarded_connect, guarded_connect_ex = socket.getaddrinfo, socket.socket.connect, \
+        socket.socket.connect_ex
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        sys.audit("socket.getaddrinfo", host, port, 0, 0, 0)
+        return guarded_lookup(host, port, *args, **kwargs)
+
+    def connect(self: socket.socket, address: Any) -> None:
+        sys.audit("socket.connect", self, address)
+        return guarded_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        sys.audit("socket.connect", self, address)
+        return guarded_connect_ex(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+@pytest.fixture
+def harness(pytester: pytest.Pytester, connectors_dir: Path, audit_first: None) -> Run:
+    """``pytest ARGS`` with the example connectors installed: the run, each check's (outcome, message), the junit
+    report."""
+    pytester.syspathinsert(connectors_dir)
+
+    def run(*args: str) -> tuple[pytest.RunResult, dict[str, tuple[str, str]], str]:
+        report = pytester.path / "report.xml"
+        # -rA and junit_logging=all: every captured section of every check, passed or not, where a leak would show
+        result = pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-rA",
+                                             "-o", "junit_logging=all",
+                                             f"--junitxml={report}")
+        return result, _outcomes(report), report.read_text()
+
+    return run
+
+
+def _outcomes(report: Path) -> dict[str, tuple[str, str]]:
+    """'connector::check' -> (passed/failure/error/skipped, message) from pytest's own junit report."""
+    found: dict[str, tuple[str, str]] = {}
     for case in ET.parse(report).getroot().iter("testcase"):  # noqa: S314 - pytest's own report, just written
         outcome, message = "passed", ""
         for kind in ("failure", "error", "skipped"):
             node = case.find(kind)
             if node is not None:
-                outcome, message = kind, (node.get("message") or "") + (node.text or "")
-        results[case.get("name", "")] = (outcome, message)
-    return results
+                outcome, message = kind, (node.get("message") or "") + "\n" + (node.text or "")
+        found[f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"] = (outcome, message)
+    return found
 
 
-def outcome(results: dict[str, tuple[str, str]], check: str, connector: str, param: str = "") -> tuple[str, str]:
-    key = f"{check}[{connector}{'-' + param if param else ''}]"
-    assert key in results, f"{key} did not run; ran: {sorted(results)[:5]}…"
-    return results[key]
+def _leaks(text: str, keys: list[str]) -> bool:
+    return Redactor(keys).finds_secret(text) or Redactor(keys).finds_fragment(text)
 
 
-def test_a_well_behaved_connector_passes_and_every_skip_says_why(outcomes: dict[str, tuple[str, str]]) -> None:
-    toy = {k: v for k, v in outcomes.items() if k.endswith("[toy]") or "[toy-" in k}
-    assert toy, "the harness ran no check on the well-behaved example"
-    failed = {k: v[1][:200] for k, v in toy.items() if v[0] in ("failure", "error")}
-    assert not failed, failed
-    skipped = {k: v[1] for k, v in toy.items() if v[0] == "skipped"}
-    assert skipped, "deletion and opt-out are not declared, so their checks must be skipped"
-    assert all("does not declare" in reason for reason in skipped.values()), skipped
+def test_the_honest_example_passes_every_check_and_the_run_exits_0(harness: Run, keys: list[str]) -> None:
+    result, outcomes, _ = harness(f"--dsr-conformance={HONEST}")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert all(outcome == "passed" for outcome, _ in outcomes.values()), outcomes
+    assert len(outcomes) >= 26
+    text = result.stdout.str()
+    assert "DSR conformance verdict" in text and f"{HONEST}: TRUSTED (26 pass)" in text
+    assert "access_exports_subject_data" in text and "deletion_removes_subject" in text
 
 
-def test_an_undeclared_hook_fails_the_hook_check(outcomes: dict[str, tuple[str, str]]) -> None:
-    status, message = outcome(outcomes, "test_declared_hooks_match_the_implementations", "undeclared")
-    assert status == "failure" and "implements hook(s) its manifest does not declare: handle_opt_out" in message
-
-
-def test_an_unflagged_secret_fails_the_secret_check(outcomes: dict[str, tuple[str, str]]) -> None:
-    status, message = outcome(outcomes, "test_secret_fields_are_flagged", "unflagged")
-    assert status == "failure" and "$.api_key" in message
-    assert outcome(outcomes, "test_secret_fields_are_flagged", "toy")[0] == "passed"
-
-
-def test_a_secret_leaked_in_a_message_fails(outcomes: dict[str, tuple[str, str]]) -> None:
-    status, message = outcome(outcomes, "test_connection_fails_cleanly_with_the_bad_config", "leaky")
-    assert status == "failure" and "put a configured secret in its test_connection result" in message
-    assert "bad-key-1234567890" not in message
-
-
-def test_a_hook_that_raises_fails_the_capability_check_and_the_host_survives(
-    outcomes: dict[str, tuple[str, str]],
+@pytest.mark.parametrize("defect", DEFECTS, ids=[d.name for d in DEFECTS])
+def test_each_broken_connector_fails_the_run_with_a_message_naming_its_defect(
+    harness: Run, keys: list[str], defect: Defect,
 ) -> None:
-    status, message = outcome(outcomes, "test_capability_reaches_a_final_result", "raiser", "access")
-    assert status == "failure" and "handle_access misbehaved" in message and "ValueError" in message
-    assert outcome(outcomes, "test_the_host_survives_a_hook_that_raises", "raiser", "handle_access")[0] == "passed"
+    result, outcomes, report = harness(f"--dsr-conformance={defect.name}")
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0, f"{defect.name} ({defect.defect}) was trusted:\n{text[-3000:]}"
+    key = f"{defect.name}::{defect.caught_by}"
+    assert key in outcomes, sorted(outcomes)[:5]
+    outcome, message = outcomes[key]
+    assert outcome == "failure" and defect.message in message, (defect.defect, outcome, message)
+    assert f"{defect.name}: NOT TRUSTED" in text
+    assert defect.registers_target == bool(keys)  # the target drew its keys (and the test knows them)
+    assert not _leaks(text + report, keys), "a secret reached pytest's output or its junit report"
 
 
-def test_a_non_idempotent_submission_fails_the_idempotency_check(outcomes: dict[str, tuple[str, str]]) -> None:
-    status, message = outcome(outcomes, "test_repeated_call_with_the_same_request_id_is_idempotent",
-                              "duplicator", "access")
-    assert status == "failure" and "made 1 new remote write(s)" in message
-    assert outcome(outcomes, "test_repeated_call_with_the_same_request_id_is_idempotent", "toy", "access")[0] == \
-        "passed"
+def test_missing_pieces_can_be_accepted_explicitly(harness: Run) -> None:
+    result, outcomes, _ = harness("--dsr-conformance=no_oracle", "--dsr-conformance-allow-skips")
+    assert result.ret == 0
+    outcome, message = outcomes["no_oracle::deletion_removes_subject"]
+    assert outcome == "skipped" and "has no oracle" in message
+    assert "no_oracle: TRUSTED" in result.stdout.str()
 
 
-def test_traffic_to_an_undeclared_host_is_blocked_and_fails(outcomes: dict[str, tuple[str, str]]) -> None:
-    status, message = outcome(outcomes, "test_capability_reaches_a_final_result", "chatty", "access")
-    assert status == "error" and "tracker.analytics.invalid" in message
+def test_a_broken_connector_does_not_stop_the_others_in_the_same_run(harness: Run) -> None:
+    result, outcomes, _ = harness(f"--dsr-conformance=dangling_ref,{HONEST}")
+    assert result.ret != 0
+    assert all(o == "passed" for k, (o, _) in outcomes.items() if k.startswith(f"{HONEST}::"))
+    assert outcomes["dangling_ref::host_loads_target_configs"][0] == "failure"
+    text = result.stdout.str()
+    assert f"{HONEST}: TRUSTED" in text and "dangling_ref: NOT TRUSTED" in text
+
+
+def test_an_unknown_connector_name_fails_the_run(harness: Run) -> None:
+    result, outcomes, _ = harness("--dsr-conformance=no_such_connector")
+    assert result.ret != 0
+    assert "no connector 'no_such_connector'" in outcomes["no_such_connector::manifest_is_valid"][1]
+
+
+def test_authors_can_run_the_checks_from_their_own_tests(
+    pytester: pytest.Pytester, connectors_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(connectors_dir))
+    pytester.makepyfile(test_mine="""
+        def test_acme_conforms(dsr_conformance):
+            verdict = dsr_conformance("acme")
+            assert verdict.ok, verdict.table()
+            assert "acme: TRUSTED" in verdict.table()
+
+        def test_a_broken_copy_does_not(dsr_conformance):
+            verdict = dsr_conformance("deletes_nothing")
+            assert not verdict.ok
+            [row] = [r for r in verdict.rows if r.outcome == "fail"]
+            assert row.check == "deletion_removes_subject"
+        """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("name", ["secret_prefix_in_log", "secret_encoded_in_log", "email_in_logs"])
+def test_live_log_output_is_redacted_too(harness: Run, keys: list[str], name: str) -> None:
+    result, outcomes, report = harness(f"--dsr-conformance={name}", "--log-cli-level=DEBUG")
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0 and outcomes[f"{name}::no_secret_or_email_in_output"][0] == "failure"
+    assert "live log" in text  # the records were shown as they happened...
+    assert not _leaks(text + report, keys)  # ...with no secret in them
+    assert "pat.doe@example.com" not in text + report

@@ -176,6 +176,21 @@ def test_result_that_carries_a_secret_is_withheld(connectors: ConnectorFactory) 
     assert GOOD_CONFIG["api_key"] not in str(result.to_dict())
 
 
+@pytest.mark.parametrize("form", [
+    'base64.b64encode(("user-" + config["api_key"]).encode()).decode()',   # the secret inside a Basic value
+    'base64.b64encode(("us:" + config["api_key"]).encode()).decode()',     # at another alignment
+    'urllib.parse.quote(config["api_key"], safe="")',
+    'config["api_key"].upper()',
+], ids=["basic-header", "basic-other-alignment", "url-encoded", "other-case"])
+def test_result_that_carries_a_secret_in_any_wire_form_is_withheld(connectors: ConnectorFactory, form: str) -> None:
+    leaky = "import base64, urllib.parse\n" + GOOD_HOOKS.replace(
+        'summary={"by": "NAME"})', f'summary={{"header": {form}}})')
+    connectors.write("encoded", leaky)
+    host = load_host(enabled("encoded"), plugins={"encoded": connectors.load("encoded")}, use_entry_points=False)
+    result = host.connector("encoded").handle_deletion(request("deletion"))
+    assert result.status == "failed" and "withheld" in result.message
+
+
 def test_result_that_breaks_the_schema_becomes_an_internal_failure(connectors: ConnectorFactory) -> None:
     sloppy = GOOD_HOOKS.replace(
         'return Result(request.request_id, request.type, "completed", "NAME deleted", summary={"by": "NAME"})',

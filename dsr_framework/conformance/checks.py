@@ -1,257 +1,352 @@
-"""The conformance checks. Each test is one named check; every skip states its reason.
+"""The conformance checks, in the order they run. Each is a plain function; :data:`CHECKS` lists them with
+what each proves. Static checks read the connector and its files; runtime checks drive its hooks through
+the host facade against its conformance target and judge the outcome by the target's oracle.
 
-Static checks read the manifest and credentials schema. Runtime checks load the connector through the host
-facade with the target's configuration and drive each declared capability to a final result, with the
-network limited to the declared egress hosts and the target.
+A check passes by returning; it ends otherwise by raising :class:`CheckFailed` (a defect, named),
+:class:`CheckSkipped` (not part of this connector's contract) or :class:`MissingPiece` (the target or its
+oracle lacks what the check needs).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import jsonschema
-import pytest
+import pluggy
 
-from dsr_framework.conformance import ConformanceTarget
-from dsr_framework.conformance.plugin import handle_for
-from dsr_framework.conformance.support import EgressGuard, drive, new_request, secret_looking_fields
-from dsr_framework.hookspecs import HOOK_NAMES
-from dsr_framework.host import WITHHELD_MESSAGE, ConnectorHandle
-from dsr_framework.manifest import Manifest, load_manifest
-from dsr_framework.models import HOOK_FOR_TYPE, DsrRequest, Result
-from dsr_framework.validation import SchemaViolation, framework_validator, secret_paths, secret_values
+from dsr_framework import hookspecs
+from dsr_framework.conformance.files import file_texts
+from dsr_framework.conformance.leaks import captured, email_values, leaked, unmasked_emails
+from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped
+from dsr_framework.conformance.schema_checks import secret_looking_fields
+from dsr_framework.conformance.session import ConnectorUnderTest, Runtime
+from dsr_framework.manifest import contract_problems
+from dsr_framework.models import HOOK_FOR_TYPE, Result
+from dsr_framework.redact import mask_email
 
-pytestmark = pytest.mark.dsr_conformance
+__all__ = ["CHECKS", "KINDS", "Check", "run_check"]
 
-CAPABILITIES = ["access", "deletion", "opt_out"]
-
-
-def _manifest(plugin: object) -> Manifest:
-    try:
-        return load_manifest(plugin)
-    except SchemaViolation as exc:
-        pytest.fail(f"the manifest does not match manifest.schema.json:\n{exc}")
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"the manifest cannot be read: {type(exc).__name__}: {exc}")
+KINDS = ("access", "deletion", "opt_out")
+_REFUSAL_CLASSES = ("authentication", "configuration")
 
 
-def _budget(target: ConformanceTarget, manifest: Manifest, hook: str) -> float:
-    capability = manifest.capability(hook)
-    default = 60.0 if capability is not None and capability.asynchronous else 20.0
-    return float(target.budgets.get(hook, default))
+@dataclass(frozen=True)
+class Check:
+    """One named check: what it proves, whether it needs the target, and its parameters (if any)."""
+
+    name: str
+    proves: str
+    function: Callable[..., None]
+    runtime: bool
+    params: tuple[str, ...] = ()
+
+    def ids(self) -> list[tuple[str, str | None]]:
+        """``(display name, parameter)`` for each run of this check."""
+        if not self.params:
+            return [(self.name, None)]
+        return [(f"{self.name}[{param}]", param) for param in self.params]
 
 
-def _declared(manifest: Manifest, kind: str) -> str:
-    hook = HOOK_FOR_TYPE[kind]  # type: ignore[index]
-    if hook not in manifest.hooks:
-        pytest.skip(f"the connector does not declare {hook}, so {kind} requests are not part of its contract")
-    return hook
+CHECKS: list[Check] = []
 
 
-def _request(kind: str, subject: Mapping[str, str], target: ConformanceTarget, folder: Any) -> DsrRequest:
-    """A fresh request (new id) for ``subject``, writing into ``folder``."""
-    return new_request(kind, subject, target.regulation, str(folder), f"conformance-{uuid.uuid4().hex[:12]}")
+def check(name: str, proves: str, *, runtime: bool = False,
+          params: tuple[str, ...] = ()) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def register(function: Callable[..., None]) -> Callable[..., None]:
+        CHECKS.append(Check(name, proves, function, runtime, params))
+        return function
+
+    return register
 
 
-def _secrets(plugin: object, target: ConformanceTarget) -> set[str]:
-    paths = secret_paths(_manifest(plugin).credentials_schema())
-    return {s for s in secret_values(target.good_config, paths) | secret_values(target.bad_config, paths)
-            if len(s) >= 4}
+def run_check(cut: ConnectorUnderTest, selected: Check, param: str | None) -> None:
+    """Run one check on ``cut``; returns if it passed, raises an outcome otherwise."""
+    if selected.runtime:
+        cut.run_runtime(selected.function, param)
+    else:
+        selected.function(cut, param)
 
 
-def _leaks(text: str, secrets: set[str]) -> list[str]:
-    return sorted(f"{s[:2]}…({len(s)} chars)" for s in secrets if s in text)
+# -- static checks ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def guard(dsr_target_required: ConformanceTarget, dsr_plugin: object) -> Iterator[EgressGuard]:
-    """Only the manifest's egress hosts and the target may be contacted during a runtime check."""
-    egress = EgressGuard(set(_manifest(dsr_plugin).egress_hosts) | set(dsr_target_required.allowed_hosts))
-    with egress.active():
-        yield egress
-    assert not egress.violations, (
-        "the connector contacted hosts it does not declare in its manifest's egress_hosts: "
-        + ", ".join(sorted(set(egress.violations))))
+@check("manifest_is_valid", "the manifest matches manifest.schema.json and its id is the connector's name")
+def manifest_is_valid(cut: ConnectorUnderTest, _: str | None) -> None:
+    manifest = cut.manifest
+    if manifest.id != cut.name:
+        raise CheckFailed(f"the manifest's id {manifest.id!r} is not the connector's entry-point name {cut.name!r}")
 
 
-# -- static checks -------------------------------------------------------------------------------------------
-
-
-def test_manifest_validates(dsr_plugin: object, dsr_connector_name: str) -> None:
-    manifest = _manifest(dsr_plugin)
-    assert manifest.id == dsr_connector_name, f"manifest id {manifest.id!r} is not the entry-point name"
-
-
-def test_declared_hooks_match_the_implementations(dsr_plugin: object) -> None:
-    import pluggy
-
-    from dsr_framework import hookspecs
-
-    manifest = _manifest(dsr_plugin)
+@check("hooks_match_manifest",
+       "every capability names an implemented hook and every hook a capability; no unknown hook")
+def hooks_match_the_manifest(cut: ConnectorUnderTest, _: str | None) -> None:
+    manifest = cut.manifest
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(dsr_plugin)
-    implemented = {caller.name for caller in pm.get_hookcallers(dsr_plugin) or []}
-    unknown = sorted(implemented - set(HOOK_NAMES))
-    assert not unknown, f"implements hook(s) that are not part of the contract (misspelled?): {', '.join(unknown)}"
-    undeclared = sorted(implemented - set(manifest.hooks))
-    assert not undeclared, f"implements hook(s) its manifest does not declare: {', '.join(undeclared)}"
-    missing = sorted(set(manifest.hooks) - implemented)
-    assert not missing, f"declares hook(s) it does not implement: {', '.join(missing)}"
-    for hook in manifest.hooks:
-        if hook != "test_connection":
-            assert manifest.capability(hook) is not None, f"{hook} is declared without a capability entry"
+    try:
+        pm.register(cut.plugin)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise CheckFailed(f"a hook implementation does not match its specification: {exc}") from None
+    implemented = {caller.name for caller in pm.get_hookcallers(cut.plugin) or []}
+    problems = contract_problems(manifest, implemented, hookspecs.HOOK_NAMES)
+    if problems:
+        raise CheckFailed("the connector " + "; ".join(problems))
 
 
-def test_credentials_schema_is_valid_draft_2020_12(dsr_plugin: object) -> None:
-    schema = _manifest(dsr_plugin).credentials_schema()
-    assert schema.get("$schema") == "https://json-schema.org/draft/2020-12/schema", (
-        f"the credentials schema must declare Draft 2020-12, not {schema.get('$schema')!r}")
-    jsonschema.Draft202012Validator.check_schema(schema)
+@check("credentials_schema_usable",
+       "a valid Draft 2020-12 schema whose every $ref resolves; each top-level setting has a title and description")
+def credentials_schema_is_usable(cut: ConnectorUnderTest, _: str | None) -> None:
+    manifest = cut.manifest
+    try:
+        schema = manifest.credentials_schema()
+    except Exception as exc:  # noqa: BLE001 - UnusableSchema, a missing file, bad JSON: all the connector's
+        raise CheckFailed(f"the credentials schema {manifest.credentials_schema_path!r} is unusable: {exc}") from None
+    if schema.get("$schema") != "https://json-schema.org/draft/2020-12/schema":
+        raise CheckFailed(f"the credentials schema must declare Draft 2020-12, not {schema.get('$schema')!r}")
     untitled = [name for name, sub in (schema.get("properties") or {}).items()
                 if not (isinstance(sub, dict) and sub.get("title") and sub.get("description"))]
-    assert not untitled, f"top-level settings without a title and description: {', '.join(untitled)}"
+    if untitled:
+        raise CheckFailed(f"top-level settings without a title and description: {', '.join(untitled)}")
 
 
-def test_secret_fields_are_flagged(dsr_plugin: object) -> None:
-    fields = secret_looking_fields(_manifest(dsr_plugin).credentials_schema())
-    unflagged = [path for path, flagged in fields if not flagged]
-    assert not unflagged, ("secret-looking field(s) not flagged as secret (writeOnly: true or x-secret: true): "
-                           + ", ".join(unflagged))
-
-
-def test_egress_hosts_are_declared(dsr_plugin: object) -> None:
-    hosts = _manifest(dsr_plugin).egress_hosts
-    assert hosts, "the manifest declares no egress_hosts: a host cannot tell where the connector will connect"
-    bad = [h for h in hosts if "*" in h or h in ("localhost", "127.0.0.1")]
-    assert not bad, f"egress hosts must be concrete remote names: {', '.join(bad)}"
-
-
-# -- runtime checks ------------------------------------------------------------------------------------------
-
-
-def test_connection_succeeds_with_the_good_config(dsr_handle: ConnectorHandle, guard: EgressGuard) -> None:
-    if not dsr_handle.implements("test_connection"):
-        pytest.skip("the connector does not declare test_connection")
-    result = dsr_handle.test_connection()
-    failed = [f"{c.name}: {c.message}" for c in result.checks if not c.ok]
-    assert result.ok, f"test_connection failed with the good config: {'; '.join(failed) or result.message}"
-    assert all(c.message for c in result.checks)
-
-
-def test_connection_fails_cleanly_with_the_bad_config(dsr_connector_name: str, dsr_plugin: object,
-                                                     dsr_target_required: ConformanceTarget,
-                                                     guard: EgressGuard) -> None:
-    handle = handle_for(dsr_connector_name, dsr_plugin, dsr_target_required.bad_config)
-    if not handle.implements("test_connection"):
-        pytest.skip("the connector does not declare test_connection")
-    result = handle.test_connection()  # the facade turns exceptions into results; look for their traces
-    text = json.dumps(result.to_dict())
-    assert not result.ok, "test_connection passed with credentials the target refuses"
-    assert WITHHELD_MESSAGE not in text, "the connector put a configured secret in its test_connection result"
-    assert not any(c.error_class == "internal" for c in result.checks), (
-        f"test_connection raised instead of returning a failed check: {result.message}")
-    leaked = _leaks(text, _secrets(dsr_plugin, dsr_target_required))
-    assert not leaked, f"secret value(s) in the test_connection result: {', '.join(leaked)}"
-
-
-@pytest.mark.parametrize("kind", CAPABILITIES)
-def test_capability_reaches_a_final_result(kind: str, dsr_handle: ConnectorHandle, dsr_plugin: object,
-                                           dsr_target_required: ConformanceTarget, guard: EgressGuard,
-                                           tmp_path: Any) -> None:
-    manifest = _manifest(dsr_plugin)
-    hook = _declared(manifest, kind)
-    target = dsr_target_required
-    request = _request(kind, target.existing_subject, target, tmp_path)
+@check("secret_fields_flagged", "every secret-looking setting is flagged writeOnly or x-secret")
+def secret_fields_are_flagged(cut: ConnectorUnderTest, _: str | None) -> None:
     try:
-        final, seen = drive(dsr_handle, request, _budget(target, manifest, hook))
-    except TimeoutError as exc:
-        pytest.fail(str(exc))
-    for result in seen:
-        assert list(framework_validator("result").iter_errors(result.to_dict())) == []
-        if result.state is not None:
-            assert json.loads(json.dumps(result.state)) == dict(result.state), "state is not plain JSON"
-    assert not (final.error and final.error.error_class == "internal"), f"{hook} misbehaved: {final.message}"
-    assert final.status == "completed", f"{hook} did not complete for an existing subject: {final.message}"
-    for file in final.files:
-        assert str(tmp_path) in file.path, f"{hook} wrote {file.path} outside the request's output directory"
+        schema = cut.manifest.credentials_schema()
+    except Exception:  # noqa: BLE001 - credentials_schema_is_usable names the problem
+        raise CheckSkipped("the credentials schema is unusable (see credentials_schema_usable)") from None
+    unflagged = [path for path, flagged in secret_looking_fields(schema) if not flagged]
+    if unflagged:
+        raise CheckFailed("secret-looking setting(s) not flagged as secret (writeOnly: true or x-secret: true): "
+                          + ", ".join(unflagged))
 
 
-@pytest.mark.parametrize("kind", CAPABILITIES)
-def test_capability_for_an_unknown_subject_completes(kind: str, dsr_handle: ConnectorHandle, dsr_plugin: object,
-                                                     dsr_target_required: ConformanceTarget, guard: EgressGuard,
-                                                     tmp_path: Any) -> None:
-    manifest = _manifest(dsr_plugin)
-    hook = _declared(manifest, kind)
-    target = dsr_target_required
-    request = _request(kind, target.missing_subject, target, tmp_path)
-    final, _ = drive(dsr_handle, request, _budget(target, manifest, hook))
-    assert final.status == "completed", (
-        f"{hook} for a subject the remote never had must complete (nothing to do), not: {final.message}")
+@check("egress_hosts_declared", "the manifest names the concrete hosts the connector contacts")
+def egress_hosts_are_declared(cut: ConnectorUnderTest, _: str | None) -> None:
+    hosts = cut.manifest.egress_hosts
+    if not hosts:
+        raise CheckFailed("the manifest declares no egress_hosts: a host cannot tell where the connector connects")
+    bad = [h for h in hosts if "*" in h or h in ("localhost", "127.0.0.1")]
+    if bad:
+        raise CheckFailed(f"egress hosts must be concrete remote names: {', '.join(bad)}")
 
 
-@pytest.mark.parametrize("kind", CAPABILITIES)
-def test_repeated_call_with_the_same_request_id_is_idempotent(
-    kind: str, dsr_handle: ConnectorHandle, dsr_plugin: object, dsr_target_required: ConformanceTarget,
-    guard: EgressGuard, tmp_path: Any,
-) -> None:
-    manifest = _manifest(dsr_plugin)
-    hook = _declared(manifest, kind)
-    target = dsr_target_required
-    if target.remote_writes is None:
-        pytest.skip("the target does not count remote writes (ConformanceTarget.remote_writes), so a second "
-                    "submission could not be detected")
-    request = _request(kind, target.existing_subject, target, tmp_path)
-    budget = _budget(target, manifest, hook)
-    first, _ = drive(dsr_handle, request, budget)
-    after_first = target.remote_writes()
-    second, _ = drive(dsr_handle, request, budget)  # no state: as after a crash before the host stored it
-    after_second = target.remote_writes()
-    assert after_second == after_first, (
-        f"calling {hook} again with request id {request.request_id} made {after_second - after_first} new "
-        "remote write(s); a repeated call must find the earlier submission instead")
-    assert second.status == first.status, f"the repeat ended {second.status}, the first call {first.status}"
+@check("import_contacts_nothing", "importing the connector opens no connection, looks up no host, starts no process")
+def import_contacts_nothing(cut: ConnectorUnderTest, _: str | None) -> None:
+    cut.plugin  # noqa: B018 - imports it (under the guard) if that has not happened yet
+    if cut.import_violations:
+        raise CheckFailed(f"code run at import time: the connector {'; '.join(dict.fromkeys(cut.import_violations))}")
+    if not cut.import_observed:
+        raise CheckSkipped("the connector was imported before the harness could watch it (run "
+                           "pytest --dsr-conformance=NAME to watch import-time code)")
 
 
-def test_no_secret_in_logs_results_or_errors(dsr_connector_name: str, dsr_handle: ConnectorHandle,
-                                            dsr_plugin: object, dsr_target_required: ConformanceTarget,
-                                            guard: EgressGuard, caplog: pytest.LogCaptureFixture,
-                                            tmp_path: Any) -> None:
-    target = dsr_target_required
-    manifest = _manifest(dsr_plugin)
-    secrets = _secrets(dsr_plugin, target)
-    results: list[Result] = []
-    with caplog.at_level(logging.DEBUG):
-        bad = handle_for(dsr_connector_name, dsr_plugin, target.bad_config)
-        texts = []
-        if "test_connection" in manifest.hooks:
-            texts += [json.dumps(dsr_handle.test_connection().to_dict()), json.dumps(bad.test_connection().to_dict())]
-        for kind in CAPABILITIES:
-            if HOOK_FOR_TYPE[kind] not in manifest.hooks:  # type: ignore[index]
-                continue
-            request = _request(kind, target.existing_subject, target, tmp_path)
-            results.append(drive(dsr_handle, request, _budget(target, manifest, HOOK_FOR_TYPE[kind]))[0])  # type: ignore[index]
-            results.append(bad.handle(request))
-    texts += [json.dumps(r.to_dict()) for r in results]
-    withheld = [r.request_type for r in results if WITHHELD_MESSAGE in r.message]
-    assert not withheld, f"the connector put a configured secret in its {', '.join(withheld)} result(s)"
-    leaked = _leaks("\n".join(texts), secrets)
-    assert not leaked, f"secret value(s) in results: {', '.join(leaked)}"
-    logged = [r.getMessage() + (r.exc_text or "") for r in caplog.records]
-    leaked = _leaks("\n".join(logged), secrets)
-    assert not leaked, f"secret value(s) in log records: {', '.join(leaked)}"
+# -- runtime checks --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("hook", list(HOOK_NAMES))
-def test_the_host_survives_a_hook_that_raises(hook: str, dsr_handle: ConnectorHandle, dsr_plugin: object,
-                                              dsr_target_required: ConformanceTarget, tmp_path: Any) -> None:
-    if not dsr_handle.implements(hook):
-        pytest.skip(f"the connector does not declare {hook}")
-    impl = dsr_handle.hookimpl(hook)
+def _completed(result: Result, hook: str, what: str) -> None:
+    if result.status != "completed":
+        kind = f" ({result.error.error_class})" if result.error else ""
+        raise CheckFailed(f"{hook} ended {result.status}{kind} {what}, not completed: {result.message}")
+
+
+@check("host_loads_target_configs",
+       "load_host accepts the connector with the target's good and bad configuration", runtime=True)
+def host_loads_it(rt: Runtime, _: str | None) -> None:
+    rt.handle("good")
+    rt.handle("bad")
+
+
+@check("connection_with_good_credentials", "test_connection passes, with a message per check",
+       runtime=True)
+def connection_succeeds(rt: Runtime, _: str | None) -> None:
+    if "test_connection" not in rt.cut.manifest.hooks:
+        raise CheckSkipped("the connector does not declare test_connection")
+    result = rt.connection(rt.good)
+    failed = [f"{c.name}: {c.message}" for c in result.checks if not c.ok]
+    if not result.ok:
+        raise CheckFailed(f"test_connection failed with the good config: {'; '.join(failed) or result.message}")
+    if not all(c.message for c in result.checks):
+        raise CheckFailed("test_connection returned a check without a message")
+
+
+@check("connection_with_refused_credentials",
+       "test_connection fails (a result, not an exception) when the service refuses the credentials", runtime=True)
+def connection_fails_cleanly(rt: Runtime, _: str | None) -> None:
+    if "test_connection" not in rt.cut.manifest.hooks:
+        raise CheckSkipped("the connector does not declare test_connection")
+    result = rt.connection(rt.bad)
+    if result.ok:
+        raise CheckFailed("test_connection passed with credentials the service refuses")
+    if any(c.error_class == "internal" for c in result.checks):
+        raise CheckFailed(f"test_connection raised instead of returning a failed check: {result.message}")
+
+
+@check("refused_credentials_fail",
+       "with credentials the service refuses, the request ends failed (authentication or configuration) and "
+       "changes nothing", runtime=True, params=KINDS)
+def refused_credentials_fail(rt: Runtime, kind: str) -> None:
+    hook = rt.hook_for(kind)
+    rt.prepare()
+    subject = rt.target.existing_subject
+    oracle = rt.target.oracle
+    writes = rt.ask(oracle.writes) if oracle is not None else 0
+    final = rt.run(rt.bad, rt.request(kind, subject)).result
+    if final.status != "failed":
+        raise CheckFailed(f"{hook} ended {final.status} with credentials the service refuses; it must end failed "
+                          f"(class authentication or configuration): {final.message}")
+    if final.error is None or final.error.error_class not in _REFUSAL_CLASSES:
+        found = final.error.error_class if final.error else "none"
+        raise CheckFailed(f"{hook} failed with class {found} for refused credentials; expected authentication or "
+                          f"configuration: {final.message}")
+    if oracle is not None:
+        if kind == "deletion" and not rt.ask(oracle.exists, subject):
+            raise CheckFailed(f"{hook} with refused credentials, yet the subject is gone from the service")
+        if kind == "opt_out" and rt.ask(oracle.opted_out, subject, rt.target.regulation):
+            raise CheckFailed(f"{hook} with refused credentials, yet the service records an opt-out")
+        if rt.ask(oracle.writes) != writes:
+            raise CheckFailed(f"{hook} with refused credentials, yet the service recorded a write")
+
+
+def _forms(value: str) -> tuple[str, ...]:
+    """How ``value`` may appear in a file scanned as latin-1: as UTF-8 bytes, or JSON-escaped."""
+    return (value.encode("utf-8").decode("latin-1"), json.dumps(value)[1:-1])
+
+
+def _absent(held: Collection[str], texts: list[str]) -> list[str]:
+    return [v for v in held if not any(form in text for form in _forms(str(v)) for text in texts)]
+
+
+@check("access_exports_subject_data",
+       "access completes with at least one file, each as listed, together holding what the service holds",
+       runtime=True)
+def access_exports_the_data(rt: Runtime, _: str | None) -> None:
+    hook = rt.hook_for("access")
+    rt.prepare()
+    subject = rt.target.existing_subject
+    oracle = rt.oracle("an access exports the subject's data")
+    held = list(rt.ask(oracle.held_data, subject))
+    if not held:
+        raise CheckFailed("the target's oracle reports no data held for existing_subject, so no export can be "
+                          "compared: prepare() must seed some")
+    final = rt.run(rt.good, rt.request("access", subject)).result
+    _completed(final, hook, "for a subject the service holds data for")
+    if not final.files:
+        raise CheckFailed(f"{hook} completed for a subject the service holds data for, but listed no file")
+    texts = [text for listed in final.files for text in file_texts(Path(listed.path))]
+    missing = _absent(held, texts)
+    if missing:
+        example = mask_email(str(missing[0]))[:40]
+        raise CheckFailed(f"{hook}'s files lack {len(missing)} of the {len(held)} values the service holds for the "
+                          f"subject (such as {example!r})")
+
+
+@check("deletion_removes_subject", "after a completed deletion the service no longer holds the subject",
+       runtime=True)
+def deletion_leaves_the_subject_gone(rt: Runtime, _: str | None) -> None:
+    hook = rt.hook_for("deletion")
+    rt.prepare()
+    subject = rt.target.existing_subject
+    oracle = rt.oracle("a deletion leaves the subject gone")
+    if not rt.ask(oracle.exists, subject):
+        raise CheckFailed("the target's oracle says existing_subject does not exist before the deletion: "
+                          "prepare() must create it")
+    final = rt.run(rt.good, rt.request("deletion", subject)).result
+    _completed(final, hook, "for a subject the service holds")
+    if rt.ask(oracle.exists, subject):
+        raise CheckFailed(f"{hook} reported completed, but the service still holds the subject (its oracle found "
+                          "it after the deletion)")
+
+
+@check("opt_out_recorded", "after a completed opt-out the service records the subject as opted out",
+       runtime=True)
+def opt_out_is_recorded(rt: Runtime, _: str | None) -> None:
+    hook = rt.hook_for("opt_out")
+    rt.prepare()
+    subject, regulation = rt.target.existing_subject, rt.target.regulation
+    oracle = rt.oracle("an opt-out is recorded")
+    if rt.ask(oracle.opted_out, subject, regulation):
+        raise CheckFailed("the target's oracle says existing_subject has opted out before the request: prepare() "
+                          "must reset it")
+    final = rt.run(rt.good, rt.request("opt_out", subject)).result
+    _completed(final, hook, "for a subject the service holds")
+    if not rt.ask(oracle.opted_out, subject, regulation):
+        raise CheckFailed(f"{hook} reported completed, but the service does not record the opt-out (its oracle "
+                          f"says the subject has not opted out under {regulation})")
+
+
+@check("unknown_subject_completes",
+       "a request for a subject the service never had completes (nothing to do) and creates nothing",
+       runtime=True, params=KINDS)
+def unknown_subject_completes(rt: Runtime, kind: str) -> None:
+    hook = rt.hook_for(kind)
+    rt.prepare()
+    subject = rt.target.missing_subject
+    final = rt.run(rt.good, rt.request(kind, subject)).result
+    _completed(final, hook, "for a subject the service never had (nothing to do is a success)")
+    oracle = rt.target.oracle
+    if oracle is not None and rt.ask(oracle.exists, subject):
+        raise CheckFailed(f"{hook} for an unknown subject created it in the service")
+
+
+@check("repeat_is_idempotent",
+       "calling again with the same request id and no state makes no new write in the service",
+       runtime=True, params=KINDS)
+def repeated_request_is_idempotent(rt: Runtime, kind: str) -> None:
+    hook = rt.hook_for(kind)
+    rt.prepare()
+    oracle = rt.oracle("a repeated request makes no second write")
+    request = rt.request(kind, rt.target.existing_subject)
+    rt.run(rt.good, request)
+    after_first = rt.ask(oracle.writes)
+    rt.run(rt.good, request)  # no state: as after a crash before the host stored it
+    after_second = rt.ask(oracle.writes)
+    if after_second != after_first:
+        raise CheckFailed(f"calling {hook} again with the same request id made {after_second - after_first} new "
+                          "write(s) in the service; a repeated call must find the earlier submission")
+
+
+@check("no_secret_or_email_in_output",
+       "no configured secret (any form, or 8+ characters of one) in logs, stdout or stderr; no unmasked email "
+       "in them either", runtime=True)
+def no_secret_or_email_in_output(rt: Runtime, _: str | None) -> None:
+    manifest = rt.cut.manifest
+    outputs: list[dict[str, str]] = []
+    if "test_connection" in manifest.hooks:
+        with captured() as output:
+            rt.connection(rt.good)
+            rt.connection(rt.bad)
+        outputs.append(output.streams())
+    for kind in KINDS:
+        if HOOK_FOR_TYPE[kind] not in manifest.hooks:  # type: ignore[index]
+            continue
+        rt.prepare()
+        with captured() as output:
+            rt.run(rt.good, rt.request(kind, rt.target.existing_subject))
+            rt.run(rt.bad, rt.request(kind, rt.target.existing_subject))
+            rt.run(rt.good, rt.request(kind, rt.target.missing_subject))
+        outputs.append(output.streams())
+    emails = email_values(rt.target.existing_subject, rt.target.missing_subject)
+    for where in ("log records", "stderr", "stdout"):
+        text = "\n".join(streams[where] for streams in outputs)
+        if leaked(text, rt.cut.redactor):
+            raise CheckFailed(f"a configured secret (or 8 or more characters of one, or an encoded form) appeared in "
+                              f"{where}")
+        if unmasked_emails(text, emails):
+            raise CheckFailed(f"an unmasked email address of the request's subject appeared in {where} (mask it: "
+                              "dsr_framework.redact.mask_email)")
+
+
+@check("host_survives_raise", "an exception inside a hook becomes a failed result of class internal",
+       runtime=True, params=hookspecs.HOOK_NAMES)
+def host_survives_a_raise(rt: Runtime, hook: str) -> None:
+    handle = rt.good
+    if not handle.implements(hook):
+        raise CheckSkipped(f"the connector does not declare {hook}")
+    impl = handle.hookimpl(hook)
 
     def explode(*_: Any, **__: Any) -> None:
         raise RuntimeError("conformance: simulated defect inside the connector")
@@ -260,13 +355,13 @@ def test_the_host_survives_a_hook_that_raises(hook: str, dsr_handle: ConnectorHa
     setattr(impl, "function", explode)  # noqa: B010 - pluggy types it Final; swapped back below
     try:
         if hook == "test_connection":
-            outcome = dsr_handle.test_connection()
-            assert not outcome.ok and outcome.checks[0].error_class == "internal"
+            outcome = handle.test_connection()
+            if outcome.ok or outcome.checks[0].error_class != "internal":
+                raise CheckFailed("a test_connection that raises did not become a failed check of class internal")
         else:
             kind = next(k for k, h in HOOK_FOR_TYPE.items() if h == hook)
-            result = dsr_handle.handle(new_request(kind, dsr_target_required.existing_subject,
-                                                   dsr_target_required.regulation, str(tmp_path), "conformance-raise"))
-            assert result.status == "failed" and result.error is not None and result.error.error_class == "internal"
-            assert "simulated defect" in result.message
+            result = handle.handle(rt.request(kind, rt.target.existing_subject))
+            if result.status != "failed" or result.error is None or result.error.error_class != "internal":
+                raise CheckFailed(f"a {hook} that raises did not become a failed result of class internal")
     finally:
         setattr(impl, "function", original)  # noqa: B010
