@@ -1,46 +1,102 @@
-"""The mParticle connector's conformance target: the sandbox, seeded with one subject.
+"""The mParticle connector's conformance target: a fresh sandbox, one subject, and an oracle that asks the
+sandbox's admin API (never the connector) what happened.
 
 Registered in the ``dsr.conformance`` entry-point group, so ``pytest --dsr-conformance=mparticle`` runs the
-harness against a fresh sandbox.
+harness against it. The subject has an email and no customer id: mParticle's default identity strategy makes
+the customer id a login id, which an email-only request would not reach.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import secrets
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
-from connector_mparticle.sandbox import Durations, Sandbox
+from connector_mparticle.sandbox import Durations, Sandbox, SandboxCredentials
 from dsr_framework.conformance import ConformanceTarget
 
-__all__ = ["target"]
+__all__ = ["SandboxOracle", "target"]
 
 EXISTING = {"email": "conformance.subject@example.com"}
 MISSING = {"email": "never.seen@example.com"}
+PURPOSE = "conformance_marketing"  #: a GDPR purpose defined in the workspace; an opt-out refuses it
+#: Identity names of the harness's requests, in the sandbox admin API's names.
+_ADMIN_NAMES = {"email": "email", "customer_id": "customer_id"}
+
+
+class SandboxOracle:
+    """What the sandbox holds, read through its admin API: the harness's ground truth for mParticle."""
+
+    def __init__(self, sandbox: Sandbox, gdpr_purposes: tuple[str, ...]) -> None:
+        self.sandbox = sandbox
+        self.gdpr_purposes = gdpr_purposes
+
+    def _profiles(self, subject: Mapping[str, str]) -> list[dict[str, Any]]:
+        identities = {_ADMIN_NAMES[k]: v for k, v in subject.items() if k in _ADMIN_NAMES}
+        if not identities:
+            return []
+        found = self.sandbox.find_profiles(**identities)  # any profile holding any of them: a strict oracle
+        return [p for p in (self.sandbox.profile(f["mpid"]) for f in found) if p is not None]
+
+    def exists(self, subject: Mapping[str, str]) -> bool:
+        """A profile holding one of the subject's identities is still in the workspace."""
+        return bool(self._profiles(subject))
+
+    def opted_out(self, subject: Mapping[str, str], regulation: str) -> bool:
+        """Every profile of the subject has CCPA data_sale_opt_out consented and each GDPR purpose refused."""
+        profiles = self._profiles(subject)
+        return bool(profiles) and all(self._opted_out(p["consent_state"]) for p in profiles)
+
+    def _opted_out(self, consent: Mapping[str, Any]) -> bool:
+        sale = consent.get("ccpa", {}).get("data_sale_opt_out", {})
+        gdpr = consent.get("gdpr", {})
+        refused = all(gdpr.get(purpose, {}).get("consented") is False for purpose in self.gdpr_purposes)
+        return sale.get("consented") is True and refused
+
+    def held_data(self, subject: Mapping[str, str]) -> list[str]:
+        """Event names and screen names in the batches stored for the subject (what an access archive holds)."""
+        values: list[str] = []
+        for profile in self._profiles(subject):
+            for batch in profile.get("batches", []):
+                for event in batch.get("events", []):
+                    data = event.get("data", {})
+                    values += [str(data[k]) for k in ("screen_name", "event_name") if k in data]
+        return values
+
+    def writes(self) -> int:
+        """OpenDSR requests received plus event batches stored (duplicates de-duplicated by the sandbox)."""
+        stats = self.sandbox.stats()
+        return stats["dsrs"] + stats["batches_stored"]
 
 
 @contextmanager
 def target() -> Iterator[ConformanceTarget]:
+    """A sandbox with sub-second request durations, random credentials and one seeded subject."""
     fast = {"access": Durations(0.2, 0.3), "erasure": Durations(0.2, 0.3)}
-    with Sandbox(durations=fast) as sandbox:
+    # Random, so that no fragment of a secret is an ordinary word that turns up in results or logs.
+    credentials = SandboxCredentials(workspace_key=secrets.token_hex(12), workspace_secret=secrets.token_hex(16),
+                                     input_key=secrets.token_hex(12), input_secret=secrets.token_hex(16),
+                                     client_id=secrets.token_hex(12), client_secret=secrets.token_hex(16))
+    with Sandbox(durations=fast, credentials=credentials, gdpr_purposes=(PURPOSE,)) as sandbox:
         good = sandbox.connector_config(polling={"min_interval_seconds": 0.1, "max_interval_seconds": 2},
-                                        throttle={"max_retry_seconds": 10})
+                                        throttle={"max_retry_seconds": 10}, timeouts={"total_seconds": 15},
+                                        opt_out={"gdpr_purposes": [PURPOSE]})
         bad = copy.deepcopy(good)
-        # Deliberately wrong credentials: the sandbox must refuse them.
-        bad["dsr"]["auth"]["secret"] = "conformance-wrong-workspace-secret"  # noqa: S105
-        bad["inputs"]["auth"]["secret"] = "conformance-wrong-input-secret"  # noqa: S105
+        bad["dsr"]["auth"]["secret"] = secrets.token_hex(16)  # refused by the sandbox
+        bad["inputs"]["auth"]["secret"] = secrets.token_hex(16)
+        screen = f"conformance-screen-{secrets.token_hex(4)}"
 
         def prepare() -> None:
             sandbox.reset()
+            sandbox.set_workspace(gdpr_purposes=[PURPOSE])
             sandbox.seed_profile(EXISTING, attributes={"plan": "basic"}, batches=[
                 {"environment": "production",
-                 "events": [{"event_type": "screen_view", "data": {"screen_name": "Home"}}]}])
-
-        def writes() -> int:
-            stats = sandbox.stats()
-            return stats["dsrs"] + stats["batches_stored"]
+                 "events": [{"event_type": "screen_view", "data": {"screen_name": screen}}]}])
 
         prepare()
-        yield ConformanceTarget(good_config=good, bad_config=bad, existing_subject=EXISTING,
-                                missing_subject=MISSING, prepare=prepare, remote_writes=writes,
+        yield ConformanceTarget(good_config=good, bad_config=bad, existing_subject=EXISTING, missing_subject=MISSING,
+                                oracle=SandboxOracle(sandbox, (PURPOSE,)), prepare=prepare,
+                                allowed_hosts={"127.0.0.1"}, min_check_interval=0.1, call_seconds=20,
                                 budgets={"handle_access": 20, "handle_deletion": 20, "handle_opt_out": 10})

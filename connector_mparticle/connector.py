@@ -3,6 +3,10 @@
 Hooks receive the configuration on every call. Building clients each time would lose the OAuth token and
 the throttle's memory, so instances are kept per configuration fingerprint (a hash; secrets are not kept
 anywhere else) for the life of the process.
+
+Each API gets its own credential object, bound to that API's origin: the same input key and secret serve the
+Events and Identity APIs, but each copy goes only to its own host. One OAuth token source per client serves
+every API configured with that client.
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
 import connector_mparticle
-from connector_mparticle.events import EventsClient
-from connector_mparticle.identity import IdentityClient
-from connector_mparticle.oauth import ClientCredentials
-from connector_mparticle.opendsr import OpenDsrClient
+from connector_mparticle.api.events import EventsClient
+from connector_mparticle.api.identity import IdentityClient
+from connector_mparticle.api.opendsr import OpenDsrClient
+from connector_mparticle.api.profile import ProfileClient
+from connector_mparticle.api.signatures import ProcessorSignatures
+from connector_mparticle.http.auth import BasicAuth, BearerAuth, OriginAuth, TokenSource
+from connector_mparticle.http.session import HardenedSession, guard_library_logs, unguard_library_logs
+from connector_mparticle.http.throttle import Throttle
+from connector_mparticle.http.transport import ApiClient
 from connector_mparticle.settings import AuthSettings, Settings, config_fingerprint, parse_settings
-from connector_mparticle.throttle import Throttle
-from connector_mparticle.transport import ApiClient
 from dsr_framework.redact import RedactingLogger, Redactor
 
 __all__ = ["MParticleConnector", "connector_for"]
@@ -35,53 +40,65 @@ USER_AGENT = f"connector-mparticle/{connector_mparticle.__version__} (+privacy r
 
 
 class MParticleConnector:
-    """Clients for the DSR, Identity and Events APIs, sharing one throttle and one redactor."""
+    """Clients for the DSR, Identity and Events APIs, sharing one session, throttle and redactor."""
 
     def __init__(self, settings: Settings, throttle: Throttle | None = None) -> None:
         self.settings = settings
         self.redactor = Redactor(settings.secrets())
+        guard_library_logs(self.redactor)
         self.log = RedactingLogger(logging.getLogger("connector_mparticle"), self.redactor)
+        apis = ("dsr", "dsr_submit", "identity", "events", *(("profile",) if settings.profile else ()))
         self.throttle = throttle or Throttle.build(
-            {api: settings.limit(api) for api in ("dsr", "dsr_submit", "identity", "events")},
+            {api: settings.limit(api) for api in apis},
             settings.target_share, settings.throttle_backend, settings.sqlite_path, settings.redis_url,
             keys=budget_keys(settings))
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
-        self.session.trust_env = False  # no proxies or netrc credentials picked up from the environment
-        verify: bool | str = settings.trust_store or True
-        timeout = (settings.connect_timeout, settings.read_timeout)
+        self.session = HardenedSession(settings.verify, USER_AGENT)
+        self._tokens: dict[tuple[str, str], TokenSource] = {}
+        self._signatures: ProcessorSignatures | None = None
+        self._signatures_lock = threading.Lock()
+        download_policy = settings.download_policy()
 
         def client(api: str, base_url: str, auth: AuthSettings) -> ApiClient:
-            auth_object: requests.auth.AuthBase
-            if auth.kind == "basic":
-                auth_object = requests.auth.HTTPBasicAuth(auth.key, auth.secret)
-            else:
-                auth_object = ClientCredentials(api, auth.token_url, auth.client_id, auth.client_secret,
-                                                auth.audience, timeout=timeout, verify=verify)
-            return ApiClient(api, base_url, auth_object, self.session, self.throttle, self.log, timeout=timeout,
+            return ApiClient(api, base_url, self._auth(api, auth), self.session, self.throttle, self.log,
+                             self.redactor, timeout=(settings.connect_timeout, settings.read_timeout),
                              max_retry_seconds=settings.max_retry_seconds,
-                             max_retry_after_seconds=settings.max_retry_after_seconds, verify=verify)
+                             max_retry_after_seconds=settings.max_retry_after_seconds, download_policy=download_policy)
 
         self.dsr = OpenDsrClient(client("dsr", settings.dsr_url, settings.dsr_auth))
-        events_http = client("events", settings.events_url, settings.input_auth)
-        identity_http = client("identity", settings.identity_url, settings.input_auth)
-        if isinstance(events_http.auth, ClientCredentials):  # one token serves both input APIs
-            identity_http.auth = events_http.auth
-        self.events = EventsClient(events_http)
-        self.identity = IdentityClient(identity_http, settings.environment)
+        self.events = EventsClient(client("events", settings.events_url, settings.input_auth))
+        self.identity = IdentityClient(client("identity", settings.identity_url, settings.input_auth),
+                                       settings.environment)
+        self.profile: ProfileClient | None = None
+        if settings.profile is not None:
+            self.profile = ProfileClient(client("profile", settings.profile.base_url, settings.profile.auth),
+                                         settings.profile, settings.environment)
+
+    @property
+    def signatures(self) -> ProcessorSignatures:
+        """The verifier for mParticle's signed answers, built on first use (it loads the trust anchors)."""
+        with self._signatures_lock:
+            if self._signatures is None:
+                self._signatures = ProcessorSignatures.for_settings(self.settings)
+            return self._signatures
+
+    def _auth(self, api: str, auth: AuthSettings) -> OriginAuth:
+        """A credential for ``api`` that goes only to that API's origin."""
+        origin = self.settings.origin(api)
+        if auth.kind == "basic":
+            return BasicAuth(origin, auth.key, auth.secret)
+        key = (auth.token_url, auth.client_id)
+        if key not in self._tokens:
+            self._tokens[key] = TokenSource(auth.token_url, auth.client_id, auth.client_secret, auth.audience,
+                                            verify=self.settings.verify, redactor=self.redactor, api=api)
+        return BearerAuth(origin, self._tokens[key])
 
     def __repr__(self) -> str:
         return f"MParticleConnector(pod={self.settings.pod!r}, dsr={self.settings.dsr_url!r})"
 
-    def allowed_download_hosts(self) -> set[str]:
-        """Hosts a results_url may point at: mParticle's API hosts, configured overrides, and extras."""
-        from connector_mparticle.settings import manifest
-
-        return set(manifest().egress_hosts) | self.settings.api_hosts() | set(self.settings.download_allowed_hosts)
-
     def close(self) -> None:
         self.session.close()
         self.throttle.close()
+        unguard_library_logs(self.redactor)
 
 
 def budget_keys(settings: Settings) -> dict[str, str]:
@@ -92,8 +109,11 @@ def budget_keys(settings: Settings) -> dict[str, str]:
         return hashlib.sha256((auth.key or auth.client_id).encode()).hexdigest()[:16]
 
     dsr, inputs = scope(settings.dsr_auth), scope(settings.input_auth)
-    return {"dsr": f"mparticle:{dsr}:dsr", "dsr_submit": f"mparticle:{dsr}:dsr_submit",
+    keys = {"dsr": f"mparticle:{dsr}:dsr", "dsr_submit": f"mparticle:{dsr}:dsr_submit",
             "events": f"mparticle:{inputs}:events", "identity": f"mparticle:{inputs}:identity"}
+    if settings.profile is not None:  # 15 requests/s for the whole account: one budget per OAuth client
+        keys["profile"] = f"mparticle:{scope(settings.profile.auth)}:profile"
+    return keys
 
 
 def connector_for(config: Mapping[str, Any]) -> MParticleConnector:

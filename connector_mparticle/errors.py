@@ -8,14 +8,18 @@
     ├── RejectedError              mParticle refused; retrying won't help           -> "rejected"
     │   ├── NotFoundError          404
     │   ├── AlreadyExistsError     400 "Subject request already exists"
-    │   ├── ConflictError          409 an identical request is already in progress  -> "retry_later"
     │   ├── GoneError              410 the results link expired
-    │   └── UnsafeResponseError    a redirect or results_url to a host we don't trust, an oversized download
-    ├── RetryLaterError            429, 5xx, network, timeouts after the retry budget -> "retry_later"
+    │   ├── UnsafeResponseError    a URL the policy refuses, a redirect, a hostile or oversized download
+    │   └── UnsignedAnswerError    an answer's processor signature did not verify (signatures: strict)
+    ├── RetryLaterError            429, 5xx, network, timeouts, malformed answers, after the retry budget
+    │   │                                                                          -> "retry_later"
+    │   ├── ConflictError          409 an identical request is already in progress (never retried in-call)
+    │   └── OutOfTimeError         the hook call used up timeouts.total_seconds
     └── VerificationError          mParticle says done, but the profile is still found -> "verification"
 
 Every lower-level exception (requests, oauthlib, json) is translated at the transport boundary, with the
-original kept as ``__cause__``. Messages never contain a secret; emails in them are masked.
+original kept as ``__cause__``. Messages never contain a secret (text a server sent is scrubbed of any
+fragment of one); emails in them are masked.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ __all__ = [
     "GoneError",
     "MParticleError",
     "NotFoundError",
+    "OutOfTimeError",
     "RejectedError",
     "RetryLaterError",
     "UnsafeResponseError",
+    "UnsignedAnswerError",
     "VerificationError",
 ]
 
@@ -74,16 +80,16 @@ class AlreadyExistsError(RejectedError):
     pass
 
 
-class ConflictError(RejectedError):
-    error_class: ErrorClass = "retry_later"
-
-
 class GoneError(RejectedError):
     pass
 
 
 class UnsafeResponseError(RejectedError):
     pass
+
+
+class UnsignedAnswerError(RejectedError):
+    """Under ``signatures: strict``: mParticle's signature on an answer is missing or does not verify."""
 
 
 class RetryLaterError(MParticleError):
@@ -93,6 +99,14 @@ class RetryLaterError(MParticleError):
                  retry_after: datetime | None = None) -> None:
         super().__init__(message, api=api, status=status)
         self.retry_after = retry_after
+
+
+class ConflictError(RetryLaterError):
+    """409: mParticle already has an identical request in progress (under another id)."""
+
+
+class OutOfTimeError(RetryLaterError):
+    """The hook call reached its wall-clock budget (``timeouts.total_seconds``); nothing is left half-done."""
 
 
 class VerificationError(MParticleError):

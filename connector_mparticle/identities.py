@@ -1,79 +1,118 @@
-"""mParticle names each identity type differently in each API: this is the one table of those names.
+"""mParticle names each identity type differently in each API: this is the connector's one table of those names.
 
-Sources (see shared/reference/mparticle-api.md): OpenDSR v3 ``subject_identities`` keys (top level, or only
-inside the ``opendsr.mparticle.com`` extension), IDSync ``known_identities`` keys, and Events API
-``user_identities`` keys (or ``device_info`` keys for device ids). ``None`` means the API has no documented
-name for that type. The Events JSON reference spells the customer id ``customer_id`` while mParticle's
-Python SDK sends ``customerid``; both are accepted by the sandbox, and the connector sends the documented one.
+Sources (repository ``mParticle/docs``, paths under ``src/pages``, unless said otherwise):
+
+* **DSR** ``developers/dsr-api/v3/index.md`` "Supported Identity Types": eleven top-level ``subject_identities``
+  keys, and the keys allowed only inside the ``opendsr.mparticle.com`` extension (``mpid``, ``other``…``other10``,
+  ``mobile_number``, ``phone_number_2``/``_3``). The table spells one key ``roku_publishing_id``; its
+  ``/discovery`` example and the OpenDSR spec say ``roku_publisher_id``, which is what is sent.
+* **IDSync** ``developers/idsync/http-api/index.md`` ``known_identities`` (and ``static/downloads/
+  identity-swagger.yaml``); ``other2``…``other10``, ``mobile_number``, ``phone_number_2``/``_3`` and ``alias`` are
+  sent by mParticle's own SDKs (``mparticle-android-sdk`` ``MParticleIdentityClientImpl``, ``mparticle-web-sdk``
+  ``src/types.ts``), so IDSync accepts them. An mpid is not a search key.
+* **Events** ``developers/server/json-reference/index.md`` ``user_identities`` and ``device_info``; ``alias``,
+  ``yahoo`` and ``facebook_custom_audience_id`` from ``static/schema/mparticle.inbound.eventsapi.schema.json``.
+* **Profile** ``developers/profile-api/index.md`` (``customer_id`` and ``other`` in the resolve example;
+  ``android_id``, ``google_advertising_id`` in the sample) and the identity types of ``developers/users/index.md``
+  (the same host's Platform API). Only these can be resolved; ``other2``… and phone numbers are not named there.
+
+``None`` means the API has no documented name for the type. mParticle documents no normalisation of identity
+values (case, whitespace, phone formats are only discussed for downstream integrations), so values are sent
+exactly as the host gives them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["IDENTITY_TYPES", "IdentityType", "by_dsr_key", "by_events_key", "by_idsync_key", "identity_type"]
+__all__ = ["DEFAULT_CATEGORIES", "IDENTITY_TYPES", "MPID", "IdentityType", "identity_type", "type_names"]
+
+MPID = "mpid"
 
 
 @dataclass(frozen=True)
 class IdentityType:
-    """One mParticle identity type and its name in each API."""
+    """One mParticle identity type and its name in each API (``None``: the API has no name for it)."""
 
-    name: str  #: canonical name; also the request identifier category the connector accepts
-    dsr: str | None  #: OpenDSR v3 subject_identities key
-    dsr_extension_only: bool  #: allowed only inside the opendsr.mparticle.com extension
-    idsync: str | None  #: IDSync known_identities key
-    events: str | None  #: Events API user_identities key
-    events_device: str | None = None  #: Events API device_info key (device ids)
-    events_aliases: tuple[str, ...] = ()  #: other spellings seen from mParticle's own clients
-    dsr_aliases: tuple[str, ...] = ()
+    name: str  #: mParticle's identity type name; also accepted as a request category
+    device: bool  #: identifies a device (shared by whoever uses it), not a person
+    dsr: str | None  #: OpenDSR v3 ``subject_identities`` key
+    dsr_extension: bool  #: allowed only inside the ``opendsr.mparticle.com`` extension
+    idsync: str | None  #: IDSync ``known_identities`` key
+    events: str | None  #: Events API ``user_identities`` key (``device_info`` key for device ids)
+    profile: str | None  #: Profile API identity ``type`` (resolve by immutable id)
+
+
+def _other(n: int) -> IdentityType:
+    return IdentityType(f"other{n}", False, f"other{n}", True, f"other{n}", f"other_id_{n}", None)
 
 
 IDENTITY_TYPES: tuple[IdentityType, ...] = (
-    IdentityType("customer_id", "controller_customer_id", False, "customerid", "customer_id",
-                 events_aliases=("customerid",)),
-    IdentityType("email", "email", False, "email", "email"),
-    IdentityType("other", "other", True, "other", "other"),
-    *(IdentityType(f"other_id_{n}", f"other{n}", True, None, f"other_id_{n}") for n in range(2, 11)),
-    IdentityType("mobile_number", "mobile_number", True, None, "mobile_number"),
-    IdentityType("phone_number_2", "phone_number_2", True, None, "phone_number_2"),
-    IdentityType("phone_number_3", "phone_number_3", True, None, "phone_number_3"),
-    IdentityType("ios_idfa", "ios_advertising_id", False, "ios_idfa", None, "ios_advertising_id"),
-    IdentityType("ios_idfv", "ios_vendor_id", False, "ios_idfv", None, "ios_idfv"),
-    IdentityType("android_aaid", "android_advertising_id", False, "android_aaid", None, "android_advertising_id"),
-    IdentityType("android_uuid", "android_id", False, "android_uuid", None, "android_uuid"),
-    IdentityType("fire_aid", "fire_advertising_id", False, "fire_aid", None),
-    IdentityType("roku_aid", "roku_advertising_id", False, "roku_aid", None),
-    IdentityType("roku_publisher_id", "roku_publisher_id", False, "roku_publisher_id", None,
-                 dsr_aliases=("roku_publishing_id",)),
-    IdentityType("microsoft_aid", "microsoft_advertising_id", False, None, None),
-    IdentityType("microsoft_publisher_id", "microsoft_publisher_id", False, None, None),
-    IdentityType("push_token", None, False, "push_token", None, "push_token"),
-    IdentityType("facebook", None, False, "facebook", "facebook"),
-    IdentityType("google", None, False, "google", "google"),
-    IdentityType("twitter", None, False, "twitter", "twitter"),
-    IdentityType("yahoo", None, False, "yahoo", "yahoo"),
-    IdentityType("microsoft", None, False, "microsoft", "microsoft"),
-    IdentityType("mpid", "mpid", True, None, None),
+    IdentityType("customer_id", False, "controller_customer_id", False, "customerid", "customer_id", "customer_id"),
+    IdentityType("email", False, "email", False, "email", "email", "email"),
+    IdentityType("other", False, "other", True, "other", "other", "other"),
+    *(_other(n) for n in range(2, 11)),
+    IdentityType("mobile_number", False, "mobile_number", True, "mobile_number", "mobile_number", None),
+    IdentityType("phone_number_2", False, "phone_number_2", True, "phone_number_2", "phone_number_2", None),
+    IdentityType("phone_number_3", False, "phone_number_3", True, "phone_number_3", "phone_number_3", None),
+    IdentityType(MPID, False, MPID, True, None, None, None),  # the Profile API reads a profile by mpid in its path
+    IdentityType("ios_advertising_id", True, "ios_advertising_id", False, "ios_idfa", "ios_advertising_id",
+                 "ios_advertising_id"),
+    IdentityType("ios_idfv", True, "ios_vendor_id", False, "ios_idfv", "ios_idfv", "ios_vendor_id"),
+    IdentityType("android_advertising_id", True, "android_advertising_id", False, "android_aaid",
+                 "android_advertising_id", "google_advertising_id"),
+    IdentityType("android_uuid", True, "android_id", False, "android_uuid", "android_uuid", "android_id"),
+    IdentityType("fire_advertising_id", True, "fire_advertising_id", False, "fire_aid", "fire_advertising_id", None),
+    IdentityType("roku_advertising_id", True, "roku_advertising_id", False, "roku_aid", "roku_advertising_id", None),
+    IdentityType("roku_publisher_id", True, "roku_publisher_id", False, "roku_publisher_id", "roku_publisher_id",
+                 None),
+    IdentityType("microsoft_advertising_id", True, "microsoft_advertising_id", False, None,
+                 "microsoft_advertising_id", None),
+    IdentityType("microsoft_publisher_id", True, "microsoft_publisher_id", False, None, "microsoft_publisher_id",
+                 None),
+    IdentityType("push_token", True, None, False, "push_token", "push_token", "push_notification_token"),
+    IdentityType("amp_id", True, None, False, "amp_id", "amp_id", "amp_id"),
+    IdentityType("device_application_stamp", True, None, False, "device_application_stamp", None, None),
+    IdentityType("facebook", False, None, False, "facebook", "facebook", "facebook_id"),
+    IdentityType("facebook_custom_audience_id", False, None, False, "facebookcustomaudienceid",
+                 "facebook_custom_audience_id", "facebook_custom_audience_id"),
+    IdentityType("google", False, None, False, "google", "google", "google_id"),
+    IdentityType("microsoft", False, None, False, "microsoft", "microsoft", "microsoft_id"),
+    IdentityType("twitter", False, None, False, "twitter", "twitter", "twitter_id"),
+    IdentityType("yahoo", False, None, False, "yahoo", "yahoo", "yahoo_id"),
+    IdentityType("alias", False, None, False, "alias", "alias", None),
 )
 
+#: The host's identifier categories (the framework's request schema) and the mParticle type each one is by
+#: default; the configuration's ``identities`` can change any of them (e.g. an app user id kept as ``other3``).
+DEFAULT_CATEGORIES: dict[str, str] = {
+    "email": "email",
+    "phone": "mobile_number",
+    "customer_id": "customer_id",
+    "vendor_id": MPID,
+    "ios_advertising_id": "ios_advertising_id",
+    "ios_vendor_id": "ios_idfv",
+    "android_advertising_id": "android_advertising_id",
+    "android_id": "android_uuid",
+    "fire_advertising_id": "fire_advertising_id",
+    "roku_advertising_id": "roku_advertising_id",
+    "roku_publisher_id": "roku_publisher_id",
+    "microsoft_advertising_id": "microsoft_advertising_id",
+    "microsoft_publisher_id": "microsoft_publisher_id",
+    "push_token": "push_token",
+}
+
 _BY_NAME = {t.name: t for t in IDENTITY_TYPES}
-_BY_DSR = {key: t for t in IDENTITY_TYPES for key in (t.dsr, *t.dsr_aliases) if key}
-_BY_IDSYNC = {t.idsync: t for t in IDENTITY_TYPES if t.idsync}
-_BY_EVENTS = {key: t for t in IDENTITY_TYPES for key in (t.events, *t.events_aliases) if key}
 
 
 def identity_type(name: str) -> IdentityType:
-    """The identity type with canonical ``name`` (``KeyError`` if unknown)."""
+    """The identity type called ``name`` (``KeyError`` if mParticle has none by that name)."""
     return _BY_NAME[name]
 
 
-def by_dsr_key(key: str) -> IdentityType | None:
-    return _BY_DSR.get(key)
+def type_names() -> list[str]:
+    """Every identity type name, in table order."""
+    return [t.name for t in IDENTITY_TYPES]
 
 
-def by_idsync_key(key: str) -> IdentityType | None:
-    return _BY_IDSYNC.get(key)
-
-
-def by_events_key(key: str) -> IdentityType | None:
-    return _BY_EVENTS.get(key)
+assert set(DEFAULT_CATEGORIES.values()) <= set(_BY_NAME)

@@ -21,7 +21,7 @@ __all__ = ["handle_access", "handle_deletion", "handle_opt_out", "test_connectio
 @hookimpl
 def test_connection(config: Mapping[str, Any]) -> ConnectionResult:
     """Check the DSR, Events and Identity credentials, one outcome per API."""
-    from connector_mparticle import workflows
+    from connector_mparticle import flows
     from connector_mparticle.connector import connector_for
     from connector_mparticle.errors import MParticleError
 
@@ -29,23 +29,24 @@ def test_connection(config: Mapping[str, Any]) -> ConnectionResult:
         conn = connector_for(config)
     except MParticleError as exc:
         return ConnectionResult((CheckOutcome("configuration", False, exc.message, error_class=exc.error_class),))
-    return workflows.test_connection(conn)
+    return flows.check_connection(conn)
 
 
 test_connection.__test__ = False  # type: ignore[attr-defined]  # a hook, not a pytest test
 
 
 def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
-    from connector_mparticle import workflows
+    from connector_mparticle import flows
     from connector_mparticle.connector import connector_for
     from connector_mparticle.errors import MParticleError
 
+    if request.type != step:
+        return Result.failed(request, "configuration", f"a {request.type} request cannot go to the {step} hook")
     try:
         conn = connector_for(config)
     except MParticleError as exc:
         return Result.failed(request, exc.error_class, exc.message)
-    flow = {"access": workflows.access, "deletion": workflows.deletion, "opt_out": workflows.opt_out}[step]
-    return flow(conn, request, dict(state) if state is not None else None)
+    return flows.run(conn, request, state)  # state is checked there: it comes from outside
 
 
 @hookimpl

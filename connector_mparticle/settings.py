@@ -12,18 +12,22 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from connector_mparticle.errors import ConfigurationError
+from connector_mparticle.http.urls import Origin, UrlPolicy, UrlRefused, origin_of
+from connector_mparticle.identities import DEFAULT_CATEGORIES
 from dsr_framework.manifest import Manifest, load_manifest
-from dsr_framework.validation import SchemaViolation, load_schema, schema_validator, validate
+from dsr_framework.validation import Problem, SchemaViolation, load_schema, schema_validator, validate
 
-__all__ = ["POD_HOSTS", "AuthSettings", "Settings", "config_fingerprint", "credentials_schema", "manifest",
-           "parse_settings"]
+__all__ = ["POD_HOSTS", "PROFILE_URL", "AuthSettings", "ProfileSettings", "Settings", "config_fingerprint",
+           "credentials_schema", "manifest", "parse_settings"]
 
 #: Default API origins per pod. DSR: mParticle documents one host for every pod. Events: documented per pod.
-#: Identity: pod hosts known only from mParticle's SDKs (unprefixed keys go to us1).
+#: Identity: pod hosts known only from mParticle's SDKs (unprefixed keys go to us1). The Profile API documents
+#: one host, ``api.mparticle.com`` (no pod hosts).
+PROFILE_URL = "https://api.mparticle.com"
 POD_HOSTS: dict[str, dict[str, str]] = {
     "us1": {"dsr": "https://opendsr.mparticle.com", "events": "https://s2s.mparticle.com",
             "identity": "https://identity.mparticle.com"},
@@ -66,13 +70,32 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class ProfileSettings:
+    """Where the Profile API is and how to reach it (optional)."""
+
+    org_id: str
+    account_id: str
+    workspace_id: str
+    base_url: str
+    auth: AuthSettings
+
+    def path(self) -> str:
+        """``/{org}/{account}/{workspace}``, as every Profile API route names them."""
+        return f"/{self.org_id}/{self.account_id}/{self.workspace_id}"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the connector needs to know, typed, with defaults applied."""
 
     pod: str
     environment: str
     regulation: str
-    identities: tuple[str, ...]
+    identity_mapping: Mapping[str, str | None]  #: request category -> mParticle identity type (None: never sent)
+    login_ids: tuple[str, ...]
+    immutable_ids: tuple[str, ...]
+    unverifiable: str  #: note or fail
+    profile: ProfileSettings | None
     dsr_auth: AuthSettings
     input_auth: AuthSettings
     dsr_url: str
@@ -91,6 +114,7 @@ class Settings:
     max_retry_after_seconds: float
     connect_timeout: float
     read_timeout: float
+    total_seconds: float
     poll_min_seconds: float
     poll_max_seconds: float
     verify_grace_seconds: float
@@ -100,15 +124,36 @@ class Settings:
     callback_urls: tuple[str, ...]
     skip_waiting_period: bool
     trust_store: str | None
+    signature_trust_store: str | None
+    signatures: Literal["record", "strict"]
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in the settings (for redaction)."""
-        return (*self.dsr_auth.secrets(), *self.input_auth.secrets(), *((self.redis_url,) if self.redis_url else ()))
+        profile = self.profile.auth.secrets() if self.profile else ()
+        return (*self.dsr_auth.secrets(), *self.input_auth.secrets(), *profile,
+                *((self.redis_url,) if self.redis_url else ()))
 
-    def api_hosts(self) -> set[str]:
-        """Hosts of the configured API base URLs and OAuth token URLs."""
+    @property
+    def verify(self) -> bool | str:
+        """What TLS verification trusts: the configured trust store, else certifi (requests' default)."""
+        return self.trust_store or True
+
+    def api_urls(self) -> list[str]:
+        """The configured API base URLs and OAuth token URLs."""
         urls = [self.dsr_url, self.events_url, self.identity_url, self.dsr_auth.token_url, self.input_auth.token_url]
-        return {urlsplit(u).hostname or "" for u in urls if u} - {""}
+        if self.profile is not None:
+            urls += [self.profile.base_url, self.profile.auth.token_url]
+        return [u for u in urls if u]
+
+    def download_policy(self) -> UrlPolicy:
+        """Where a results_url may point: mParticle's hosts (443), the configured API origins, and extras."""
+        return UrlPolicy.of(self.api_urls(), (*manifest().egress_hosts, *self.download_allowed_hosts))
+
+    def origin(self, api: str) -> Origin:
+        """The origin of one API's base URL (``dsr``, ``events``, ``identity``, ``profile``)."""
+        urls = {"dsr": self.dsr_url, "events": self.events_url, "identity": self.identity_url,
+                "profile": self.profile.base_url if self.profile else PROFILE_URL}
+        return origin_of(urls[api])
 
     def limit(self, api: str) -> tuple[float, float]:
         """(limit, window seconds) this connector budgets against for ``api``: an override (per second), or
@@ -141,8 +186,8 @@ def _with_defaults(schema: Mapping[str, Any], document: Any, defs: Mapping[str, 
             out[name] = _with_defaults(sub, out[name], defs)
         elif "default" in sub:
             out[name] = sub["default"]
-        elif sub.get("type") == "object" or defs.get(str(sub.get("$ref", "")).removeprefix("#/$defs/"), {}).get(
-                "type") == "object":
+        elif (sub.get("type") == "object" or defs.get(str(sub.get("$ref", "")).removeprefix("#/$defs/"), {}).get(
+                "type") == "object") and not sub.get("required"):  # an optional block with required parts stays out
             filled = _with_defaults(sub, {}, defs)
             if filled:
                 out[name] = filled
@@ -156,9 +201,47 @@ def _auth(data: Mapping[str, Any]) -> AuthSettings:
                         token_url=data["token_url"], audience=data["audience"])
 
 
+def _profile(data: Mapping[str, Any] | None) -> ProfileSettings | None:
+    if data is None:
+        return None
+    return ProfileSettings(str(data["org_id"]), str(data["account_id"]), str(data["workspace_id"]),
+                           data.get("base_url", PROFILE_URL).rstrip("/"), _auth(data["auth"]))
+
+
 def config_fingerprint(config: Mapping[str, Any]) -> str:
     """A stable hash of a configuration (secrets included, so a rotated key is a new configuration)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _url_and_file_problems(config: Mapping[str, Any]) -> list[Problem]:
+    """What the schema cannot say: URLs judged by the parser that opens them, files that must exist. Reads
+    the raw configuration defensively, so its problems are reported together with the schema's."""
+    def at(*path: str) -> Any:
+        node: Any = config
+        for part in path:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        return node
+
+    urls = {"$.dsr.base_url": at("dsr", "base_url"), "$.inputs.events_base_url": at("inputs", "events_base_url"),
+            "$.inputs.identity_base_url": at("inputs", "identity_base_url"),
+            "$.dsr.auth.token_url": at("dsr", "auth", "token_url"),
+            "$.inputs.auth.token_url": at("inputs", "auth", "token_url"),
+            "$.profile.base_url": at("profile", "base_url"),
+            "$.profile.auth.token_url": at("profile", "auth", "token_url")}
+    callbacks = at("callback_urls")
+    if isinstance(callbacks, list):
+        urls.update({f"$.callback_urls[{i}]": u for i, u in enumerate(callbacks)})
+    problems: list[Problem] = []
+    for path, url in urls.items():
+        if isinstance(url, str):
+            try:
+                origin_of(url)
+            except UrlRefused as exc:
+                problems.append(Problem(path, str(exc)))
+    for path, file in (("$.trust_store", at("trust_store")), ("$.signature_trust_store", at("signature_trust_store"))):
+        if isinstance(file, str) and file and not Path(file).is_file():
+            problems.append(Problem(path, "no such file"))
+    return problems
 
 
 def parse_settings(config: Mapping[str, Any]) -> Settings:
@@ -167,10 +250,14 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     Raises :class:`ConfigurationError` listing every problem (paths only, never values).
     """
     schema = credentials_schema()
+    problems = _url_and_file_problems(config)
     try:
         validate(schema_validator(schema), dict(config), "mParticle connector configuration")
     except SchemaViolation as exc:
-        raise ConfigurationError(str(exc)) from None
+        reported = {p.path for p in exc.problems}
+        problems = [*exc.problems, *(p for p in problems if p.path not in reported)]
+    if problems:
+        raise ConfigurationError(str(SchemaViolation("mParticle connector configuration", problems)))
     full = _with_defaults(schema, config, schema.get("$defs", {}))
     hosts = POD_HOSTS[full["pod"]]
     throttle, timeouts, polling = full["throttle"], full["timeouts"], full["polling"]
@@ -179,7 +266,11 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     opt_out = full["opt_out"]
     return Settings(
         pod=full["pod"], environment=full["environment"], regulation=full["regulation"],
-        identities=tuple(full["identities"]),
+        identity_mapping={**DEFAULT_CATEGORIES, **full["identities"]},
+        login_ids=tuple(full["identity_strategy"]["login_ids"]),
+        immutable_ids=tuple(full["identity_strategy"]["immutable_ids"]),
+        unverifiable=full["verification"]["unverifiable"],
+        profile=_profile(full.get("profile")),
         dsr_auth=_auth(full["dsr"]["auth"]), input_auth=_auth(full["inputs"]["auth"]),
         dsr_url=full["dsr"].get("base_url", hosts["dsr"]).rstrip("/"),
         events_url=full["inputs"].get("events_base_url", hosts["events"]).rstrip("/"),
@@ -190,12 +281,13 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         sqlite_path=throttle.get("sqlite_path"), redis_url=throttle.get("redis_url"),
         limit_overrides=dict(throttle.get("limits", {})),
         max_retry_seconds=throttle["max_retry_seconds"], max_retry_after_seconds=throttle["max_retry_after_seconds"],
-        connect_timeout=timeouts["connect"], read_timeout=timeouts["read"],
+        connect_timeout=timeouts["connect"], read_timeout=timeouts["read"], total_seconds=timeouts["total_seconds"],
         poll_min_seconds=polling["min_interval_seconds"], poll_max_seconds=polling["max_interval_seconds"],
         verify_grace_seconds=full["verification"]["grace_period_seconds"],
         verify_attempts=full["verification"]["attempts"],
         download_max_bytes=full["download"]["max_bytes"],
         download_allowed_hosts=tuple(full["download"]["allowed_hosts"]),
         callback_urls=tuple(full["callback_urls"]), skip_waiting_period=full["skip_waiting_period"],
-        trust_store=full.get("trust_store"),
+        trust_store=full.get("trust_store"), signature_trust_store=full.get("signature_trust_store"),
+        signatures=full["signatures"],
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ["sandbox", "throttle", "contention", "overhead", "download", "polling", "import"]
+BENCHES = ["sandbox", "throttle", "contention", "overhead", "download", "hostile_download", "polling", "import"]
 
 
 @pytest.mark.slow

@@ -38,12 +38,12 @@ STATUS = {"controller_id": "12345", "subject_request_id": "3f1e8c8e-2b53-4b1e-9d
 
 
 def test_a_real_callback_from_the_sandbox_verifies_and_replaces_polling(sandbox: Sandbox) -> None:
-    sandbox.seed_profile({"email": "jane@example.com"})
+    sandbox.seed_profile({"email": "jane@example.com", "customer_id": "c-1"})
     sandbox.set_durations(erasure=(0.2, 0.3))
     with callback_receiver() as (url, received):
         handle = mparticle(sandbox, callback_urls=[url], polling={"min_interval_seconds": 3600,
                                                                   "max_interval_seconds": 86400})
-        pending = handle.handle(request("deletion"))
+        pending = handle.handle(request("deletion", customer_id="c-1"))
         assert pending.status == "pending" and pending.next_check_at is not None
         assert pending.next_check_at > datetime.now(UTC) + timedelta(minutes=30)  # polling would wait an hour
         deadline = time.time() + 5
@@ -56,7 +56,7 @@ def test_a_real_callback_from_the_sandbox_verifies_and_replaces_polling(sandbox:
                     completed = status
             time.sleep(0.05)
     assert completed is not None and completed.applies_to(pending.state)
-    done = handle.handle(request("deletion"), pending.state)  # the host calls again now, not in an hour
+    done = handle.handle(request("deletion", customer_id="c-1"), pending.state)  # now, not in an hour
     assert done.status == "completed" and done.summary["verified"] is True
 
 

@@ -59,8 +59,11 @@ def test_demo_runs_every_step_and_exits_zero(tmp_path: Path) -> None:
     assert [s["step"][:2] for s in report["steps"]] == ["1.", "2.", "3.", "4."]
     assert all(s["ok"] for s in report["steps"])
     written = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert written == ["mparticle-access-demo-1-access-summary.json", "mparticle-access-demo-1-access-summary.txt",
-                       "mparticle-access-demo-1-access.zip"]
+    assert written == ["mparticle-access-demo-1-access-receipt.json", "mparticle-access-demo-1-access-summary.json",
+                       "mparticle-access-demo-1-access-summary.txt", "mparticle-access-demo-1-access.zip",
+                       "mparticle-erasure-demo-3-deletion-receipt.json"]
+    for step in (report["steps"][1], report["steps"][3]):  # access and deletion: mParticle's signed receipts
+        assert [r["verified"] for r in step["result"]["summary"]["receipts"]] == [True]
 
 
 def test_check_passes_and_fails_with_exit_codes(sandbox: Sandbox, tmp_path: Path, env: dict[str, str],
@@ -70,7 +73,7 @@ def test_check_passes_and_fails_with_exit_codes(sandbox: Sandbox, tmp_path: Path
     assert ok.exit_code == 0 and "dsr_api" in ok.output and "ok" in ok.output
     monkeypatch.setenv("MP_INPUT_SECRET", "a-wrong-input-secret")
     bad = invoke("check", "--config", str(config), "--json")
-    assert bad.exit_code == 2
+    assert bad.exit_code == 1
     checks = {c["name"]: c for c in json.loads(bad.stdout)["checks"]}
     assert checks["dsr_api"]["ok"] and not checks["events_api"]["ok"]
     assert "a-wrong-input-secret" not in bad.output
@@ -82,7 +85,7 @@ def test_a_config_with_several_mistakes_reports_all_of_them_without_a_trace_or_s
     config = write_config(tmp_path / "bad.yaml", "http://example.com", pod="mars",
                           throttle={"target_share": 3}, timeouts={"read": -1})
     result = invoke("check", "--config", str(config))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     for path in ("$.dsr.base_url", "$.pod", "$.throttle.target_share", "$.timeouts.read"):
         assert path in result.output
     assert "Traceback" not in result.output
@@ -93,7 +96,7 @@ def test_missing_environment_variables_are_named(tmp_path: Path, monkeypatch: py
     for key in SECRETS:
         monkeypatch.delenv(key, raising=False)
     result = invoke("check", "--config", str(write_config(tmp_path / "mp.yaml", "http://127.0.0.1:9")))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "MP_INPUT_KEY, MP_INPUT_SECRET, MP_WORKSPACE_KEY, MP_WORKSPACE_SECRET" in result.output
 
 
@@ -116,10 +119,10 @@ def test_opt_out_prints_json_and_exits_zero(sandbox: Sandbox, tmp_path: Path, en
     assert document["status"] == "completed" and document["summary"]["consent_changed"] is True
 
 
-def test_usage_errors_exit_one(tmp_path: Path, env: dict[str, str]) -> None:
+def test_usage_errors_exit_two_like_clicks_own(tmp_path: Path, env: dict[str, str]) -> None:
     config = write_config(tmp_path / "mp.yaml", "http://127.0.0.1:9")
-    assert invoke("opt-out", "--config", str(config)).exit_code == 1  # no subject
-    assert invoke("access", "--config", str(config), "--email", "not-an-email").exit_code == 1
+    assert invoke("opt-out", "--config", str(config)).exit_code == 2  # no subject
+    assert invoke("access", "--config", str(config), "--email", "not-an-email").exit_code == 2
     assert invoke("access", "--email", "a@b.co").exit_code == 2  # click's own usage error: missing --config
 
 
@@ -134,7 +137,8 @@ def test_delete_without_wait_is_pending_then_resumes_from_the_state_file(
     second = invoke("delete", "--config", str(config), "--state", str(state), "--wait", "--json")
     assert second.exit_code == 0, second.output
     finished = json.loads(second.stdout)
-    assert finished["status"] == "completed" and finished["summary"]["verified"] is True
+    assert finished["status"] == "completed" and finished["summary"]["verified"] is False  # no customer id given:
+    assert "customer_id" in finished["message"]  # a known profile would have been out of reach, and it says so
     assert finished["request_id"] == "T-1"
     assert len(sandbox.dsrs()) == 1 and sandbox.find_profiles(email="jane@example.com") == []
     again = invoke("delete", "--config", str(config), "--state", str(state))
@@ -146,7 +150,7 @@ def test_delete_without_wait_is_pending_then_resumes_from_the_state_file(
 def sandbox_process() -> Iterator[str]:
     """``mparticle-dsr sandbox`` running in another process; yields its URL."""
     process = subprocess.Popen([str(BIN), "sandbox", "--port", "0", "--json", "--duration", "access=0.5,0.5",
-                                "--duration", "erasure=3,3"], stdout=subprocess.PIPE, text=True)
+                                "--duration", "erasure=3,3", "--live-profile"], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     url = json.loads(process.stdout.readline())["url"]
     yield url
@@ -184,7 +188,8 @@ def test_ctrl_c_while_waiting_leaves_a_resumable_state(sandbox_process: str, tmp
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=10)
     assert process.returncode == 3, out + err
-    assert "still pending" in out + err and "Traceback" not in out + err
+    assert "Stopped: request T-9 is not finished" in out + err and "Traceback" not in out + err
+    assert f"--state {state} --wait" in out + err
     resumed = subprocess.run([str(BIN), "delete", "--config", str(config), "--state", str(state), "--wait",
                               "--json"], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
     assert resumed.returncode == 0, resumed.stderr

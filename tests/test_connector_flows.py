@@ -16,9 +16,15 @@ from tests.support.hosting import drive, mparticle, request
 from tests.support.mp import batch
 
 SEEDED_EVENTS = [batch(), batch()]
+#: Jane's workspace makes email a login id too; the connector is told so (identity_strategy).
+JANE_WORKSPACE = {"identity_strategy": {"login_ids": ["customer_id", "email"]}}
 
 
 def seed_jane(sb: Sandbox) -> dict[str, object]:
+    # Jane's workspace: email is a login id too (so an email alone finds her customer-id profile), it defines
+    # the GDPR purposes the opt-outs use, and it includes the live profile in access results.
+    sb.set_workspace(identity={"login_ids": ["customer_id", "email"]}, gdpr_purposes=["marketing", "analytics"],
+                     include_live_profile=True)
     return sb.seed_profile({"email": "jane@example.com", "customer_id": "c-42"},
                            attributes={"$firstname": "Jane", "plan": "pro"}, batches=SEEDED_EVENTS,
                            consent={"gdpr": {"marketing": {"consented": True, "timestamp_unixtime_ms": 1}}},
@@ -28,7 +34,8 @@ def seed_jane(sb: Sandbox) -> dict[str, object]:
 def test_connection_check_passes_each_api_with_a_latency(sandbox: Sandbox) -> None:
     outcome = mparticle(sandbox).test_connection()
     assert outcome.ok
-    assert [c.name for c in outcome.checks] == ["dsr_api", "events_api", "identity_api"]
+    assert [c.name for c in outcome.checks] == ["dsr_api", "events_api", "identity_api", "profile_api"]
+    assert all(sandbox.url.removeprefix("http://") in c.message for c in outcome.checks), "each names its host"
     assert all(c.latency_ms is not None and c.latency_ms >= 0 for c in outcome.checks)
     assert sandbox.find_profiles() == [], "the checks must not create profiles"
     assert sandbox.dsrs() == [], "the checks must not create DSRs"
@@ -60,13 +67,18 @@ def test_access_downloads_results_that_match_the_seeded_data(sandbox: Sandbox, t
     assert result.summary["profiles_found"] == 1 and result.summary["event_batches"] == 2
     assert result.summary["identities"] == {"customer_id": ["c-42"], "email": ["jane@example.com"]}
     assert result.summary["profiles"][0]["user_attributes"] == {"$firstname": "Jane", "plan": "pro"}
-    assert result.summary["profiles"][0]["audience_memberships"] == ["High value"]
-    archive, summary_json, summary_txt = (Path(f.path) for f in result.files)
+    assert [a["audience_name"] for a in result.summary["profiles"][0]["audience_memberships"]] == ["High value"]
+    archive, summary_json, summary_txt, receipt = (Path(f.path) for f in result.files)
+    assert [r["verified"] for r in json.loads(receipt.read_text())["receipts"]] == [True]
     assert archive.parent == tmp_path and archive.suffix == ".zip"
     with zipfile.ZipFile(archive) as zf:
-        lines = zf.read("event_batches.jsonl").decode().splitlines()
+        batch_file = next(n for n in zf.namelist() if n.endswith(".jsonl") and n != "profile.jsonl")
+        lines = zf.read(batch_file).decode().splitlines()
     assert [json.loads(line)["events"] for line in lines] == [b["events"] for b in SEEDED_EVENTS]
-    assert json.loads(summary_json.read_text())["profiles_found"] == 1
+    written = json.loads(summary_json.read_text())
+    assert written["results"]["profiles_found"] == 1 and written["request"]["request_id"] == "host-req-1"
+    assert written["request"]["identities"] == {"email": "j***@e***.com"}  # masked: files get passed around
+    assert [r["subject_request_id"] for r in written["mparticle"]["requests"]] == [result.summary["subject_request_id"]]
     assert "Profiles found: 1" in summary_txt.read_text()
     import hashlib
 
@@ -78,15 +90,18 @@ def test_access_for_an_unknown_subject_completes_with_no_data(sandbox: Sandbox, 
     result, _ = drive(mparticle(sandbox), request("access", email="nobody@example.com", output_dir=str(tmp_path)))
     assert result.status == "completed"
     assert result.summary["data_found"] is False and "holds no data" in result.message
-    assert list(tmp_path.iterdir()) == []
+    # A summary still records what was asked and what mParticle answered; there is no archive to keep.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(f.path).name for f in result.files) == [
+        "mparticle-access-host-req-1-receipt.json", "mparticle-access-host-req-1-summary.json",
+        "mparticle-access-host-req-1-summary.txt"]
+    assert "holds no data" in (tmp_path / "mparticle-access-host-req-1-summary.txt").read_text()
 
 
 def test_deletion_erases_the_profile_and_verifies_it_is_gone(sandbox: Sandbox) -> None:
     jane = seed_jane(sandbox)
     bob = sandbox.seed_profile({"email": "bob@example.com"})
-    result, _ = drive(mparticle(sandbox, identities=["email", "customer_id"]),
-                      request("deletion", customer_id="c-42"))
-    assert result.status == "completed" and result.summary["verified"] is True
+    result, _ = drive(mparticle(sandbox, **JANE_WORKSPACE), request("deletion", customer_id="c-42"))
+    assert result.status == "completed" and result.summary["verified"] is True, result.message
     assert sandbox.profile(str(jane["mpid"])) is None
     assert sandbox.profile(str(bob["mpid"])) is not None
     [dsr] = sandbox.dsrs()
@@ -94,12 +109,26 @@ def test_deletion_erases_the_profile_and_verifies_it_is_gone(sandbox: Sandbox) -
     assert dsr["identities"] == {"email": "jane@example.com", "customer_id": "c-42"}
     actions = [event.action for event in result.audit]
     assert actions[0] == "submit erasure request"
-    assert "verify erasure: search by email" in actions and "verify erasure: search by customer_id" in actions
+    assert "verify erasure: email by identity search" in actions
+    assert "verify erasure: customer_id by identity search" in actions
 
 
 def test_deletion_of_someone_mparticle_never_had_is_a_success(sandbox: Sandbox) -> None:
-    result, _ = drive(mparticle(sandbox), request("deletion", email="ghost@example.com"))
+    result, _ = drive(mparticle(sandbox), request("deletion", email="ghost@example.com", customer_id="c-0"))
     assert result.status == "completed" and result.summary["verified"] is True
+
+
+def test_a_deletion_without_a_login_id_says_known_profiles_could_not_be_reached(sandbox: Sandbox) -> None:
+    """mParticle's default identity strategy makes customer_id a login id: a DSR with an email alone does not
+    reach (and a search cannot see) a profile that has one, so "gone" cannot be claimed for it."""
+    known = sandbox.seed_profile({"email": "kim@example.com", "customer_id": "c-7"})
+    result, _ = drive(mparticle(sandbox), request("deletion", email="kim@example.com"))
+    assert result.status == "completed" and result.summary["verified"] is False
+    assert "not verifiable" in result.message and "customer_id" in result.message
+    assert sandbox.profile(str(known["mpid"])) is not None  # it was indeed out of reach
+    strict = mparticle(sandbox, verification={"unverifiable": "fail"})
+    failed, _ = drive(strict, request("deletion", request_id="host-req-2", email="kim@example.com"))
+    assert failed.status == "failed" and failed.error is not None and failed.error.error_class == "verification"
 
 
 def test_deletion_still_found_after_the_grace_period_fails_verification(sandbox: Sandbox) -> None:
@@ -110,7 +139,7 @@ def test_deletion_still_found_after_the_grace_period_fails_verification(sandbox:
     result, calls = drive(handle, request("deletion"), state=dict(first.state or {}))
     assert result.status == "failed" and result.error is not None
     assert result.error.error_class == "verification"
-    assert "still matches email after 3 search(es)" in result.message
+    assert "still matches email after 3 check(s)" in result.message
     assert calls == 3
 
 
@@ -131,7 +160,8 @@ def test_opt_out_records_consent_on_the_profile(sandbox: Sandbox) -> None:
 
 def test_opt_out_for_an_unknown_subject_changes_nothing(sandbox: Sandbox) -> None:
     result = mparticle(sandbox).handle(request("opt_out", email="nobody@example.com"))
-    assert result.status == "completed" and result.summary == {"profile_found": False, "consent_changed": False}
+    assert result.status == "completed"
+    assert result.summary["profile_found"] is False and result.summary["consent_changed"] is False
     assert sandbox.find_profiles() == []
     assert [e["api"] for e in sandbox.request_log()] == ["identity"]
 
@@ -149,7 +179,9 @@ def test_access_with_oauth_credentials_works_end_to_end(sandbox: Sandbox, tmp_pa
     seed_jane(sandbox)
     result, _ = drive(mparticle(sandbox, oauth=True), request("access", output_dir=str(tmp_path)))
     assert result.status == "completed" and result.summary["profiles_found"] == 1
-    assert {e["client"] for e in sandbox.request_log() if e["api"] in ("dsr", "identity", "events")} == {"oauth"}
+    public = ("/v3/discovery", "/dsr/opendsr_cert.pem")  # what signature checks fetch: public by design (spec 8.8)
+    assert {e["client"] for e in sandbox.request_log()
+            if e["api"] in ("dsr", "identity", "events") and e["path"] not in public} == {"oauth"}
 
 
 def test_no_secret_or_raw_email_appears_in_logs_or_results(

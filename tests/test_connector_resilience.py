@@ -92,8 +92,8 @@ def test_status_outage_while_pending_keeps_the_state_and_checks_again(sandbox: S
     first = handle.handle(request("deletion"))
     sandbox.set_faults(dsr={"error_rate": 1.0})
     during = handle.handle(request("deletion"), first.state)
-    assert during.status == "pending" and during.state == {**during.state, "subject_request_id": first.summary[
-        "subject_request_id"]}
+    assert during.status == "pending" and during.state is not None
+    assert [p["subject_request_id"] for p in during.state["parts"]] == [first.summary["subject_request_id"]]
     assert "could not be reached" in during.message
     sandbox.clear_faults()
     result, _ = drive(handle, request("deletion"), state=dict(during.state or {}))
@@ -105,9 +105,9 @@ def test_a_results_url_on_a_foreign_host_is_refused_without_contacting_it(sandbo
     sandbox.set_faults(dsr={"foreign_results_url": True})
     result, _ = drive(mparticle(sandbox), request("access", output_dir=str(tmp_path)))
     assert result.status == "failed" and result.error is not None and result.error.error_class == "rejected"
-    assert "refused to download results from results.untrusted.example" in result.message
+    assert "refused to download results" in result.message and "results.untrusted.example" in result.message
     assert list(tmp_path.iterdir()) == []
-    assert not [e for e in sandbox.request_log() if e["api"] == "results"]
+    assert not [e for e in sandbox.request_log() if e["path"].startswith("/dsr-results/")]
 
 
 def test_an_expired_results_link_fails_saying_so(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -173,13 +173,16 @@ def test_invalid_configuration_is_a_configuration_failure_listing_every_problem(
     assert not check.ok and check.checks[0].error_class == "configuration"
 
 
-def test_request_without_a_configured_identifier_is_a_configuration_failure(sandbox: Sandbox) -> None:
+def test_request_without_a_usable_identifier_is_a_configuration_failure(sandbox: Sandbox) -> None:
     from dsr_framework import DsrRequest
 
-    only_phone = DsrRequest("r-9", "access", "gdpr", {"phone": "+15550100"}, datetime.now(UTC))
-    result = mparticle(sandbox).handle(only_phone)
+    unknown = DsrRequest("r-9", "access", "gdpr", {"loyalty_card": "LC-1"}, datetime.now(UTC))
+    result = mparticle(sandbox).handle(unknown)
     assert result.status == "failed" and result.error is not None and result.error.error_class == "configuration"
-    assert "none of the identifier categories" in result.message
+    assert "loyalty_card" in result.message and "map it in the configuration's 'identities'" in result.message
+    only_phone = DsrRequest("r-9", "access", "gdpr", {"phone": "+15550100"}, datetime.now(UTC))
+    never = mparticle(sandbox, identities={"phone": None}).handle(only_phone)
+    assert never.status == "failed" and "configured never to be sent" in never.message
 
 
 def test_overdue_requests_are_checked_at_growing_intervals(sandbox: Sandbox) -> None:
@@ -187,7 +190,7 @@ def test_overdue_requests_are_checked_at_growing_intervals(sandbox: Sandbox) -> 
     handle = mparticle(sandbox, polling={"min_interval_seconds": 0.1, "max_interval_seconds": 5})
     result, calls = drive(handle, request("access"))
     assert result.status == "completed"
-    gets = [e["at"] for e in sandbox.request_log(api="dsr") if e["method"] == "GET"]
+    gets = [e["at"] for e in sandbox.request_log(api="dsr") if e["method"] == "GET" and "/requests/" in e["path"]]
     gaps = [b - a for a, b in itertools.pairwise(gets)]
     assert all(later >= earlier * 1.5 for earlier, later in itertools.pairwise(gaps)), gaps
     assert calls <= 6

@@ -13,23 +13,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
 
 from connector_mparticle.errors import (
     AlreadyExistsError,
     AuthenticationError,
     ConfigurationError,
+    ConflictError,
     NotFoundError,
     RejectedError,
     RetryLaterError,
     UnsafeResponseError,
 )
-from connector_mparticle.retry import backoff_delay, parse_retry_after, retry_delay, should_retry
-from connector_mparticle.schedule import next_check
+from connector_mparticle.flows.schedule import next_check
+from connector_mparticle.flows.state import Part, RequestState, state_key
+from connector_mparticle.flows.subject import Subject, derived_uuid, dsr_body, opt_out_batch
+from connector_mparticle.http.auth import BasicAuth
+from connector_mparticle.http.retry import backoff_delay, parse_retry_after, retry_delay, should_retry
+from connector_mparticle.http.session import HardenedSession
+from connector_mparticle.http.throttle import Throttle, rate_for, rates_for
+from connector_mparticle.http.transport import ApiClient
+from connector_mparticle.http.urls import UrlPolicy, origin_of
 from connector_mparticle.settings import POD_HOSTS, manifest, parse_settings
-from connector_mparticle.subject import RequestState, derived_uuid, dsr_body, opt_out_batch
-from connector_mparticle.throttle import Throttle, rate_for, rates_for
-from connector_mparticle.transport import ApiClient
 from dsr_framework.redact import RedactingLogger, Redactor, mask_email
 from tests.support.hosting import request
 
@@ -76,11 +80,13 @@ def scripted() -> Iterator[tuple[str, Script]]:
 
 def client(url: str, **overrides: Any) -> ApiClient:
     throttle = Throttle.build({"dsr": (1000.0, 1.0)}, 1.0)
+    redactor = Redactor(["key-1234", "secret-5678"])
     options: dict[str, Any] = {"timeout": (2.0, 2.0), "max_retry_seconds": 5.0, "max_retry_after_seconds": 1.0,
-                               "verify": True, "sleep": lambda s: None, "rng": random.Random(1)}
+                               "sleep": lambda s: None, "rng": random.Random(1),
+                               "download_policy": UrlPolicy.of([url])}
     options.update(overrides)
-    return ApiClient("dsr", url, requests.auth.HTTPBasicAuth("key-1234", "secret-5678"), requests.Session(), throttle,
-                     RedactingLogger(logging.getLogger("test"), Redactor(["secret-5678"])), **options)
+    return ApiClient("dsr", url, BasicAuth(origin_of(url), "key-1234", "secret-5678"), HardenedSession(), throttle,
+                     RedactingLogger(logging.getLogger("test"), redactor), redactor, **options)
 
 
 JSON = {"Content-Type": "application/json"}
@@ -92,7 +98,7 @@ JSON = {"Content-Type": "application/json"}
     (401, b"{}", AuthenticationError),
     (403, b"{}", AuthenticationError),
     (404, b"{}", NotFoundError),
-    (409, b'{"code":409,"message":"in progress"}', RejectedError),
+    (409, b'{"code":409,"message":"in progress"}', ConflictError),
 ])
 def test_client_errors_are_never_retried(scripted: tuple[str, Script], status: int, body: bytes,
                                          error: type[Exception]) -> None:
@@ -125,10 +131,11 @@ def test_basic_auth_goes_to_the_api_but_not_to_a_download_on_another_origin(scri
     url, script = scripted
     script.responses = [(200, {"Content-Type": "application/zip"}, b"PK-data")]
     other_origin = url.replace("127.0.0.1", "localhost")
-    download = client(url).download(f"{other_origin}/file.zip", tmp_path / "f.zip", max_bytes=100,
-                                    allowed_hosts={"localhost"})
+    both = UrlPolicy.of([url, other_origin])
+    download = client(url, download_policy=both).download(f"{other_origin}/file.zip", tmp_path / "f.zip",
+                                                          max_bytes=100)
     assert download.size_bytes == 7 and "authorization" not in script.seen[-1][2]
-    client(url).download(f"{url}/file.zip", tmp_path / "g.zip", max_bytes=100, allowed_hosts={"127.0.0.1"})
+    client(url).download(f"{url}/file.zip", tmp_path / "g.zip", max_bytes=100)
     assert script.seen[-1][2]["authorization"].startswith("Basic ")
 
 
@@ -137,7 +144,7 @@ def test_download_refuses_oversized_files_and_leaves_nothing_behind(scripted: tu
     url, script = scripted
     script.responses = [(200, {}, b"x" * 5000)]
     with pytest.raises(UnsafeResponseError, match=r"larger than download\.max_bytes"):
-        client(url).download(f"{url}/big.zip", tmp_path / "big.zip", max_bytes=1000, allowed_hosts={"127.0.0.1"})
+        client(url).download(f"{url}/big.zip", tmp_path / "big.zip", max_bytes=1000)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -145,7 +152,7 @@ def test_download_follows_redirects_only_to_allowed_hosts(scripted: tuple[str, S
     url, script = scripted
     script.responses = [(302, {"Location": "https://elsewhere.example/x.zip"}, b"")]
     with pytest.raises(UnsafeResponseError, match=r"elsewhere\.example"):
-        client(url).download(f"{url}/r.zip", tmp_path / "r.zip", max_bytes=100, allowed_hosts={"127.0.0.1"})
+        client(url).download(f"{url}/r.zip", tmp_path / "r.zip", max_bytes=100)
     assert len(script.seen) == 1
 
 
@@ -219,15 +226,45 @@ def sandbox_like(**extra: Any) -> dict[str, Any]:
 
 
 def test_dsr_body_shape_and_skip_waiting_period() -> None:
-    settings = parse_settings(sandbox_like(identities=["email", "customer_id"], skip_waiting_period=True,
-                                           callback_urls=["https://host.example.com/cb"], regulation="from_request"))
-    body = dsr_body(request("deletion", customer_id="c-1", regulation="ccpa"), settings, "erasure")
+    req = request("deletion", customer_id="c-1", regulation="ccpa", phone="+1 800 555 1111", app_user_id="u-9")
+    settings = parse_settings(sandbox_like(skip_waiting_period=True, callback_urls=["https://host.example.com/cb"],
+                                           regulation="from_request", identities={"app_user_id": "other3"}))
+    [group] = Subject.of(req, settings).groups(req, settings, "erasure")
+    body = dsr_body(req, settings, "erasure", group)
     assert body["subject_identities"] == {"email": {"value": "jane@example.com", "encoding": "raw"},
                                           "controller_customer_id": {"value": "c-1", "encoding": "raw"}}
+    assert body["extensions"] == {"opendsr.mparticle.com": {
+        "skip_waiting_period": True,
+        "subject_identities": {"mobile_number": {"value": "+1 800 555 1111", "encoding": "raw"},
+                               "other3": {"value": "u-9", "encoding": "raw"}}}}
     assert body["regulation"] == "ccpa" and body["group_id"] == "host-req-1"
-    assert body["extensions"] == {"opendsr.mparticle.com": {"skip_waiting_period": True}}
     assert body["status_callback_urls"] == ["https://host.example.com/cb"]
     assert body["submitted_time"] == "2026-11-29T10:00:00.000Z"
+
+
+def test_an_mpid_with_other_identifiers_makes_two_requests_and_ids_follow_the_subject() -> None:
+    settings = parse_settings(sandbox_like())
+    req = request("deletion", vendor_id="8000000000000000042")
+    groups = Subject.of(req, settings).groups(req, settings, "erasure")
+    assert [g.label for g in groups] == ["identities", "mpid"]
+    assert [[i.kind.name for i in g.identifiers] for g in groups] == [["email"], ["mpid"]]
+    mpid_body = dsr_body(req, settings, "erasure", groups[1])
+    assert "subject_identities" not in mpid_body  # the mpid goes alone, inside the extension
+    assert mpid_body["extensions"]["opendsr.mparticle.com"]["subject_identities"] == {
+        "mpid": {"value": "8000000000000000042", "encoding": "raw"}}
+    again = Subject.of(req, settings).groups(req, settings, "erasure")
+    assert [g.subject_request_id for g in again] == [g.subject_request_id for g in groups]  # exactly once
+    other = request("deletion", email="omar@example.com", vendor_id="8000000000000000042")
+    assert Subject.of(other, settings).groups(other, settings, "erasure")[0].subject_request_id != \
+        groups[0].subject_request_id  # the same host id for another subject is another mParticle request
+
+
+def test_two_categories_for_one_type_must_agree() -> None:
+    settings = parse_settings(sandbox_like())
+    same = request("opt_out", mobile_number="+15550100", phone="+15550100")
+    assert [i.kind.name for i in Subject.of(same, settings).identifiers] == ["email", "mobile_number"]
+    with pytest.raises(ConfigurationError, match="both mParticle mobile_number"):
+        Subject.of(request("opt_out", mobile_number="+15550100", phone="+15550199"), settings)
 
 
 def test_opt_out_batch_needs_something_to_record() -> None:
@@ -236,22 +273,26 @@ def test_opt_out_batch_needs_something_to_record() -> None:
         opt_out_batch(request("opt_out"), settings, "42")
 
 
-def test_state_round_trip_and_foreign_state_is_ignored() -> None:
-    state = RequestState("abc", expected_completion_time="2026-11-30T00:00:00.000Z", status_checks=2)
-    data = state.to_dict()
-    assert RequestState.from_dict(data, "abc") == state
-    assert RequestState.from_dict(data, "other") is None
-    assert RequestState.from_dict({**data, "v": 99}, "abc") is None
-    assert RequestState.from_dict({**data, "phase": "exploded"}, "abc") is None
-    assert RequestState.from_dict({**data, "expected_completion_time": "next tuesday"}, "abc") is None
-    assert RequestState.from_dict({**data, "status_checks": "many"}, "abc") is None
-    assert RequestState.from_dict({**data, "audit": "oops"}, "abc") is None
-    assert RequestState.from_dict({**data, "unknown_key": 1}, "abc") == state  # unknown keys are ignored
+def test_state_round_trips_and_only_state_the_connector_wrote_is_trusted() -> None:
+    key = state_key(["wkey-1", "wsecret-1"])
+    state = RequestState([Part("abc", "identities", "pending", "2026-11-30T00:00:00.000Z")], status_checks=2)
+    data = state.to_dict(key)
+    assert RequestState.from_dict(data, ["abc"], key) == state
+    assert RequestState.from_dict(data, ["other"], key) is None
+    assert RequestState.from_dict(data, ["abc"], state_key(["wkey-1", "rotated-secret"])) is None
+    for altered in ({"v": 99}, {"phase": "verifying"}, {"status_checks": 0}, {"verify_attempts": -5},
+                    {"parts": [{"subject_request_id": "abc", "label": "identities", "last_status": "completed"}]},
+                    {"audit": "oops"}, {"unknown_key": 1}):
+        assert RequestState.from_dict({**data, **altered}, ["abc"], key) is None, altered
+    for garbage in ("a string", ["a", "list"], 42, None, {}):
+        assert RequestState.from_dict(garbage, ["abc"], key) is None
 
 
 def test_settings_defaults_come_from_the_schema_and_pods_pick_hosts() -> None:
     settings = parse_settings(sandbox_like(pod="eu1"))
-    assert settings.target_share == 0.75 and settings.poll_min_seconds == 300 and settings.identities == ("email",)
+    assert settings.target_share == 0.75 and settings.poll_min_seconds == 300
+    assert settings.identity_mapping["phone"] == "mobile_number" and settings.login_ids == ("customer_id",)
+    assert settings.profile is None and settings.unverifiable == "note"
     assert settings.events_url == "https://s2s.eu1.mparticle.com"
     assert settings.identity_url == "https://identity.eu1.mparticle.com"
     assert "wsecret-1" not in repr(settings) and "isecret-1" not in repr(settings)
@@ -269,9 +310,54 @@ def test_redactor_hides_secrets_and_their_basic_auth_form_and_masks_emails() -> 
     import base64
 
     redact = Redactor(["s3cr3t-value"])
-    basic = base64.b64encode(b"key:s3cr3t-value").decode()
     assert "s3cr3t" not in redact("pw=s3cr3t-value")
     assert redact(f"Basic {base64.b64encode(b's3cr3t-value').decode()}") == "Basic ***"
-    assert basic  # the key:secret pair encodes differently; secrets are never put in headers we log
+    for key in ("k", "ke", "key", "a-much-longer-key"):  # every alignment of the secret inside key:secret
+        header = base64.b64encode(f"{key}:s3cr3t-value".encode()).decode()
+        assert redact.finds_secret(header), key
+        assert base64.b64encode(b"s3cr3t-value")[:8].decode() not in redact(header)
     assert mask_email("mail jane.doe@example.com now") == "mail j***@e***.com now"
     assert "<1 hidden values>" in repr(redact)
+
+
+URLS = ["https://opendsr.mparticle.com", "https://opendsr.mparticle.com:443/v3", "http://127.0.0.1:8080",
+        "http://localhost:1", "http://127.0.0.2:9", "http://[::1]:8080/x", "https://10.0.0.1:8443",
+        "http://opendsr.mparticle.com", "http://10.0.0.5:8080", "ftp://127.0.0.1", "https://user:pw@host.example.com",
+        "http://127.0.0.1:8080\\@evil.example", "https://host%2eexample.com", "http://127.0.0.1.evil.example",
+        "https://host.example.com/ path", "https://ho st.example.com"]
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_the_schema_declares_the_url_policy_and_never_refuses_what_it_allows(url: str) -> None:
+    """The URL policy decides; the credentials schema states the same rule so a host catches mistakes at load."""
+    import re
+
+    from connector_mparticle.http.urls import UrlRefused
+    from connector_mparticle.settings import credentials_schema
+
+    pattern = re.compile(credentials_schema()["$defs"]["url"]["pattern"])
+    try:
+        origin_of(url)
+        allowed = True
+    except UrlRefused:
+        allowed = False
+    assert bool(pattern.search(url)) == allowed
+
+
+def test_the_manifest_and_the_schema_declare_the_categories_of_the_one_table() -> None:
+    """Hosts read the categories from the manifest and the defaults from the schema: both follow identities.py."""
+    from connector_mparticle.identities import DEFAULT_CATEGORIES, type_names
+    from connector_mparticle.settings import credentials_schema
+
+    for capability in manifest().capabilities:
+        assert list(capability.identifier_categories) == list(DEFAULT_CATEGORIES)
+    identities = credentials_schema()["properties"]["identities"]
+    assert all(f"{category}: {kind}" in identities["description"] for category, kind in DEFAULT_CATEGORIES.items())
+    assert identities["additionalProperties"]["enum"] == [*type_names(), None]
+    assert set(DEFAULT_CATEGORIES) <= set(framework_request_categories())
+
+
+def framework_request_categories() -> list[str]:
+    from dsr_framework.validation import framework_schema
+
+    return list(framework_schema("request")["properties"]["identities"]["properties"])

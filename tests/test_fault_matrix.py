@@ -14,12 +14,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from connector_mparticle.sandbox import Durations, Sandbox
+from connector_mparticle.sandbox.workspace import IdentityStrategy
 from dsr_framework import DsrRequest, Result
+from dsr_framework.drive import drive
 from dsr_framework.host import ConnectorHandle
 from tests.support.hosting import mparticle
 
@@ -32,24 +33,23 @@ MIX = [("opt_out", True, 150), ("opt_out", False, 50), ("access", True, 100), ("
 
 def host_loop(handle: ConnectorHandle, request: DsrRequest, deadline: float) -> tuple[Result, int, int]:
     """Drive one request to a final result the way a host does; returns (result, calls, host retries)."""
-    state: Any = None
     calls = retries = 0
     started = time.time()
-    while True:
-        result = handle.handle(request, state)
-        calls += 1
+
+    def check(result: Result) -> None:
         trail = [(f"{e.at:%H:%M:%S.%f}"[:12], e.action, e.outcome) for e in result.audit[-6:]]
         assert time.time() - started < 120, f"{request.request_id} still {result.status} after 120s: {trail}"
         if result.status == "pending":
-            state = result.state
             assert result.next_check_at is not None
             wait = (result.next_check_at - datetime.now(UTC)).total_seconds()
             # Polling maximum 1 s here; a retry after an outage may add a capped backoff (30 s).
             assert wait <= 31, f"{request.request_id} was told to wait {wait:.0f}s: {result.message}"
-            time.sleep(max(0.0, wait))
-        elif result.error is not None and result.error.error_class == "retry_later" and time.time() < deadline:
-            retries += 1
-            state = None  # the host retries the request itself, with the same request id
+
+    while True:
+        driven = drive(lambda state: handle.handle(request, state), on_result=check)
+        result, calls = driven.result, calls + driven.calls
+        if result.error is not None and result.error.error_class == "retry_later" and time.time() < deadline:
+            retries += 1  # the host retries the request itself, with the same request id and no state
             time.sleep(0.2)
         else:
             return result, calls, retries
@@ -58,7 +58,8 @@ def host_loop(handle: ConnectorHandle, request: DsrRequest, deadline: float) -> 
 @pytest.mark.slow
 def test_500_mixed_requests_under_faults_reach_the_right_final_state(tmp_path: Path) -> None:
     fast = {"access": Durations(0.2, 0.3), "erasure": Durations(0.2, 0.3)}
-    with Sandbox(seed=SEED, durations=fast) as sb:
+    # Access finds the profile itself; no login ids: the subjects are anonymous profiles known by email alone.
+    with Sandbox(seed=SEED, durations=fast, include_live_profile=True, identity=IdentityStrategy(login_ids=())) as sb:
         high = {"limit": 1_000_000, "window_seconds": 1}
         sb.set_limits(dsr=high, dsr_submit=high, identity=high, events=high)
         jobs: list[tuple[DsrRequest, bool, str | None]] = []

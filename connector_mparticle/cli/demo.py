@@ -19,14 +19,18 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from connector_mparticle.cli import EXIT_COMPLETED, EXIT_FAILED, STATUS_STYLE, checks_table
+from connector_mparticle.cli.exits import EXIT_COMPLETED, EXIT_FAILED
+from connector_mparticle.cli.render import STATUS_STYLE, checks_table, human_duration, print_copyable, receipt_lines
 from connector_mparticle.sandbox import Durations, Sandbox
 from dsr_framework import DsrRequest, Result
+from dsr_framework.drive import drive
 from dsr_framework.host import ConnectorHandle, load_host
 
 __all__ = ["demo_command", "run_demo"]
 
-JANE = {"email": "jane.doe@example.com", "customer_id": "CUST-1042"}
+#: How the DSR platform knows Jane: her email, the app's customer id (mParticle's default login id) and her phone
+#: number, which the connector sends to mParticle as ``mobile_number``.
+JANE = {"email": "jane.doe@example.com", "customer_id": "CUST-1042", "phone": "+351 21 000 1042"}
 
 
 def _event(kind: str, name: str, when: int, **data: Any) -> dict[str, Any]:
@@ -42,7 +46,7 @@ def seed(sandbox: Sandbox) -> dict[str, str]:
     """Three customers; returns their mpids by name."""
     day = 1_764_000_000_000
     jane = sandbox.seed_profile(
-        JANE,
+        {"email": JANE["email"], "customer_id": JANE["customer_id"], "mobile_number": JANE["phone"]},
         attributes={"$firstname": "Jane", "$lastname": "Doe", "$city": "Lisbon", "plan": "premium"},
         audiences=["Newsletter subscribers", "High lifetime value"],
         consent={"gdpr": {"marketing": {"consented": True, "document": "privacy_v2", "timestamp_unixtime_ms": day}},
@@ -66,16 +70,23 @@ def seed(sandbox: Sandbox) -> dict[str, str]:
 
 def _drive(console: Console, handle: ConnectorHandle, request: DsrRequest) -> Result:
     """Call the hook until the result is final, showing a live status line while it is pending."""
-    result = handle.handle(request)
     with console.status("") as status:
-        while not result.final:
-            assert result.next_check_at is not None
-            while (left := (result.next_check_at - datetime.now(UTC)).total_seconds()) > 0:
-                mp = result.summary.get("mparticle_status") or "submitted"
-                status.update(f"  {request.type}: mParticle says [bold]{mp}[/]; next check in {left:.1f}s")
-                time.sleep(min(left, 0.1))
-            result = handle.handle(request, result.state)
-    return result
+        def show(pending: Result, left: float) -> None:
+            mp = pending.summary.get("mparticle_status") or "submitted"
+            status.update(f"  {request.type}: mParticle says [bold]{mp}[/]; next check in {human_duration(left)}")
+
+        return drive(lambda state: handle.handle(request, state), on_wait=show, tick=0.1).result
+
+
+def _signed(result: Result) -> bool:
+    """Every OpenDSR request of the result carries a verified receipt."""
+    receipts = result.summary.get("receipts") or []
+    return bool(receipts) and all(r.get("verified") for r in receipts)
+
+
+def _receipts(console: Console, result: Result) -> None:
+    for line in receipt_lines(result):
+        console.print(f"  mParticle's receipt: {line}")
 
 
 def _consent(sandbox: Sandbox, mpid: str) -> dict[str, Any]:
@@ -100,62 +111,85 @@ def _consent_table(before: dict[str, Any], after: dict[str, Any]) -> Table:
 
 def run_demo(out: Path, console: Console) -> list[dict[str, Any]]:
     """Run every step; return one record per step (name, ok, seconds, result)."""
-    steps: list[dict[str, Any]] = []
     fast = {"access": Durations(1.0, 2.0), "erasure": Durations(1.0, 2.0)}
-    with Sandbox(durations=fast) as sandbox:
-        mpids = seed(sandbox)
+    # A workspace that includes the live profile in access results and defines the "marketing" GDPR purpose
+    # (both off or empty in a new mParticle workspace, and so in the sandbox by default).
+    with Sandbox(durations=fast, include_live_profile=True, gdpr_purposes=("marketing",)) as sandbox:
+        demo = _Demo(sandbox, out, console)
+        demo.connection()
+        demo.access()
+        demo.opt_out()
+        demo.deletion()
+        return demo.steps
+
+
+class _Demo:
+    """The four steps against one seeded sandbox, each printed as it runs and recorded."""
+
+    def __init__(self, sandbox: Sandbox, out: Path, console: Console) -> None:
+        self.sandbox, self.out, self.console = sandbox, out, console
+        self.mpids = seed(sandbox)
         console.print(f"[bold]Embedded mParticle sandbox[/] at {sandbox.url}, seeded with 3 profiles "
                       "(Jane Doe, Omar Haddad, Li Wei).")
         config = sandbox.connector_config(
-            identities=["email", "customer_id"], regulation="from_request",
-            polling={"min_interval_seconds": 0.25, "max_interval_seconds": 5},
+            regulation="from_request", polling={"min_interval_seconds": 0.25, "max_interval_seconds": 5},
             opt_out={"gdpr_purposes": ["marketing"], "document": "dsr_opt_out_v1"})
-        host = load_host({"connectors": {"mparticle": {"enabled": True, "config": config}}})
-        handle = host.connector("mparticle")
+        self.handle = load_host({"connectors": {"mparticle": {"enabled": True, "config": config}}}).connector(
+            "mparticle")
+        self.steps: list[dict[str, Any]] = []
 
-        def step(name: str, action: Callable[[], Any], ok: Callable[[Any], bool]) -> Any:
-            console.rule(f"[bold]{name}")
-            started = time.perf_counter()
-            outcome = action()
-            seconds = time.perf_counter() - started
-            record = {"step": name, "ok": ok(outcome), "seconds": round(seconds, 2),
-                      "result": outcome.to_dict()}
-            steps.append(record)
-            if isinstance(outcome, Result):
-                console.print(f"[{STATUS_STYLE[outcome.status]}]{outcome.status}[/]: {outcome.message} "
-                              f"({record['seconds']:.1f}s)")
-            return outcome
+    def step(self, name: str, action: Callable[[], Any], ok: Callable[[Any], bool]) -> Any:
+        self.console.rule(f"[bold]{name}")
+        started = time.perf_counter()
+        outcome = action()
+        record = {"step": name, "ok": ok(outcome), "seconds": round(time.perf_counter() - started, 2),
+                  "result": outcome.to_dict()}
+        self.steps.append(record)
+        if isinstance(outcome, Result):
+            self.console.print(f"[{STATUS_STYLE[outcome.status]}]{outcome.status}[/]: {outcome.message} "
+                               f"({record['seconds']:.1f}s)")
+        return outcome
 
-        checks = step("1. Connection test", handle.test_connection, lambda r: bool(r.ok))
-        console.print(checks_table(checks))
+    def request(self, kind: str, number: int) -> DsrRequest:
+        return DsrRequest(f"demo-{number}-{kind}", kind, "ccpa", dict(JANE),  # type: ignore[arg-type]
+                          datetime.now(UTC), str(self.out.resolve()))
 
-        def request(kind: str, number: int) -> DsrRequest:
-            return DsrRequest(f"demo-{number}-{kind}", kind, "ccpa", dict(JANE),  # type: ignore[arg-type]
-                              datetime.now(UTC), str(out.resolve()))
+    def connection(self) -> None:
+        checks = self.step("1. Connection test", self.handle.test_connection, lambda r: bool(r.ok))
+        self.console.print(checks_table(checks))
+        self.console.print("Jane's requests name her by email, customer id and phone number "
+                           "(mParticle's mobile_number).")
 
-        access = step("2. Access: Jane asks for her data", lambda: _drive(console, handle, request("access", 1)),
-                      lambda r: r.status == "completed" and r.summary.get("profiles_found") == 1)
+    def access(self) -> None:
+        access = self.step("2. Access: Jane asks for her data",
+                           lambda: _drive(self.console, self.handle, self.request("access", 1)),
+                           lambda r: r.status == "completed" and r.summary.get("profiles_found") == 1 and _signed(r))
+        _receipts(self.console, access)
         for file in access.files:
-            console.print(f"  wrote {file.path} ({file.size_bytes:,} bytes)")
+            print_copyable(self.console, f"  wrote ({file.size_bytes:,} bytes):", file.path)
         text = next((Path(f.path) for f in access.files if f.path.endswith(".txt")), None)
         if text is not None:
-            console.print(text.read_text(encoding="utf-8").rstrip(), style="dim")
+            self.console.print(text.read_text(encoding="utf-8").rstrip(), style="dim")
 
-        before = _consent(sandbox, mpids["jane"])
-        step("3. Opt-out: Jane opts out of the sale of her data",
-             lambda: handle.handle(request("opt_out", 2)), lambda r: r.status == "completed")
-        console.print(_consent_table(before, _consent(sandbox, mpids["jane"])))
+    def opt_out(self) -> None:
+        before = _consent(self.sandbox, self.mpids["jane"])
+        self.step("3. Opt-out: Jane opts out of the sale of her data",
+                  lambda: self.handle.handle(self.request("opt_out", 2)), lambda r: r.status == "completed")
+        self.console.print(_consent_table(before, _consent(self.sandbox, self.mpids["jane"])))
 
-        present = sandbox.profile(mpids["jane"]) is not None
-        step("4. Deletion: Jane asks to be forgotten", lambda: _drive(console, handle, request("deletion", 3)),
-             lambda r: r.status == "completed" and r.summary.get("verified") is True)
-        gone = sandbox.profile(mpids["jane"]) is None
-        others = all(sandbox.profile(mpids[name]) is not None for name in ("omar", "li"))
-        console.print(f"  Jane's profile before: {'present' if present else 'missing'}; after: "
-                      f"{'erased' if gone else 'STILL PRESENT'}; "
-                      f"other customers untouched: {'yes' if others else 'NO'}")
-        steps[-1]["ok"] = steps[-1]["ok"] and gone and others and present
-    return steps
+    def deletion(self) -> None:
+        jane = self.mpids["jane"]
+        present = self.sandbox.profile(jane) is not None
+        deletion = self.step("4. Deletion: Jane asks to be forgotten",
+                             lambda: _drive(self.console, self.handle, self.request("deletion", 3)),
+                             lambda r: r.status == "completed" and r.summary.get("verified") is True and _signed(r))
+        _receipts(self.console, deletion)
+        gone = self.sandbox.profile(jane) is None
+        others = all(self.sandbox.profile(self.mpids[name]) is not None for name in ("omar", "li"))
+        self.console.print(f"  Jane's profile before: {'present' if present else 'missing'}; after: "
+                           f"{'erased' if gone else 'STILL PRESENT'}; "
+                           f"other customers untouched: {'yes' if others else 'NO'}")
+        self.steps[-1]["ok"] = self.steps[-1]["ok"] and gone and others and present
 
 
 def summary_table(steps: list[dict[str, Any]]) -> Table:
@@ -183,7 +217,8 @@ def demo_command(out: Path, as_json: bool) -> None:
     console.print(summary_table(steps))
     ok = all(record["ok"] for record in steps)
     console.print(f"[{'green' if ok else 'red'}]{'Every step succeeded' if ok else 'Some steps failed'}[/] "
-                  f"in {time.perf_counter() - started:.1f}s. Results are in {out.resolve()}.")
+                  f"in {time.perf_counter() - started:.1f}s.")
+    print_copyable(console, "Results are in:", str(out.resolve()))
     if as_json:
         click.echo(json.dumps({"ok": ok, "steps": steps}, indent=2))
     sys.exit(EXIT_COMPLETED if ok else EXIT_FAILED)

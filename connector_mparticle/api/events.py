@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector_mparticle.transport import ApiClient, Reply
+from connector_mparticle.http.transport import ApiClient, Reply
 
 __all__ = ["EventsClient"]
 

@@ -68,7 +68,7 @@ class Budget:
     slowdown: float = 1.0
     last_usage: float | None = None
     next_start: float = 0.0  #: pacer: the earliest time the next call in this process may start
-    last_backoff: float = 0.0  #: when a 429 last doubled the slowdown
+    last_backoff: float = float("-inf")  #: when (monotonic) a 429 last doubled the slowdown
 
 
 class Throttle:
@@ -104,12 +104,12 @@ class Throttle:
         return self._budgets[api]
 
     def acquire(self, api: str, deadline: float, weight: int = 1) -> None:
-        """Wait for room in ``api``'s budget (and any slowdown), until ``deadline`` (a ``time.time()``)."""
+        """Wait for room in ``api``'s budget (and any slowdown), until ``deadline`` (a ``time.monotonic()``)."""
         budget = self._budgets.get(api)
         if budget is None:
             return
         for _ in range(weight):
-            remaining = deadline - time.time()
+            remaining = deadline - time.monotonic()
             if remaining <= 0 or not _try(budget.limiter, api, remaining):
                 raise RetryLaterError(f"the {api} API budget is used up for now; try again shortly", api=api)
         if not budget.paced or budget.slowdown <= 1.0:
@@ -118,7 +118,7 @@ class Throttle:
         # asks for, so the whole process slows down (per-thread sleeps would not add up to that).
         spacing = (budget.slowdown - 1.0) * weight / budget.per_second
         with self._lock:
-            now = time.time()
+            now = time.monotonic()
             start = max(now, budget.next_start)
             if start > deadline:
                 raise RetryLaterError(f"the {api} API is busy (mParticle reports high usage); try again shortly",
@@ -135,7 +135,7 @@ class Throttle:
         with self._lock:
             if status == 429:
                 # A burst of 429s seen by many threads at once is one signal, not one per response.
-                now = time.time()
+                now = time.monotonic()
                 if now - budget.last_backoff >= BACKOFF_EVENT_SECONDS:
                     budget.slowdown = min(MAX_SLOWDOWN, budget.slowdown * 2.0)
                     budget.last_backoff = now

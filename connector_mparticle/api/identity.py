@@ -1,0 +1,91 @@
+"""The IDSync client: ``POST /v1/search``, which finds a profile without ever creating one.
+
+"No profile" decides that an opt-out has nothing to change and that an erasure is verified, so it must be
+mParticle saying so: a 404 carrying IDSync's not-found error (``NOT_FOUND_ERROR``, as mParticle's web SDK
+reads it). A 200 must carry a valid mpid (a non-zero signed 64-bit integer). Anything else is not a
+verdict: a readable 404 without that error is refused (a wrong ``identity_base_url``, a proxy); a 200
+without an mpid, or a 404 whose body is garbled, is :class:`Malformed` and retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connector_mparticle.errors import RejectedError
+from connector_mparticle.http.transport import ApiClient, Malformed, Reply
+from connector_mparticle.identities import identity_type
+
+__all__ = ["IdentityClient", "SearchResult", "read_mpid"]
+
+NOT_FOUND_CODE = "NOT_FOUND_ERROR"
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def read_mpid(value: Any) -> str:
+    """An mpid as its decimal string; :class:`Malformed` unless it is a non-zero signed 64-bit integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise Malformed("an mpid that is not an integer")
+    text = str(value).strip()
+    digits = text[1:] if text.startswith("-") else text
+    if not digits.isdigit() or not digits.isascii() or len(digits) > 19:
+        raise Malformed("an mpid that is not an integer")
+    number = int(text)
+    if number == 0 or not _INT64[0] <= number <= _INT64[1]:
+        raise Malformed("an mpid outside the 64-bit range")
+    return str(number)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    mpid: str | None  #: None only when IDSync said the profile is not found
+    matched: Mapping[str, str]
+    elapsed_ms: float
+
+    @property
+    def found(self) -> bool:
+        return self.mpid is not None
+
+
+def _says_not_found(body: Any) -> bool:
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return False
+    return any(isinstance(e, dict) and e.get("code") == NOT_FOUND_CODE for e in errors)
+
+
+def read_search(reply: Reply) -> SearchResult:
+    """Parse an IDSync search answer (see the module docstring for what counts as found and not found)."""
+    if reply.status == 404:
+        if not reply.readable:
+            raise Malformed("a 404 whose body is unreadable")  # garbled on the way: ask again
+        if not _says_not_found(reply.body):
+            raise RejectedError("the Identity API answered 404 without IDSync's not-found error, so whether the "
+                                "profile exists is unknown (check inputs.identity_base_url)", api="identity",
+                                status=404)
+        return SearchResult(None, {}, reply.elapsed_ms)
+    if not reply.readable or not isinstance(reply.body, dict):
+        raise Malformed("a search answer that is not a JSON object")
+    mpid = read_mpid(reply.body.get("mpid"))
+    matched = reply.body.get("matched_identities")
+    return SearchResult(mpid, {str(k): str(v) for k, v in matched.items()} if isinstance(matched, dict) else {},
+                        reply.elapsed_ms)
+
+
+class IdentityClient:
+    def __init__(self, http: ApiClient, environment: str) -> None:
+        self.http = http
+        self.environment = environment
+
+    def search(self, identities: Mapping[str, str]) -> SearchResult:
+        """Search by canonical identity names (``email``, ``customer_id``)."""
+        known = {}
+        for name, value in identities.items():
+            key = identity_type(name).idsync
+            if key is None:
+                raise ValueError(f"mParticle's Identity API cannot search by {name}")
+            known[key] = value
+        return self.http.request("POST", "/v1/search", read_search,
+                                 body={"environment": self.environment, "known_identities": known},
+                                 accept=(200, 404), what="search identity")

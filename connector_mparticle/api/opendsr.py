@@ -1,0 +1,150 @@
+"""The OpenDSR v3 client: submit, status, probe and results download.
+
+Answers are read strictly: a status must be for the request asked about, carry a status value from the
+spec and timestamps with a time zone in a plausible range. Anything else is :class:`Malformed` (retried,
+and in the end "try again later"), never read as progress or completion.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from connector_mparticle.http.transport import ApiClient, Download, Malformed, Reply
+from dsr_framework.models import parse_time
+
+__all__ = ["DSR_STATUSES", "DsrStatus", "OpenDsrClient", "Signable", "Submitted", "read_time"]
+
+#: The request_status values of the OpenDSR spec (section 8) and mParticle's v3 page.
+DSR_STATUSES = ("pending", "in_progress", "completed", "cancelled")
+#: Timestamps outside these years are not mParticle's: a request made now completes within weeks.
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def read_time(value: Any, field: str) -> datetime | None:
+    """An RFC 3339 timestamp with a time zone in a plausible range, or None; :class:`Malformed` otherwise."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise Malformed(f"{field} that is not a timestamp")
+    try:
+        parsed = parse_time(value)
+    except (ValueError, OverflowError):
+        raise Malformed(f"{field} that is not an RFC 3339 timestamp with a time zone") from None
+    if not _EARLIEST <= parsed <= _LATEST:
+        raise Malformed(f"{field} out of range ({parsed.year})")
+    return parsed
+
+
+def _same_id(value: Any, expected: str) -> bool:
+    try:
+        return isinstance(value, str) and uuid.UUID(value) == uuid.UUID(expected)
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Signable:
+    """An answer exactly as received: what ``X-OpenDSR-Signature`` covers (:mod:`connector_mparticle.api.receipts`)."""
+
+    status: int
+    raw: bytes = field(repr=False)
+    headers: Mapping[str, str] = field(repr=False)
+
+    @classmethod
+    def of(cls, reply: Reply) -> Signable:
+        return cls(reply.status, reply.raw, reply.headers)
+
+
+@dataclass(frozen=True)
+class DsrStatus:
+    """What mParticle says about one request."""
+
+    subject_request_id: str
+    request_status: str  #: pending, in_progress, completed, cancelled
+    expected_completion_time: datetime | None
+    results_url: str | None
+    group_id: str | None
+    forwarding: tuple[dict[str, Any], ...]
+    answer: Signable | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def read(cls, body: Any, subject_request_id: str, answer: Signable | None = None) -> DsrStatus:
+        """Parse a status object for ``subject_request_id`` (:class:`Malformed` if it is not one)."""
+        if not isinstance(body, dict):
+            raise Malformed("a status that is not a JSON object")
+        if not _same_id(body.get("subject_request_id"), subject_request_id):
+            raise Malformed("a status for another subject_request_id")
+        status = body.get("request_status")
+        if status not in DSR_STATUSES:
+            raise Malformed("a request_status outside the OpenDSR spec")
+        results_url = body.get("results_url")
+        if results_url is not None and (not isinstance(results_url, str) or not results_url):
+            raise Malformed("a results_url that is not a URL")
+        group = body.get("group_id")
+        extensions = body.get("extensions")
+        return cls(subject_request_id, status, read_time(body.get("expected_completion_time"),
+                                                         "an expected_completion_time"),
+                   results_url, group if isinstance(group, str) else None,
+                   tuple(e for e in extensions if isinstance(e, dict)) if isinstance(extensions, list) else (),
+                   answer)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """mParticle's acknowledgement of a new request (201), with the bytes its signature covers."""
+
+    status: int
+    attempts: int
+    expected_completion_time: datetime | None
+    received_time: datetime | None
+    controller_id: str | None
+    answer: Signable = field(repr=False, compare=False)
+
+    @classmethod
+    def read(cls, reply: Reply, subject_request_id: str) -> Submitted:
+        body = reply.body
+        if not reply.readable or not isinstance(body, dict):
+            raise Malformed("an acknowledgement that is not a JSON object")
+        if "subject_request_id" in body and not _same_id(body["subject_request_id"], subject_request_id):
+            raise Malformed("an acknowledgement for another subject_request_id")
+        controller = body.get("controller_id")
+        return cls(reply.status, reply.attempts, read_time(body.get("expected_completion_time"),
+                                                           "an expected_completion_time"),
+                   read_time(body.get("received_time"), "a received_time"),
+                   str(controller) if isinstance(controller, (str, int)) and not isinstance(controller, bool) else None,
+                   Signable.of(reply))
+
+
+class OpenDsrClient:
+    """The DSR API's routes."""
+
+    def __init__(self, http: ApiClient) -> None:
+        self.http = http
+
+    def submit(self, body: dict[str, Any]) -> Submitted:
+        """POST /v3/requests. 201 on success; :class:`AlreadyExistsError` if the id was used before."""
+        subject_request_id = body["subject_request_id"]
+        return self.http.request("POST", "/v3/requests", lambda r: Submitted.read(r, subject_request_id), body=body,
+                                 accept=(201,), budgets=("dsr", "dsr_submit"),
+                                 what=f"submit {body['subject_request_type']} request")
+
+    def status(self, subject_request_id: str) -> DsrStatus:
+        """GET /v3/requests/{id} (:class:`NotFoundError` if mParticle does not know it)."""
+        def parse(reply: Reply) -> DsrStatus:
+            return DsrStatus.read(reply.body if reply.readable else None, subject_request_id, Signable.of(reply))
+
+        return self.http.request("GET", f"/v3/requests/{quote(subject_request_id, safe='')}", parse,
+                                 what="check request status")
+
+    def probe(self) -> Reply:
+        """GET /v3/requests/0: a 404 proves the credentials work (no request has that id)."""
+        return self.http.request("GET", "/v3/requests/0", lambda r: r, accept=(404,), what="check DSR credentials")
+
+    def download(self, url: str, into: Path, max_bytes: int) -> Download:
+        return self.http.download(url, into, max_bytes=max_bytes)

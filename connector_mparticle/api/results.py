@@ -1,0 +1,329 @@
+"""Read an access-results zip into a summary people can read, without extracting anything, in constant memory.
+
+mParticle's results zip (data-subject-requests guide, "Access / Portability Response Format"; sample at
+``static/downloads/portability-response-sample.zip`` in mParticle/docs) holds ``profile.jsonl`` (the live
+profile: ``id``, timestamps, ``user_identities`` and ``device_identities`` as ``{type, encoding, value}``,
+attributes, audience memberships), further ``.jsonl`` files of event batches in the Events API format, or
+``empty.txt`` (profiles found, no data). The published sample also carries macOS metadata
+(``__MACOSX/._*``), which is skipped.
+
+Entries are streamed in chunks and split into lines without ever holding more than one line (at most
+:data:`MAX_LINE_BYTES`); names are never used as paths; declared sizes and compression ratios are checked
+before anything is decompressed (zip bombs). Every problem (not a zip, bad CRC, corrupt data, encryption,
+an unknown compression method, a line too long or not JSON, a field of the wrong type, one of the
+connector's own credentials inside) raises :class:`ArchiveProblem`, which the caller reports as
+``rejected`` after deleting the file.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from connector_mparticle.errors import UnsafeResponseError
+
+__all__ = ["MAX_LINE_BYTES", "NO_DATA", "ArchiveProblem", "merge", "summarise", "summary_text"]
+
+#: What a request whose results link answered 404 (nothing matched) adds to a summary.
+NO_DATA: dict[str, Any] = {"data_found": False, "profiles_found": 0, "profiles": [], "identities": {},
+                           "event_batches": 0, "events": 0, "event_types": {}, "first_event_unixtime_ms": None,
+                           "last_event_unixtime_ms": None, "no_event_data": False, "archive_entries": []}
+
+MAX_ENTRIES = 10_000
+MAX_RATIO = 200  #: uncompressed / compressed, per entry larger than a megabyte
+MAX_LINE_BYTES = 4 * 1024 * 1024  #: an event batch is at most 128 KB (Events API limit); a profile far less
+CHUNK_BYTES = 256 * 1024
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, RuntimeError,
+                NotImplementedError, ValueError)
+
+
+class ArchiveProblem(UnsafeResponseError):
+    """The results file cannot be read as mParticle's results archive; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"the results archive is unusable: {message}", api="dsr")
+
+
+def _lines(stream: IO[bytes], name: str, check: Callable[[], None]) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for each non-empty line of ``stream``, read in chunks; no line longer than the cap."""
+    pending = b""
+    number = 0
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
+        check()
+        if not chunk:
+            break
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            number += 1
+            if line.strip():
+                yield number, line
+        if len(pending) > MAX_LINE_BYTES:
+            raise ArchiveProblem(f"line {number + 1} of {name} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB")
+    if pending.strip():
+        yield number + 1, pending
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise ArchiveProblem(f"{where} is not JSON") from None
+
+
+def _expect(value: Any, kinds: type | tuple[type, ...], where: str, optional: bool = True) -> Any:
+    """``value`` if it has one of ``kinds`` (or is None and ``optional``); :class:`ArchiveProblem` otherwise."""
+    if value is None and optional:
+        return None
+    allowed = kinds if isinstance(kinds, tuple) else (kinds,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        raise ArchiveProblem(f"{where} has the wrong type")
+    return value
+
+
+def _identities(entries: Any, where: str) -> list[tuple[str, str]]:
+    out = []
+    for i, entry in enumerate(_expect(entries, list, where) or []):
+        entry = _expect(entry, dict, f"{where}[{i}]", optional=False)
+        kind = _expect(entry.get("type"), str, f"{where}[{i}].type")
+        value = _expect(entry.get("value"), (str, int), f"{where}[{i}].value")
+        if kind is not None and value is not None:
+            out.append((kind, str(value)))
+    return out
+
+
+class _Summary:
+    """What one or more archives hold, accumulated line by line (or summary by summary, :func:`merge`)."""
+
+    def __init__(self) -> None:
+        self.profiles: dict[Any, dict[str, Any]] = {}  #: by mpid: a profile found twice is listed once
+        self.identities: dict[str, set[str]] = {}
+        self.batches = 0
+        self.events = 0
+        self.event_types: Counter[str] = Counter()
+        self.first_ms: int | None = None
+        self.last_ms: int | None = None
+        self.empty = False
+        self.entries: list[str] = []
+
+    def add_identity(self, kind: str, value: str) -> None:
+        self.identities.setdefault(kind, set()).add(value)
+
+    def add_time(self, stamp: int | None) -> None:
+        if stamp is not None:
+            self.first_ms = stamp if self.first_ms is None else min(self.first_ms, stamp)
+            self.last_ms = stamp if self.last_ms is None else max(self.last_ms, stamp)
+
+    def add_profile(self, profile: dict[str, Any]) -> None:
+        self.profiles.setdefault(profile.get("mpid") or id(profile), profile)
+
+    def profile(self, data: Any, where: str) -> None:
+        """One line of ``profile.jsonl``."""
+        data = _expect(data, dict, where, optional=False)
+        mpid = _expect(data.get("id"), (int, str), f"{where}: id")
+        for field in ("created_timestamp_ms", "last_stored_timestamp_ms"):
+            _expect(data.get(field), int, f"{where}: {field}")
+        _expect(data.get("is_opted_out"), bool, f"{where}: is_opted_out")
+        identities = _identities(data.get("user_identities"), f"{where}: user_identities")
+        devices = _identities(data.get("device_identities"), f"{where}: device_identities")
+        for kind, value in identities + devices:
+            self.add_identity(kind, value)
+        attributes = _expect(data.get("user_attributes"), dict, f"{where}: user_attributes") or {}
+        account = _expect(data.get("account_userattributes"), dict, f"{where}: account_userattributes") or {}
+        self.add_profile({
+            "mpid": str(mpid) if mpid is not None else None,
+            "created_timestamp_ms": data.get("created_timestamp_ms"),
+            "last_stored_timestamp_ms": data.get("last_stored_timestamp_ms"),
+            "is_opted_out": data.get("is_opted_out"),
+            "user_identities": [{"type": k, "value": v} for k, v in identities],
+            "device_identities": [{"type": k, "value": v} for k, v in devices],
+            "user_attributes": {**account, **attributes},
+            "audience_memberships": _expect(data.get("audience_memberships"), list,
+                                            f"{where}: audience_memberships") or [],
+            "consent_state": _expect(data.get("consent_state"), dict, f"{where}: consent_state") or {},
+        })
+
+    def batch(self, data: Any, where: str) -> None:
+        """One line of an event-batch ``.jsonl`` file (the Events API format)."""
+        data = _expect(data, dict, where, optional=False)
+        self.batches += 1
+        for kind, value in (_expect(data.get("user_identities"), dict, f"{where}: user_identities") or {}).items():
+            if _expect(value, (str, int), f"{where}: user_identities.{kind}") is not None:
+                self.add_identity(str(kind), str(value))
+        for i, event in enumerate(_expect(data.get("events"), list, f"{where}: events") or []):
+            self.event(event, f"{where}: events[{i}]")
+
+    def event(self, event: Any, where: str) -> None:
+        event = _expect(event, dict, where, optional=False)
+        self.events += 1
+        self.event_types[_expect(event.get("event_type"), str, f"{where}.event_type") or "unknown"] += 1
+        payload = _expect(event.get("data"), dict, f"{where}.data") or {}
+        self.add_time(_timestamp(payload.get("timestamp_unixtime_ms")))
+
+    def absorb(self, summary: dict[str, Any]) -> None:
+        """Add a summary :meth:`to_dict` made (of another archive)."""
+        for profile in summary["profiles"]:
+            self.add_profile(profile)
+        for kind, values in summary["identities"].items():
+            self.identities.setdefault(kind, set()).update(values)
+        self.batches += summary["event_batches"]
+        self.events += summary["events"]
+        self.event_types.update(summary["event_types"])
+        self.add_time(summary["first_event_unixtime_ms"])
+        self.add_time(summary["last_event_unixtime_ms"])
+        self.empty = self.empty or summary["no_event_data"]
+        self.entries += summary["archive_entries"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data_found": bool(self.profiles or self.batches),
+            "profiles_found": len(self.profiles),
+            "profiles": list(self.profiles.values()),
+            "identities": {k: sorted(v) for k, v in sorted(self.identities.items())},
+            "event_batches": self.batches,
+            "events": self.events,
+            "event_types": dict(sorted(self.event_types.items())),
+            "first_event_unixtime_ms": self.first_ms,
+            "last_event_unixtime_ms": self.last_ms,
+            "no_event_data": self.empty,
+            "archive_entries": self.entries[:100],
+        }
+
+
+def _timestamp(stamp: Any) -> int | None:
+    """An event's ``timestamp_unixtime_ms`` (the published sample writes it as a string), if plausible."""
+    if isinstance(stamp, str) and stamp.isdigit():
+        stamp = int(stamp)
+    return stamp if isinstance(stamp, int) and not isinstance(stamp, bool) and stamp > 0 else None
+
+
+def _metadata(name: str) -> bool:
+    """macOS archive metadata (``__MACOSX/``, ``._name``), as in mParticle's published sample."""
+    return name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1].startswith("._")
+
+
+def _entries(archive: zipfile.ZipFile, max_uncompressed: int) -> list[zipfile.ZipInfo]:
+    """The entries to read, once their number, declared sizes and compression ratios are acceptable."""
+    infos = [i for i in archive.infolist() if not i.is_dir() and not _metadata(i.filename)]
+    if len(infos) > MAX_ENTRIES:
+        raise ArchiveProblem(f"it has more than {MAX_ENTRIES} entries")
+    if sum(i.file_size for i in infos) > max_uncompressed or any(
+            i.file_size > 1_000_000 and i.file_size > MAX_RATIO * max(1, i.compress_size) for i in infos):
+        raise ArchiveProblem("it would expand too far (a zip bomb?)")
+    return infos
+
+
+def summarise(path: Path, max_uncompressed: int, check: Callable[[], None] = lambda: None,
+              holds_secret: Callable[[str], bool] = lambda _: False) -> dict[str, Any]:
+    """What a results zip holds: profiles, identities, attributes, consent, event counts and dates.
+
+    ``check`` is called between chunks (the hook call's deadline); ``holds_secret`` is asked about every line
+    (an archive that carries one of the connector's own credentials is not mParticle's data).
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except _READ_ERRORS as exc:
+        raise ArchiveProblem(f"it is not a valid zip file ({type(exc).__name__})") from None
+    with archive:
+        summary = _Summary()
+        for info in _entries(archive, max_uncompressed):
+            summary.entries.append(info.filename)
+            _read_entry(archive, info, summary, check, holds_secret)
+        return summary.to_dict()
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: _Summary, check: Callable[[], None],
+                holds_secret: Callable[[str], bool]) -> None:
+    """Read one entry into ``summary`` by the last part of its name: ``profile.jsonl``, other ``.jsonl``
+    files (event batches), ``empty.txt``; anything else is listed but not read."""
+    name = info.filename.rsplit("/", 1)[-1]
+    if name == "empty.txt":
+        summary.empty = True
+    if not name.endswith(".jsonl"):
+        return
+    read = summary.profile if name == "profile.jsonl" else summary.batch
+    try:
+        with archive.open(info) as stream:
+            for number, line in _lines(stream, name, check):
+                where = f"line {number} of {name}"
+                read(_json(_text(line, where, holds_secret), where), where)
+    except ArchiveProblem:
+        raise
+    except _READ_ERRORS as exc:
+        raise ArchiveProblem(f"{name} cannot be read ({type(exc).__name__}: {_reason(exc)})") from None
+
+
+def _text(line: bytes, where: str, holds_secret: Callable[[str], bool]) -> str:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArchiveProblem(f"{where} is not UTF-8") from None
+    if holds_secret(text):
+        raise ArchiveProblem(f"{where} contains one of the connector's credentials, which mParticle's data never does")
+    return text
+
+
+def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary of several archives (one per OpenDSR request): a profile found twice is listed once."""
+    merged = _Summary()
+    for summary in summaries:
+        merged.absorb(summary)
+    return merged.to_dict()
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, fixed reason: messages of zipfile and zlib are safe but can name entries at length."""
+    text = str(exc).lower()
+    for needle, reason in (("crc", "bad CRC"), ("encrypted", "encrypted"), ("compression", "unsupported compression"),
+                           ("invalid", "corrupt data"), ("incorrect", "corrupt data"), ("truncated", "truncated")):
+        if needle in text:
+            return reason
+    return "corrupt data"
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """A short human-readable version of the summary the access flow writes (see ``flows.access``)."""
+    found = summary["results"]
+    lines = [*_header_lines(summary["request"], summary["mparticle"]), ""]
+    if not found["data_found"]:
+        lines.append("mParticle holds no data for this subject." if not found.get("no_event_data") else
+                     "mParticle found the subject's profile(s) but holds no event data for them (empty.txt).")
+        return "\n".join(lines) + "\n"
+    lines.append(f"Profiles found: {found['profiles_found']}")
+    for profile in found["profiles"]:
+        lines += _profile_lines(profile)
+    lines += [f"Identity {kind}: {', '.join(values)}" for kind, values in found["identities"].items()]
+    lines.append(f"Event batches: {found['event_batches']} ({found['events']} events)")
+    lines += [f"  - {kind}: {count}" for kind, count in found["event_types"].items()]
+    if found.get("no_event_data"):
+        lines.append("mParticle found the profile(s) but holds no event data for them (empty.txt).")
+    return "\n".join(lines) + "\n"
+
+
+def _header_lines(request: dict[str, Any], mparticle: dict[str, Any]) -> list[str]:
+    return [f"mParticle access results for request {request['request_id']}",
+            f"  regulation {request['regulation']}, submitted {request['submitted_at']}",
+            f"  identifiers: {', '.join(f'{k} {v}' for k, v in sorted(request['identities'].items()))}",
+            *(f"  mParticle request {r['subject_request_id']} ({r['label']}): "
+              f"{'results ' + str(r['results_size_bytes']) + ' bytes' if r['results_sha256'] else 'no data'}"
+              for r in mparticle["requests"]),
+            f"  results downloaded {mparticle['downloaded_at']}"]
+
+
+def _profile_lines(profile: dict[str, Any]) -> list[str]:
+    names = [str(a.get("audience_name")) for a in profile["audience_memberships"] if isinstance(a, dict)]
+    lines = [f"  - mpid {profile['mpid']}: {len(profile['user_attributes'])} user attribute(s), "
+             f"{len(profile['audience_memberships'])} audience membership(s)"
+             + (f" ({', '.join(names)})" if names else "")]
+    for regulation, purposes in sorted(profile["consent_state"].items()):
+        for purpose, state in sorted((purposes or {}).items()):
+            consented = state.get("consented") if isinstance(state, dict) else None
+            lines.append(f"      consent {regulation}.{purpose}: consented={consented}")
+    return lines

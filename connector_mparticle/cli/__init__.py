@@ -1,0 +1,82 @@
+"""``mparticle-dsr``: run the demo, the sandbox, or one privacy request by hand against mParticle.
+
+Exit codes (every command, click's own usage errors included):
+
+====  =====================================================================================
+0     completed (``check``: every check passed; ``demo``: every step succeeded)
+1     failed (the request, a check or a demo step failed)
+2     usage or configuration error: nothing was sent (click's convention)
+3     pending or interrupted: not final yet; the printed command resumes it
+====  =====================================================================================
+
+Secrets never come from command-line arguments (they show in ``ps``): the config file refers to them as
+``${NAME}``, read from the environment or from ``--env-file``. Modules: :mod:`.exits` (the table above and
+how errors are printed), :mod:`.config_file` (config and env files), :mod:`.state_file` (``--state``),
+:mod:`.requests` (the request commands and ``check``), :mod:`.render` (what is shown).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from connector_mparticle.cli.exits import (
+    EXIT_CODES,
+    EXIT_COMPLETED,
+    EXIT_FAILED,
+    EXIT_PENDING,
+    EXIT_USAGE,
+    report,
+)
+from connector_mparticle.cli.privacy_requests import check_command, request_command
+from connector_mparticle.sandbox.cli import sandbox_command
+
+__all__ = ["EXIT_COMPLETED", "EXIT_FAILED", "EXIT_PENDING", "EXIT_USAGE", "main"]
+
+
+class _Main(click.Group):
+    """The command group; every error, click's own included, is printed once and ends with the table's code."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as error:
+            sys.exit(report(error, as_json="--json" in argv))
+        except click.exceptions.Abort:  # Ctrl-C outside a request (which handles its own)
+            click.echo("Interrupted.", err=True)
+            sys.exit(EXIT_PENDING)
+        except Exception as error:  # noqa: BLE001 - a defect must not show a traceback that may quote a secret
+            click.echo(f"Error: mparticle-dsr failed unexpectedly ({type(error).__name__}); nothing more is "
+                       "shown because the details could hold personal data or a secret. Please report it.",
+                       err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_COMPLETED)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.version_option(package_name="connector-mparticle")
+def main() -> None:
+    """Privacy requests (access, deletion, opt-out) in mParticle, one at a time, by hand.
+
+    New here? Run `mparticle-dsr demo`, or `mparticle-dsr sandbox --write-config mparticle.yaml` in one
+    terminal and `mparticle-dsr check --config mparticle.yaml --env-file mparticle.env` in another.
+    """
+
+
+def _demo() -> click.Command:
+    from connector_mparticle.cli.demo import demo_command
+
+    return demo_command
+
+
+main.add_command(_demo())
+main.add_command(sandbox_command)
+main.add_command(check_command)
+main.add_command(request_command("access", "access", "Get a copy of the subject's data (OpenDSR access)."))
+main.add_command(request_command("deletion", "delete", "Erase the subject (OpenDSR erasure), then verify it."))
+main.add_command(request_command("opt_out", "opt-out", "Record the subject's opt-out as consent state."))

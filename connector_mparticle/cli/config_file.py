@@ -1,0 +1,162 @@
+"""Read the connector config file and the env file, and load the connector through the framework as a host does.
+
+Everything here is local: a problem found here ends the command (exit 2) before anything is sent. Beyond
+the framework's own validation it adds what a person at a terminal needs: the file, line and column of a
+YAML error, "did you mean" for a misspelled setting, the ``--env-file`` hint for missing variables, and a
+warning when a secret is written in the file instead of as a ``${NAME}`` reference.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connector_mparticle.cli.exits import CliError
+from dsr_framework.config import ConfigFileError, read_config_file, read_env_file
+from dsr_framework.host import ConnectorHandle, load_host
+from dsr_framework.manifest import load_manifest
+from dsr_framework.validation import secret_paths
+
+__all__ = ["LoadedConnector", "load_connector", "setup_logging"]
+
+CONNECTOR = "mparticle"
+#: Regulations a request can carry; the config's ``from_request`` means "each request's own".
+REGULATIONS = ("gdpr", "ccpa")
+
+
+@dataclass(frozen=True)
+class LoadedConnector:
+    """The loaded connector and the regulation new requests get when ``--regulation`` is not given."""
+
+    handle: ConnectorHandle
+    default_regulation: str
+
+
+def setup_logging(verbose: bool) -> None:
+    """Logs go to stderr only with ``--verbose``: the command prints every problem itself, once."""
+    root = logging.getLogger()
+    if verbose:
+        handler: logging.Handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.setLevel(logging.INFO)
+    else:
+        handler = logging.NullHandler()  # keeps logging's last-resort handler from printing warnings
+    root.addHandler(handler)
+
+
+def _schema() -> dict[str, Any]:
+    return load_manifest(importlib.import_module("connector_mparticle.plugin")).credentials_schema()
+
+
+def _properties(node: Mapping[str, Any], defs: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The properties an object schema allows (through ``$ref`` and ``oneOf`` branches), and if it is closed."""
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _properties(defs.get(ref.removeprefix("#/$defs/"), {}), defs)
+    properties = dict(node.get("properties", {}))
+    closed = node.get("additionalProperties") is False
+    for branch in node.get("oneOf", []) + node.get("anyOf", []):
+        more, branch_closed = _properties(branch, defs)
+        properties.update(more)
+        closed = closed or branch_closed
+    return properties, closed
+
+
+def unknown_key_hints(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """``$.pollin: did you mean 'polling'?`` for each setting the schema does not know, where a close name exists."""
+    defs = schema.get("$defs", {})
+    hints: list[str] = []
+
+    def walk(node: Any, sub: Mapping[str, Any], path: str) -> None:
+        if not isinstance(node, Mapping):
+            return
+        properties, closed = _properties(sub, defs)
+        for key, value in node.items():
+            if key in properties:
+                walk(value, properties[key], f"{path}.{key}")
+            elif closed:
+                close = difflib.get_close_matches(str(key), list(properties), n=1, cutoff=0.6)
+                if close:
+                    hints.append(f"{path}.{key}: unknown setting; did you mean '{close[0]}'?")
+
+    walk(config, schema, "$")
+    return hints
+
+
+def literal_secrets(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Iterator[str]:
+    """JSON paths of secrets written in the file as values rather than ``${NAME}`` references."""
+
+    def visit(node: Any, path: tuple[str, ...], shown: str) -> Iterator[str]:
+        if not path:
+            if isinstance(node, str) and node and "${" not in node:
+                yield shown
+            return
+        head, rest = path[0], path[1:]
+        if isinstance(node, Mapping):
+            keys = list(node) if head == "*" else [head] if head in node else []
+            for key in keys:
+                yield from visit(node[key], rest, f"{shown}.{key}")
+        elif isinstance(node, list) and head == "*":
+            for index, item in enumerate(node):
+                yield from visit(item, rest, f"{shown}[{index}]")
+
+    for secret in sorted(set(secret_paths(schema))):
+        yield from visit(config, secret, "$")
+
+
+def _env_name(path: str) -> str:
+    return "MP_" + "_".join(part.upper() for part in path.removeprefix("$.").replace("[", ".").replace("]", "")
+                            .split(".") if part and part != "auth")
+
+
+def read_environment(env_file: Path | None) -> dict[str, str]:
+    """The process environment, with ``--env-file``'s values on top (the file given on purpose wins)."""
+    environ = dict(os.environ)
+    if env_file is not None:
+        try:
+            environ.update(read_env_file(env_file))
+        except ConfigFileError as exc:
+            raise CliError(str(exc), ["each line is KEY=VALUE (quotes, # comments and 'export' are allowed)"],
+                           kind="configuration") from None
+    return environ
+
+
+def load_connector(config_path: Path, env_file: Path | None, warn: Callable[[str], None]) -> LoadedConnector:
+    """Validate everything about the configuration locally and load the connector; :class:`CliError` if not.
+
+    The connector is loaded with ``regulation: from_request`` so that the regulation each request carries
+    (``--regulation``, else the config's ``regulation``) is the one sent to mParticle, stored and shown.
+    """
+    try:
+        raw = read_config_file(config_path)
+    except ConfigFileError as exc:
+        raise CliError(str(exc), kind="configuration") from None
+    if not isinstance(raw, Mapping):
+        raise CliError(f"{config_path} must hold a mapping of connector settings (pod:, dsr:, inputs:, ...)",
+                       kind="configuration")
+    schema = _schema()
+    for path in literal_secrets(raw, schema):
+        warn(f"{config_path} holds a secret as plain text at {path}; it works, but keep secrets out of files: "
+             f'write "${{{_env_name(path)}}}" there and set {_env_name(path)} in the environment or an --env-file')
+    configured = raw.get("regulation", "gdpr")
+    settings = dict(raw)
+    if configured in (*REGULATIONS, "from_request"):  # an invalid value is left for validation to report
+        settings["regulation"] = "from_request"
+    environ = read_environment(env_file)
+    host = load_host({"connectors": {CONNECTOR: {"enabled": True, "config": settings}}}, environ=environ)
+    for problem in host.problems:
+        if problem.stage == "environment":
+            hint = (f"add them to {env_file} (KEY=VALUE lines) or set them in the environment" if env_file else
+                    "set them in the environment, or write KEY=VALUE lines in a file and pass --env-file FILE")
+            raise CliError(f"{config_path}: {problem.message}", [hint], kind="configuration")
+        if problem.stage == "config":
+            raise CliError(f"{config_path}: {problem.message}", unknown_key_hints(raw, schema), kind="configuration")
+        raise CliError(str(problem), kind="configuration")
+    default = configured if configured in REGULATIONS else "gdpr"
+    return LoadedConnector(host.connector(CONNECTOR), default)

@@ -1,0 +1,129 @@
+"""What the command line shows: check and result tables, durations in words, progress while waiting.
+
+Texts people copy (file paths, commands) are printed on their own lines with ``soft_wrap`` so they are
+never cut or folded at the terminal's width.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dsr_framework import DsrRequest, Result
+from dsr_framework.models import ConnectionResult, format_time
+from dsr_framework.redact import mask_email
+
+__all__ = ["STATUS_STYLE", "checks_table", "describe_request", "human_duration", "mask_identifier",
+           "print_copyable", "result_table", "waiting_line"]
+
+STATUS_STYLE = {"completed": "green", "failed": "red", "pending": "yellow"}
+_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+
+
+def human_duration(seconds: float) -> str:
+    """``4 min 10 s``, ``2 d 3 h``, ``0.4 s``: the two largest units, rounded up so a wait is never understated."""
+    if seconds < 10:
+        return f"{max(seconds, 0):.1f} s"
+    left = math.ceil(seconds)
+    parts: list[str] = []
+    for name, size in _UNITS:
+        if left >= size or (name == "s" and not parts):
+            parts.append(f"{left // size} {name}")
+            left %= size
+        if len(parts) == 2:
+            break
+    return " ".join(p for p in parts if not p.startswith("0 ")) or "0 s"
+
+
+def mask_identifier(name: str, value: str) -> str:
+    """An identifier as it may be shown: emails as ``j***@e***.com``, others as their first two characters."""
+    if name == "email":
+        return mask_email(value)
+    return f"{value[:2]}***" if len(value) > 4 else "***"
+
+
+def describe_request(request: DsrRequest) -> str:
+    """``deletion cli-… (gdpr) for email j***@e***.com``: the request as it will be sent, identifiers masked."""
+    who = ", ".join(f"{name} {mask_identifier(name, value)}" for name, value in sorted(request.identities.items()))
+    return f"{request.type} {request.request_id} ({request.regulation}) for {who}"
+
+
+def checks_table(result: ConnectionResult) -> Table:
+    """One row per check; the details column wraps rather than cutting the message."""
+    table = Table(title="Connection checks", show_lines=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("latency", justify="right", no_wrap=True)
+    table.add_column("details", overflow="fold")
+    for check in result.checks:
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]failed[/]",
+                      f"{check.latency_ms:.0f} ms" if check.latency_ms is not None else "", Text(check.message))
+    return table
+
+
+def _until(when: datetime) -> str:
+    return human_duration((when - datetime.now(UTC)).total_seconds())
+
+
+def result_table(result: Result, request: DsrRequest | None = None, verbose: bool = False) -> Table:
+    """The result's status, message and next check; files are printed separately, in full."""
+    table = Table(show_header=False, title=f"{result.request_type} {result.request_id}")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("status", f"[{STATUS_STYLE[result.status]}]{result.status}[/]")
+    if request is not None:
+        table.add_row("regulation", request.regulation)
+    table.add_row("message", Text(result.message))
+    if result.error is not None:
+        table.add_row("error class", result.error.error_class)
+    if result.next_check_at is not None:
+        table.add_row("next check", f"in {_until(result.next_check_at)} ({format_time(result.next_check_at)})")
+    for line in receipt_lines(result):
+        table.add_row("receipt", Text(line))
+    if verbose:
+        for event in result.audit:
+            table.add_row(format_time(event.at), Text(f"{event.action}: {event.outcome}"))
+    return table
+
+
+def receipt_lines(result: Result) -> list[str]:
+    """One line per mParticle acknowledgement in the result: verified or not, and by which certificate."""
+    lines = []
+    for receipt in result.summary.get("receipts") or ():
+        if not isinstance(receipt, dict):
+            continue
+        line = f"request {receipt.get('subject_request_id')}: "
+        certificate = receipt.get("certificate") or {}
+        if receipt.get("verified"):
+            line += (f"signed by {receipt.get('processor_domain')}, signature verified "
+                     f"(certificate sha256 {str(certificate.get('sha256'))[:16]}…)")
+        else:
+            line += f"NOT verified ({receipt.get('reason')}: {receipt.get('detail')})"
+        lines.append(line)
+    return lines
+
+
+def print_copyable(console: Console, label: str, text: str) -> None:
+    """A label, then ``text`` indented on its own line, never cut or folded (paths, commands)."""
+    console.print(label)
+    console.print(Text(f"  {text}"), soft_wrap=True, highlight=False)
+
+
+def print_result(console: Console, result: Result, request: DsrRequest | None, verbose: bool) -> None:
+    """The result table, then every file's path on its own line."""
+    console.print(result_table(result, request, verbose))
+    for file in result.files:
+        print_copyable(console, f"file ({file.size_bytes:,} bytes, sha256 {file.sha256[:12]}…):", file.path)
+
+
+def waiting_line(request: DsrRequest, result: Result) -> str:
+    """``deletion T-1: mParticle says in_progress; next check in 4 min 10 s (…Z)``."""
+    status = result.summary.get("mparticle_status") or "submitted"
+    line = f"{request.type} {request.request_id}: mParticle says {status}"
+    if result.next_check_at is not None:
+        line += f"; next check in {_until(result.next_check_at)} ({format_time(result.next_check_at)})"
+    return line

@@ -1,0 +1,49 @@
+"""What each hook does in mParticle, as bounded steps that return a result.
+
+* :mod:`~connector_mparticle.flows.common`: the asynchronous lifecycle access and deletion share;
+* :mod:`~connector_mparticle.flows.access`, :mod:`~connector_mparticle.flows.deletion`: how each finishes;
+* :mod:`~connector_mparticle.flows.opt_out`: synchronous consent update;
+* :mod:`~connector_mparticle.flows.connection`: the connection test;
+* :mod:`~connector_mparticle.flows.state`: the resumable state the host stores.
+
+:func:`run` is the one entry point: it runs a request step under the call's deadline
+(``timeouts.total_seconds``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector_mparticle.connector import MParticleConnector
+from dsr_framework.models import ConnectionResult, DsrRequest, Result
+
+__all__ = ["check_connection", "run"]
+
+
+def run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
+    """One bounded step of ``request`` (access, deletion or opt-out)."""
+    from connector_mparticle.errors import MParticleError
+    from connector_mparticle.flows.access import finish_access
+    from connector_mparticle.flows.common import Flow
+    from connector_mparticle.flows.deletion import finish_deletion
+    from connector_mparticle.flows.opt_out import opt_out
+    from connector_mparticle.http.deadline import bounded
+
+    with bounded(conn.settings.total_seconds, f"the {request.type} call"):
+        if request.type == "opt_out":
+            return opt_out(conn, request, state)
+        kind, finish = ("access", finish_access) if request.type == "access" else ("erasure", finish_deletion)
+        try:
+            flow = Flow(conn, request, state, kind)
+        except MParticleError as exc:  # the request names nothing mParticle knows
+            return Result.failed(request, exc.error_class, conn.redactor(exc.message))
+        return flow.run(finish)
+
+
+def check_connection(conn: MParticleConnector) -> ConnectionResult:
+    """The connection test, under the call's deadline."""
+    from connector_mparticle.flows.connection import test_connection
+    from connector_mparticle.http.deadline import bounded
+
+    with bounded(conn.settings.total_seconds, "the connection test"):
+        return test_connection(conn)

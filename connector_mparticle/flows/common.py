@@ -1,0 +1,246 @@
+"""The lifecycle shared by access and deletion: submit each OpenDSR request (or find the earlier submission),
+check their status, and return ``pending`` with the state and the next check time until mParticle has
+completed them all.
+
+Every call is one bounded step. Every failure becomes a classified result; a status that is not a verdict
+(an outage, a malformed answer, the call running out of time) keeps the request pending with its state.
+Everything returned passes through the redactor, whatever a server sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector_mparticle.api.opendsr import DsrStatus
+from connector_mparticle.api.receipts import describe
+from connector_mparticle.connector import MParticleConnector
+from connector_mparticle.errors import (
+    AlreadyExistsError,
+    ConfigurationError,
+    ConflictError,
+    MParticleError,
+    NotFoundError,
+    OutOfTimeError,
+    RejectedError,
+    RetryLaterError,
+)
+from connector_mparticle.flows.schedule import next_check
+from connector_mparticle.flows.signed import NotYetVerified, SignedAnswers
+from connector_mparticle.flows.state import Part, RequestState, state_key
+from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regulation
+from connector_mparticle.http.transport import encode_json
+from dsr_framework.models import AuditEvent, DsrRequest, FailureInfo, OutputFile, Result, Status, format_time, utcnow
+from dsr_framework.redact import redact_strings
+
+__all__ = ["Flow"]
+
+Finish = Callable[["Flow", dict[str, DsrStatus]], Result]
+
+
+class Flow:
+    """One call's work on one asynchronous host request (``access`` or ``erasure``)."""
+
+    def __init__(self, conn: MParticleConnector, request: DsrRequest, state: Any, request_type: str) -> None:
+        self.conn = conn
+        self.settings = conn.settings
+        self.request = request
+        self.request_type = request_type
+        self.regulation = regulation(request, conn.settings)
+        self.subject = Subject.of(request, conn.settings)
+        self.groups = self.subject.groups(request, conn.settings, request_type)
+        self._key = state_key(conn.settings.dsr_auth.secrets())
+        self.state = RequestState.from_dict(state, [g.subject_request_id for g in self.groups], self._key)
+        self.trail = self.state.audit_events() if self.state else []
+        self.signed = SignedAnswers(conn, self.note, self._sent)
+        self.now = utcnow()
+        if state is not None and self.state is None:
+            self.note("resume", "the state passed in was not written by this connector for this request (or the "
+                      "DSR credentials changed): ignored, resuming from mParticle's own record")
+
+    def _sent(self, subject_request_id: str) -> bytes:
+        """The exact bytes of the submission of one of this request's OpenDSR requests (deterministic)."""
+        group = next(g for g in self.groups if g.subject_request_id == subject_request_id)
+        return encode_json(dsr_body(self.request, self.settings, self.request_type, group))
+
+    @property
+    def subject_ids(self) -> list[str]:
+        return [g.subject_request_id for g in self.groups]
+
+    # -- results ----------------------------------------------------------------------------------------
+
+    def note(self, action: str, outcome: str, **detail: Any) -> None:
+        self.trail.append(AuditEvent(action, outcome, {k: v for k, v in detail.items() if v is not None}))
+
+    def result(self, status: Status, message: str, *, error: FailureInfo | None = None,
+               next_at: datetime | None = None, files: tuple[OutputFile, ...] = (),
+               summary: dict[str, Any] | None = None) -> Result:
+        redactor = self.conn.redactor
+        if status == "completed" and self.state is not None:  # the evidence, at the end of the trail too
+            for part in self.state.parts:
+                self.note("receipt", describe(part.receipt) if part.receipt else "no signed answer was seen",
+                          subject_request_id=part.subject_request_id, receipt=part.receipt)
+        trail = tuple(AuditEvent(e.action, redactor(e.outcome), redact_strings(e.detail, redactor.hide), e.at)
+                      for e in self.trail)
+        state = None
+        if status == "pending":
+            assert self.state is not None
+            self.state.audit = [e.to_dict() for e in trail]
+            state = self.state.to_dict(self._key)
+        base: dict[str, Any] = {"subject_request_id": self.subject_ids[0] if self.subject_ids else None,
+                                "subject_request_ids": self.subject_ids, "request_type": self.request_type,
+                                "regulation": self.regulation,
+                                "identifiers_sent": sorted({i.kind.name for g in self.groups for i in g.identifiers})}
+        if self.subject.unused:
+            base["identifiers_not_used"] = dict(self.subject.unused)
+        if self.state is not None:
+            base["receipts"] = [p.receipt for p in self.state.parts if p.receipt is not None]
+        if status != "failed" and self.state is not None and (warning := self.signed.warning(self.state.parts)):
+            message = f"{message}; {warning}"
+        if error is not None:
+            error = FailureInfo(error.error_class, redactor(error.message), error.retry_after)
+        return Result(self.request.request_id, self.request.type, status, redactor(message), state=state,
+                      next_check_at=next_at, error=error, audit=trail, files=files,
+                      summary=redact_strings({**base, **(summary or {})}, redactor.hide))
+
+    def failed(self, exc: MParticleError) -> Result:
+        message = self.conn.redactor(exc.message)
+        retry = exc.retry_after if isinstance(exc, RetryLaterError) else None
+        self.note("stop", f"failed ({exc.error_class})", message=message)
+        return self.result("failed", message, error=FailureInfo(exc.error_class, message, retry))
+
+    def waiting(self, message: str, *, after: datetime | None = None) -> Result:
+        assert self.state is not None
+        expected = self.state.expected
+        if after is None:
+            now = utcnow()  # not self.now: the calls made since the step began take time too
+            if expected is not None and now >= expected:
+                self.state.overdue_checks += 1
+            after = next_check(now, expected, self.state.overdue_checks, self.settings.poll_min_seconds,
+                               self.settings.poll_max_seconds)
+        return self.result("pending", message, next_at=after, summary={
+            "mparticle_status": self.state.last_status,
+            "expected_completion_time": format_time(expected) if expected else None,
+            "status_checks": self.state.status_checks})
+
+    def retry_soon(self, exc: RetryLaterError, why: str | None = None) -> Result:
+        """Keep the request pending after a condition that is not a verdict (an outage, a malformed answer,
+        the call running out of time): check again after ``Retry-After`` or the minimum interval."""
+        if why is None:
+            why = "this call ran out of time" if isinstance(exc, OutOfTimeError) else "mParticle could not be reached"
+            why = f"{why} just now ({exc.message})"
+        self.note("wait", f"{why}; will try again", reason=exc.message)
+        after = max(exc.retry_after or self.now, utcnow() + timedelta(seconds=self.settings.poll_min_seconds))
+        return self.waiting(f"{why}; the {self.request_type} request is still pending", after=after)
+
+    # -- steps ------------------------------------------------------------------------------------------
+
+    def submit(self, group: DsrGroup) -> Part:
+        """Submit ``group``'s OpenDSR request, or find the earlier submission."""
+        body = dsr_body(self.request, self.settings, self.request_type, group)
+        what = f"submit {self.request_type} request" + (" (mpid alone)" if group.label == "mpid" else "")
+        try:
+            submitted = self.conn.dsr.submit(body)
+        except RejectedError as exc:
+            if exc.status != 400 or not self._exists(exc, group.subject_request_id):
+                raise
+            self.note(what, "already exists: resuming the earlier submission",
+                      subject_request_id=group.subject_request_id)
+            return Part(group.subject_request_id, group.label)
+        expected = format_time(submitted.expected_completion_time) if submitted.expected_completion_time else None
+        evidence = self.signed.acknowledgement(submitted.answer, group.subject_request_id, group.label,
+                                               encode_json(body))
+        self.note(what, f"HTTP {submitted.status}; acknowledgement {describe(evidence)}",
+                  subject_request_id=group.subject_request_id, group_id=self.request.request_id,
+                  regulation=self.regulation, identities=sorted(i.kind.name for i in group.identifiers),
+                  expected_completion_time=expected, attempts=submitted.attempts, receipt=evidence)
+        return Part(group.subject_request_id, group.label, "pending", expected, evidence)
+
+    def _exists(self, refusal: RejectedError, subject_request_id: str) -> bool:
+        """After a 400 to a submission: does mParticle already have our request? ("Subject request already
+        exists" says so, but the lookup also covers a reworded or unreadable error body.)"""
+        if isinstance(refusal, AlreadyExistsError):
+            return True
+        try:
+            self.conn.dsr.status(subject_request_id)
+        except NotFoundError:
+            return False
+        return True
+
+    def check(self, part: Part) -> DsrStatus:
+        assert self.state is not None
+        status = self.conn.dsr.status(part.subject_request_id)
+        self.signed.status(part, status)
+        self.state.status_checks += 1
+        part.last_status = status.request_status
+        if status.expected_completion_time is not None:
+            part.expected_completion_time = format_time(status.expected_completion_time)
+        self.note("check status", status.request_status, subject_request_id=part.subject_request_id,
+                  expected_completion_time=part.expected_completion_time)
+        return status
+
+    def _submit_missing(self) -> bool:
+        """Submit every group the state does not hold yet; True when any was new."""
+        if self.state is None:
+            self.state = RequestState([], submitted_at=format_time(self.now))
+        new = False
+        for group in self.groups:
+            if self.state.part(group.subject_request_id) is None:
+                part = self.submit(group)
+                self.state.parts.append(part)
+                new = new or part.last_status == "pending"
+                if self.signed.strict and not (part.receipt and part.receipt["verified"]):
+                    break  # strict: nothing further is sent until this answer is verified (SignedAnswers.gate)
+        return new
+
+    def _advance(self, finish: Finish) -> Result:
+        assert self.state is not None
+        if self.state.phase == "verifying":
+            return finish(self, {})
+        statuses = {p.subject_request_id: self.check(p) for p in self.state.parts if not p.done}
+        if any(s.request_status == "cancelled" for s in statuses.values()):
+            return self.failed(RejectedError(
+                f"the {self.request_type} request was cancelled in mParticle (in its dashboard or through the "
+                "API) before it ran; submit a new request if it is still needed", api="dsr"))
+        if not all(p.done for p in self.state.parts):
+            return self.waiting(f"mParticle reports the {self.request_type} request {self.state.last_status}")
+        if self.request_type == "erasure":
+            self.state.phase = "verifying"  # a retry resumes at verification, without asking mParticle again
+        return finish(self, statuses)
+
+    def run(self, finish: Finish) -> Result:
+        try:
+            if not self.groups:
+                raise ConfigurationError(
+                    f"none of the request's identifiers can be sent to mParticle's DSR API (it takes email, "
+                    f"customer_id, phone numbers, other ids, device ids and an mpid); this request has "
+                    f"{', '.join(sorted(i.kind.name for i in self.subject.identifiers))}")
+            if self.state is not None:
+                self.signed.reverify(self.state.parts)
+                self.signed.gate(self.state.parts, self.check)
+            fresh = self.state is None or len(self.state.parts) < len(self.groups)
+            if fresh and self._submit_missing():
+                assert self.state is not None
+                self.signed.gate(self.state.parts, self.check)
+                return self.waiting(f"submitted the {self.request_type} request to mParticle; it is pending")
+            return self._advance(finish)
+        except NotYetVerified as exc:
+            return self.retry_soon(exc, exc.message) if self.state and self.state.parts else self.failed(exc)
+        except ConflictError as exc:
+            return self.failed(ConflictError(
+                f"mParticle already has an identical {self.request_type} request in progress for these identities "
+                f"under another request id, so nothing was submitted; try again once it completes ({exc.message})",
+                api="dsr", status=409))
+        except NotFoundError as exc:
+            if self.state is None or not self.state.parts or exc.api != "dsr":
+                return self.failed(exc)
+            return self.failed(RejectedError(
+                f"mParticle no longer knows request {self.state.parts[0].subject_request_id} (it keeps requests "
+                "for up to a year)", api="dsr", status=404))
+        except RetryLaterError as exc:
+            if self.state is None or not self.state.parts:
+                return self.failed(exc)
+            return self.retry_soon(exc)
+        except MParticleError as exc:
+            return self.failed(exc)

@@ -1,0 +1,98 @@
+"""Deletion: once mParticle completes every erasure, confirm that the subject's profiles are gone.
+
+Each identifier is checked with the API that can answer for its type (:mod:`connector_mparticle.flows.lookup`):
+"gone" is mParticle saying so. A profile still found is checked again over the grace period, then the deletion
+fails as ``verification``. What cannot be checked (a type no API searches, an mpid without the Profile API,
+known profiles the request cannot reach without a login id) is named in the message, the summary and the audit
+trail; with ``verification.unverifiable: fail`` it fails the deletion as ``verification`` instead.
+
+mParticle's signed acknowledgements (:mod:`connector_mparticle.api.receipts`) are in the result's summary and audit
+trail, and in ``mparticle-erasure-…-receipt.json`` when the request has an output directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from connector_mparticle.api.opendsr import DsrStatus
+from connector_mparticle.api.receipts import document
+from connector_mparticle.errors import VerificationError
+from connector_mparticle.flows.common import Flow
+from connector_mparticle.flows.lookup import blind_spot, check
+from connector_mparticle.flows.subject import safe_file_stem
+from dsr_framework.models import OutputFile, Result
+
+__all__ = ["finish_deletion"]
+
+
+def finish_deletion(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
+    """Confirm the erasure; re-check a profile still found over the grace period."""
+    assert flow.state is not None
+    settings = flow.settings
+    checks = [check(flow.conn, flow.subject, identifier) for identifier in flow.subject.identifiers]
+    for c in checks:
+        outcome = "not checkable" if c.found is None else "still found" if c.found else "not found"
+        flow.note(f"verify erasure: {c.identifier.kind.name} by {c.via}", outcome, mpid=c.mpid, why=c.why or None)
+    flow.state.verify_attempts += 1
+    still_found = sorted({c.identifier.kind.name for c in checks if c.found})
+    if still_found:
+        return _still_found(flow, still_found)
+    unverifiable = [f"{c.identifier.kind.name} ({c.why})" for c in checks if c.found is None]
+    if (limit := blind_spot(flow.conn, flow.subject)) is not None:
+        unverifiable.append(limit)
+    verified = sorted(c.identifier.kind.name for c in checks if c.found is False)
+    summary = {"verified": not unverifiable, "verified_identifiers": verified, "not_verifiable": unverifiable,
+               "verification_searches": flow.state.verify_attempts}
+    if unverifiable and settings.unverifiable == "fail":
+        return flow.failed(VerificationError(
+            "mParticle completed the erasure, but it cannot be fully verified: " + "; ".join(unverifiable)))
+    message = "mParticle completed the erasure, and " + (
+        f"checks by {', '.join(verified)} find no profile" if verified else "nothing could be checked")
+    if unverifiable:
+        message += "; not verifiable: " + "; ".join(unverifiable)
+    return flow.result("completed", message, summary=summary, files=_receipt_file(flow))
+
+
+def _receipt_file(flow: Flow) -> tuple[OutputFile, ...]:
+    """With an output directory, the receipts also go to ``mparticle-erasure-…-receipt.json`` (written under a
+    unique temporary name, then renamed). The erasure is done either way: a file that cannot be written is
+    noted, and the receipts stay in the summary."""
+    assert flow.state is not None
+    if not flow.request.output_dir:
+        return ()
+    data = document(flow.request.request_id, flow.request_type, flow.regulation,
+                    [p.receipt for p in flow.state.parts if p.receipt])
+    folder = Path(flow.request.output_dir).absolute()
+    final = folder / f"mparticle-erasure-{safe_file_stem(flow.request.request_id)}-receipt.json"
+    temp = folder / f".{final.name}.{uuid.uuid4().hex[:12]}.part"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with temp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        flow.note("receipt file", f"not written ({type(exc).__name__}); the receipts are in the summary")
+        return ()
+    return (OutputFile(str(final), "application/json", len(data), hashlib.sha256(data).hexdigest(),
+                       "mParticle's signed acknowledgements (receipts)"),)
+
+
+def _still_found(flow: Flow, still_found: list[str]) -> Result:
+    assert flow.state is not None
+    settings = flow.settings
+    if flow.state.verify_attempts >= settings.verify_attempts:
+        return flow.failed(VerificationError(
+            f"mParticle reports the erasure complete, but a profile still matches {', '.join(still_found)} after "
+            f"{flow.state.verify_attempts} check(s) over {settings.verify_grace_seconds:g}s; new data about the "
+            "subject may have arrived after the erasure (erasure does not block it), or the erasure missed a profile"))
+    interval = settings.verify_grace_seconds / max(1, settings.verify_attempts - 1)
+    after = flow.now + timedelta(seconds=min(max(interval, settings.poll_min_seconds), settings.poll_max_seconds))
+    return flow.waiting(f"mParticle reports the erasure complete, but a profile still matches "
+                        f"{', '.join(still_found)}; checking again", after=after)

@@ -1,0 +1,224 @@
+"""Credentials bound to the origin they belong to, attached at send time or not at all.
+
+Every credential object knows its ``origin`` (from :mod:`connector_mparticle.http.urls`). ``requests``
+calls it with the *prepared* request, after the URL has been parsed the way the connection will be opened;
+it adds its ``Authorization`` header only when that request's origin is its own. So no code path (a
+results download on another host, a redirect target, a misrouted call) can hand credentials elsewhere.
+
+* :class:`BasicAuth`: HTTP Basic with a key and secret (mParticle's DSR, Events and Identity APIs).
+* :class:`BearerAuth`: a bearer token from a :class:`TokenSource` (OAuth 2.0 client credentials, which
+  mParticle documents for its Platform and Profile APIs).
+
+``refresh()`` is what the transport calls after a 401/403: True when trying again with fresh credentials
+could help (a new OAuth token), False when it cannot (a fixed key and secret).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import requests
+
+from connector_mparticle.errors import AuthenticationError, RejectedError, RetryLaterError, UnsafeResponseError
+from connector_mparticle.http.deadline import current
+from connector_mparticle.http.session import TokenSession
+from connector_mparticle.http.urls import Origin, UrlRefused, origin_of
+from dsr_framework.redact import Redactor
+
+__all__ = ["BasicAuth", "BearerAuth", "OriginAuth", "TokenSource"]
+
+#: When a token response carries no ``expires_in``, assume this lifetime and rely on the 401 refetch.
+ASSUMED_LIFETIME_SECONDS = 3600.0
+TOKEN_TIMEOUT = (5.0, 15.0)  #: mParticle: the first token request can take 1-3 s
+
+
+class OriginAuth(Protocol):
+    """A credential that goes only to ``origin``."""
+
+    origin: Origin
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest: ...
+
+    def refresh(self) -> bool: ...
+
+
+def _same_origin(request: requests.PreparedRequest, origin: Origin) -> bool:
+    try:
+        return origin_of(request.url or "") == origin
+    except UrlRefused:
+        return False
+
+
+class BasicAuth(requests.auth.AuthBase):
+    """HTTP Basic, added only to requests for ``origin``."""
+
+    def __init__(self, origin: Origin, key: str, secret: str) -> None:
+        self.origin = origin
+        self._header = requests.auth._basic_auth_str(key, secret)
+
+    def __repr__(self) -> str:
+        return f"BasicAuth(origin={str(self.origin)!r})"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if _same_origin(request, self.origin):
+            request.headers["Authorization"] = self._header
+        return request
+
+    def refresh(self) -> bool:
+        return False  # a key and secret do not change by asking again
+
+
+class TokenSource:
+    """OAuth 2.0 client-credentials tokens from one token endpoint, cached until shortly before they expire.
+
+    The fetch goes through requests-oauthlib on a :class:`TokenSession` (no redirects, so the client
+    secret reaches only ``token_url``'s origin, and a token is only ever taken from that endpoint), with the
+    JSON body mParticle documents. Every token obtained is registered with ``redactor``, so it is hidden
+    like a configured secret. requests-oauthlib has no refresh for this grant (``auto_refresh_url`` posts a
+    refresh-token grant, which fails), so expiry is handled here by fetching again.
+    """
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str, audience: str, *, verify: bool | str,
+                 redactor: Redactor, api: str, leeway: float = 60.0) -> None:
+        self.origin = origin_of(token_url)
+        self.api = api
+        self._token_url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._audience = audience
+        self._verify = verify
+        self._redactor = redactor
+        self._leeway = leeway
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def __repr__(self) -> str:
+        return f"TokenSource(origin={str(self.origin)!r}, client_id={self._client_id!r})"
+
+    def token(self) -> str:
+        """A valid access token, fetched if there is none or it expires within the leeway."""
+        with self._lock:
+            if self._token is None or time.monotonic() >= self._expires_at - self._leeway:
+                self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self) -> None:
+        """Forget the token (after a 401) so the next request fetches a new one."""
+        with self._lock:
+            self._token = None
+
+    def _fetch(self) -> None:
+        from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
+
+        session = TokenSession(verify=self._verify, client=BackendApplicationClient(client_id=self._client_id))
+        session.register_compliance_hook("access_token_request", _json_body)
+        # A response hook runs inside the request, before requests-oauthlib logs the response at DEBUG.
+        session.hooks["response"].append(self._read_response)
+        deadline = current()  # the session caps every timeout by it
+        try:
+            with _insecure_transport_for(self.origin):
+                token: dict[str, Any] = session.fetch_token(
+                    token_url=self._token_url, client_id=self._client_id, client_secret=self._client_secret,
+                    include_client_id=True, audience=self._audience, timeout=TOKEN_TIMEOUT)
+        except OAuth2Error as exc:
+            raise AuthenticationError(
+                f"the OAuth token endpoint refused the client id and secret for the {self.api} API "
+                f"({self._redactor.scrub(str(exc.error))})", api=self.api) from exc
+        except requests.exceptions.SSLError as exc:  # a ConnectionError, but retrying cannot fix it
+            raise RejectedError("the OAuth token endpoint's TLS certificate could not be verified "
+                                f"({type(exc).__name__}); check trust_store", api=self.api) from exc
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            if deadline is not None and deadline.expired:
+                raise deadline.error() from exc
+            raise RetryLaterError(f"the OAuth token endpoint could not be reached ({type(exc).__name__})",
+                                  api=self.api) from exc
+        except (requests.RequestException, ValueError) as exc:
+            raise AuthenticationError(f"the OAuth token endpoint gave an unusable answer ({type(exc).__name__})",
+                                      api=self.api) from exc
+        finally:
+            session.close()
+        access = token.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise AuthenticationError("the OAuth token endpoint returned no access token", api=self.api)
+        self._redactor.register(access)
+        lifetime = token.get("expires_in")
+        seconds = float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else ASSUMED_LIFETIME_SECONDS
+        self._token = access
+        self._expires_at = time.monotonic() + seconds
+        self.fetches += 1
+
+    def _read_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        """Classify what is not a token answer, and hide the token before anything can log it."""
+        status = response.status_code
+        if 300 <= status < 400:
+            raise UnsafeResponseError("the OAuth token endpoint answered with a redirect, which is never followed "
+                                      "(the client secret goes only to token_url)", api=self.api, status=status)
+        if status == 429 or status >= 500:
+            raise RetryLaterError(f"the OAuth token endpoint is not answering normally (HTTP {status})",
+                                  api=self.api, status=status)
+        try:
+            body = response.json()
+        except ValueError:
+            return response  # requests-oauthlib reports it as an unusable answer
+        if isinstance(body, dict) and isinstance(body.get("access_token"), str):
+            self._redactor.register(body["access_token"])
+        return response
+
+
+def _json_body(url: str, headers: dict[str, str],
+               request: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """mParticle documents a JSON body for its token endpoint; requests-oauthlib writes a form body."""
+    form = request.pop("data", {})
+    fields = dict(parse_qsl(form)) if isinstance(form, str) else dict(form)
+    return url, {**headers, "Content-Type": "application/json"}, {**request, "data": json.dumps(fields)}
+
+
+_env_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _insecure_transport_for(origin: Origin) -> Iterator[None]:
+    """oauthlib refuses plain http unless OAUTHLIB_INSECURE_TRANSPORT is set: allow it for loopback only."""
+    if origin.scheme != "http" or not origin.loopback:
+        yield
+        return
+    with _env_lock:
+        previous = os.environ.get("OAUTHLIB_INSECURE_TRANSPORT")
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+            else:
+                os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = previous
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """A bearer token from ``source``, added only to requests for ``origin``."""
+
+    def __init__(self, origin: Origin, source: TokenSource) -> None:
+        self.origin = origin
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(origin={str(self.origin)!r})"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if _same_origin(request, self.origin):
+            request.headers["Authorization"] = f"Bearer {self.source.token()}"
+        return request
+
+    def refresh(self) -> bool:
+        self.source.invalidate()
+        return True

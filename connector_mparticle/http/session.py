@@ -1,0 +1,157 @@
+"""One session policy for every HTTP call the connector makes, including OAuth token fetches and the
+processor-certificate fetches of callback verification.
+
+* **No redirects, ever.** ``get_redirect_target`` answers "none", so neither ``requests`` nor
+  requests-oauthlib (which follows redirects by default) can carry a request, its body (a client secret)
+  or its credentials to another host. Callers that must follow one (results downloads) do it themselves,
+  re-checking every hop against the URL policy.
+* **Nothing from the environment** (``trust_env = False``): no proxies, no ``.netrc`` credentials.
+* **TLS always verified**, against the configured trust store or certifi; ``verify=False`` is refused.
+* **No cookies** kept between requests.
+* **Deadlines enforced at the socket** (:mod:`connector_mparticle.http.deadline`): every timeout is capped
+  by the time the hook call has left, and every socket is registered so it can be shut down when that
+  time is up.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import logging
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests_oauthlib import OAuth2Session
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from connector_mparticle.http.deadline import current
+from dsr_framework.redact import RedactingFilter, Redactor
+
+__all__ = ["HardenedSession", "TokenSession", "guard_library_logs", "unguard_library_logs"]
+
+#: Libraries that log request bodies, headers or tokens at DEBUG.
+LIBRARY_LOGGERS = ("requests_oauthlib", "oauthlib", "urllib3", "requests")
+
+
+def _watch(sock: Any) -> None:
+    deadline = current()
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> Any:
+        sock = super()._new_conn()
+        _watch(sock)  # before TLS: a handshake that drips is cut off too
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)  # a kept-alive connection serving a new call
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> Any:
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections are watched by the current deadline and whose timeouts it caps."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: bool | str = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+        if verify is False:
+            raise ValueError("TLS verification cannot be turned off")
+        deadline = current()
+        if deadline is not None:
+            deadline.check()
+            connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+            timeout = (deadline.cap(connect if connect is not None else deadline.remaining()),
+                       deadline.cap(read if read is not None else deadline.remaining()))
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+
+
+class _Hardened:
+    """The policy, as a mixin for ``requests.Session`` and requests-oauthlib's ``OAuth2Session``."""
+
+    def _harden(self, verify: bool | str) -> None:
+        session: Any = self
+        session.trust_env = False
+        session.verify = verify
+        session.max_redirects = 0
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        adapter = _DeadlineAdapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+
+    def get_redirect_target(self, response: requests.Response) -> None:
+        """Never follow a redirect: the 3xx response itself is returned to the caller."""
+        return None
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["allow_redirects"] = False
+        if kwargs.get("verify") is False:
+            raise ValueError("TLS verification cannot be turned off")
+        response: requests.Response = super().request(method, url, *args, **kwargs)  # type: ignore[misc]
+        return response
+
+
+class HardenedSession(_Hardened, requests.Session):  # type: ignore[misc]  # request() takes the same arguments
+    """A ``requests.Session`` under the connector's policy (see the module docstring)."""
+
+    def __init__(self, verify: bool | str = True, user_agent: str | None = None) -> None:
+        super().__init__()
+        self._harden(verify)
+        if user_agent:
+            self.headers["User-Agent"] = user_agent
+
+
+class TokenSession(_Hardened, OAuth2Session):  # type: ignore[misc]
+    """requests-oauthlib's ``OAuth2Session`` under the same policy (its token fetch follows redirects by
+    default, which would carry the client secret to whatever host a redirect names)."""
+
+    def __init__(self, verify: bool | str = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._harden(verify)
+
+
+def guard_library_logs(redactor: Redactor) -> None:
+    """Redact what HTTP and OAuth libraries log (request bodies, headers, tokens at DEBUG) with ``redactor``.
+
+    A filter on a logger applies only to records created on that very logger, so every logger already
+    created under those libraries gets one (they are created when the modules are imported, which the
+    connector has done by the time it calls this). The filter is added once per logger and reads the
+    redactor it was given, which connectors keep adding their secrets and tokens to.
+    """
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if not isinstance(logger, logging.Logger) or not name.startswith(LIBRARY_LOGGERS):
+            continue
+        if not any(isinstance(f, RedactingFilter) and f.redactor is redactor for f in logger.filters):
+            logger.addFilter(RedactingFilter(redactor))
+
+
+def unguard_library_logs(redactor: Redactor) -> None:
+    """Remove the filters :func:`guard_library_logs` added for ``redactor`` (when a connector is closed)."""
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            for found in [f for f in logger.filters if isinstance(f, RedactingFilter) and f.redactor is redactor]:
+                logger.removeFilter(found)

@@ -1,0 +1,391 @@
+"""The one HTTP layer under every mParticle API client.
+
+Each call: wait for the API's throttle budget, send through the hardened session (no redirects, TLS
+verified, timeouts capped by the hook call's deadline) with an origin-bound credential, adapt the throttle
+to what came back, then either return (an accepted status whose body parses as the API documents), retry
+(429, 5xx, network errors, timeouts, unreadable or malformed bodies: ``Retry-After`` honoured, else backoff
+with full jitter, all within ``max_retry_seconds`` and the call's deadline), ask the credential for a fresh
+one once after a 401/403 (an OAuth token), or raise the connector's own error. Nothing from ``requests`` or
+``json`` escapes, and text a server sent is scrubbed of any fragment of a secret before it is quoted.
+Bodies are read in chunks with a size cap, so neither time nor memory depends on what the server sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urljoin
+
+import requests
+
+from connector_mparticle.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    ConflictError,
+    GoneError,
+    MParticleError,
+    NotFoundError,
+    OutOfTimeError,
+    RejectedError,
+    RetryLaterError,
+    UnsafeResponseError,
+)
+from connector_mparticle.http.auth import OriginAuth
+from connector_mparticle.http.deadline import current
+from connector_mparticle.http.retry import retry_delay, should_retry
+from connector_mparticle.http.session import HardenedSession
+from connector_mparticle.http.throttle import Throttle
+from connector_mparticle.http.urls import UrlPolicy, UrlRefused
+from dsr_framework.redact import RedactingLogger, Redactor, mask_email
+
+__all__ = ["ApiClient", "Download", "Malformed", "Reply", "encode_json"]
+
+T = TypeVar("T")
+MAX_REDIRECTS = 3
+MAX_JSON_BYTES = 8 * 1024 * 1024  #: the largest JSON answer read (status objects are a few hundred bytes)
+MAX_ERROR_BYTES = 64 * 1024  #: of an error body, only this much is read for its message
+CHUNK_BYTES = 256 * 1024
+_REMOTE_MESSAGE_LIMIT = 300
+
+#: What a refused credential means, per API, in words a privacy engineer reads.
+AUTH_REFUSED = {
+    "dsr": "the DSR API rejected the workspace key and secret",
+    "events": "the Events API rejected the input key and secret",
+    "identity": "the Identity API rejected the input key and secret",
+    "profile": "the Profile API rejected the OAuth token",
+}
+
+
+def encode_json(value: Any) -> bytes:
+    """The exact bytes a JSON request body is sent as (what mParticle echoes back in ``encoded_request``)."""
+    return json.dumps(value, allow_nan=False).encode()
+
+
+class Malformed(Exception):
+    """An answer that is not what the API documents (a 200 without an mpid, a status for another request,
+    a status value outside the spec). Worth another attempt; never read as a verdict."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An accepted response: status, parsed JSON body (None when empty), headers, attempts, time taken and
+    the raw body.
+
+    ``readable`` is False when the body was not JSON (a parser given to :meth:`ApiClient.request` decides
+    what that means; :meth:`ApiClient.call` retries it)."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+    attempts: int
+    elapsed_ms: float
+    readable: bool = True
+    raw: bytes = field(default=b"", repr=False)  #: the body exactly as received (what a signature covers)
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    size_bytes: int
+    sha256: str
+
+
+class _Transient(Exception):
+    """Worth another attempt."""
+
+    def __init__(self, what: str, status: int | None = None, retry_after: str | None = None) -> None:
+        super().__init__(what)
+        self.what, self.status, self.retry_after = what, status, retry_after
+
+
+class _Unauthorized(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _read(response: requests.Response, limit: int) -> bytes:
+    """The body, read in chunks; ``_Transient`` if it is cut short, ``Malformed`` if it exceeds ``limit``."""
+    deadline = current()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+            size += len(chunk)
+            if size > limit:
+                raise Malformed(f"the answer is larger than {limit // 1024} KB")
+            chunks.append(chunk)
+            if deadline is not None:
+                deadline.check()
+    except requests.RequestException as exc:
+        if deadline is not None and deadline.expired:
+            raise deadline.error() from exc  # cut off by the deadline: not something the server said
+        raise _Transient(f"the answer broke off ({type(exc).__name__})") from exc
+    finally:
+        response.close()
+    return b"".join(chunks)
+
+
+def remote_message(raw: bytes, redactor: Redactor) -> str:
+    """mParticle's own error message from a body (DSR, IDSync, Events and OAuth shapes), scrubbed of any
+    fragment of a secret (before it is shortened, so a cut cannot leave part of one) and shortened."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    message = ""
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(body.get("message"), str):
+            message = body["message"]
+        elif isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            message = str(errors[0].get("message", ""))
+        elif isinstance(body.get("error_description"), str):
+            message = body["error_description"]
+    message = mask_email(redactor.scrub(" ".join(message.split())))
+    return message if len(message) <= _REMOTE_MESSAGE_LIMIT else message[:_REMOTE_MESSAGE_LIMIT] + "…"
+
+
+class ApiClient:
+    """HTTP access to one mParticle API at ``base_url`` (already accepted by the URL policy)."""
+
+    def __init__(self, api: str, base_url: str, auth: OriginAuth | None, session: HardenedSession,
+                 throttle: Throttle, log: RedactingLogger, redactor: Redactor, *, timeout: tuple[float, float],
+                 max_retry_seconds: float, max_retry_after_seconds: float, download_policy: UrlPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+        self.api = api
+        self.base_url = base_url
+        self.auth = auth
+        self.session = session
+        self.throttle = throttle
+        self.log = log
+        self.redactor = redactor
+        self.timeout = timeout
+        self.max_retry_seconds = max_retry_seconds
+        self.max_retry_after_seconds = max_retry_after_seconds
+        self.download_policy = download_policy
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+
+    def __repr__(self) -> str:
+        return f"ApiClient({self.api!r}, {self.base_url!r})"
+
+    # -- the retry loop ---------------------------------------------------------------------------------
+
+    def _exchange(self, budgets: tuple[str, ...], attempt: Callable[[], T], what: str) -> tuple[T, int]:
+        deadline = current()
+        end = time.monotonic() + self.max_retry_seconds
+        if deadline is not None:
+            end = min(end, deadline.end)
+        tries = 0
+        refreshed = False
+        while True:
+            if deadline is not None:
+                deadline.check()
+            for budget in budgets:
+                self.throttle.acquire(budget, end)
+            tries += 1
+            try:
+                return attempt(), tries
+            except _Unauthorized as exc:
+                if not refreshed and self.auth is not None and self.auth.refresh():
+                    self.log.info("%s: HTTP %s; fetching new credentials once", what, exc.status)
+                    refreshed = True
+                    continue
+                raise AuthenticationError(f"{AUTH_REFUSED.get(self.api, 'the API rejected the credentials')} "
+                                          f"(HTTP {exc.status})", api=self.api, status=exc.status) from None
+            except _Transient as exc:
+                if deadline is not None and deadline.expired:
+                    raise deadline.error() from None
+                delay = retry_delay(tries - 1, exc.retry_after, self.max_retry_after_seconds, self.rng)
+                if time.monotonic() + delay > end:
+                    retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
+                    raise RetryLaterError(
+                        f"the {self.api} API is not answering normally ({exc.what}) after {tries} attempt(s)",
+                        api=self.api, status=exc.status, retry_after=retry_at) from None
+                self.log.info("%s: %s; retrying in %.2fs (attempt %d)", what, exc.what, delay, tries)
+                self.sleep(delay)
+
+    def _send(self, method: str, url: str, budgets: tuple[str, ...], **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.request(method, url, auth=self.auth, timeout=self.timeout, stream=True,
+                                            **kwargs)
+        except OutOfTimeError:
+            raise
+        except RetryLaterError as exc:  # the OAuth token endpoint, through the credential
+            raise _Transient(exc.message, exc.status) from exc
+        except MParticleError:
+            raise
+        except requests.exceptions.SSLError as exc:
+            raise RejectedError(f"the {self.api} API's TLS certificate could not be verified "
+                                f"({type(exc).__name__}); check trust_store", api=self.api) from exc
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            deadline = current()
+            if deadline is not None and deadline.expired:
+                raise deadline.error() from exc
+            raise _Transient(f"{'timed out' if isinstance(exc, requests.Timeout) else 'connection failed'} "
+                             f"({type(exc).__name__})") from exc
+        except requests.RequestException as exc:
+            raise _Transient(f"request failed ({type(exc).__name__})") from exc
+        for budget in budgets:
+            self.throttle.observe(budget, response.status_code, response.headers.get("X-mp-rate-limit-percentage-used"))
+        if response.status_code in (401, 403):
+            response.close()
+            raise _Unauthorized(response.status_code)
+        if should_retry(response.status_code):
+            retry_after = response.headers.get("Retry-After")
+            response.close()
+            raise _Transient(f"HTTP {response.status_code}", response.status_code, retry_after)
+        return response
+
+    def _refuse(self, response: requests.Response, what: str) -> NoReturn:
+        status = response.status_code
+        if 300 <= status < 400:
+            response.close()
+            raise UnsafeResponseError(f"{what}: the {self.api} API answered with a redirect (HTTP {status}), "
+                                      "which the connector does not follow", api=self.api, status=status)
+        try:
+            detail = remote_message(_read(response, MAX_ERROR_BYTES), self.redactor)
+        except (Malformed, _Transient):
+            detail = ""  # the status is the answer; its explanation is only a courtesy
+        suffix = f": {detail}" if detail else ""
+        kind: type[MParticleError] = {404: NotFoundError, 409: ConflictError, 410: GoneError}.get(status, RejectedError)
+        if status == 400 and "already exists" in detail.lower():
+            kind = AlreadyExistsError
+        raise kind(f"{what}: the {self.api} API refused the request (HTTP {status}){suffix}",
+                   api=self.api, status=status)
+
+    # -- JSON calls ---------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, parse: Callable[[Reply], T], *, body: Any = None,
+                accept: tuple[int, ...] = (200,), budgets: tuple[str, ...] | None = None, what: str = "") -> T:
+        """Send a JSON request to ``base_url + path`` and return ``parse(reply)``.
+
+        ``parse`` raises :class:`Malformed` for an answer that is not what the API documents (retried like
+        a 5xx), or one of the connector's errors for a definite refusal.
+        """
+        url = self.base_url + path
+        what = what or f"{method} {path}"
+        budgets = budgets if budgets is not None else (self.api,)
+        started = time.perf_counter()
+        tries = 0
+
+        def attempt() -> T:
+            nonlocal tries
+            tries += 1
+            sent = {} if body is None else {"data": encode_json(body), "headers": {"Content-Type": "application/json"}}
+            response = self._send(method, url, budgets, **sent)
+            if response.status_code not in accept:
+                self._refuse(response, what)
+            status, headers = response.status_code, dict(response.headers)
+            try:
+                raw = _read(response, MAX_JSON_BYTES)
+            except Malformed as exc:
+                raise _Transient(f"HTTP {status}: {exc}") from None
+            parsed: Any = None
+            readable = True
+            if raw.strip():
+                try:
+                    parsed = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    readable = False
+            reply = Reply(status, parsed, headers, tries, (time.perf_counter() - started) * 1000, readable, raw)
+            try:
+                return parse(reply)
+            except Malformed as exc:
+                raise _Transient(f"HTTP {status} with {self.redactor.scrub(str(exc))}") from None
+
+        value, _ = self._exchange(budgets, attempt, what)
+        return value
+
+    def call(self, method: str, path: str, *, body: Any = None, accept: tuple[int, ...] = (200,),
+             budgets: tuple[str, ...] | None = None, what: str = "") -> Reply:
+        """:meth:`request` for answers whose body only has to be readable JSON (or empty)."""
+        return self.request(method, path, _readable, body=body, accept=accept, budgets=budgets, what=what)
+
+    # -- downloads ----------------------------------------------------------------------------------------
+
+    def download(self, url: str, into: Path, *, max_bytes: int, what: str = "download results") -> Download:
+        """Stream ``url`` into the file ``into`` (which the caller names uniquely), following redirects only
+        to hosts the download policy allows, each hop checked again.
+
+        Credentials go only to this API's own origin (the credential decides, per hop). Raises
+        :class:`NotFoundError` (404), :class:`GoneError` (410), :class:`UnsafeResponseError` (a URL the policy
+        refuses, or larger than ``max_bytes``). On any failure ``into`` is removed.
+        """
+        policy = self.download_policy
+        if policy is None:
+            raise UnsafeResponseError(f"{what}: no download hosts are configured", api=self.api)
+
+        def attempt() -> Download:
+            target = url
+            for _ in range(MAX_REDIRECTS + 1):
+                try:
+                    policy.check(target)
+                except UrlRefused as exc:
+                    raise UnsafeResponseError(f"refused to {what}: {self.redactor.scrub(str(exc))} (add the host "
+                                              "to download.allowed_hosts if mParticle really serves results there)",
+                                              api=self.api) from None
+                response = self._send("GET", target, ())
+                location = response.headers.get("Location")
+                if 300 <= response.status_code < 400 and location:
+                    target = urljoin(target, location)
+                    response.close()
+                    continue
+                if response.status_code != 200:
+                    self._refuse(response, what)
+                return _stream_to(response, into, max_bytes, self.api)
+            raise UnsafeResponseError(f"{what}: too many redirects", api=self.api)
+
+        try:
+            download, _ = self._exchange((self.api,), attempt, what)
+        except BaseException:
+            into.unlink(missing_ok=True)
+            raise
+        return download
+
+
+def _readable(reply: Reply) -> Reply:
+    if not reply.readable:
+        raise Malformed("an unreadable body")
+    return reply
+
+
+def _stream_to(response: requests.Response, into: Path, max_bytes: int, api: str) -> Download:
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        response.close()
+        raise UnsafeResponseError(f"the results file ({int(declared)} bytes) is larger than download.max_bytes",
+                                  api=api)
+    deadline = current()
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with into.open("wb") as handle:
+            for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UnsafeResponseError("the results file is larger than download.max_bytes", api=api)
+                digest.update(chunk)
+                handle.write(chunk)
+                if deadline is not None:
+                    deadline.check()
+            handle.flush()
+            os.fsync(handle.fileno())
+    except requests.RequestException as exc:
+        if deadline is not None and deadline.expired:
+            raise deadline.error() from exc
+        raise _Transient(f"the download broke off ({type(exc).__name__})") from exc
+    finally:
+        response.close()
+    if declared and declared.isdigit() and int(declared) != size:
+        raise _Transient(f"the download was cut short ({size} of {declared} bytes)")
+    return Download(into, size, digest.hexdigest())

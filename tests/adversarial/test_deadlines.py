@@ -1,0 +1,114 @@
+"""Class 4: every hook call is bounded in wall-clock time, whatever the server does.
+
+The servers here keep each read just inside the read timeout (a byte every 0.9 s against 1 s), never answer,
+or ask for retries for ever. Every hook call must end within ``timeouts.total_seconds`` plus a small margin,
+and a request already pending must stay pending (with its state), not fail.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector_mparticle.sandbox import Sandbox
+from tests.adversarial.conftest import config_for, handle_for
+from tests.adversarial.hostile import Answer, HostileServer, Seen, drip
+from tests.support.hosting import request
+
+TOTAL = 3.0
+MARGIN = 1.5
+SLOW = {"timeouts": {"connect": 1, "read": 1, "total_seconds": TOTAL},
+        "throttle": {"max_retry_seconds": 60, "max_retry_after_seconds": 30}}
+
+
+def dripping(status: int = 200, body: bytes = b'{"ok": true}' + b" " * 500, *, from_start: bool = False) -> Any:
+    def rule(seen: Seen, forward: Any) -> Answer:
+        headers = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+        return Answer(stream=drip(f"HTTP/1.1 {status} OK".encode(), headers, body, 0.9, from_start=from_start))
+    return rule
+
+
+def silent(seen: Seen, forward: Any) -> Answer:
+    def stream(out: Any) -> None:
+        time.sleep(30)  # accept, read the request, never answer
+    return Answer(stream=stream)
+
+
+def timed(call: Any) -> tuple[Any, float]:
+    started = time.monotonic()
+    outcome = call()
+    return outcome, time.monotonic() - started
+
+
+@pytest.mark.parametrize(("pattern", "rule"), [
+    (r"^/v3/requests", dripping()),
+    (r"^/v3/requests", dripping(from_start=True)),
+    (r"^/v3/requests", silent),
+    (r"^/v3/requests", lambda seen, forward: Answer.of_json(503, {"error": "busy"}, **{"Retry-After": "1"})),
+    (r"^/v3/requests", lambda seen, forward: Answer.of_json(429, {"error": "slow down"}, **{"Retry-After": "25"})),
+], ids=["body-drip", "header-drip", "silent", "503-forever", "429-long-retry-after"])
+def test_a_first_call_ends_within_its_budget_as_retry_later(sandbox: Sandbox, hostile: HostileServer,
+                                                            pattern: str, rule: Any) -> None:
+    hostile.on("*", pattern, rule)
+    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    result, elapsed = timed(lambda: handle.handle(request("deletion")))
+    assert elapsed <= TOTAL + MARGIN, f"the call took {elapsed:.1f}s against a {TOTAL:g}s budget"
+    assert result.status == "failed" and result.error is not None and result.error.error_class == "retry_later"
+
+
+@pytest.mark.parametrize("rule", [dripping(), dripping(from_start=True), silent],
+                         ids=["body-drip", "header-drip", "silent"])
+def test_a_pending_request_stays_pending_when_a_status_check_is_held(sandbox: Sandbox, hostile: HostileServer,
+                                                                     rule: Any) -> None:
+    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    first = handle.handle(request("deletion"))
+    assert first.status == "pending"
+    hostile.on("GET", r"^/v3/requests/", rule)
+    result, elapsed = timed(lambda: handle.handle(request("deletion"), first.state))
+    assert elapsed <= TOTAL + MARGIN, f"the call took {elapsed:.1f}s against a {TOTAL:g}s budget"
+    assert result.status == "pending" and result.state, result.message
+    assert "ran out of time" in result.message or "could not be reached" in result.message
+
+
+def test_a_dripping_results_download_ends_within_the_budget_and_leaves_nothing(sandbox: Sandbox,
+                                                                                hostile: HostileServer,
+                                                                                tmp_path: Path) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"})
+    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    req = request("access", output_dir=str(tmp_path))
+    first = handle.handle(req)
+    sandbox.force_status(first.summary["subject_request_id"], "completed")
+    hostile.on("GET", r"^/dsr-results/", dripping(body=b"PK" + b"\0" * 4000))
+    result, elapsed = timed(lambda: handle.handle(req, first.state))
+    assert elapsed <= TOTAL + MARGIN
+    assert result.status == "pending" and list(tmp_path.iterdir()) == []
+
+
+def test_a_dripping_oauth_token_endpoint_ends_within_the_budget(sandbox: Sandbox, hostile: HostileServer) -> None:
+    hostile.on("POST", r"^/oauth/token", dripping())
+    handle = handle_for(config_for(hostile, sandbox, oauth=True, **SLOW))
+    result, elapsed = timed(lambda: handle.handle(request("opt_out")))
+    assert elapsed <= TOTAL + MARGIN and result.status == "failed"
+
+
+def test_the_connection_test_ends_within_the_budget_and_checks_every_api(sandbox: Sandbox,
+                                                                         hostile: HostileServer) -> None:
+    hostile.on("*", r"^/v3/", dripping())
+    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    outcome, elapsed = timed(handle.test_connection)
+    assert elapsed <= TOTAL + MARGIN
+    by_name = {c.name: c for c in outcome.checks}
+    assert not by_name["dsr_api"].ok
+    assert by_name["events_api"].ok and by_name["identity_api"].ok, "a hanging API took the others' time"
+
+
+def test_throttle_waits_count_against_the_budget(sandbox: Sandbox, hostile: HostileServer) -> None:
+    settings = {**SLOW, "throttle": {"limits": {"identity": 0.1}, "max_retry_seconds": 60}}
+    handle = handle_for(config_for(hostile, sandbox, **settings))
+    handle.handle(request("opt_out", request_id="first"))  # spends the only search for ten seconds
+    result, elapsed = timed(lambda: handle.handle(request("opt_out", request_id="second")))
+    assert elapsed <= TOTAL + MARGIN
+    assert result.status == "failed" and result.error is not None and result.error.error_class == "retry_later"
