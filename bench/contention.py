@@ -50,7 +50,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 30 opt-outs")
     args = parser.parse_args()
     count = 30 if args.quick else args.opt_outs
-    with Sandbox() as sb:
+    # The other client uses a bearer token so the log tells it apart; mParticle documents Basic only for these
+    # APIs, so this workspace is one that also accepts tokens there.
+    with Sandbox(oauth_apis=("identity", "events")) as sb:
         sb.set_limits(identity={"limit": args.limit, "window_seconds": 1},
                       events={"limit": args.limit, "window_seconds": 1})
         emails = seed_profiles(sb, count)

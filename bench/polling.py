@@ -10,13 +10,13 @@ when mParticle expects, or late.
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import UTC, datetime
 
 from bench.common import save, table
 from connector_mparticle import plugin
 from connector_mparticle.sandbox import Sandbox
 from dsr_framework import DsrRequest
+from dsr_framework.drive import drive
 
 CASES = [  # (request type, days pending, days in progress, days late)
     ("access", 0.5, 0.5, 0), ("access", 1, 3, 0), ("erasure", 7, 0.5, 0), ("erasure", 7, 7, 0),
@@ -43,11 +43,8 @@ def main() -> None:
             hook = plugin.handle_access if kind == "access" else plugin.handle_deletion
             request = DsrRequest(f"poll-{n}", "access" if kind == "access" else "deletion", "gdpr",
                                  {"email": "jane@example.com"}, datetime.now(UTC))
-            result, calls = hook(config=config, request=request, state=None), 1
-            while result.status == "pending":
-                assert result.next_check_at is not None
-                time.sleep(max(0.0, (result.next_check_at - datetime.now(UTC)).total_seconds()))
-                result, calls = hook(config=config, request=request, state=result.state), calls + 1
+            driven = drive(lambda state: hook(config=config, request=request, state=state))  # noqa: B023 - called within this iteration
+            result, calls = driven.result, driven.calls
             status_calls = sum(e["method"] == "GET" and e["path"].startswith("/v3/requests/")
                                for e in sb.request_log(api="dsr"))
             rows.append({"type": kind, "takes_days": pending + working + late, "expected_days": pending + working,
