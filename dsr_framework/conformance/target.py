@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
+
+from dsr_framework.host import entry_points
 
 __all__ = ["ENTRY_POINT_GROUP", "ConformanceTarget", "Oracle", "TargetFactory", "load_target"]
 
@@ -83,14 +84,9 @@ class ConformanceTarget:
 TargetFactory = Callable[[], AbstractContextManager[ConformanceTarget]]
 
 
-def target_entry_point(name: str) -> metadata.EntryPoint | None:
-    """The ``dsr.conformance`` entry point registered under ``name``, if any (nothing is imported)."""
-    return next((ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == name), None)
-
-
 def load_target(name: str) -> TargetFactory:
     """The registered target factory of connector ``name`` (``LookupError`` if there is none)."""
-    entry = target_entry_point(name)
+    entry = entry_points(ENTRY_POINT_GROUP).get(name)
     if entry is None:
         raise LookupError(f"connector {name!r} registers no conformance target in the {ENTRY_POINT_GROUP!r} "
                           "entry-point group")
