@@ -23,6 +23,7 @@ from dsr_framework.conformance.leaks import captured, email_values, leaked, unma
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped
 from dsr_framework.conformance.schema_checks import secret_looking_fields
 from dsr_framework.conformance.session import ConnectorUnderTest, Runtime
+from dsr_framework.conformance.target import Oracle
 from dsr_framework.manifest import contract_problems
 from dsr_framework.models import HOOK_FOR_TYPE, Result
 from dsr_framework.redact import mask_email
@@ -203,12 +204,18 @@ def refused_credentials_fail(rt: Runtime, kind: str) -> None:
         raise CheckFailed(f"{hook} failed with class {found} for refused credentials; expected authentication or "
                           f"configuration: {final.message}")
     if oracle is not None:
-        if kind == "deletion" and not rt.ask(oracle.exists, subject):
-            raise CheckFailed(f"{hook} with refused credentials, yet the subject is gone from the service")
-        if kind == "opt_out" and rt.ask(oracle.opted_out, subject, rt.target.regulation):
-            raise CheckFailed(f"{hook} with refused credentials, yet the service records an opt-out")
-        if rt.ask(oracle.writes) != writes:
-            raise CheckFailed(f"{hook} with refused credentials, yet the service recorded a write")
+        _nothing_changed(rt, oracle, kind, hook, writes)
+
+
+def _nothing_changed(rt: Runtime, oracle: Oracle, kind: str, hook: str, writes: int) -> None:
+    """Fail unless the oracle says a refused request left the subject as it was, with no new write."""
+    subject = rt.target.existing_subject
+    if kind == "deletion" and not rt.ask(oracle.exists, subject):
+        raise CheckFailed(f"{hook} with refused credentials, yet the subject is gone from the service")
+    if kind == "opt_out" and rt.ask(oracle.opted_out, subject, rt.target.regulation):
+        raise CheckFailed(f"{hook} with refused credentials, yet the service records an opt-out")
+    if rt.ask(oracle.writes) != writes:
+        raise CheckFailed(f"{hook} with refused credentials, yet the service recorded a write")
 
 
 def _forms(value: str) -> tuple[str, ...]:
