@@ -27,6 +27,7 @@ from dsr_framework.conformance.target import Oracle
 from dsr_framework.manifest import contract_problems
 from dsr_framework.models import HOOK_FOR_TYPE, Result
 from dsr_framework.redact import mask_email
+from dsr_framework.urls import is_loopback
 
 __all__ = ["CHECKS", "KINDS", "Check", "run_check"]
 
@@ -130,7 +131,7 @@ def egress_hosts_are_declared(cut: ConnectorUnderTest, _: str | None) -> None:
     hosts = cut.manifest.egress_hosts
     if not hosts:
         raise CheckFailed("the manifest declares no egress_hosts: a host cannot tell where the connector connects")
-    bad = [h for h in hosts if "*" in h or h in ("localhost", "127.0.0.1")]
+    bad = [h for h in hosts if "*" in h or is_loopback(h)]
     if bad:
         raise CheckFailed(f"egress hosts must be concrete remote names: {', '.join(bad)}")
 

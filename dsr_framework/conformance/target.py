@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from dsr_framework.host import entry_points
+from dsr_framework.urls import LOOPBACK_HOSTS
 
 __all__ = ["ENTRY_POINT_GROUP", "ConformanceTarget", "Oracle", "TargetFactory", "load_target"]
 
@@ -68,7 +69,7 @@ class ConformanceTarget:
     existing_subject: Mapping[str, str]
     missing_subject: Mapping[str, str]
     oracle: Oracle | None = None
-    allowed_hosts: set[str] = field(default_factory=lambda: {"127.0.0.1", "localhost", "::1"})
+    allowed_hosts: set[str] = field(default_factory=lambda: set(LOOPBACK_HOSTS))
     prepare: Callable[[], None] | None = None
     budgets: Mapping[str, float] = field(default_factory=dict)
     min_check_interval: float | None = None
