@@ -218,12 +218,16 @@ class ConnectorUnderTest:
         finally:
             workspace.remove()
 
+    def clean(self, text: str) -> str:
+        """``text`` fit to report: configured secrets (in any form) scrubbed and email addresses masked."""
+        return mask_email(self.redactor.scrub(text))
+
     def _pass_on(self, stdout: str, stderr: str) -> None:
         """Hand captured output on to whoever was listening, with secrets and emails hidden."""
         if stdout:
-            sys.stdout.write(mask_email(self.redactor.scrub(stdout)))
+            sys.stdout.write(self.clean(stdout))
         if stderr:
-            sys.stderr.write(mask_email(self.redactor.scrub(stderr)))
+            sys.stderr.write(self.clean(stderr))
 
 
 class Runtime:
@@ -288,13 +292,17 @@ class Runtime:
         return DsrRequest(f"conformance-{uuid.uuid4().hex[:12]}", kind, self.target.regulation,  # type: ignore[arg-type]
                           dict(subject), datetime.now(UTC), str(self.workspace.output_dir()))
 
+    def _carries_secret(self, result: Result | ConnectionResult) -> bool:
+        """True when the facade withheld ``result`` for a secret, or a secret (in any form) is in it still."""
+        return WITHHELD_MESSAGE in result.message or leaked(json.dumps(result.to_dict()), self.cut.redactor)
+
     def connection(self, handle: ConnectorHandle) -> ConnectionResult:
         """``test_connection`` through the facade, under the per-call limit."""
         try:
             result, _ = call_with_limit(handle.test_connection, self.cut.call_limit(), "test_connection")
         except Overran as exc:
             raise CheckFailed(f"test_connection {exc}") from None
-        if leaked(json.dumps(result.to_dict()), self.cut.redactor) or WITHHELD_MESSAGE in result.message:
+        if self._carries_secret(result):
             raise CheckFailed("a test_connection result carries a configured secret (or 8 or more characters of one)")
         return result
 
@@ -333,7 +341,7 @@ class Runtime:
 
     def _judge(self, hook: str, result: Result, started: datetime) -> None:
         """The rules every result obeys, whatever the check: no secret, plain-JSON state, a sane next check."""
-        if WITHHELD_MESSAGE in result.message or leaked(json.dumps(result.to_dict()), self.cut.redactor):
+        if self._carries_secret(result):
             raise CheckFailed(f"a {hook} result carries a configured secret (or 8 or more characters of one, or an "
                               "encoded form) in its message, summary, state or audit trail")
         if result.state is not None:
