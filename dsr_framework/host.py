@@ -34,7 +34,7 @@ from dsr_framework.validation import (
 )
 
 __all__ = ["ENTRY_POINT_GROUP", "WITHHELD_MESSAGE", "ConnectorHandle", "Host", "LoadProblem", "entry_points",
-           "load_host"]
+           "load_host", "plugin_manager", "register_checked"]
 
 ENTRY_POINT_GROUP = "dsr.connectors"
 log = logging.getLogger("dsr_framework.host")
@@ -243,18 +243,36 @@ def _read_manifest(name: str, plugin: object) -> Manifest | LoadProblem:
     return manifest
 
 
-def _register(name: str, plugin: object, manifest: Manifest, pm: pluggy.PluginManager) -> LoadProblem | None:
-    """Register ``plugin`` if its hooks match its specs and its manifest; the problem otherwise."""
-    try:
-        pm.register(plugin, name=name)
-    except (pluggy.PluginValidationError, ValueError) as exc:
-        return LoadProblem(name, "hooks", str(exc))
-    implemented = {hc.name for hc in pm.get_hookcallers(plugin) or []}
+def plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager holding the DSR hook specs, and no connector yet."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def register_checked(
+    pm: pluggy.PluginManager, plugin: object, manifest: Manifest, name: str | None = None,
+) -> list[str]:
+    """Register ``plugin``, then list every way its hooks and ``manifest`` disagree (:func:`contract_problems`).
+
+    A plugin with problems is unregistered again. A hook whose signature does not match its spec raises what
+    ``pm.register`` raises (``pluggy.PluginValidationError`` or ``ValueError``).
+    """
+    pm.register(plugin, name=name)
+    implemented = {caller.name for caller in pm.get_hookcallers(plugin) or []}
     problems = contract_problems(manifest, implemented, hookspecs.HOOK_NAMES)
     if problems:
         pm.unregister(plugin)
-        return LoadProblem(name, "hooks", "; ".join(problems))
-    return None
+    return problems
+
+
+def _register(name: str, plugin: object, manifest: Manifest, pm: pluggy.PluginManager) -> LoadProblem | None:
+    """Register ``plugin`` if its hooks match their specs and its manifest; the problem otherwise."""
+    try:
+        problems = register_checked(pm, plugin, manifest, name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        return LoadProblem(name, "hooks", str(exc))
+    return LoadProblem(name, "hooks", "; ".join(problems)) if problems else None
 
 
 def _handle_for(
@@ -349,8 +367,7 @@ def load_host(
         environ: where ``${NAME}`` references are looked up (default ``os.environ``).
     """
     host_config = _host_config(config)
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+    pm = plugin_manager()
     found = entry_points() if use_entry_points else {}
     direct = dict(plugins or {})
     entries = {name: host_config.connectors.get(name, ConnectorConfig()) for name in {*found, *direct}}

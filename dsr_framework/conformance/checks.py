@@ -24,7 +24,7 @@ from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped
 from dsr_framework.conformance.schema_checks import secret_looking_fields
 from dsr_framework.conformance.session import ConnectorUnderTest, Runtime
 from dsr_framework.conformance.target import Oracle
-from dsr_framework.manifest import contract_problems
+from dsr_framework.host import plugin_manager, register_checked
 from dsr_framework.models import HOOK_FOR_TYPE, Result
 from dsr_framework.redact import mask_email
 from dsr_framework.urls import is_loopback
@@ -86,14 +86,10 @@ def manifest_is_valid(cut: ConnectorUnderTest, _: str | None) -> None:
        "every capability names an implemented hook and every hook a capability; no unknown hook")
 def hooks_match_the_manifest(cut: ConnectorUnderTest, _: str | None) -> None:
     manifest = cut.manifest
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
     try:
-        pm.register(cut.plugin)
+        problems = register_checked(plugin_manager(), cut.plugin, manifest)
     except (pluggy.PluginValidationError, ValueError) as exc:
         raise CheckFailed(f"a hook implementation does not match its specification: {exc}") from None
-    implemented = {caller.name for caller in pm.get_hookcallers(cut.plugin) or []}
-    problems = contract_problems(manifest, implemented, hookspecs.HOOK_NAMES)
     if problems:
         raise CheckFailed("the connector " + "; ".join(problems))
 
