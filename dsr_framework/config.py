@@ -166,6 +166,24 @@ class ConnectorConfig:
         return f"ConnectorConfig(enabled={self.enabled}, settings=<{len(self.settings)} keys>)"
 
 
+def _connector_entry(name: str, entry: Any, problems: list[str]) -> ConnectorConfig | None:
+    """One connector's entry, read as far as it can be; every problem with it is added to ``problems``."""
+    if not isinstance(entry, Mapping):
+        problems.append(f"$.connectors.{name} must be a mapping")
+        return None
+    extra = sorted(set(entry) - {"enabled", "config"})
+    if extra:
+        problems.append(f"$.connectors.{name}: unknown key(s) {', '.join(extra)}")
+    enabled = entry.get("enabled", True)
+    if not isinstance(enabled, bool):
+        problems.append(f"$.connectors.{name}.enabled must be true or false")
+    settings = entry.get("config") or {}
+    if not isinstance(settings, Mapping):
+        problems.append(f"$.connectors.{name}.config must be a mapping")
+        settings = {}
+    return ConnectorConfig(enabled is True, settings)
+
+
 @dataclass(frozen=True)
 class HostConfig:
     """Which connectors the host enables, and their settings."""
@@ -174,6 +192,7 @@ class HostConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> HostConfig:
+        """Read the configuration's dict form; ``ValueError`` listing every problem with it."""
         data = data or {}
         unknown = sorted(set(data) - {"connectors"})
         if unknown:
@@ -184,21 +203,9 @@ class HostConfig:
         connectors: dict[str, ConnectorConfig] = {}
         problems: list[str] = []
         for name, entry in entries.items():
-            entry = entry or {}
-            if not isinstance(entry, Mapping):
-                problems.append(f"$.connectors.{name} must be a mapping")
-                continue
-            extra = sorted(set(entry) - {"enabled", "config"})
-            if extra:
-                problems.append(f"$.connectors.{name}: unknown key(s) {', '.join(extra)}")
-            enabled = entry.get("enabled", True)
-            if not isinstance(enabled, bool):
-                problems.append(f"$.connectors.{name}.enabled must be true or false")
-            settings = entry.get("config") or {}
-            if not isinstance(settings, Mapping):
-                problems.append(f"$.connectors.{name}.config must be a mapping")
-                settings = {}
-            connectors[str(name)] = ConnectorConfig(enabled is True, settings)
+            connector = _connector_entry(name, entry or {}, problems)
+            if connector is not None:
+                connectors[str(name)] = connector
         if problems:
             raise ValueError("host config is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
         return cls(connectors)

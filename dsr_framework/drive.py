@@ -114,13 +114,18 @@ def drive(
     latest = result if result is not None else make_call(dict(state) if state is not None else None)
     while not latest.final and not (stop is not None and stop()):
         left = _seconds_until(latest.next_check_at)
-        if deadline is not None and time.monotonic() + max(left, 0.0) > deadline:
-            raise StillPending(f"{latest.request_type} still pending after its {budget:g}s budget (the next "
-                               f"check was {max(left, 0.0):.1f}s away): {latest.message}", latest, calls)
+        _check_budget(latest, left, deadline, budget, calls)
         if not _wait(latest, left, on_wait, stop, tick, sleep):
             break
         latest = make_call(stored_state(latest))
     return Driven(latest, seen, calls)
+
+
+def _check_budget(pending: Result, left: float, deadline: float | None, budget: float | None, calls: int) -> None:
+    """Raise :class:`StillPending` if waiting ``left`` seconds for the next check would pass the deadline."""
+    if deadline is not None and time.monotonic() + max(left, 0.0) > deadline:
+        raise StillPending(f"{pending.request_type} still pending after its {budget:g}s budget (the next "
+                           f"check was {max(left, 0.0):.1f}s away): {pending.message}", pending, calls)
 
 
 def _wait(pending: Result, left: float, on_wait: Callable[[Result, float], None] | None,

@@ -23,7 +23,7 @@ import pluggy
 from dsr_framework import hookspecs
 from dsr_framework.config import ConnectorConfig, HostConfig, MissingEnvironment, expand_environment
 from dsr_framework.manifest import Manifest, contract_problems, load_manifest
-from dsr_framework.models import HOOK_FOR_TYPE, ConnectionResult, DsrRequest, Result
+from dsr_framework.models import HOOK_FOR_TYPE, CheckOutcome, ConnectionResult, DsrRequest, Result
 from dsr_framework.redact import Redactor
 from dsr_framework.validation import (
     SchemaViolation,
@@ -33,7 +33,8 @@ from dsr_framework.validation import (
     validate,
 )
 
-__all__ = ["ENTRY_POINT_GROUP", "WITHHELD_MESSAGE", "ConnectorHandle", "Host", "LoadProblem", "load_host"]
+__all__ = ["ENTRY_POINT_GROUP", "WITHHELD_MESSAGE", "ConnectorHandle", "Host", "LoadProblem", "entry_points",
+           "load_host", "plugin_manager", "register_checked"]
 
 ENTRY_POINT_GROUP = "dsr.connectors"
 log = logging.getLogger("dsr_framework.host")
@@ -100,6 +101,7 @@ class ConnectorHandle:
         return caller(config=self._config, **kwargs)
 
     def _crash_message(self, hook: str, exc: BaseException) -> str:
+        """The message of the failed result an exception escaping ``hook`` becomes (logged with its traceback)."""
         detail = self._redactor(f"{type(exc).__name__}: {exc}")
         log.error(
             "connector %r raised inside %s: %s\n%s", self.name, hook, detail,
@@ -107,24 +109,36 @@ class ConnectorHandle:
         )
         return f"the connector failed unexpectedly in {hook} ({detail})"
 
+    def _document(self, hook: str, model: type[Result | ConnectionResult], what: str,
+                  **kwargs: Any) -> Mapping[str, Any] | str:
+        """Call ``hook``: the JSON object it returned, or the message of the failure it becomes instead.
+
+        An exception, something that is not a JSON object (nor a ``model``), or a result carrying a configured
+        secret all become a message; the caller turns it into its own kind of failed result.
+        """
+        try:
+            raw = self._call(hook, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the host must survive any connector defect
+            return self._crash_message(hook, exc)
+        document = raw.to_dict() if isinstance(raw, model) else raw
+        if not isinstance(document, Mapping):
+            return f"connector {self.name!r} returned no {what}"
+        if self._redactor.finds_secret(json.dumps(document, default=str)):
+            log.error("connector %r returned a configured secret from %s; result withheld", self.name, hook)
+            return WITHHELD_MESSAGE
+        return document
+
     def test_connection(self) -> ConnectionResult:
         """Run the connector's connection checks."""
-        from dsr_framework.models import CheckOutcome
 
         def failure(message: str) -> ConnectionResult:
             return ConnectionResult((CheckOutcome("connector", False, message, error_class="internal"),), message)
 
         if not self.implements("test_connection"):
             return failure(f"connector {self.name!r} does not implement test_connection")
-        try:
-            raw = self._call("test_connection")
-        except Exception as exc:  # noqa: BLE001 - the host must survive any connector defect
-            return failure(self._crash_message("test_connection", exc))
-        document = raw.to_dict() if isinstance(raw, ConnectionResult) else raw
-        if not isinstance(document, Mapping):
-            return failure(f"connector {self.name!r} returned no connection-test result")
-        if self._contains_secret(document):
-            return failure(WITHHELD_MESSAGE)
+        document = self._document("test_connection", ConnectionResult, "connection-test result")
+        if isinstance(document, str):
+            return failure(document)
         try:
             return ConnectionResult.from_dict(document)
         except (SchemaViolation, ValueError, KeyError) as exc:
@@ -143,32 +157,34 @@ class ConnectorHandle:
     def handle_opt_out(self, request: DsrRequest, state: Mapping[str, Any] | None = None) -> Result:
         return self._handle("handle_opt_out", request, state)
 
-    def _contains_secret(self, document: Mapping[str, Any]) -> bool:
-        return self._redactor.finds_secret(json.dumps(document, default=str))
-
-    def _handle(self, hook: str, request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+    def _refusal(self, hook: str, request: DsrRequest) -> Result | None:
+        """The failed result of a request that must not reach ``hook`` at all (None when it may)."""
         if HOOK_FOR_TYPE[request.type] != hook:
             return Result.failed(request, "configuration", f"a {request.type} request cannot go to {hook}")
         if not self.implements(hook):
             return Result.failed(
                 request, "configuration", f"connector {self.name!r} does not support {request.type} requests"
             )
-        if state is not None and not isinstance(state, Mapping):
-            # The contract says a JSON object; anything else cannot be what the connector returned. Passing
-            # none lets the connector resume from its remote system's own record.
-            log.warning("the host passed a %s as the state of request %r to %s; ignoring it",
-                        type(state).__name__, request.request_id, hook)
-            state = None
-        try:
-            raw = self._call(hook, request=request, state=dict(state) if state is not None else None)
-        except Exception as exc:  # noqa: BLE001 - the host must survive any connector defect
-            return Result.failed(request, "internal", self._crash_message(hook, exc))
-        document = raw.to_dict() if isinstance(raw, Result) else raw
-        if not isinstance(document, Mapping):
-            return Result.failed(request, "internal", f"connector {self.name!r} returned no result from {hook}")
-        if self._contains_secret(document):
-            log.error("connector %r returned a configured secret from %s; result withheld", self.name, hook)
-            return Result.failed(request, "internal", WITHHELD_MESSAGE)
+        return None
+
+    @staticmethod
+    def _passable_state(hook: str, request: DsrRequest, state: Any) -> dict[str, Any] | None:
+        if state is None or isinstance(state, Mapping):
+            return dict(state) if state is not None else None
+        # The contract says a JSON object; anything else cannot be what the connector returned. Passing
+        # none lets the connector resume from its remote system's own record.
+        log.warning("the host passed a %s as the state of request %r to %s; ignoring it",
+                    type(state).__name__, request.request_id, hook)
+        return None
+
+    def _handle(self, hook: str, request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+        refused = self._refusal(hook, request)
+        if refused is not None:
+            return refused
+        document = self._document(hook, Result, f"result from {hook}", request=request,
+                                  state=self._passable_state(hook, request, state))
+        if isinstance(document, str):
+            return Result.failed(request, "internal", document)
         try:
             result = Result.from_dict(document)  # validates against the result schema
         except (SchemaViolation, ValueError, KeyError) as exc:
@@ -207,17 +223,15 @@ class Host:
         raise KeyError(f"no connector named {name!r} (installed: {', '.join(sorted(self.discovered)) or 'none'})")
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
+def entry_points(group: str = ENTRY_POINT_GROUP) -> dict[str, metadata.EntryPoint]:
+    """The installed entry points of ``group`` by name; the first of a repeated name wins. Nothing is imported."""
     found: dict[str, metadata.EntryPoint] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in metadata.entry_points(group=group):
         found.setdefault(ep.name, ep)
     return found
 
 
-def _load_one(
-    name: str, plugin: object, entry: ConnectorConfig, pm: pluggy.PluginManager,
-    environ: Mapping[str, str] | None,
-) -> ConnectorHandle | LoadProblem:
+def _read_manifest(name: str, plugin: object) -> Manifest | LoadProblem:
     try:
         manifest = load_manifest(plugin)
     except SchemaViolation as exc:
@@ -226,35 +240,115 @@ def _load_one(
         return LoadProblem(name, "manifest", f"manifest.yaml could not be read: {type(exc).__name__}: {exc}")
     if manifest.id != name:
         return LoadProblem(name, "manifest", f"manifest id {manifest.id!r} does not match the entry-point name")
+    return manifest
 
-    try:
-        pm.register(plugin, name=name)
-    except (pluggy.PluginValidationError, ValueError) as exc:
-        return LoadProblem(name, "hooks", str(exc))
-    implemented = {hc.name for hc in pm.get_hookcallers(plugin) or []}
+
+def plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager holding the DSR hook specs, and no connector yet."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def register_checked(
+    pm: pluggy.PluginManager, plugin: object, manifest: Manifest, name: str | None = None,
+) -> list[str]:
+    """Register ``plugin``, then list every way its hooks and ``manifest`` disagree (:func:`contract_problems`).
+
+    A plugin with problems is unregistered again. A hook whose signature does not match its spec raises what
+    ``pm.register`` raises (``pluggy.PluginValidationError`` or ``ValueError``).
+    """
+    pm.register(plugin, name=name)
+    implemented = {caller.name for caller in pm.get_hookcallers(plugin) or []}
     problems = contract_problems(manifest, implemented, hookspecs.HOOK_NAMES)
     if problems:
         pm.unregister(plugin)
-        return LoadProblem(name, "hooks", "; ".join(problems))
+    return problems
 
-    def fail(stage: Stage, message: str) -> LoadProblem:
-        pm.unregister(plugin)
-        return LoadProblem(name, stage, message)
 
+def _register(name: str, plugin: object, manifest: Manifest, pm: pluggy.PluginManager) -> LoadProblem | None:
+    """Register ``plugin`` if its hooks match their specs and its manifest; the problem otherwise."""
+    try:
+        problems = register_checked(pm, plugin, manifest, name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        return LoadProblem(name, "hooks", str(exc))
+    return LoadProblem(name, "hooks", "; ".join(problems)) if problems else None
+
+
+def _handle_for(
+    name: str, plugin: object, manifest: Manifest, entry: ConnectorConfig, pm: pluggy.PluginManager,
+    environ: Mapping[str, str] | None,
+) -> ConnectorHandle | LoadProblem:
+    """The facade of a registered connector whose settings are complete and valid; the problem otherwise."""
     try:
         schema = manifest.credentials_schema()
     except Exception as exc:  # noqa: BLE001
-        return fail("manifest", f"credentials schema {manifest.credentials_schema_path!r} is unusable: {exc}")
+        return LoadProblem(name, "manifest",
+                           f"credentials schema {manifest.credentials_schema_path!r} is unusable: {exc}")
     try:
         settings = expand_environment(entry.settings, environ)
     except MissingEnvironment as exc:
-        return fail("environment", str(exc))
+        return LoadProblem(name, "environment", str(exc))
     redactor = Redactor(secret_values(settings, secret_paths(schema)))
     try:
         validate(schema_validator(schema), settings, f"configuration of connector {name!r}")
     except SchemaViolation as exc:
-        return fail("config", redactor(str(exc)))
+        return LoadProblem(name, "config", redactor(str(exc)))
     return ConnectorHandle(name, plugin, manifest, settings, redactor, pm)
+
+
+def _load_one(
+    name: str, plugin: object, entry: ConnectorConfig, pm: pluggy.PluginManager,
+    environ: Mapping[str, str] | None,
+) -> ConnectorHandle | LoadProblem:
+    manifest = _read_manifest(name, plugin)
+    if isinstance(manifest, LoadProblem):
+        return manifest
+    problem = _register(name, plugin, manifest, pm)
+    if problem is not None:
+        return problem
+    outcome = _handle_for(name, plugin, manifest, entry, pm, environ)
+    if isinstance(outcome, LoadProblem):
+        pm.unregister(plugin)
+    return outcome
+
+
+def _host_config(config: HostConfig | Mapping[str, Any] | str | Path | None) -> HostConfig:
+    if isinstance(config, (str, Path)):
+        return HostConfig.from_file(config)
+    if isinstance(config, HostConfig):
+        return config
+    return HostConfig.from_dict(config)
+
+
+def _import(name: str, direct: Mapping[str, object], found: Mapping[str, metadata.EntryPoint]) -> object:
+    """The connector object: passed in directly, or imported from its entry point (a LoadProblem if that fails)."""
+    if name in direct:
+        return direct[name]
+    try:
+        return found[name].load()
+    except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the host down
+        return LoadProblem(name, "import", f"import failed: {type(exc).__name__}: {exc}")
+
+
+def _load_enabled(
+    entries: Mapping[str, ConnectorConfig], direct: Mapping[str, object], found: Mapping[str, metadata.EntryPoint],
+    pm: pluggy.PluginManager, environ: Mapping[str, str] | None,
+) -> tuple[dict[str, ConnectorHandle], list[LoadProblem]]:
+    """Import and load each enabled connector (by name): the handles, and the problems of those skipped."""
+    handles: dict[str, ConnectorHandle] = {}
+    problems: list[LoadProblem] = []
+    for name, entry in sorted(entries.items()):
+        if not entry.enabled:
+            log.debug("connector %r is installed but not enabled", name)
+            continue
+        plugin = _import(name, direct, found)
+        outcome = plugin if isinstance(plugin, LoadProblem) else _load_one(name, plugin, entry, pm, environ)
+        if isinstance(outcome, LoadProblem):
+            problems.append(outcome)
+        else:
+            handles[name] = outcome
+    return handles, problems
 
 
 def load_host(
@@ -272,46 +366,15 @@ def load_host(
         use_entry_points: discover connectors in the ``dsr.connectors`` entry-point group.
         environ: where ``${NAME}`` references are looked up (default ``os.environ``).
     """
-    if isinstance(config, (str, Path)):
-        host_config = HostConfig.from_file(config)
-    elif isinstance(config, HostConfig):
-        host_config = config
-    else:
-        host_config = HostConfig.from_dict(config)
-
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    entry_points = _entry_points() if use_entry_points else {}
+    host_config = _host_config(config)
+    pm = plugin_manager()
+    found = entry_points() if use_entry_points else {}
     direct = dict(plugins or {})
-    discovered = {name: host_config.connectors.get(name, ConnectorConfig()).enabled
-                  for name in {*entry_points, *direct}}
-    handles: dict[str, ConnectorHandle] = {}
-    problems: list[LoadProblem] = []
-
-    for name in sorted(discovered):
-        entry = host_config.connectors.get(name, ConnectorConfig())
-        if not entry.enabled:
-            log.debug("connector %r is installed but not enabled", name)
-            continue
-        if name in direct:
-            plugin = direct[name]
-        else:
-            try:
-                plugin = entry_points[name].load()
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the host down
-                problems.append(LoadProblem(name, "import", f"import failed: {type(exc).__name__}: {exc}"))
-                continue
-        outcome = _load_one(name, plugin, entry, pm, environ)
-        if isinstance(outcome, LoadProblem):
-            problems.append(outcome)
-        else:
-            handles[name] = outcome
-
-    for name in sorted(set(host_config.connectors) - set(discovered)):
-        if host_config.connectors[name].enabled:
-            problems.append(LoadProblem(name, "import", "enabled in the host config but not installed"))
-
+    entries = {name: host_config.connectors.get(name, ConnectorConfig()) for name in {*found, *direct}}
+    handles, problems = _load_enabled(entries, direct, found, pm, environ)
+    problems += [LoadProblem(name, "import", "enabled in the host config but not installed")
+                 for name, entry in sorted(host_config.connectors.items()) if entry.enabled and name not in entries]
     pm.check_pending()  # every registered plugin passed the per-connector hook check above
     for problem in problems:
         log.warning("%s", problem)
-    return Host(pm, handles, problems, discovered)
+    return Host(pm, handles, problems, {name: entry.enabled for name, entry in entries.items()})

@@ -124,26 +124,21 @@ def contract_problems(manifest: Manifest, implemented: set[str], known: tuple[st
     caught here); every request hook needs exactly one capability entry, and every capability must name a
     hook the connector declares and implements.
     """
-    problems = []
-    unknown = sorted(implemented - set(known))
     declared = set(manifest.hooks)
-    if unknown:
-        problems.append(f"implements unknown hook(s) {', '.join(unknown)} (a misspelling?)")
-    if implemented - declared - set(unknown):
-        problems.append(f"implements hook(s) not declared in its manifest: {', '.join(sorted(implemented - declared))}")
-    if declared - implemented:
-        problems.append(f"declares hook(s) it does not implement: {', '.join(sorted(declared - implemented))}")
-    undescribed = sorted(h for h in declared if h != "test_connection" and manifest.capability(h) is None)
-    if undescribed:
-        problems.append(f"declares hook(s) with no capability entry: {', '.join(undescribed)}")
     described = [c.hook for c in manifest.capabilities]
-    orphans = sorted({h for h in described if h not in implemented or h not in declared})
-    if orphans:
-        problems.append(f"has capability entries for hook(s) it does not declare and implement: {', '.join(orphans)}")
-    twice = sorted({h for h in described if described.count(h) > 1})
-    if twice:
-        problems.append(f"has more than one capability entry for: {', '.join(twice)}")
-    return problems
+    unknown = implemented - set(known)
+    undeclared = implemented - declared
+    found = {  # message template -> the hooks it names; a template naming none is no problem
+        "implements unknown hook(s) {} (a misspelling?)": unknown,
+        "implements hook(s) not declared in its manifest: {}": undeclared if undeclared - unknown else set(),
+        "declares hook(s) it does not implement: {}": declared - implemented,
+        "declares hook(s) with no capability entry: {}":
+            {h for h in declared if h != "test_connection" and manifest.capability(h) is None},
+        "has capability entries for hook(s) it does not declare and implement: {}":
+            set(described) - (implemented & declared),
+        "has more than one capability entry for: {}": {h for h in described if described.count(h) > 1},
+    }
+    return [template.format(", ".join(sorted(hooks))) for template, hooks in found.items() if hooks]
 
 
 def plugin_package(plugin: object) -> str:

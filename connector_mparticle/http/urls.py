@@ -13,13 +13,13 @@ authority, and non-ASCII text (IDNA). The rules:
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from dsr_framework.urls import LOOPBACK_NAMES, is_loopback, transport_allowed
+
 __all__ = ["LOOPBACK_NAMES", "Origin", "UrlPolicy", "UrlRefused", "is_loopback", "origin_of"]
 
-LOOPBACK_NAMES = frozenset({"localhost"})
 DEFAULT_PORTS = {"https": 443, "http": 80}
 _AUTHORITY_END = "/?#"
 
@@ -43,17 +43,6 @@ class Origin:
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals (``127.0.0.0/8``, ``::1``)."""
-    host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_text(url: str) -> None:
@@ -101,7 +90,7 @@ def origin_of(url: str) -> Origin:
         raise UrlRefused("the URL must be https:// (or http:// for loopback) with a host")
     if host.endswith("."):
         raise UrlRefused(f"the host {host} ends with a dot")
-    if scheme == "http" and not is_loopback(host):
+    if not transport_allowed(scheme, host):
         raise UrlRefused(f"plain http is only allowed for loopback, not {host}")
     return Origin(scheme, host, parsed.port or DEFAULT_PORTS[scheme])
 

@@ -23,9 +23,11 @@ from dsr_framework.conformance.leaks import captured, email_values, leaked, unma
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped
 from dsr_framework.conformance.schema_checks import secret_looking_fields
 from dsr_framework.conformance.session import ConnectorUnderTest, Runtime
-from dsr_framework.manifest import contract_problems
+from dsr_framework.conformance.target import Oracle
+from dsr_framework.host import plugin_manager, register_checked
 from dsr_framework.models import HOOK_FOR_TYPE, Result
 from dsr_framework.redact import mask_email
+from dsr_framework.urls import is_loopback
 
 __all__ = ["CHECKS", "KINDS", "Check", "run_check"]
 
@@ -84,14 +86,10 @@ def manifest_is_valid(cut: ConnectorUnderTest, _: str | None) -> None:
        "every capability names an implemented hook and every hook a capability; no unknown hook")
 def hooks_match_the_manifest(cut: ConnectorUnderTest, _: str | None) -> None:
     manifest = cut.manifest
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
     try:
-        pm.register(cut.plugin)
+        problems = register_checked(plugin_manager(), cut.plugin, manifest)
     except (pluggy.PluginValidationError, ValueError) as exc:
         raise CheckFailed(f"a hook implementation does not match its specification: {exc}") from None
-    implemented = {caller.name for caller in pm.get_hookcallers(cut.plugin) or []}
-    problems = contract_problems(manifest, implemented, hookspecs.HOOK_NAMES)
     if problems:
         raise CheckFailed("the connector " + "; ".join(problems))
 
@@ -129,7 +127,7 @@ def egress_hosts_are_declared(cut: ConnectorUnderTest, _: str | None) -> None:
     hosts = cut.manifest.egress_hosts
     if not hosts:
         raise CheckFailed("the manifest declares no egress_hosts: a host cannot tell where the connector connects")
-    bad = [h for h in hosts if "*" in h or h in ("localhost", "127.0.0.1")]
+    bad = [h for h in hosts if "*" in h or is_loopback(h)]
     if bad:
         raise CheckFailed(f"egress hosts must be concrete remote names: {', '.join(bad)}")
 
@@ -203,12 +201,18 @@ def refused_credentials_fail(rt: Runtime, kind: str) -> None:
         raise CheckFailed(f"{hook} failed with class {found} for refused credentials; expected authentication or "
                           f"configuration: {final.message}")
     if oracle is not None:
-        if kind == "deletion" and not rt.ask(oracle.exists, subject):
-            raise CheckFailed(f"{hook} with refused credentials, yet the subject is gone from the service")
-        if kind == "opt_out" and rt.ask(oracle.opted_out, subject, rt.target.regulation):
-            raise CheckFailed(f"{hook} with refused credentials, yet the service records an opt-out")
-        if rt.ask(oracle.writes) != writes:
-            raise CheckFailed(f"{hook} with refused credentials, yet the service recorded a write")
+        _nothing_changed(rt, oracle, kind, hook, writes)
+
+
+def _nothing_changed(rt: Runtime, oracle: Oracle, kind: str, hook: str, writes: int) -> None:
+    """Fail unless the oracle says a refused request left the subject as it was, with no new write."""
+    subject = rt.target.existing_subject
+    if kind == "deletion" and not rt.ask(oracle.exists, subject):
+        raise CheckFailed(f"{hook} with refused credentials, yet the subject is gone from the service")
+    if kind == "opt_out" and rt.ask(oracle.opted_out, subject, rt.target.regulation):
+        raise CheckFailed(f"{hook} with refused credentials, yet the service records an opt-out")
+    if rt.ask(oracle.writes) != writes:
+        raise CheckFailed(f"{hook} with refused credentials, yet the service recorded a write")
 
 
 def _forms(value: str) -> tuple[str, ...]:

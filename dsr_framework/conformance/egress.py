@@ -66,6 +66,14 @@ def _host_of(address: Any) -> str | None:
     return None
 
 
+def _program(event: str, args: tuple[Any, ...]) -> str:
+    """What a process event starts: ``Popen``'s first argument, or the event's first argument."""
+    what = args[0] if args else "?"
+    if event == "subprocess.Popen" and len(args) > 1 and args[1]:
+        what = args[1][0] if isinstance(args[1], (list, tuple)) else args[1]
+    return str(what)
+
+
 @dataclass
 class EgressGuard:
     """Records and blocks traffic to any host not in ``allowed``, and any process start.
@@ -98,25 +106,29 @@ class EgressGuard:
     def judge(self, event: str, args: tuple[Any, ...]) -> None:
         """Called by the audit hook for a watched event: allow it, or record it and raise."""
         if event in _PROCESS_EVENTS:
-            what = args[0] if args else "?"
-            if event == "subprocess.Popen" and len(args) > 1 and args[1]:
-                what = args[1][0] if isinstance(args[1], (list, tuple)) else args[1]
-            self._refuse(f"started a process ({event}: {str(what)[:80]})")
+            self._refuse(f"started a process ({event}: {_program(event, args)[:80]})")
         elif event in _LOOKUP_EVENTS:
-            host = _host_of(args[0]) if event == "socket.getnameinfo" else args[0] if args else None
-            if isinstance(host, bytes):
-                host = host.decode("ascii", "replace")
-            if host is not None and not self.allows(str(host)):
-                self._refuse(f"looked up the undeclared host {host} ({event})")
-            if host is not None and event == "socket.getaddrinfo":
-                self._resolved_later(str(host))
+            self._judge_lookup(event, args)
         else:  # a socket event: (socket, address)
-            address = args[1] if len(args) > 1 else None
-            if isinstance(address, (str, bytes)):
-                self._refuse(f"connected to a local socket {address!r} ({event})")
-            host = _host_of(address)
-            if host is not None and not self.allows(host):
-                self._refuse(f"contacted the undeclared host {host} ({event})")
+            self._judge_socket(event, args[1] if len(args) > 1 else None)
+
+    def _judge_lookup(self, event: str, args: tuple[Any, ...]) -> None:
+        host = _host_of(args[0]) if event == "socket.getnameinfo" else args[0] if args else None
+        if isinstance(host, bytes):
+            host = host.decode("ascii", "replace")
+        if host is None:
+            return
+        if not self.allows(str(host)):
+            self._refuse(f"looked up the undeclared host {host} ({event})")
+        if event == "socket.getaddrinfo":
+            self._resolved_later(str(host))
+
+    def _judge_socket(self, event: str, address: Any) -> None:
+        if isinstance(address, (str, bytes)):
+            self._refuse(f"connected to a local socket {address!r} ({event})")
+        host = _host_of(address)
+        if host is not None and not self.allows(host):
+            self._refuse(f"contacted the undeclared host {host} ({event})")
 
     def _resolved_later(self, name: str) -> None:
         # The connect that follows a lookup names an address, not the host: learn the addresses an allowed

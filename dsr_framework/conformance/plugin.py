@@ -22,7 +22,7 @@ from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, Missin
 from dsr_framework.conformance.runner import run_conformance
 from dsr_framework.conformance.session import ConnectorUnderTest
 from dsr_framework.conformance.verdict import Outcome, Row, Verdict
-from dsr_framework.redact import RedactingFilter, Redactor, mask_email
+from dsr_framework.redact import RedactingFilter, Redactor
 
 #: The file ``--dsr-conformance`` collects its checks from (a marker: the checks live in checks.py).
 COLLECT_FROM = Path(__file__).with_name("conformance.txt")
@@ -127,7 +127,7 @@ class CheckItem(pytest.Item):
             raise CheckFailed(f"{_MISSING}{exc}") from None
 
     def _clean(self, text: str) -> str:
-        return mask_email(self.connector.redactor.scrub(text))
+        return self.connector.clean(text)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:

@@ -11,17 +11,13 @@ from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, Missin
 from dsr_framework.conformance.session import ConnectorUnderTest
 from dsr_framework.conformance.target import ConformanceTarget, TargetFactory
 from dsr_framework.conformance.verdict import Row, Verdict
-from dsr_framework.redact import mask_email
 
 __all__ = ["check_row", "run_conformance"]
 
 
 def check_row(cut: ConnectorUnderTest, selected: Check, name: str, param: str | None, allow_skips: bool) -> Row:
     """Run one check and describe its outcome as a verdict row (messages scrubbed)."""
-
-    def clean(text: str) -> str:
-        return mask_email(cut.redactor.scrub(text))
-
+    clean = cut.clean
     try:
         run_check(cut, selected, param)
     except CheckFailed as exc:

@@ -18,10 +18,11 @@ from dsr_framework.conformance import egress
 from dsr_framework.conformance.files import Workspace, listed_file_problems, unlisted_files_with_secrets
 from dsr_framework.conformance.leaks import captured, leaked
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, MissingPiece
-from dsr_framework.conformance.target import ConformanceTarget, Oracle, TargetFactory, target_entry_point
+from dsr_framework.conformance.target import ENTRY_POINT_GROUP as TARGET_GROUP
+from dsr_framework.conformance.target import ConformanceTarget, Oracle, TargetFactory
 from dsr_framework.conformance.watchdog import Overran, call_with_limit
 from dsr_framework.drive import Driven, StillPending, drive
-from dsr_framework.host import ENTRY_POINT_GROUP, WITHHELD_MESSAGE, ConnectorHandle, load_host
+from dsr_framework.host import ENTRY_POINT_GROUP, WITHHELD_MESSAGE, ConnectorHandle, entry_points, load_host
 from dsr_framework.manifest import Manifest, load_manifest
 from dsr_framework.models import HOOK_FOR_TYPE, ConnectionResult, DsrRequest, Result
 from dsr_framework.redact import Redactor, mask_email
@@ -36,8 +37,12 @@ _CLOCK_SLACK = 0.002  #: next_check_at is written with millisecond precision
 T = TypeVar("T")
 
 
-def _connector_entry_point(name: str) -> metadata.EntryPoint | None:
-    return next((ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == name), None)
+def _imported(entry: metadata.EntryPoint, failure: str) -> tuple[Any, str | None]:
+    """Load ``entry``: ``(its object, None)``, or ``(None, why not)`` for the checks that need it to report."""
+    try:
+        return entry.load(), None
+    except Exception as exc:  # noqa: BLE001 - reported by the checks that need it
+        return None, f"{failure}: {type(exc).__name__}: {exc}"
 
 
 class ConnectorUnderTest:
@@ -75,22 +80,16 @@ class ConnectorUnderTest:
         if self._loaded:
             return
         self._loaded = True
-        target_ep = target_entry_point(self.name) if self._factory is None else None
-        plugin_ep = _connector_entry_point(self.name) if self._plugin is None else None
+        target_ep = entry_points(TARGET_GROUP).get(self.name) if self._factory is None else None
+        plugin_ep = entry_points().get(self.name) if self._plugin is None else None
         watched = [ep.module for ep in (target_ep, plugin_ep) if ep is not None]
         self.import_observed = bool(watched) and not any(module in sys.modules for module in watched)
         guard = egress.EgressGuard.allowing((), label=f"connector {self.name!r}, while being imported,")
         with guard.active():
             if target_ep is not None:
-                try:
-                    self._factory = target_ep.load()
-                except Exception as exc:  # noqa: BLE001 - reported by the checks that need it
-                    self._factory_error = f"its conformance target failed to import: {type(exc).__name__}: {exc}"
+                self._factory, self._factory_error = _imported(target_ep, "its conformance target failed to import")
             if plugin_ep is not None:
-                try:
-                    self._plugin = plugin_ep.load()
-                except Exception as exc:  # noqa: BLE001
-                    self._plugin_error = f"connector {self.name!r} failed to import: {type(exc).__name__}: {exc}"
+                self._plugin, self._plugin_error = _imported(plugin_ep, f"connector {self.name!r} failed to import")
         self.import_violations = list(guard.violations)
 
     @property
@@ -219,12 +218,16 @@ class ConnectorUnderTest:
         finally:
             workspace.remove()
 
+    def clean(self, text: str) -> str:
+        """``text`` fit to report: configured secrets (in any form) scrubbed and email addresses masked."""
+        return mask_email(self.redactor.scrub(text))
+
     def _pass_on(self, stdout: str, stderr: str) -> None:
         """Hand captured output on to whoever was listening, with secrets and emails hidden."""
         if stdout:
-            sys.stdout.write(mask_email(self.redactor.scrub(stdout)))
+            sys.stdout.write(self.clean(stdout))
         if stderr:
-            sys.stderr.write(mask_email(self.redactor.scrub(stderr)))
+            sys.stderr.write(self.clean(stderr))
 
 
 class Runtime:
@@ -289,13 +292,17 @@ class Runtime:
         return DsrRequest(f"conformance-{uuid.uuid4().hex[:12]}", kind, self.target.regulation,  # type: ignore[arg-type]
                           dict(subject), datetime.now(UTC), str(self.workspace.output_dir()))
 
+    def _carries_secret(self, result: Result | ConnectionResult) -> bool:
+        """True when the facade withheld ``result`` for a secret, or a secret (in any form) is in it still."""
+        return WITHHELD_MESSAGE in result.message or leaked(json.dumps(result.to_dict()), self.cut.redactor)
+
     def connection(self, handle: ConnectorHandle) -> ConnectionResult:
         """``test_connection`` through the facade, under the per-call limit."""
         try:
             result, _ = call_with_limit(handle.test_connection, self.cut.call_limit(), "test_connection")
         except Overran as exc:
             raise CheckFailed(f"test_connection {exc}") from None
-        if leaked(json.dumps(result.to_dict()), self.cut.redactor) or WITHHELD_MESSAGE in result.message:
+        if self._carries_secret(result):
             raise CheckFailed("a test_connection result carries a configured secret (or 8 or more characters of one)")
         return result
 
@@ -334,7 +341,7 @@ class Runtime:
 
     def _judge(self, hook: str, result: Result, started: datetime) -> None:
         """The rules every result obeys, whatever the check: no secret, plain-JSON state, a sane next check."""
-        if WITHHELD_MESSAGE in result.message or leaked(json.dumps(result.to_dict()), self.cut.redactor):
+        if self._carries_secret(result):
             raise CheckFailed(f"a {hook} result carries a configured secret (or 8 or more characters of one, or an "
                               "encoded form) in its message, summary, state or audit trail")
         if result.state is not None:

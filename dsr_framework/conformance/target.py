@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
+
+from dsr_framework.host import entry_points
+from dsr_framework.urls import LOOPBACK_HOSTS
 
 __all__ = ["ENTRY_POINT_GROUP", "ConformanceTarget", "Oracle", "TargetFactory", "load_target"]
 
@@ -67,7 +69,7 @@ class ConformanceTarget:
     existing_subject: Mapping[str, str]
     missing_subject: Mapping[str, str]
     oracle: Oracle | None = None
-    allowed_hosts: set[str] = field(default_factory=lambda: {"127.0.0.1", "localhost", "::1"})
+    allowed_hosts: set[str] = field(default_factory=lambda: set(LOOPBACK_HOSTS))
     prepare: Callable[[], None] | None = None
     budgets: Mapping[str, float] = field(default_factory=dict)
     min_check_interval: float | None = None
@@ -83,14 +85,9 @@ class ConformanceTarget:
 TargetFactory = Callable[[], AbstractContextManager[ConformanceTarget]]
 
 
-def target_entry_point(name: str) -> metadata.EntryPoint | None:
-    """The ``dsr.conformance`` entry point registered under ``name``, if any (nothing is imported)."""
-    return next((ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == name), None)
-
-
 def load_target(name: str) -> TargetFactory:
     """The registered target factory of connector ``name`` (``LookupError`` if there is none)."""
-    entry = target_entry_point(name)
+    entry = entry_points(ENTRY_POINT_GROUP).get(name)
     if entry is None:
         raise LookupError(f"connector {name!r} registers no conformance target in the {ENTRY_POINT_GROUP!r} "
                           "entry-point group")

@@ -161,22 +161,31 @@ class AcmeSimulator:
         """The status and JSON answer for one request."""
         if headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {"error": "invalid API key"}
-        key = headers.get("idempotency-key")
         with self._lock:
             self._settle()
-            if method == "GET" and path == "/v1/account":
-                return 200, {"account": "Acme test account"}
-            if method == "POST" and path in ("/v1/exports", "/v1/erasures") and isinstance(body, dict) \
-                    and isinstance(body.get("email"), str):
-                return 202, self._start(path.rsplit("/", 1)[1], body["email"], key)
-            if method == "POST" and path == "/v1/opt-outs" and isinstance(body, dict) \
-                    and isinstance(body.get("email"), str):
-                return 200, self._opt_out(body["email"], str(body.get("regulation", "")), key)
-            match = _JOB.match(path)
-            if method == "GET" and match and match.group(2) in self._jobs \
-                    and self._jobs[match.group(2)].kind == match.group(1):
-                return 200, self._describe(match.group(2))
-        return 404, {"error": "no such route or job"}
+            routed = self._route(method, path, body, headers.get("idempotency-key"))
+        return routed or (404, {"error": "no such route or job"})
+
+    def _route(self, method: str, path: str, body: Any, key: str | None) -> tuple[int, dict[str, Any]] | None:
+        """The answer of the route ``method path`` serves (None: no such route, or a body it cannot take)."""
+        if method == "GET":
+            return self._get(path)
+        email = body.get("email") if isinstance(body, dict) else None
+        if method != "POST" or not isinstance(email, str):
+            return None
+        if path in ("/v1/exports", "/v1/erasures"):
+            return 202, self._start(path.rsplit("/", 1)[1], email, key)
+        if path == "/v1/opt-outs":
+            return 200, self._opt_out(email, str(body.get("regulation", "")), key)
+        return None
+
+    def _get(self, path: str) -> tuple[int, dict[str, Any]] | None:
+        if path == "/v1/account":
+            return 200, {"account": "Acme test account"}
+        match = _JOB.match(path)
+        if match and match.group(2) in self._jobs and self._jobs[match.group(2)].kind == match.group(1):
+            return 200, self._describe(match.group(2))
+        return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         simulator = self
