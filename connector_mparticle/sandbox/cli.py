@@ -18,9 +18,9 @@ import yaml
 
 from connector_mparticle.sandbox.config import SandboxConfig
 from connector_mparticle.sandbox.faults import APIS, Faults
-from connector_mparticle.sandbox.limits import Limit
+from connector_mparticle.sandbox.limits import Limit, default_limits
+from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox
-from connector_mparticle.sandbox.store import Durations
 
 __all__ = ["sandbox_command", "sandbox_files"]
 
@@ -209,8 +209,6 @@ def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: 
     for kind, duration in map(_duration, durations):
         config.durations[kind] = duration
     if limits:
-        from connector_mparticle.sandbox.limits import default_limits
-
         config.limits = default_limits()
         config.limits.update(dict(map(_limit, limits)))
     fault_settings = _faults(faults)

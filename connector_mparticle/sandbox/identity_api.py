@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from connector_mparticle.sandbox.errors import identity_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import by_idsync_key
+from connector_mparticle.sandbox.records import Match
 from connector_mparticle.sandbox.schemas import first_problem
-from connector_mparticle.sandbox.store import Match
 
 if TYPE_CHECKING:
     from connector_mparticle.sandbox.context import SandboxContext

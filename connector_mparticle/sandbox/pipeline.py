@@ -17,18 +17,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from connector_mparticle.sandbox import admin_api, events_api, identity_api, oauth_api, opendsr_api, profile_api
+from connector_mparticle.sandbox import events_api
 from connector_mparticle.sandbox.auth import authenticate
 from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.errors import api_error, server_error, too_many_requests
 from connector_mparticle.sandbox.http import Call, Reply, Route
+from connector_mparticle.sandbox.routes import ROUTES
 
-__all__ = ["ROUTES", "SandboxHTTPServer"]
+__all__ = ["SandboxHTTPServer"]
 
 log = logging.getLogger("connector_mparticle.sandbox")
 
-ROUTES: list[Route] = [*opendsr_api.ROUTES, *identity_api.ROUTES, *events_api.ROUTES, *oauth_api.ROUTES,
-                       *profile_api.ROUTES, *admin_api.ROUTES]
 _COMPILED = [(re.compile(route.pattern + r"\Z"), route) for route in ROUTES]
 _MAX_BODY = 16 * 1024 * 1024  #: bodies beyond this are not read at all
 

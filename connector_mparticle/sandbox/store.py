@@ -31,7 +31,7 @@ from connector_mparticle.sandbox.resolution import is_logged_in, resolve
 from connector_mparticle.sandbox.results_zip import write_results_zip
 from connector_mparticle.sandbox.workspace import IdentityStrategy, WorkspaceSettings
 
-__all__ = ["BatchOutcome", "DsrRecord", "Durations", "Match", "Profile", "Store"]  # records re-exported
+__all__ = ["Store"]
 
 _FIRST_MPID = 8_000_000_000_000_000_001
 _HISTORICAL_MIN_AGE_MS = 72 * 3600 * 1000  # developers/server/http: "less than 72 hours old" is not processed
@@ -399,9 +399,6 @@ class Store:
             record.results_file = self._dir / f"{record.subject_request_id}.zip"
             write_results_zip(record.results_file, record.subject_request_id, [subject],
                               workspace.include_live_profile, self.audience_id, self._padding)
-
-    def results_path(self, record: DsrRecord) -> str:
-        return f"/dsr-results/{record.subject_request_id}/{record.results_token}.zip"
 
     def count(self, name: str) -> None:
         """Add one to statistic ``name``."""
