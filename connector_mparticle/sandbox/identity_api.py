@@ -49,8 +49,6 @@ def _known(body: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
             raise Invalid(f"$.known_identities: unknown identity type '{key}'")
         if value is None:  # the web SDK sends null for an identity it no longer holds
             continue
-        if not value:
-            raise Invalid(f"$.known_identities.{key}: must be a non-empty string")
         canonical[kind.name] = value
         keys[kind.name] = key
     if not canonical:
