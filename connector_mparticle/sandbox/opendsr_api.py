@@ -51,23 +51,25 @@ def _identities(section: dict[str, Any], extension: bool, where: str) -> dict[st
     return found
 
 
-def parse_request(body: Any) -> tuple[dict[str, str], dict[str, Any], bool]:
-    """Validate a submission; return (canonical identities, extensions, skip_waiting_period)."""
-    problem = first_problem("dsr_request", body)
-    if problem is not None:
-        raise Invalid(problem)
+def _check_request_id(value: str) -> None:
     try:
-        parsed_id = uuid.UUID(body["subject_request_id"])
+        parsed: uuid.UUID | None = uuid.UUID(value)
     except ValueError:
-        raise Invalid("'subject_request_id' must be a UUID v4") from None
-    if parsed_id.version != 4 or str(parsed_id) != body["subject_request_id"].lower():
+        parsed = None
+    if parsed is None or parsed.version != 4 or str(parsed) != value.lower():
         raise Invalid("'subject_request_id' must be a UUID v4")
+
+
+def _check_submitted_time(value: str) -> None:
     try:
-        datetime.fromisoformat(body["submitted_time"].replace("Z", "+00:00"))
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise Invalid("'submitted_time' must be an ISO 8601 date-time") from None
-    extensions = body.get("extensions") or {}
-    mp_ext = extensions.get(EXTENSION) or {}
+
+
+def _subject_identities(body: dict[str, Any], mp_ext: dict[str, Any]) -> dict[str, str]:
+    """The identities of the top level and of mParticle's extension, together: at least one, at most
+    :data:`MAX_IDENTITIES`, one per type, and an mpid only alone."""
     identities = _identities(body.get("subject_identities") or {}, False, "subject_identities")
     extra = _identities(mp_ext.get("subject_identities") or {}, True, f"extensions.{EXTENSION}.subject_identities")
     duplicated = sorted(set(extra) & set(identities))
@@ -80,6 +82,19 @@ def parse_request(body: Any) -> tuple[dict[str, str], dict[str, Any], bool]:
         raise Invalid(f"at most {MAX_IDENTITIES} identities per request")
     if "mpid" in identities and len(identities) > 1:
         raise Invalid("If an mpid is provided, it must be the only identity in the request.")
+    return identities
+
+
+def parse_request(body: Any) -> tuple[dict[str, str], dict[str, Any], bool]:
+    """Validate a submission; return (canonical identities, extensions, skip_waiting_period)."""
+    problem = first_problem("dsr_request", body)
+    if problem is not None:
+        raise Invalid(problem)
+    _check_request_id(body["subject_request_id"])
+    _check_submitted_time(body["submitted_time"])
+    extensions = body.get("extensions") or {}
+    mp_ext = extensions.get(EXTENSION) or {}
+    identities = _subject_identities(body, mp_ext)
     # The field table puts skip_waiting_period at the top level, the example inside the extension: accept both.
     skip = mp_ext.get("skip_waiting_period", body.get("skip_waiting_period", False))
     return identities, extensions, skip
