@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from connector_mparticle.sandbox.context import SandboxContext
 
-__all__ = ["BadJson", "Call", "Handler", "Reply", "Route", "json_reply"]
+__all__ = ["BadJson", "Call", "Handler", "Reply", "Route"]
 
 
 class BadJson(ValueError):
@@ -59,10 +59,6 @@ class Reply:
         if self.body is None:
             return b""
         return json.dumps(self.body).encode("utf-8")
-
-
-def json_reply(status: int, body: Any, **headers: str) -> Reply:
-    return Reply(status, body, dict(headers))
 
 
 Handler = Callable[["SandboxContext", Call], Reply]
