@@ -101,9 +101,8 @@ def modify(ctx: SandboxContext, call: Call) -> Reply:
                               f"'{change['identity_type']}'")
             changes.append((kind.name, change["old_value"], change["new_value"]))
         ctx.store.modify(mpid, changes, ctx.workspace.current.identity)
-    except (Invalid, ValueError) as exc:
-        return identity_error(400, "BAD_REQUEST", str(exc))
-    except LookupError as exc:  # "Modify must be performed on an existing mParticle ID"; swagger lists no 404
+    # LookupError: "Modify must be performed on an existing mParticle ID", and the swagger lists no 404.
+    except (ValueError, LookupError) as exc:  # Invalid is a ValueError
         return identity_error(400, "BAD_REQUEST", str(exc))
     # Body shape from mParticle's web SDK (IdentityModifyResultBody); the swagger says only "object".
     return Reply(200, {"change_results": [{"identity_type": c["identity_type"], "modified_mpid": str(mpid)}
