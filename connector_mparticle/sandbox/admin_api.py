@@ -9,17 +9,15 @@ of the wrong shape is refused with 400 (each is checked against its schema in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.dsr_status import iso
 from connector_mparticle.sandbox.faults import Faults
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import by_name
 from connector_mparticle.sandbox.records import DsrRecord, Durations
 from connector_mparticle.sandbox.schemas import first_problem
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES"]
 

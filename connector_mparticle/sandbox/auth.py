@@ -16,13 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from typing import TYPE_CHECKING
 
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.errors import dsr_error, events_error, identity_error, profile_error
 from connector_mparticle.sandbox.http import Call, Reply, Route
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["authenticate"]
 

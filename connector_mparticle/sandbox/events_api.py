@@ -11,15 +11,13 @@ fail, you will still get an Accepted response").
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.errors import events_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import DEVICE_INFO_KEYS, by_events_key
 from connector_mparticle.sandbox.schemas import batch_problem, first_problem
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES", "batch_count"]
 

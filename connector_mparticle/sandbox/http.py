@@ -7,10 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
+from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["BadJson", "Call", "Handler", "Reply", "Route"]
 
@@ -61,7 +60,7 @@ class Reply:
         return json.dumps(self.body).encode("utf-8")
 
 
-Handler = Callable[["SandboxContext", Call], Reply]
+Handler = Callable[[SandboxContext, Call], Reply]
 
 
 @dataclass(frozen=True)

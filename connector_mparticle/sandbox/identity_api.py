@@ -9,16 +9,14 @@ then answers like ``/search`` (docs silent). ``/{mpid}/modify`` applies identity
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.errors import identity_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import by_idsync_key
 from connector_mparticle.sandbox.records import Match
 from connector_mparticle.sandbox.schemas import first_problem
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES"]
 

@@ -7,17 +7,15 @@ import base64
 import time
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.dsr_status import iso
 from connector_mparticle.sandbox.errors import dsr_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import IDENTITY_TYPES, by_dsr_key
 from connector_mparticle.sandbox.records import DsrRecord
 from connector_mparticle.sandbox.schemas import first_problem
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES"]
 

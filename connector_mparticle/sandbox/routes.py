@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from connector_mparticle.sandbox import admin_api, events_api, identity_api, oauth_api, opendsr_api, profile_api
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.http import Call, Reply, Route
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES"]
 
