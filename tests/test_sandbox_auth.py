@@ -70,6 +70,8 @@ def test_oauth_refuses_wrong_clients_and_audiences(sandbox: Sandbox) -> None:
     assert other.status_code == 403
     grant = requests.post(f"{sandbox.url}/oauth/token", data={**TOKEN_REQUEST, "grant_type": "password"}, timeout=5)
     assert grant.status_code == 400 and grant.json()["error"] == "unsupported_grant_type"
+    listed = requests.post(f"{sandbox.url}/oauth/token", json=[TOKEN_REQUEST], timeout=5)
+    assert listed.status_code == 400 and listed.json()["error"] == "invalid_request"
 
 
 def test_requests_oauthlib_client_credentials_flow_reaches_the_profile_api(

@@ -47,9 +47,10 @@ def test_batch_is_stored_on_a_new_or_existing_profile(sandbox: Sandbox) -> None:
         ({"consent_state": {"gdpr": {"marketing": {"consented": "no", "timestamp_unixtime_ms": 1}}}}, "consented"),
         ({"mpid": "abc"}, "$.mpid"),
         ({"shoe_size": 9}, "'shoe_size' was unexpected"),
+        ({"device_info": {"ios_idfv": 42}}, "$.device_info.ios_idfv"),
     ],
     ids=["environment", "event-type", "custom-event-name", "identity-typo", "consent-no-timestamp", "ccpa-purpose",
-         "consent-type", "mpid", "unknown-field"],
+         "consent-type", "mpid", "unknown-field", "device-id-type"],
 )
 def test_malformed_batches_get_a_400_with_an_error_body(sandbox: Sandbox, body: dict[str, Any], message: str) -> None:
     response = upload(sandbox, {**batch(), **body})

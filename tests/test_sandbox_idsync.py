@@ -76,8 +76,9 @@ def test_every_documented_and_sdk_known_identity_key_is_accepted(sandbox: Sandbo
      ({"environment": "production", "known_identities": {"customer_id": "x"}}, "unknown identity type"),
      ({"environment": "production", "known_identities": {"mpid": "1"}}, "unknown identity type"),
      ({"environment": "production", "known_identities": {"email": None}}, "at least one identity"),
+     ({"environment": "production", "known_identities": {"email": ""}}, "$.known_identities.email"),
      ({"environment": "staging", "known_identities": {"email": "a@b.co"}}, "$.environment")],
-    ids=["no-environment", "no-identities", "events-spelling", "mpid", "only-null", "environment"],
+    ids=["no-environment", "no-identities", "events-spelling", "mpid", "only-null", "empty-value", "environment"],
 )
 def test_identity_search_validation_errors(sandbox: Sandbox, body: dict[str, Any], message: str) -> None:
     response = requests.post(f"{sandbox.url}/v1/search", json=body, auth=INPUT, timeout=5)

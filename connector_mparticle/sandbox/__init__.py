@@ -17,8 +17,8 @@ from connector_mparticle.sandbox.admin_client import SandboxAdmin, SandboxAdminE
 from connector_mparticle.sandbox.config import SandboxConfig, SandboxCredentials
 from connector_mparticle.sandbox.faults import Faults
 from connector_mparticle.sandbox.limits import Limit
+from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox
-from connector_mparticle.sandbox.store import Durations
 from connector_mparticle.sandbox.workspace import ForwardingPartner, IdentityStrategy
 
 __all__ = ["Durations", "Faults", "ForwardingPartner", "IdentityStrategy", "Limit", "Sandbox", "SandboxAdmin",

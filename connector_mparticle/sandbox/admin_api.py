@@ -3,22 +3,21 @@ workspace settings.
 
 It needs no credentials: the sandbox only ever listens on loopback. Every route takes and returns JSON; a body
 of the wrong shape is refused with 400 (each is checked against its schema in
-:mod:`~connector_mparticle.sandbox.schemas`; the README documents them).
+:mod:`~connector_mparticle.sandbox.schemas`; the README documents them). The index ``GET /_sandbox/`` lives in
+:mod:`~connector_mparticle.sandbox.routes`, which holds every route.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from connector_mparticle.sandbox.context import SandboxContext
+from connector_mparticle.sandbox.dsr_status import iso
 from connector_mparticle.sandbox.faults import Faults
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import by_name
-from connector_mparticle.sandbox.opendsr_api import iso, status_body
+from connector_mparticle.sandbox.records import DsrRecord, Durations
 from connector_mparticle.sandbox.schemas import first_problem
-from connector_mparticle.sandbox.store import DsrRecord, Durations
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES"]
 
@@ -40,16 +39,6 @@ def _body(call: Call, schema: str) -> Any:
     if problem is not None:
         raise Refused(problem)
     return body
-
-
-def index(ctx: SandboxContext, call: Call) -> Reply:
-    from connector_mparticle.sandbox.pipeline import ROUTES as ALL
-
-    return Reply(200, {
-        "base_url": ctx.base_url,
-        "credentials": credentials(ctx, call).body,
-        "routes": [{"method": r.method, "path": r.pattern, "api": r.api} for r in ALL],
-    })
 
 
 def credentials(ctx: SandboxContext, call: Call) -> Reply:
@@ -89,7 +78,7 @@ def get_profile(ctx: SandboxContext, call: Call) -> Reply:
 
 
 def _dsr_view(ctx: SandboxContext, record: DsrRecord) -> dict[str, Any]:
-    data = status_body(ctx, record)
+    data = ctx.status_body(record)
     data.update({"regulation": record.regulation, "subject_request_type": record.request_type,
                  "identities": record.identities, "received_time": iso(record.received_at),
                  "matched_mpids": [str(m) for m in record.matched_mpids], "extensions_sent": record.extensions,
@@ -225,7 +214,6 @@ def reset(ctx: SandboxContext, call: Call) -> Reply:
 
 
 ROUTES = [
-    Route("GET", r"/_sandbox/?", "admin", index),
     Route("GET", r"/_sandbox/credentials", "admin", credentials),
     Route("POST", r"/_sandbox/profiles", "admin", seed_profile),
     Route("GET", r"/_sandbox/profiles", "admin", list_profiles),

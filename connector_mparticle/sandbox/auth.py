@@ -16,13 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from typing import TYPE_CHECKING
 
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.errors import dsr_error, events_error, identity_error, profile_error
 from connector_mparticle.sandbox.http import Call, Reply, Route
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["authenticate"]
 
@@ -47,23 +44,35 @@ def _same(a: str, b: str) -> bool:
 def authenticate(ctx: SandboxContext, call: Call, route: Route) -> tuple[str, Reply | None]:
     """(client label, None) when the call may proceed; ("", refusal) otherwise."""
     header = call.headers.get("Authorization") or ""
-    scheme, _, value = header.partition(" ")
     if not header:
         return "", _refuse(route.api, missing=True)
-    if scheme.lower() == "bearer":
-        accepts = route.auth == "bearer" or route.api in ctx.workspace.current.oauth_apis
-        if accepts and ctx.tokens.valid(value.strip()):
-            return "oauth", None
-        return "", _refuse(route.api, missing=False)
-    if scheme.lower() != "basic" or route.auth == "bearer":
-        return "", _refuse(route.api, missing=False)
+    scheme, _, value = header.partition(" ")
+    client = _client(ctx, route, scheme.lower(), value.strip())
+    return (client, None) if client is not None else ("", _refuse(route.api, missing=False))
+
+
+def _client(ctx: SandboxContext, route: Route, scheme: str, credential: str) -> str | None:
+    """The label of the client ``credential`` proves, or None when it proves nothing this route accepts."""
+    if scheme == "bearer":
+        return _bearer(ctx, route, credential)
+    if scheme == "basic" and route.auth != "bearer":
+        return _basic(ctx, route, credential)
+    return None
+
+
+def _bearer(ctx: SandboxContext, route: Route, token: str) -> str | None:
+    accepts = route.auth == "bearer" or route.api in ctx.workspace.current.oauth_apis
+    return "oauth" if accepts and ctx.tokens.valid(token) else None
+
+
+def _basic(ctx: SandboxContext, route: Route, encoded: str) -> str | None:
     try:
-        key, _, secret = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        key, _, secret = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        return "", _refuse(route.api, missing=False)
+        return None
     creds = ctx.config.credentials
     expected = ((creds.workspace_key, creds.workspace_secret) if route.auth == "workspace"
                 else (creds.input_key, creds.input_secret))
     if _same(key, expected[0]) and _same(secret, expected[1]):
-        return route.auth or "anonymous", None
-    return "", _refuse(route.api, missing=False)
+        return route.auth or "anonymous"
+    return None

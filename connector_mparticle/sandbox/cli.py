@@ -18,9 +18,9 @@ import yaml
 
 from connector_mparticle.sandbox.config import SandboxConfig
 from connector_mparticle.sandbox.faults import APIS, Faults
-from connector_mparticle.sandbox.limits import Limit
+from connector_mparticle.sandbox.limits import Limit, default_limits
+from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox
-from connector_mparticle.sandbox.store import Durations
 
 __all__ = ["sandbox_command", "sandbox_files"]
 
@@ -172,6 +172,17 @@ def _show_files(config_text: str, env_text: str, write_config: Path | None) -> N
                "--wait\n")
 
 
+def _show_banner(sb: Sandbox, creds: dict[str, Any], https: bool) -> None:
+    """Where the sandbox listens and the credentials that open it."""
+    click.echo(f"mParticle sandbox listening on {sb.url}  (admin API: {sb.url}/_sandbox/)")
+    click.echo(f"  DSR API (workspace)   key={creds['workspace_key']}  secret={creds['workspace_secret']}")
+    click.echo(f"  Events/Identity input key={creds['input_key']}  secret={creds['input_secret']}")
+    click.echo(f"  OAuth client          id={creds['client_id']}  secret={creds['client_secret']}"
+               f"  token URL={creds['token_url']}")
+    if https:
+        click.echo(f"  CA certificate        {sb.ca_file}")
+
+
 @click.command("sandbox")
 @click.option("--port", default=8080, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
 @click.option("--https", is_flag=True, help="Serve HTTPS with a certificate from the sandbox CA.")
@@ -209,8 +220,6 @@ def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: 
     for kind, duration in map(_duration, durations):
         config.durations[kind] = duration
     if limits:
-        from connector_mparticle.sandbox.limits import default_limits
-
         config.limits = default_limits()
         config.limits.update(dict(map(_limit, limits)))
     fault_settings = _faults(faults)
@@ -230,13 +239,7 @@ def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: 
         if as_json:
             click.echo(json.dumps({"url": sb.url, "ca_file": sb.ca_file, **creds, **written}))
         else:
-            click.echo(f"mParticle sandbox listening on {sb.url}  (admin API: {sb.url}/_sandbox/)")
-            click.echo(f"  DSR API (workspace)   key={creds['workspace_key']}  secret={creds['workspace_secret']}")
-            click.echo(f"  Events/Identity input key={creds['input_key']}  secret={creds['input_secret']}")
-            click.echo(f"  OAuth client          id={creds['client_id']}  secret={creds['client_secret']}"
-                       f"  token URL={creds['token_url']}")
-            if https:
-                click.echo(f"  CA certificate        {sb.ca_file}")
+            _show_banner(sb, creds, https)
             _show_files(config_text, env_text, write_config)
             click.echo("These credentials only open this local sandbox. Press Ctrl-C to stop.")
         stop.wait()

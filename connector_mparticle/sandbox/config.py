@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from connector_mparticle.sandbox.limits import Limit
-from connector_mparticle.sandbox.store import Durations
+from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.workspace import ForwardingPartner, IdentityStrategy, WorkspaceSettings
 
 __all__ = ["SandboxConfig", "SandboxCredentials"]

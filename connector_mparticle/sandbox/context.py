@@ -7,15 +7,17 @@ callback sender); the context itself holds no mutable state of its own besides t
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from connector_mparticle.sandbox.callback_sender import Callback, CallbackSender
 from connector_mparticle.sandbox.config import SandboxConfig
+from connector_mparticle.sandbox.dsr_status import status_body
 from connector_mparticle.sandbox.faults import FaultBook, FaultDice
 from connector_mparticle.sandbox.limits import LimitBook, default_limits
-from connector_mparticle.sandbox.opendsr_api import status_body
 from connector_mparticle.sandbox.pki import PROCESSOR_DOMAIN, SandboxPKI, sign_body
+from connector_mparticle.sandbox.records import DsrRecord
 from connector_mparticle.sandbox.request_log import RequestLog
-from connector_mparticle.sandbox.store import DsrRecord, Store
+from connector_mparticle.sandbox.store import Store
 from connector_mparticle.sandbox.tokens import TokenBook
 from connector_mparticle.sandbox.workspace import WorkspaceBook
 
@@ -55,10 +57,16 @@ class SandboxContext:
         headers["X-OpenDSR-Signature"] = sign_body(key, body)
         return headers
 
+    def status_body(self, record: DsrRecord) -> dict[str, Any]:
+        """The OpenDSR status object of ``record`` (results linked from a foreign origin under that fault)."""
+        foreign = self.faults.get("dsr").foreign_results_url
+        origin = "https://results.untrusted.example" if foreign else self.base_url
+        return status_body(record, str(self.config.credentials.workspace_id), origin)
+
     def notify(self, record: DsrRecord) -> None:
         """Queue a status callback to each of the request's callback URLs."""
         for url in record.callback_urls:
-            body = dict(status_body(self, record))
+            body = self.status_body(record)
             body["status_callback_url"] = url  # the spec requires it (8.6); mParticle's example omits it
             raw = json.dumps(body).encode()
             headers = {"Content-Type": "application/json", **self.signature_headers(raw)}

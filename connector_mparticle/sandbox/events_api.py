@@ -11,15 +11,13 @@ fail, you will still get an Accepted response").
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.errors import events_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import DEVICE_INFO_KEYS, by_events_key
 from connector_mparticle.sandbox.schemas import batch_problem, first_problem
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES", "batch_count"]
 
@@ -33,6 +31,10 @@ def batch_identities(batch: dict[str, Any]) -> dict[str, str]:
     problem = batch_problem(batch)
     if problem is not None:
         raise Invalid(problem)
+    return {**_user_identities(batch), **_device_identities(batch)}
+
+
+def _user_identities(batch: dict[str, Any]) -> dict[str, str]:
     identities: dict[str, str] = {}
     for key, value in (batch.get("user_identities") or {}).items():
         kind = by_events_key(key)
@@ -40,18 +42,16 @@ def batch_identities(batch: dict[str, Any]) -> dict[str, str]:
             raise Invalid(f"$.user_identities: unknown identity type '{key}'")
         if value:
             identities[kind.name] = value
+    return identities
+
+
+def _device_identities(batch: dict[str, Any]) -> dict[str, str]:
+    """The device ids in ``device_info`` and ``mp_deviceid`` (the schema has checked that they are strings)."""
     device = dict(batch.get("device_info") or {})
     if batch.get("mp_deviceid"):
         device["mp_deviceid"] = batch["mp_deviceid"]
-    for key, value in device.items():
-        kind = DEVICE_INFO_KEYS.get(key)
-        if kind is None or value is None:
-            continue
-        if not isinstance(value, str):
-            raise Invalid(f"$.device_info.{key}: must be a string")
-        if value:
-            identities[kind.name] = value
-    return identities
+    kinds = ((DEVICE_INFO_KEYS.get(key), value) for key, value in device.items())
+    return {kind.name: value for kind, value in kinds if kind is not None and value}
 
 
 def batch_count(call: Call) -> int:

@@ -7,12 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
+from connector_mparticle.sandbox.context import SandboxContext
 
-__all__ = ["BadJson", "Call", "Handler", "Reply", "Route", "json_reply"]
+__all__ = ["BadJson", "Call", "Handler", "Reply", "Route"]
 
 
 class BadJson(ValueError):
@@ -61,11 +60,7 @@ class Reply:
         return json.dumps(self.body).encode("utf-8")
 
 
-def json_reply(status: int, body: Any, **headers: str) -> Reply:
-    return Reply(status, body, dict(headers))
-
-
-Handler = Callable[["SandboxContext", Call], Reply]
+Handler = Callable[[SandboxContext, Call], Reply]
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,14 @@ then answers like ``/search`` (docs silent). ``/{mpid}/modify`` applies identity
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.errors import identity_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import by_idsync_key
+from connector_mparticle.sandbox.records import Match
 from connector_mparticle.sandbox.schemas import first_problem
-from connector_mparticle.sandbox.store import Match
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
 
 __all__ = ["ROUTES"]
 
@@ -49,8 +47,6 @@ def _known(body: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
             raise Invalid(f"$.known_identities: unknown identity type '{key}'")
         if value is None:  # the web SDK sends null for an identity it no longer holds
             continue
-        if not value:
-            raise Invalid(f"$.known_identities.{key}: must be a non-empty string")
         canonical[kind.name] = value
         keys[kind.name] = key
     if not canonical:
@@ -103,9 +99,8 @@ def modify(ctx: SandboxContext, call: Call) -> Reply:
                               f"'{change['identity_type']}'")
             changes.append((kind.name, change["old_value"], change["new_value"]))
         ctx.store.modify(mpid, changes, ctx.workspace.current.identity)
-    except (Invalid, ValueError) as exc:
-        return identity_error(400, "BAD_REQUEST", str(exc))
-    except LookupError as exc:  # "Modify must be performed on an existing mParticle ID"; swagger lists no 404
+    # LookupError: "Modify must be performed on an existing mParticle ID", and the swagger lists no 404.
+    except (ValueError, LookupError) as exc:  # Invalid is a ValueError
         return identity_error(400, "BAD_REQUEST", str(exc))
     # Body shape from mParticle's web SDK (IdentityModifyResultBody); the swagger says only "object".
     return Reply(200, {"change_results": [{"identity_type": c["identity_type"], "modified_mpid": str(mpid)}

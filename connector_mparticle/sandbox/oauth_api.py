@@ -11,13 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
+from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
+from connector_mparticle.sandbox.schemas import first_problem
 
 __all__ = ["ROUTES"]
 
@@ -26,36 +24,56 @@ def _oauth_error(status: int, error: str, description: str) -> Reply:
     return Reply(status, {"error": error, "error_description": description})
 
 
-def token(ctx: SandboxContext, call: Call) -> Reply:
+def _fields(call: Call) -> dict[str, str] | Reply:
+    """The token request's parameters, from a JSON object or a form body."""
     content_type = (call.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if content_type == "application/json":
-        try:
-            body = call.json()
-        except BadJson as exc:
-            return _oauth_error(400, "invalid_request", str(exc))
-        if not isinstance(body, dict):
-            return _oauth_error(400, "invalid_request", "the body must be a JSON object")
-        fields = {k: str(v) for k, v in body.items()}
-    else:
-        fields = {k: v[0] for k, v in parse_qs(call.body.decode("utf-8", "replace")).items()}
-    client_id, client_secret = fields.get("client_id"), fields.get("client_secret")
+    if content_type != "application/json":
+        return {k: v[0] for k, v in parse_qs(call.body.decode("utf-8", "replace")).items()}
+    try:
+        body = call.json()
+    except BadJson as exc:
+        return _oauth_error(400, "invalid_request", str(exc))
+    if (problem := first_problem("oauth_token", body)) is not None:
+        return _oauth_error(400, "invalid_request", problem)
+    return {k: str(v) for k, v in body.items()}
+
+
+def _client(call: Call, fields: dict[str, str]) -> tuple[str | None, str | None] | Reply:
+    """(client_id, client_secret): from HTTP Basic when the request uses it, else from the parameters."""
     header = call.headers.get("Authorization") or ""
-    if header.lower().startswith("basic "):
-        try:
-            client_id, _, client_secret = base64.b64decode(header[6:]).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return _oauth_error(401, "invalid_client", "malformed Basic credentials")
+    if not header.lower().startswith("basic "):
+        return fields.get("client_id"), fields.get("client_secret")
+    try:
+        client_id, _, client_secret = base64.b64decode(header[6:]).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return _oauth_error(401, "invalid_client", "malformed Basic credentials")
+    return client_id, client_secret
+
+
+def _same(given: str | None, expected: str) -> bool:
+    """Whether ``given`` is present and equals ``expected`` (compared in constant time)."""
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def token(ctx: SandboxContext, call: Call) -> Reply:
+    """Issue a bearer token to the sandbox's client for the sandbox's audience."""
+    fields = _fields(call)
+    if isinstance(fields, Reply):
+        return fields
+    client = _client(call, fields)
+    if isinstance(client, Reply):
+        return client
     if fields.get("grant_type") != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
     creds = ctx.config.credentials
-    if not (client_id and client_secret and hmac.compare_digest(client_id.encode(), creds.client_id.encode())
-            and hmac.compare_digest(client_secret.encode(), creds.client_secret.encode())):
+    if not (_same(client[0], creds.client_id) and _same(client[1], creds.client_secret)):
         return _oauth_error(401, "access_denied", "Unauthorized")
     if fields.get("audience", ctx.config.audience) != ctx.config.audience:
         return _oauth_error(403, "access_denied", "Service not enabled within domain")
     ttl = ctx.config.token_ttl_seconds
-    access_token = ctx.tokens.issue(ttl)
-    return Reply(200, {"access_token": access_token, "expires_in": int(ttl), "token_type": "Bearer"})
+    return Reply(200, {"access_token": ctx.tokens.issue(ttl), "expires_in": int(ttl), "token_type": "Bearer"})
 
 
 ROUTES = [Route("POST", r"/oauth/token", "oauth", token, None)]

@@ -6,19 +6,18 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
+from connector_mparticle.sandbox.context import SandboxContext
+from connector_mparticle.sandbox.dsr_status import iso
 from connector_mparticle.sandbox.errors import dsr_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import IDENTITY_TYPES, by_dsr_key
+from connector_mparticle.sandbox.records import DsrRecord
 from connector_mparticle.sandbox.schemas import first_problem
-from connector_mparticle.sandbox.store import DsrRecord
 
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.context import SandboxContext
-
-__all__ = ["ROUTES", "iso", "status_body"]
+__all__ = ["ROUTES"]
 
 EXTENSION = "opendsr.mparticle.com"
 MAX_IDENTITIES = 50  #: "You can specify up to 50 identities in a single request"
@@ -28,12 +27,6 @@ DISCOVERY_TYPES = sorted({t.dsr[0] for t in IDENTITY_TYPES if t.dsr and not t.ds
 
 class Invalid(ValueError):
     """The submission breaks a documented rule."""
-
-
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _signed(ctx: SandboxContext, status: int, body: Any) -> Reply:
@@ -56,23 +49,25 @@ def _identities(section: dict[str, Any], extension: bool, where: str) -> dict[st
     return found
 
 
-def parse_request(body: Any) -> tuple[dict[str, str], dict[str, Any], bool]:
-    """Validate a submission; return (canonical identities, extensions, skip_waiting_period)."""
-    problem = first_problem("dsr_request", body)
-    if problem is not None:
-        raise Invalid(problem)
+def _check_request_id(value: str) -> None:
     try:
-        parsed_id = uuid.UUID(body["subject_request_id"])
+        parsed: uuid.UUID | None = uuid.UUID(value)
     except ValueError:
-        raise Invalid("'subject_request_id' must be a UUID v4") from None
-    if parsed_id.version != 4 or str(parsed_id) != body["subject_request_id"].lower():
+        parsed = None
+    if parsed is None or parsed.version != 4 or str(parsed) != value.lower():
         raise Invalid("'subject_request_id' must be a UUID v4")
+
+
+def _check_submitted_time(value: str) -> None:
     try:
-        datetime.fromisoformat(body["submitted_time"].replace("Z", "+00:00"))
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise Invalid("'submitted_time' must be an ISO 8601 date-time") from None
-    extensions = body.get("extensions") or {}
-    mp_ext = extensions.get(EXTENSION) or {}
+
+
+def _subject_identities(body: dict[str, Any], mp_ext: dict[str, Any]) -> dict[str, str]:
+    """The identities of the top level and of mParticle's extension, together: at least one, at most
+    :data:`MAX_IDENTITIES`, one per type, and an mpid only alone."""
     identities = _identities(body.get("subject_identities") or {}, False, "subject_identities")
     extra = _identities(mp_ext.get("subject_identities") or {}, True, f"extensions.{EXTENSION}.subject_identities")
     duplicated = sorted(set(extra) & set(identities))
@@ -85,6 +80,19 @@ def parse_request(body: Any) -> tuple[dict[str, str], dict[str, Any], bool]:
         raise Invalid(f"at most {MAX_IDENTITIES} identities per request")
     if "mpid" in identities and len(identities) > 1:
         raise Invalid("If an mpid is provided, it must be the only identity in the request.")
+    return identities
+
+
+def parse_request(body: Any) -> tuple[dict[str, str], dict[str, Any], bool]:
+    """Validate a submission; return (canonical identities, extensions, skip_waiting_period)."""
+    problem = first_problem("dsr_request", body)
+    if problem is not None:
+        raise Invalid(problem)
+    _check_request_id(body["subject_request_id"])
+    _check_submitted_time(body["submitted_time"])
+    extensions = body.get("extensions") or {}
+    mp_ext = extensions.get(EXTENSION) or {}
+    identities = _subject_identities(body, mp_ext)
     # The field table puts skip_waiting_period at the top level, the example inside the extension: accept both.
     skip = mp_ext.get("skip_waiting_period", body.get("skip_waiting_period", False))
     return identities, extensions, skip
@@ -124,50 +132,12 @@ def submit(ctx: SandboxContext, call: Call) -> Reply:
     })
 
 
-_PARTNER_STATUS = {"pending": "pending", "in_progress": "pending"}
-
-
-def _forwarding(record: DsrRecord) -> list[dict[str, Any]] | None:
-    """The ``extensions`` of a status: one entry per forwarding partner, or null when there are none (the
-    documented examples show null). Docs silent on a cancelled request: its entries read ``skipped``."""
-    if not record.partners:
-        return None
-    entries = []
-    for partner in record.partners:
-        if record.status == "cancelled":
-            status, message = "skipped", "the request was cancelled before it was forwarded"
-        elif record.status == "completed":
-            status, message = partner.outcome, partner.status_message
-        else:
-            status, message = _PARTNER_STATUS[record.status], None
-        entries.append({"domain": partner.domain, "name": partner.name, "status": status, "status_message": message})
-    return entries
-
-
-def status_body(ctx: SandboxContext, record: DsrRecord) -> dict[str, Any]:
-    """The status object of GET /requests/{id}, list results and callbacks."""
-    results_url = None
-    if record.status == "completed" and record.request_type != "erasure":
-        origin = "https://results.untrusted.example" if ctx.faults.get("dsr").foreign_results_url else ctx.base_url
-        results_url = origin + ctx.store.results_path(record)
-    return {
-        "controller_id": str(ctx.config.credentials.workspace_id),
-        "expected_completion_time": iso(record.expected_completion_at) if record.status != "cancelled" else None,
-        "subject_request_id": record.subject_request_id,
-        "group_id": record.group_id,
-        "request_status": record.status,
-        "api_version": record.api_version,
-        "results_url": results_url,
-        "extensions": _forwarding(record),
-    }
-
-
 def get_status(ctx: SandboxContext, call: Call) -> Reply:
     ctx.advance()
     record = ctx.store.dsr(call.params["id"])
     if record is None:
         return dsr_error(404, "The specified subject request id could not be found.", reason="NotFoundException")
-    return _signed(ctx, 200, status_body(ctx, record))
+    return _signed(ctx, 200, ctx.status_body(record))
 
 
 def list_by_group(ctx: SandboxContext, call: Call) -> Reply:
@@ -175,7 +145,7 @@ def list_by_group(ctx: SandboxContext, call: Call) -> Reply:
     if not group:
         return dsr_error(400, "'group_id' is required")
     ctx.advance()
-    return _signed(ctx, 200, [status_body(ctx, r) for r in ctx.store.dsrs(group)])
+    return _signed(ctx, 200, [ctx.status_body(r) for r in ctx.store.dsrs(group)])
 
 
 def cancel(ctx: SandboxContext, call: Call) -> Reply:

@@ -9,12 +9,10 @@ mpid under ``id``): identities are ``{type, encoding: "none", value}`` lists, au
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connector_mparticle.sandbox.identity_types import by_name
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.store import Profile
+from connector_mparticle.sandbox.records import Profile
 
 __all__ = ["PROFILE_FIELDS", "profile_document"]
 

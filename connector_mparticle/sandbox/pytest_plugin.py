@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox
-from connector_mparticle.sandbox.store import Durations
 
 
 @pytest.fixture

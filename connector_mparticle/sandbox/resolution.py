@@ -49,38 +49,49 @@ def _protected(profile: Candidate, known: Mapping[str, str], strategy: IdentityS
     return False
 
 
+def _decided(profile: Candidate, known: Mapping[str, str], strategy: IdentityStrategy) -> bool:
+    """Rule 2: the profile matches one of the request's login or unique ids."""
+    deciding = set(strategy.login_ids) | set(strategy.unique_ids)
+    return any(profile.identities.get(t) == v for t, v in known.items() if t in deciding)
+
+
+def _distinguishes(kind: str, strategy: IdentityStrategy) -> bool:
+    """Whether two values of ``kind`` mean two people (``IdentityStrategy.conflicts`` says which count)."""
+    if strategy.conflicts == "unique_ids":
+        return kind in strategy.unique_ids
+    identity = by_name(kind)
+    return identity is not None and not identity.device
+
+
 def _conflicts(profile: Candidate, known: Mapping[str, str], strategy: IdentityStrategy) -> bool:
     """Rule 3: the profile holds another value of an identity the request carries."""
-    for kind, value in known.items():
-        held = profile.identities.get(kind)
-        if held is None or held == value:
-            continue
-        if strategy.conflicts == "unique_ids":
-            if kind in strategy.unique_ids:
-                return True
-        else:
-            identity = by_name(kind)
-            if identity is not None and not identity.device:
-                return True
-    return False
+    return any(profile.identities.get(kind, value) != value and _distinguishes(kind, strategy)
+               for kind, value in known.items())
+
+
+def _eligible(known: Mapping[str, str], candidates: Iterable[Candidate],
+              strategy: IdentityStrategy) -> list[Candidate]:
+    """Rules 1 to 3: the candidates the request may resolve to."""
+    pool = [p for p in candidates if not _protected(p, known, strategy)]
+    decided = [p for p in pool if _decided(p, known, strategy)]
+    return decided or [p for p in pool if not _conflicts(p, known, strategy)]
+
+
+def _narrowed(pool: list[Candidate], known: Mapping[str, str], strategy: IdentityStrategy) -> list[Candidate]:
+    """Rule 4: narrow ``pool`` by each identity of the hierarchy the request carries, highest first."""
+    for kind in (t for t in strategy.hierarchy if t in known):
+        if len(pool) == 1:
+            break
+        pool = [p for p in pool if p.identities.get(kind) == known[kind]] or pool
+    return pool
 
 
 def resolve(known: Mapping[str, str], candidates: Iterable[Candidate], strategy: IdentityStrategy) -> Candidate | None:
     """The profile ``known`` (canonical type -> value) resolves to among ``candidates`` (those sharing a value)."""
-    pool = [p for p in candidates if not _protected(p, known, strategy)]
-    deciding = set(strategy.login_ids) | set(strategy.unique_ids)
-    decided = [p for p in pool if any(p.identities.get(t) == v for t, v in known.items() if t in deciding)]
-    pool = decided or [p for p in pool if not _conflicts(p, known, strategy)]
+    pool = _eligible(known, candidates, strategy)
     if not pool:
         return None
-    order = [t for t in strategy.hierarchy if t in known]
-    for kind in order:
-        if len(pool) == 1:
-            break
-        narrowed = [p for p in pool if p.identities.get(kind) == known[kind]]
-        if narrowed:
-            pool = narrowed
-    return min(pool, key=lambda p: (p.created_ms, p.mpid))
+    return min(_narrowed(pool, known, strategy), key=lambda p: (p.created_ms, p.mpid))
 
 
 def is_logged_in(identities: Mapping[str, str], strategy: IdentityStrategy) -> bool:

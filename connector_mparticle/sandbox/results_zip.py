@@ -13,12 +13,9 @@ import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from connector_mparticle.sandbox.profile_document import PROFILE_FIELDS, profile_document
-
-if TYPE_CHECKING:
-    from connector_mparticle.sandbox.store import Profile
+from connector_mparticle.sandbox.records import Profile
 
 __all__ = ["BATCHES_PER_FILE", "write_results_zip"]
 

@@ -18,6 +18,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from connector_mparticle.sandbox.identity_types import DEVICE_INFO_KEYS
+
 __all__ = ["EVENT_TYPES", "SCHEMAS", "batch_problem", "first_problem"]
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
@@ -72,8 +74,9 @@ IDSYNC_REQUEST: dict[str, Any] = {
         **_IDSYNC_BASE,
         # The docs type it as a string; mParticle's Android SDK sends a number; the web SDK sends null at first.
         "previous_mpid": {"type": ["string", "integer", "null"]},
-        # Values are strings; the web SDK sends null for an identity it no longer has (ignored here).
-        "known_identities": {"type": "object", "minProperties": 1, "additionalProperties": _NULLABLE_STRING},
+        # Values are non-empty strings; the web SDK sends null for an identity it no longer has (ignored here).
+        "known_identities": {"type": "object", "minProperties": 1,
+                             "additionalProperties": {"type": ["string", "null"], "minLength": 1}},
     },
 }
 IDSYNC_MODIFY: dict[str, Any] = {
@@ -144,7 +147,8 @@ EVENTS_BATCH: dict[str, Any] = {
         "source_request_id": _NULLABLE_STRING,
         "environment": _ENVIRONMENT,  # json-reference: defaults to production when absent
         "user_identities": {"type": ["object", "null"], "additionalProperties": _NULLABLE_STRING},
-        "device_info": {"type": ["object", "null"]},
+        "device_info": {"type": ["object", "null"],
+                        "properties": {key: _NULLABLE_STRING for key in DEVICE_INFO_KEYS}},  # the device ids
         "application_info": _OBJECT,
         "user_attributes": _OBJECT,
         "deleted_user_attributes": {"type": ["array", "null"], "items": {"type": "string"}},
@@ -175,6 +179,11 @@ PROFILE_RESOLVE: dict[str, Any] = {
             "type": {"type": "string"}, "value": {"type": "string", "minLength": 1}}},
     },
 }
+
+# -- OAuth token endpoint (developers/profile-api "Authentication"; RFC 6749 section 4.4) ----------------------
+
+#: A JSON token request is an object; its values are read as strings, like a form body's.
+OAUTH_TOKEN: dict[str, Any] = {"type": "object"}
 
 # -- The sandbox's own admin API (documented in the README) ------------------------------------------------------
 
@@ -247,6 +256,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "event": EVENT, **{f"event_data.{kind}": schema for kind, schema in EVENT_DATA.items()},
     "dsr_request": DSR_REQUEST, "idsync_request": IDSYNC_REQUEST, "idsync_modify": IDSYNC_MODIFY,
     "events_batch": EVENTS_BATCH, "events_bulk": EVENTS_BULK, "profile_resolve": PROFILE_RESOLVE,
+    "oauth_token": OAUTH_TOKEN,
     "admin_profile": ADMIN_PROFILE, "admin_status": ADMIN_STATUS, "admin_limits": ADMIN_LIMITS,
     "admin_faults": ADMIN_FAULTS, "admin_durations": ADMIN_DURATIONS, "admin_workspace": ADMIN_WORKSPACE,
 }

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from connector_mparticle.sandbox.resolution import is_logged_in, resolve
 from connector_mparticle.sandbox.results_zip import write_results_zip
 from connector_mparticle.sandbox.workspace import IdentityStrategy, WorkspaceSettings
 
-__all__ = ["BatchOutcome", "DsrRecord", "Durations", "Match", "Profile", "Store"]  # records re-exported
+__all__ = ["Store"]
 
 _FIRST_MPID = 8_000_000_000_000_000_001
 _HISTORICAL_MIN_AGE_MS = 72 * 3600 * 1000  # developers/server/http: "less than 72 hours old" is not processed
@@ -236,61 +236,50 @@ class Store:
         """Attach a validated batch to its profile (by mpid, else by identities; new identities create one)."""
         now = int(time.time() * 1000)
         if historical and (reason := _historical_problem(batch, now)) is not None:
-            with self._lock:
-                self._stats["historical_batches_not_processed"] += 1
+            self.count("historical_batches_not_processed")
             return BatchOutcome("not_processed", reason=reason)
-        strategy = workspace.identity
-        source_id = batch.get("source_request_id")
         with self._lock:
-            if isinstance(source_id, str) and source_id:
-                if (client, source_id) in self._source_request_ids:  # scoped per API key (json-reference)
-                    self._stats["duplicate_batches_ignored"] += 1
-                    return BatchOutcome("duplicate")
-                self._source_request_ids.add((client, source_id))
-            profile = None
-            if batch.get("mpid") is not None:  # "if known": an mpid the sandbox does not hold is ignored
-                profile = self._profiles.get(int(batch["mpid"]))
-            if profile is None and identities:
-                profile = self._resolve(identities, strategy)
-                if profile is None:
-                    profile = self._new_profile(identities, strategy)
+            if self._seen_before(client, batch.get("source_request_id")):
+                self._stats["duplicate_batches_ignored"] += 1
+                return BatchOutcome("duplicate")
+            profile = self._batch_profile(batch, identities, workspace.identity)
             if profile is None:
                 self._stats["batches_unattributed"] += 1
                 return BatchOutcome("unattributed", reason="the batch has no identities and no known mpid")
-            self._adopt(profile, identities, strategy)
+            self._adopt(profile, identities, workspace.identity)
             self._apply(profile, batch, workspace, now)
             profile.keep(batch, now, historical)
             self._stats["batches_stored"] += 1
             return BatchOutcome("stored", profile.mpid)
 
+    def _seen_before(self, client: str, source_id: Any) -> bool:
+        """Whether ``client`` already sent a batch with this ``source_request_id`` (recording it if not); the
+        ids are scoped per API key (json-reference)."""
+        if not isinstance(source_id, str) or not source_id:
+            return False
+        if (client, source_id) in self._source_request_ids:
+            return True
+        self._source_request_ids.add((client, source_id))
+        return False
+
+    def _batch_profile(self, batch: Mapping[str, Any], identities: Mapping[str, str],
+                       strategy: IdentityStrategy) -> Profile | None:
+        """The profile a batch belongs to: its mpid "if known" (an mpid the sandbox does not hold is ignored),
+        else the one its identities resolve to, else a new one; None when it has neither."""
+        if batch.get("mpid") is not None and (profile := self._profiles.get(int(batch["mpid"]))) is not None:
+            return profile
+        if not identities:
+            return None
+        return self._resolve(identities, strategy) or self._new_profile(identities, strategy)
+
     def _apply(self, profile: Profile, batch: Mapping[str, Any], workspace: WorkspaceSettings, now: int) -> None:
-        profile.attributes.update(batch.get("user_attributes") or {})
-        for name in batch.get("deleted_user_attributes") or []:
-            profile.attributes.pop(name, None)
-        device = batch.get("device_info") or {}
-        if isinstance(device.get("limit_ad_tracking"), bool):
-            profile.limit_ad_tracking = device["limit_ad_tracking"]
-        consent = batch.get("consent_state") or {}
-        for purpose, state in (consent.get("gdpr") or {}).items():
-            # guides/data-privacy-controls: GDPR purposes must be defined in the workspace before use.
-            if purpose.lower() in workspace.gdpr_purposes:
-                profile.consent["gdpr"][purpose.lower()] = dict(state)
-            else:
-                profile.ignored_consent.append({"regulation": "gdpr", "purpose": purpose, "at_ms": now,
-                                                "reason": "purpose not defined in the workspace"})
-                self._stats["consent_purposes_ignored"] += 1
-        for purpose, state in (consent.get("ccpa") or {}).items():
-            profile.consent["ccpa"][purpose] = dict(state)  # data_sale_opt_out exists once CCPA is enabled
+        """Apply what a batch changes on its profile: attributes, device settings, consent and events."""
+        _apply_attributes(profile, batch)
+        ignored = _apply_consent(profile, batch.get("consent_state") or {}, workspace.gdpr_purposes, now)
+        if ignored:
+            self._stats["consent_purposes_ignored"] += ignored
         for event in batch.get("events") or []:
-            data = event.get("data") or {}
-            if event["event_type"] == "opt_out" and isinstance(data.get("is_opted_out"), bool):
-                profile.is_opted_out = data["is_opted_out"]
-            attrs = data.get("custom_attributes") or {}
-            if (event["event_type"] == "custom_event" and data.get("custom_event_type") == "attribution"
-                    and data.get("event_name") == "attribution"):
-                # json-reference "Attribution custom events": install attribution is stored on the profile.
-                profile.attribution.append({"publisher": attrs.get("publisher"), "campaign": attrs.get("campaign"),
-                                            "timestamp_unixtime_ms": data.get("timestamp_unixtime_ms")})
+            _apply_event(profile, event)
 
     # -- DSRs ---------------------------------------------------------------------------------------------
 
@@ -400,9 +389,6 @@ class Store:
             write_results_zip(record.results_file, record.subject_request_id, [subject],
                               workspace.include_live_profile, self.audience_id, self._padding)
 
-    def results_path(self, record: DsrRecord) -> str:
-        return f"/dsr-results/{record.subject_request_id}/{record.results_token}.zip"
-
     def count(self, name: str) -> None:
         """Add one to statistic ``name``."""
         with self._lock:
@@ -420,6 +406,44 @@ class Store:
         """Every consent purpose a batch sent that the workspace has not defined, with its profile."""
         with self._lock:
             return [{"mpid": str(p.mpid), **entry} for p in self._profiles.values() for entry in p.ignored_consent]
+
+
+def _apply_attributes(profile: Profile, batch: Mapping[str, Any]) -> None:
+    profile.attributes.update(batch.get("user_attributes") or {})
+    for name in batch.get("deleted_user_attributes") or []:
+        profile.attributes.pop(name, None)
+    device = batch.get("device_info") or {}
+    if isinstance(device.get("limit_ad_tracking"), bool):
+        profile.limit_ad_tracking = device["limit_ad_tracking"]
+
+
+def _apply_consent(profile: Profile, consent: Mapping[str, Any], gdpr_purposes: Collection[str], now: int) -> int:
+    """Store a batch's consent states; return how many GDPR purposes were ignored as undefined."""
+    ignored = 0
+    for purpose, state in (consent.get("gdpr") or {}).items():
+        # guides/data-privacy-controls: GDPR purposes must be defined in the workspace before use.
+        if purpose.lower() in gdpr_purposes:
+            profile.consent["gdpr"][purpose.lower()] = dict(state)
+        else:
+            profile.ignored_consent.append({"regulation": "gdpr", "purpose": purpose, "at_ms": now,
+                                            "reason": "purpose not defined in the workspace"})
+            ignored += 1
+    for purpose, state in (consent.get("ccpa") or {}).items():
+        profile.consent["ccpa"][purpose] = dict(state)  # data_sale_opt_out exists once CCPA is enabled
+    return ignored
+
+
+def _apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
+    """An opt_out event sets the profile's opt-out; an attribution custom event adds install attribution."""
+    data = event.get("data") or {}
+    if event["event_type"] == "opt_out" and isinstance(data.get("is_opted_out"), bool):
+        profile.is_opted_out = data["is_opted_out"]
+    if (event["event_type"] == "custom_event" and data.get("custom_event_type") == "attribution"
+            and data.get("event_name") == "attribution"):
+        # json-reference "Attribution custom events": install attribution is stored on the profile.
+        attrs = data.get("custom_attributes") or {}
+        profile.attribution.append({"publisher": attrs.get("publisher"), "campaign": attrs.get("campaign"),
+                                    "timestamp_unixtime_ms": data.get("timestamp_unixtime_ms")})
 
 
 def _historical_problem(batch: Mapping[str, Any], now_ms: int) -> str | None:
