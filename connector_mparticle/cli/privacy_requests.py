@@ -424,21 +424,15 @@ def _check_request_id(ctx: click.Context, param: click.Parameter, value: str | N
     return value
 
 
-def request_command(kind: str, name: str, summary: str) -> click.Command:
-    """The click command for one request type; identity options come from :data:`IDENTITY_OPTIONS`."""
+_OUT_HELP = {
+    "access": "Directory for the results zip, the summary and mParticle's signed receipt (default: the current one).",
+    "deletion": "Directory for mParticle's signed receipt, mparticle-erasure-…-receipt.json (default: none; the "
+                "receipt is always in the result).",
+}
 
-    def command(**values: Any) -> None:
-        identities = {option.name: values.pop(option.param) for option in IDENTITY_OPTIONS
-                      if values.get(option.param) is not None}
-        for option in IDENTITY_OPTIONS:
-            values.pop(option.param, None)
-        for extra in (values.pop("device_id"), values.pop("identity")):
-            for category, value in extra.items():
-                if identities.get(category, value) != value:
-                    raise click.UsageError(f"{category} is given twice with different values")
-                identities[category] = value
-        run_request(Invocation(command=name, kind=kind, identities=identities, **values))
 
+def _request_options(kind: str) -> list[Callable[[Any], Any]]:
+    """The options of a request command, in the order ``--help`` shows them."""
     options = [
         config_option, env_option,
         *(click.option(o.flag, o.param, metavar=o.metavar, help=o.help, callback=_checked(o))
@@ -463,15 +457,33 @@ def request_command(kind: str, name: str, summary: str) -> click.Command:
         click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON."),
         click.option("--verbose", "-v", is_flag=True, help="Show the audit trail and log messages."),
     ]
-    if kind == "access":
-        options.append(click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                                    help="Directory for the results zip, the summary and mParticle's signed receipt "
-                                         "(default: the current one)."))
-    if kind == "deletion":
-        options.append(click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                                    help="Directory for mParticle's signed receipt, mparticle-erasure-…-receipt.json "
-                                         "(default: none; the receipt is always in the result)."))
-    for option in reversed(options):
+    if kind in _OUT_HELP:
+        options.append(click.option("--out", type=click.Path(file_okay=False, path_type=Path), help=_OUT_HELP[kind]))
+    return options
+
+
+def _identities(values: dict[str, Any]) -> dict[str, str]:
+    """Take the subject's identifiers out of a command's ``values``: one per option, then the TYPE=VALUE pairs."""
+    identities = {option.name: values[option.param] for option in IDENTITY_OPTIONS
+                  if values.get(option.param) is not None}
+    for option in IDENTITY_OPTIONS:
+        values.pop(option.param, None)
+    for extra in (values.pop("device_id"), values.pop("identity")):
+        for category, value in extra.items():
+            if identities.get(category, value) != value:
+                raise click.UsageError(f"{category} is given twice with different values")
+            identities[category] = value
+    return identities
+
+
+def request_command(kind: str, name: str, summary: str) -> click.Command:
+    """The click command for one request type; identity options come from :data:`IDENTITY_OPTIONS`."""
+
+    def command(**values: Any) -> None:
+        identities = _identities(values)
+        run_request(Invocation(command=name, kind=kind, identities=identities, **values))
+
+    for option in reversed(_request_options(kind)):
         command = option(command)
     return click.command(name, help=summary, epilog=EXIT_CODES)(command)
 
