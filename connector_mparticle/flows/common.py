@@ -25,6 +25,7 @@ from connector_mparticle.errors import (
     OutOfTimeError,
     RejectedError,
     RetryLaterError,
+    failure_info,
 )
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.signed import NotYetVerified, SignedAnswers
@@ -105,10 +106,9 @@ class Flow:
                       summary=redact_strings({**base, **(summary or {})}, redactor.hide))
 
     def failed(self, exc: MParticleError) -> Result:
-        message = self.conn.redactor(exc.message)
-        retry = exc.retry_after if isinstance(exc, RetryLaterError) else None
-        self.note("stop", f"failed ({exc.error_class})", message=message)
-        return self.result("failed", message, error=FailureInfo(exc.error_class, message, retry))
+        info = failure_info(exc, self.conn.redactor)
+        self.note("stop", f"failed ({exc.error_class})", message=info.message)
+        return self.result("failed", info.message, error=info)
 
     def waiting(self, message: str, *, after: datetime | None = None) -> Result:
         assert self.state is not None
