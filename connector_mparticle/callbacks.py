@@ -127,6 +127,12 @@ def _handle(environ: Environ, verifier: CallbackVerifier, on_status: Callable[[C
     body = environ["wsgi.input"].read(length)
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
                if key.startswith("HTTP_") and isinstance(value, str)}
+    return _deliver(headers, body, verifier, on_status)
+
+
+def _deliver(headers: Mapping[str, str], body: bytes, verifier: CallbackVerifier,
+             on_status: Callable[[CallbackStatus], None]) -> tuple[int, dict[str, Any]]:
+    """Verify a received callback and hand its status to ``on_status``; the answer for mParticle."""
     try:
         status = verifier.verify(headers, body)
     except CallbackRejected as refusal:

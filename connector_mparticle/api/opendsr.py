@@ -83,16 +83,25 @@ class DsrStatus:
         status = body.get("request_status")
         if status not in DSR_STATUSES:
             raise Malformed("a request_status outside the OpenDSR spec")
-        results_url = body.get("results_url")
-        if results_url is not None and (not isinstance(results_url, str) or not results_url):
-            raise Malformed("a results_url that is not a URL")
-        group = body.get("group_id")
-        extensions = body.get("extensions")
+        results_url = _results_url(body.get("results_url"))  # before the time: which problem is reported first stays
         return cls(subject_request_id, status, read_time(body.get("expected_completion_time"),
                                                          "an expected_completion_time"),
-                   results_url, group if isinstance(group, str) else None,
-                   tuple(e for e in extensions if isinstance(e, dict)) if isinstance(extensions, list) else (),
-                   answer)
+                   results_url, _text_or_none(body.get("group_id")), _forwarding(body.get("extensions")), answer)
+
+
+def _results_url(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise Malformed("a results_url that is not a URL")
+    return value
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _forwarding(extensions: Any) -> tuple[dict[str, Any], ...]:
+    """The status's extension objects (mParticle's forwarding to partners); anything else is left out."""
+    return tuple(e for e in extensions if isinstance(e, dict)) if isinstance(extensions, list) else ()
 
 
 @dataclass(frozen=True)
