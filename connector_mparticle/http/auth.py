@@ -105,7 +105,6 @@ class TokenSource:
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
-        self.fetches = 0
 
     def __repr__(self) -> str:
         return f"TokenSource(origin={str(self.origin)!r}, client_id={self._client_id!r})"
@@ -133,7 +132,6 @@ class TokenSource:
         seconds = float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else ASSUMED_LIFETIME_SECONDS
         self._token = access
         self._expires_at = time.monotonic() + seconds
-        self.fetches += 1
 
     def _request_token(self) -> dict[str, Any]:
         """The token endpoint's answer to a client-credentials grant; every failure translated."""
