@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connector_mparticle.api.opendsr import DSR_STATUSES
 from connector_mparticle.api.signatures import ProcessorSignatures, SignatureRejected
 
 __all__ = ["CallbackRejected", "CallbackStatus", "CallbackVerifier", "callback_app"]
@@ -76,7 +77,7 @@ def _parse(body: bytes) -> CallbackStatus:
     try:
         data = json.loads(body)
         if not isinstance(data, dict) or not isinstance(data.get("subject_request_id"), str) or \
-                data.get("request_status") not in ("pending", "in_progress", "completed", "cancelled"):
+                data.get("request_status") not in DSR_STATUSES:
             raise ValueError("not a status object")
     except (ValueError, UnicodeDecodeError) as exc:
         raise CallbackRejected("invalid_body", "the signed body is not an OpenDSR status object",
@@ -126,6 +127,12 @@ def _handle(environ: Environ, verifier: CallbackVerifier, on_status: Callable[[C
     body = environ["wsgi.input"].read(length)
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
                if key.startswith("HTTP_") and isinstance(value, str)}
+    return _deliver(headers, body, verifier, on_status)
+
+
+def _deliver(headers: Mapping[str, str], body: bytes, verifier: CallbackVerifier,
+             on_status: Callable[[CallbackStatus], None]) -> tuple[int, dict[str, Any]]:
+    """Verify a received callback and hand its status to ``on_status``; the answer for mParticle."""
     try:
         status = verifier.verify(headers, body)
     except CallbackRejected as refusal:

@@ -24,9 +24,10 @@ fragment of one); emails in them are masked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from dsr_framework.models import ErrorClass
+from dsr_framework.models import AuditEvent, DsrRequest, ErrorClass, FailureInfo, Result
 
 __all__ = [
     "AlreadyExistsError",
@@ -42,6 +43,8 @@ __all__ = [
     "UnsafeResponseError",
     "UnsignedAnswerError",
     "VerificationError",
+    "failed_result",
+    "failure_info",
 ]
 
 
@@ -111,3 +114,20 @@ class OutOfTimeError(RetryLaterError):
 
 class VerificationError(MParticleError):
     error_class: ErrorClass = "verification"
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def failure_info(exc: MParticleError, redact: Callable[[str], str] = _unchanged) -> FailureInfo:
+    """How ``exc`` is reported to the host: its class, its message (through ``redact``), and when to retry."""
+    retry_after = exc.retry_after if isinstance(exc, RetryLaterError) else None
+    return FailureInfo(exc.error_class, redact(exc.message), retry_after)
+
+
+def failed_result(request: DsrRequest, exc: MParticleError, redact: Callable[[str], str] = _unchanged,
+                  audit: tuple[AuditEvent, ...] = ()) -> Result:
+    """The failed result of ``request`` for ``exc`` (see :func:`failure_info`)."""
+    info = failure_info(exc, redact)
+    return Result(request.request_id, request.type, "failed", info.message, error=info, audit=audit)

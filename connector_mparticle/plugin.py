@@ -38,14 +38,14 @@ test_connection.__test__ = False  # type: ignore[attr-defined]  # a hook, not a 
 def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     from connector_mparticle import flows
     from connector_mparticle.connector import connector_for
-    from connector_mparticle.errors import MParticleError
+    from connector_mparticle.errors import ConfigurationError, MParticleError, failed_result
 
     if request.type != step:
-        return Result.failed(request, "configuration", f"a {request.type} request cannot go to the {step} hook")
+        return failed_result(request, ConfigurationError(f"a {request.type} request cannot go to the {step} hook"))
     try:
         conn = connector_for(config)
     except MParticleError as exc:
-        return Result.failed(request, exc.error_class, exc.message)
+        return failed_result(request, exc)
     return flows.run(conn, request, state)  # state is checked there: it comes from outside
 
 

@@ -69,8 +69,6 @@ class DsrStatus:
     request_status: str  #: pending, in_progress, completed, cancelled
     expected_completion_time: datetime | None
     results_url: str | None
-    group_id: str | None
-    forwarding: tuple[dict[str, Any], ...]
     answer: Signable | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -83,16 +81,15 @@ class DsrStatus:
         status = body.get("request_status")
         if status not in DSR_STATUSES:
             raise Malformed("a request_status outside the OpenDSR spec")
-        results_url = body.get("results_url")
-        if results_url is not None and (not isinstance(results_url, str) or not results_url):
-            raise Malformed("a results_url that is not a URL")
-        group = body.get("group_id")
-        extensions = body.get("extensions")
+        results_url = _results_url(body.get("results_url"))  # before the time: which problem is reported first stays
         return cls(subject_request_id, status, read_time(body.get("expected_completion_time"),
-                                                         "an expected_completion_time"),
-                   results_url, group if isinstance(group, str) else None,
-                   tuple(e for e in extensions if isinstance(e, dict)) if isinstance(extensions, list) else (),
-                   answer)
+                                                         "an expected_completion_time"), results_url, answer)
+
+
+def _results_url(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise Malformed("a results_url that is not a URL")
+    return value
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,6 @@ class Submitted:
     attempts: int
     expected_completion_time: datetime | None
     received_time: datetime | None
-    controller_id: str | None
     answer: Signable = field(repr=False, compare=False)
 
     @classmethod
@@ -113,12 +109,9 @@ class Submitted:
             raise Malformed("an acknowledgement that is not a JSON object")
         if "subject_request_id" in body and not _same_id(body["subject_request_id"], subject_request_id):
             raise Malformed("an acknowledgement for another subject_request_id")
-        controller = body.get("controller_id")
         return cls(reply.status, reply.attempts, read_time(body.get("expected_completion_time"),
                                                            "an expected_completion_time"),
-                   read_time(body.get("received_time"), "a received_time"),
-                   str(controller) if isinstance(controller, (str, int)) and not isinstance(controller, bool) else None,
-                   Signable.of(reply))
+                   read_time(body.get("received_time"), "a received_time"), Signable.of(reply))
 
 
 class OpenDsrClient:

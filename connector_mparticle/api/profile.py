@@ -49,24 +49,34 @@ def _error_text(body: Any) -> str:
 def read_profile(reply: Reply, mpid: str | None) -> ProfileResult:
     """Parse a Profile API answer (see the module docstring)."""
     if reply.status in (400, 404):
-        if not reply.readable:
-            raise Malformed(f"a {reply.status} whose body is unreadable")
-        text = _error_text(reply.body)
-        if "profile" not in text or not any(word in text for word in _NOT_FOUND_WORDS):
-            raise RejectedError(f"the Profile API refused the request (HTTP {reply.status}) without saying the "
-                                "profile does not exist", api="profile", status=reply.status)
-        return ProfileResult(None, {})
+        return _no_profile(reply)
     if not reply.readable or not isinstance(reply.body, dict):
         raise Malformed("a profile that is not a JSON object")
     found = read_mpid(reply.body.get("mpid"))
     if mpid is not None and found != mpid:
         raise Malformed("a profile for another mpid")
+    return ProfileResult(found, _identities(reply.body))
+
+
+def _no_profile(reply: Reply) -> ProfileResult:
+    """A 400 or 404: "no such profile" only when the error says so; a refusal otherwise."""
+    if not reply.readable:
+        raise Malformed(f"a {reply.status} whose body is unreadable")
+    text = _error_text(reply.body)
+    if "profile" not in text or not any(word in text for word in _NOT_FOUND_WORDS):
+        raise RejectedError(f"the Profile API refused the request (HTTP {reply.status}) without saying the "
+                            "profile does not exist", api="profile", status=reply.status)
+    return ProfileResult(None, {})
+
+
+def _identities(body: dict[str, Any]) -> dict[str, str]:
+    """The profile's user and device identities by type (the first value of each type)."""
     identities: dict[str, str] = {}
     for section in ("user_identities", "device_identities"):
-        for entry in reply.body.get(section) or []:
+        for entry in body.get(section) or []:
             if isinstance(entry, dict) and isinstance(entry.get("type"), str) and entry.get("value") is not None:
                 identities.setdefault(entry["type"], str(entry["value"]))
-    return ProfileResult(found, identities)
+    return identities
 
 
 class ProfileClient:

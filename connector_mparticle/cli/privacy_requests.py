@@ -361,18 +361,15 @@ def run_request(inv: Invocation) -> NoReturn:
     loaded = load_connector(inv.config, inv.env_file, lambda text: notes.print(f"[yellow]warning:[/] {text}",
                                                                              soft_wrap=True, highlight=False))
     with ExitStack() as stack:
-        state = None
-        if inv.state is not None:
-            state = stack.enter_context(StateFile.locked(
-                inv.state, None if inv.wait else LOCK_WAIT_SECONDS,
-                lambda text: notes.print(text, soft_wrap=True, highlight=False)))
+        state = _open_state(inv, stack, notes)
         saved = state.read() if state is not None else None
         request = resolve_request(inv, saved, loaded.default_regulation)
         previous = saved.result if saved is not None else None
+        run = _Run(inv, loaded.handle, request, console, state, _Stop())
         if previous is not None and previous.final:
             console.print(f"request {request.request_id} is already {previous.status}; "
                           f"delete {inv.state} to run it again")
-            _finish(_Run(inv, loaded.handle, request, console, state, _Stop()), previous)
+            _finish(run, previous)
         if request.output_dir is not None:
             _prepare_output_dir(request.output_dir)
         if state is not None:
@@ -380,7 +377,15 @@ def run_request(inv: Invocation) -> NoReturn:
         where = f" (state: {inv.state})" if inv.state is not None else ""
         console.print(f"{'resuming' if saved is not None else 'sending'} {describe_request(request)}{where}",
                       soft_wrap=True, highlight=False)
-        _drive(_Run(inv, loaded.handle, request, console, state, _Stop()), previous)
+        _drive(run, previous)
+
+
+def _open_state(inv: Invocation, stack: ExitStack, notes: Console) -> StateFile | None:
+    """The ``--state`` file, locked for as long as ``stack`` is open (None without ``--state``)."""
+    if inv.state is None:
+        return None
+    return stack.enter_context(StateFile.locked(inv.state, None if inv.wait else LOCK_WAIT_SECONDS,
+                                                lambda text: notes.print(text, soft_wrap=True, highlight=False)))
 
 
 def _drive(run: _Run, previous: Result | None) -> NoReturn:

@@ -22,7 +22,7 @@ __all__ = ["check_connection", "run"]
 
 def run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
     """One bounded step of ``request`` (access, deletion or opt-out)."""
-    from connector_mparticle.errors import MParticleError
+    from connector_mparticle.errors import MParticleError, failed_result
     from connector_mparticle.flows.access import finish_access
     from connector_mparticle.flows.common import Flow
     from connector_mparticle.flows.deletion import finish_deletion
@@ -36,7 +36,7 @@ def run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
         try:
             flow = Flow(conn, request, state, kind)
         except MParticleError as exc:  # the request names nothing mParticle knows
-            return Result.failed(request, exc.error_class, conn.redactor(exc.message))
+            return failed_result(request, exc, conn.redactor)
         return flow.run(finish)
 
 

@@ -137,22 +137,30 @@ def _delivered(flow: Flow, folder: Path, stem: str) -> Result | None:
             return None
         written = {key: folder / f"{stem}{name}" for key, (name, _, _) in WRITTEN.items()}
         texts = {key: path.read_bytes() for key, path in written.items()}
-        files = []
-        for entry in requests:
-            if entry["results_sha256"] is None:
-                continue
-            archive = folder / entry["file"]
-            digest, size = _hash(archive)
-            if digest != entry["results_sha256"] or archive.parent != folder:
-                return None
-            files.append(OutputFile(str(archive), "application/zip", size, digest, ARCHIVE_DESCRIPTION))
+        files = _intact_archives(folder, requests)
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if files is None:
         return None
     files += [_output(written[key], texts[key], media_type, description)
               for key, (_, media_type, description) in WRITTEN.items()]
     flow.note("results", "already written by an earlier call for this request; returning those files")
     return flow.result("completed", _message(results), files=tuple(files),
                        summary={**results, "downloaded_at": summary["mparticle"].get("downloaded_at")})
+
+
+def _intact_archives(folder: Path, requests: list[dict[str, Any]]) -> list[OutputFile] | None:
+    """The archives an earlier call's summary lists, or None when one was changed or lies outside ``folder``."""
+    files = []
+    for entry in requests:
+        if entry["results_sha256"] is None:
+            continue
+        archive = folder / entry["file"]
+        digest, size = _hash(archive)
+        if digest != entry["results_sha256"] or archive.parent != folder:
+            return None
+        files.append(OutputFile(str(archive), "application/zip", size, digest, ARCHIVE_DESCRIPTION))
+    return files
 
 
 def _hash(path: Path) -> tuple[str, int]:
@@ -204,19 +212,7 @@ def _download_and_write(flow: Flow, links: dict[str, str], folder: Path, stem: s
             fetched.append(_fetch(flow, part, links[part.subject_request_id], partial))
         results = merge([f.results for f in fetched])
         downloaded_at = format_time(utcnow())
-        summary: dict[str, Any] = {
-            "request": {"request_id": flow.request.request_id, "type": flow.request.type,
-                        "regulation": flow.regulation, "identities": masked_identities(flow.request.identities),
-                        "submitted_at": format_time(flow.request.submitted_at)},
-            "mparticle": {"regulation": flow.regulation, "downloaded_at": downloaded_at, "requests": [
-                {"subject_request_id": f.part.subject_request_id, "label": f.part.label,
-                 "file": f.archive_name(stem) if f.download else None,
-                 "results_size_bytes": f.download.size_bytes if f.download else None,
-                 "results_sha256": f.download.sha256 if f.download else None,
-                 "acknowledgement_verified": f.part.receipt["verified"] if f.part.receipt else None}
-                for f in fetched]},
-            "results": results,
-        }
+        summary = _summary_document(flow, fetched, stem, results, downloaded_at)
         receipt = document(flow.request.request_id, flow.request_type, flow.regulation,
                            [p.receipt for p in flow.state.parts if p.receipt])
         files = _write(folder, stem, token, summary, receipt, fetched, temps) if keep else ()
@@ -230,6 +226,25 @@ def _download_and_write(flow: Flow, links: dict[str, str], folder: Path, stem: s
             path.unlink(missing_ok=True)
     return flow.result("completed", _message(results), files=files,
                        summary={**results, "downloaded_at": downloaded_at})
+
+
+def _summary_document(flow: Flow, fetched: list[_Fetched], stem: str, results: dict[str, Any],
+                      downloaded_at: str) -> dict[str, Any]:
+    """The ``-summary.json`` document: the host request, mParticle's requests and files, and the results."""
+    request = flow.request
+    return {
+        "request": {"request_id": request.request_id, "type": request.type,
+                    "regulation": flow.regulation, "identities": masked_identities(request.identities),
+                    "submitted_at": format_time(request.submitted_at)},
+        "mparticle": {"regulation": flow.regulation, "downloaded_at": downloaded_at, "requests": [
+            {"subject_request_id": f.part.subject_request_id, "label": f.part.label,
+             "file": f.archive_name(stem) if f.download else None,
+             "results_size_bytes": f.download.size_bytes if f.download else None,
+             "results_sha256": f.download.sha256 if f.download else None,
+             "acknowledgement_verified": f.part.receipt["verified"] if f.part.receipt else None}
+            for f in fetched]},
+        "results": results,
+    }
 
 
 def _write(folder: Path, stem: str, token: str, summary: dict[str, Any], receipt: bytes, fetched: list[_Fetched],

@@ -25,6 +25,7 @@ from connector_mparticle.errors import (
     OutOfTimeError,
     RejectedError,
     RetryLaterError,
+    failure_info,
 )
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.signed import NotYetVerified, SignedAnswers
@@ -76,18 +77,34 @@ class Flow:
     def result(self, status: Status, message: str, *, error: FailureInfo | None = None,
                next_at: datetime | None = None, files: tuple[OutputFile, ...] = (),
                summary: dict[str, Any] | None = None) -> Result:
+        """The call's result: trail, summary and message redacted; with the signed state when ``pending``."""
         redactor = self.conn.redactor
-        if status == "completed" and self.state is not None:  # the evidence, at the end of the trail too
-            for part in self.state.parts:
-                self.note("receipt", describe(part.receipt) if part.receipt else "no signed answer was seen",
-                          subject_request_id=part.subject_request_id, receipt=part.receipt)
+        if status == "completed":
+            self._note_receipts()  # the evidence, at the end of the trail too
         trail = tuple(AuditEvent(e.action, redactor(e.outcome), redact_strings(e.detail, redactor.hide), e.at)
                       for e in self.trail)
-        state = None
-        if status == "pending":
-            assert self.state is not None
-            self.state.audit = [e.to_dict() for e in trail]
-            state = self.state.to_dict(self._key)
+        state = self._signed_state(trail) if status == "pending" else None
+        if status != "failed" and self.state is not None and (warning := self.signed.warning(self.state.parts)):
+            message = f"{message}; {warning}"
+        if error is not None:
+            error = FailureInfo(error.error_class, redactor(error.message), error.retry_after)
+        return Result(self.request.request_id, self.request.type, status, redactor(message), state=state,
+                      next_check_at=next_at, error=error, audit=trail, files=files,
+                      summary=redact_strings({**self._summary(), **(summary or {})}, redactor.hide))
+
+    def _signed_state(self, trail: tuple[AuditEvent, ...]) -> dict[str, Any]:
+        """The state to hand the host with a pending result, carrying the (redacted) trail."""
+        assert self.state is not None
+        self.state.audit = [e.to_dict() for e in trail]
+        return self.state.to_dict(self._key)
+
+    def _note_receipts(self) -> None:
+        for part in self.state.parts if self.state is not None else []:
+            self.note("receipt", describe(part.receipt) if part.receipt else "no signed answer was seen",
+                      subject_request_id=part.subject_request_id, receipt=part.receipt)
+
+    def _summary(self) -> dict[str, Any]:
+        """What every result's summary says: the OpenDSR requests, the identifiers sent and the receipts."""
         base: dict[str, Any] = {"subject_request_id": self.subject_ids[0] if self.subject_ids else None,
                                 "subject_request_ids": self.subject_ids, "request_type": self.request_type,
                                 "regulation": self.regulation,
@@ -96,19 +113,12 @@ class Flow:
             base["identifiers_not_used"] = dict(self.subject.unused)
         if self.state is not None:
             base["receipts"] = [p.receipt for p in self.state.parts if p.receipt is not None]
-        if status != "failed" and self.state is not None and (warning := self.signed.warning(self.state.parts)):
-            message = f"{message}; {warning}"
-        if error is not None:
-            error = FailureInfo(error.error_class, redactor(error.message), error.retry_after)
-        return Result(self.request.request_id, self.request.type, status, redactor(message), state=state,
-                      next_check_at=next_at, error=error, audit=trail, files=files,
-                      summary=redact_strings({**base, **(summary or {})}, redactor.hide))
+        return base
 
     def failed(self, exc: MParticleError) -> Result:
-        message = self.conn.redactor(exc.message)
-        retry = exc.retry_after if isinstance(exc, RetryLaterError) else None
-        self.note("stop", f"failed ({exc.error_class})", message=message)
-        return self.result("failed", message, error=FailureInfo(exc.error_class, message, retry))
+        info = failure_info(exc, self.conn.redactor)
+        self.note("stop", f"failed ({exc.error_class})", message=info.message)
+        return self.result("failed", info.message, error=info)
 
     def waiting(self, message: str, *, after: datetime | None = None) -> Result:
         assert self.state is not None
@@ -210,37 +220,44 @@ class Flow:
         return finish(self, statuses)
 
     def run(self, finish: Finish) -> Result:
+        """One bounded step: submit what is missing, or check the status and ``finish`` once all completed."""
         try:
-            if not self.groups:
-                raise ConfigurationError(
-                    f"none of the request's identifiers can be sent to mParticle's DSR API (it takes email, "
-                    f"customer_id, phone numbers, other ids, device ids and an mpid); this request has "
-                    f"{', '.join(sorted(i.kind.name for i in self.subject.identifiers))}")
-            if self.state is not None:
-                self.signed.reverify(self.state.parts)
-                self.signed.gate(self.state.parts, self.check)
-            fresh = self.state is None or len(self.state.parts) < len(self.groups)
-            if fresh and self._submit_missing():
-                assert self.state is not None
-                self.signed.gate(self.state.parts, self.check)
-                return self.waiting(f"submitted the {self.request_type} request to mParticle; it is pending")
-            return self._advance(finish)
-        except NotYetVerified as exc:
-            return self.retry_soon(exc, exc.message) if self.state and self.state.parts else self.failed(exc)
-        except ConflictError as exc:
+            return self._step(finish)
+        except MParticleError as exc:
+            return self._stopped(exc)
+
+    def _step(self, finish: Finish) -> Result:
+        if not self.groups:
+            raise ConfigurationError(
+                f"none of the request's identifiers can be sent to mParticle's DSR API (it takes email, "
+                f"customer_id, phone numbers, other ids, device ids and an mpid); this request has "
+                f"{', '.join(sorted(i.kind.name for i in self.subject.identifiers))}")
+        if self.state is not None:
+            self.signed.reverify(self.state.parts)
+            self.signed.gate(self.state.parts, self.check)
+        fresh = self.state is None or len(self.state.parts) < len(self.groups)
+        if fresh and self._submit_missing():
+            assert self.state is not None
+            self.signed.gate(self.state.parts, self.check)
+            return self.waiting(f"submitted the {self.request_type} request to mParticle; it is pending")
+        return self._advance(finish)
+
+    def _stopped(self, exc: MParticleError) -> Result:
+        """The result for an error that stopped the step: pending again when it is not a verdict and there is a
+        submission to resume, failed otherwise."""
+        if isinstance(exc, ConflictError):
             return self.failed(ConflictError(
                 f"mParticle already has an identical {self.request_type} request in progress for these identities "
                 f"under another request id, so nothing was submitted; try again once it completes ({exc.message})",
                 api="dsr", status=409))
-        except NotFoundError as exc:
-            if self.state is None or not self.state.parts or exc.api != "dsr":
-                return self.failed(exc)
+        if self.state is None or not self.state.parts:  # nothing was submitted: nothing to resume
+            return self.failed(exc)
+        if isinstance(exc, NotYetVerified):
+            return self.retry_soon(exc, exc.message)
+        if isinstance(exc, NotFoundError) and exc.api == "dsr":
             return self.failed(RejectedError(
                 f"mParticle no longer knows request {self.state.parts[0].subject_request_id} (it keeps requests "
                 "for up to a year)", api="dsr", status=404))
-        except RetryLaterError as exc:
-            if self.state is None or not self.state.parts:
-                return self.failed(exc)
+        if isinstance(exc, RetryLaterError):
             return self.retry_soon(exc)
-        except MParticleError as exc:
-            return self.failed(exc)
+        return self.failed(exc)

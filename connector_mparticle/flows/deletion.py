@@ -22,7 +22,7 @@ from connector_mparticle.api.opendsr import DsrStatus
 from connector_mparticle.api.receipts import document
 from connector_mparticle.errors import VerificationError
 from connector_mparticle.flows.common import Flow
-from connector_mparticle.flows.lookup import blind_spot, check
+from connector_mparticle.flows.lookup import Check, blind_spot, check
 from connector_mparticle.flows.subject import safe_file_stem
 from dsr_framework.models import OutputFile, Result
 
@@ -32,29 +32,49 @@ __all__ = ["finish_deletion"]
 def finish_deletion(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
     """Confirm the erasure; re-check a profile still found over the grace period."""
     assert flow.state is not None
-    settings = flow.settings
-    checks = [check(flow.conn, flow.subject, identifier) for identifier in flow.subject.identifiers]
-    for c in checks:
-        outcome = "not checkable" if c.found is None else "still found" if c.found else "not found"
-        flow.note(f"verify erasure: {c.identifier.kind.name} by {c.via}", outcome, mpid=c.mpid, why=c.why or None)
-    flow.state.verify_attempts += 1
+    checks = _verify(flow)
     still_found = sorted({c.identifier.kind.name for c in checks if c.found})
     if still_found:
         return _still_found(flow, still_found)
-    unverifiable = [f"{c.identifier.kind.name} ({c.why})" for c in checks if c.found is None]
-    if (limit := blind_spot(flow.conn, flow.subject)) is not None:
-        unverifiable.append(limit)
+    unverifiable = _unverifiable(flow, checks)
+    if unverifiable and flow.settings.unverifiable == "fail":
+        return flow.failed(VerificationError(
+            "mParticle completed the erasure, but it cannot be fully verified: " + "; ".join(unverifiable)))
     verified = sorted(c.identifier.kind.name for c in checks if c.found is False)
     summary = {"verified": not unverifiable, "verified_identifiers": verified, "not_verifiable": unverifiable,
                "verification_searches": flow.state.verify_attempts}
-    if unverifiable and settings.unverifiable == "fail":
-        return flow.failed(VerificationError(
-            "mParticle completed the erasure, but it cannot be fully verified: " + "; ".join(unverifiable)))
+    return flow.result("completed", _verified_message(verified, unverifiable), summary=summary,
+                       files=_receipt_file(flow))
+
+
+def _unverifiable(flow: Flow, checks: list[Check]) -> list[str]:
+    """What could not be checked: identifiers no API answers for, and known profiles out of reach."""
+    unverifiable = [f"{c.identifier.kind.name} ({c.why})" for c in checks if c.found is None]
+    if (limit := blind_spot(flow.conn, flow.subject)) is not None:
+        unverifiable.append(limit)
+    return unverifiable
+
+
+def _verified_message(verified: list[str], unverifiable: list[str]) -> str:
     message = "mParticle completed the erasure, and " + (
         f"checks by {', '.join(verified)} find no profile" if verified else "nothing could be checked")
     if unverifiable:
         message += "; not verifiable: " + "; ".join(unverifiable)
-    return flow.result("completed", message, summary=summary, files=_receipt_file(flow))
+    return message
+
+
+_OUTCOMES = {None: "not checkable", True: "still found", False: "not found"}
+
+
+def _verify(flow: Flow) -> list[Check]:
+    """Check every identifier with the API that can answer for it, noting each outcome; counts the attempt."""
+    assert flow.state is not None
+    checks = [check(flow.conn, flow.subject, identifier) for identifier in flow.subject.identifiers]
+    for c in checks:
+        flow.note(f"verify erasure: {c.identifier.kind.name} by {c.via}", _OUTCOMES[c.found], mpid=c.mpid,
+                  why=c.why or None)
+    flow.state.verify_attempts += 1
+    return checks
 
 
 def _receipt_file(flow: Flow) -> tuple[OutputFile, ...]:

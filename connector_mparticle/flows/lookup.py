@@ -68,15 +68,23 @@ def blind_spot(conn: MParticleConnector, subject: Subject) -> str | None:
             "and mParticle neither erases nor finds them without it")
 
 
+def _immutable(conn: MParticleConnector, subject: Subject) -> Identifier | None:
+    """The subject's first immutable id the Profile API can resolve, when it is configured."""
+    if conn.profile is None:
+        return None
+    return next((i for i in subject.identifiers if i.kind.name in conn.settings.immutable_ids and i.kind.profile),
+                None)
+
+
 def find_profile(conn: MParticleConnector, subject: Subject) -> Check | None:
     """The profile the subject's consent belongs to: by mpid, then by immutable id, then one identity search with
     every searchable identifier (IDSync resolves them to one profile). None when no identifier can be looked up."""
     mpid = next((i for i in subject.identifiers if i.kind.name == MPID), None)
     if mpid is not None:
         return check(conn, subject, mpid)
-    immutable = [i for i in subject.identifiers if i.kind.name in conn.settings.immutable_ids and i.kind.profile]
-    if immutable and conn.profile is not None:
-        return check(conn, subject, immutable[0])
+    immutable = _immutable(conn, subject)
+    if immutable is not None:
+        return check(conn, subject, immutable)
     searchable = {i.kind.name: i.value for i in subject.identifiers if i.kind.idsync is not None}
     if not searchable:
         return None

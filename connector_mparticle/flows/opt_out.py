@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from connector_mparticle.connector import MParticleConnector
-from connector_mparticle.errors import ConfigurationError, MParticleError, RetryLaterError
-from connector_mparticle.flows.lookup import blind_spot, find_profile
+from connector_mparticle.errors import ConfigurationError, MParticleError, failed_result
+from connector_mparticle.flows.lookup import Check, blind_spot, find_profile
 from connector_mparticle.flows.subject import Subject, opt_out_batch
 from connector_mparticle.identities import MPID
-from dsr_framework.models import AuditEvent, DsrRequest, FailureInfo, Result, Status
+from dsr_framework.models import AuditEvent, DsrRequest, Result
 from dsr_framework.redact import redact_strings
 
 __all__ = ["opt_out"]
@@ -26,49 +26,54 @@ __all__ = ["opt_out"]
 def opt_out(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
     """Find the profile; if it exists, record the opt-out as consent state with one batch."""
     trail: list[AuditEvent] = []
-
-    def done(status: Status, message: str, summary: dict[str, Any] | None = None,
-             error: MParticleError | None = None) -> Result:
-        message = conn.redactor(message)
-        failure = None
-        if error is not None:
-            retry = error.retry_after if isinstance(error, RetryLaterError) else None
-            failure = FailureInfo(error.error_class, message, retry)
-        return Result(request.request_id, request.type, status, message, error=failure, audit=tuple(trail),
-                      summary=redact_strings(summary or {}, conn.redactor.hide))
-
     try:
-        subject = Subject.of(request, conn.settings)
-        found = find_profile(conn, subject)
-        if found is None:
-            raise ConfigurationError("none of the request's identifiers can be looked up in mParticle (the "
-                                     f"request has {', '.join(sorted(subject.values()))})")
-        trail.append(AuditEvent(f"find profile by {found.via}", "not checkable" if found.found is None else
-                                "found" if found.found else "not found", {"mpid": found.mpid} if found.mpid else {}))
-        limit = blind_spot(conn, subject)
-        caveat = f"; {limit}" if limit else ""
-        if found.found is False:
-            return done("completed", f"no mParticle profile matches this subject, so there is no consent to "
-                                     f"change{caveat}", {"profile_found": False, "consent_changed": False,
-                                                         "not_verifiable": [limit] if limit else []})
-        mpid = found.mpid or subject.get(MPID)
-        assert mpid is not None
-        batch = opt_out_batch(request, conn.settings, mpid)
-        if found.found is None:  # an mpid the Profile API could not confirm: let mParticle attribute it too
-            batch["user_identities"] = {i.kind.events: i.value for i in subject.identifiers
-                                        if i.kind.events and not i.kind.device}
-        reply = conn.events.upload(batch, what="record opt-out consent")
-        trail.append(AuditEvent("upload consent batch", f"HTTP {reply.status}",
-                                {"mpid": mpid, "source_request_id": batch["source_request_id"],
-                                 "attempts": reply.attempts}))
-        recorded = [f"{reg}.{purpose}" for reg, purposes in batch["consent_state"].items() for purpose in purposes]
-        unconfirmed = "; whether mParticle holds a profile with this mpid could not be checked (the Profile API " \
-                      "is not configured)" if found.found is None else ""
-        return done("completed", f"recorded the opt-out in mParticle ({', '.join(recorded)}){unconfirmed}{caveat}", {
-            "profile_found": found.found, "consent_changed": True, "mpid": mpid,
-            "consent_state": batch["consent_state"], "source_request_id": batch["source_request_id"],
-            "not_verifiable": [limit] if limit else []})
+        message, summary = _opt_out(conn, request, trail)
     except MParticleError as exc:
-        message = conn.redactor(exc.message)
-        trail.append(AuditEvent("stop", f"failed ({exc.error_class})", {"message": message}))
-        return done("failed", message, error=exc)
+        trail.append(AuditEvent("stop", f"failed ({exc.error_class})", {"message": conn.redactor(exc.message)}))
+        return failed_result(request, exc, conn.redactor, tuple(trail))
+    return Result(request.request_id, request.type, "completed", conn.redactor(message), audit=tuple(trail),
+                  summary=redact_strings(summary, conn.redactor.hide))
+
+
+def _opt_out(conn: MParticleConnector, request: DsrRequest, trail: list[AuditEvent]) -> tuple[str, dict[str, Any]]:
+    """The completed opt-out's message and summary (the audit events go to ``trail``)."""
+    subject = Subject.of(request, conn.settings)
+    found = find_profile(conn, subject)
+    if found is None:
+        raise ConfigurationError("none of the request's identifiers can be looked up in mParticle (the "
+                                 f"request has {', '.join(sorted(subject.values()))})")
+    trail.append(AuditEvent(f"find profile by {found.via}", _FOUND[found.found],
+                            {"mpid": found.mpid} if found.mpid else {}))
+    limit = blind_spot(conn, subject)
+    caveat = f"; {limit}" if limit else ""
+    not_verifiable = [limit] if limit else []
+    if found.found is False:
+        return (f"no mParticle profile matches this subject, so there is no consent to change{caveat}",
+                {"profile_found": False, "consent_changed": False, "not_verifiable": not_verifiable})
+    mpid, batch = _upload_consent(conn, request, subject, found, trail)
+    recorded = [f"{reg}.{purpose}" for reg, purposes in batch["consent_state"].items() for purpose in purposes]
+    unconfirmed = "; whether mParticle holds a profile with this mpid could not be checked (the Profile API " \
+                  "is not configured)" if found.found is None else ""
+    return f"recorded the opt-out in mParticle ({', '.join(recorded)}){unconfirmed}{caveat}", {
+        "profile_found": found.found, "consent_changed": True, "mpid": mpid,
+        "consent_state": batch["consent_state"], "source_request_id": batch["source_request_id"],
+        "not_verifiable": not_verifiable}
+
+
+_FOUND = {None: "not checkable", True: "found", False: "not found"}
+
+
+def _upload_consent(conn: MParticleConnector, request: DsrRequest, subject: Subject, found: Check,
+                    trail: list[AuditEvent]) -> tuple[str, dict[str, Any]]:
+    """Send the consent batch for the profile ``found``; its mpid and the batch."""
+    mpid = found.mpid or subject.get(MPID)
+    assert mpid is not None
+    batch = opt_out_batch(request, conn.settings, mpid)
+    if found.found is None:  # an mpid the Profile API could not confirm: let mParticle attribute it too
+        batch["user_identities"] = {i.kind.events: i.value for i in subject.identifiers
+                                    if i.kind.events and not i.kind.device}
+    reply = conn.events.upload(batch, what="record opt-out consent")
+    trail.append(AuditEvent("upload consent batch", f"HTTP {reply.status}",
+                            {"mpid": mpid, "source_request_id": batch["source_request_id"],
+                             "attempts": reply.attempts}))
+    return mpid, batch

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from connector_mparticle.api.opendsr import DSR_STATUSES
 from dsr_framework.models import AuditEvent, parse_time
 
 __all__ = ["PHASES", "STATE_VERSION", "Part", "RequestState", "state_key"]
@@ -30,7 +31,10 @@ AUDIT_LIMIT = 60
 MAX_COUNTER = 1_000_000
 #: submitted: waiting for mParticle; verifying: every erasure completed, confirming it.
 PHASES = ("submitted", "verifying")
-STATUSES = (None, "pending", "in_progress", "completed", "cancelled")
+STATUSES = (None, *DSR_STATUSES)  #: None: not checked yet
+#: From least to most advanced: a cancelled part stops the request; one not checked yet holds it back.
+_PROGRESS = {s: i for i, s in enumerate(("cancelled", None, *(s for s in DSR_STATUSES if s != "cancelled")))}
+_COUNTERS = ("status_checks", "overdue_checks", "verify_attempts")
 
 
 def state_key(secrets: Iterable[str]) -> bytes:
@@ -91,8 +95,7 @@ class RequestState:
     @property
     def last_status(self) -> str | None:
         """The least advanced status of the parts (what the request as a whole is)."""
-        order = {s: i for i, s in enumerate(("cancelled", None, "pending", "in_progress", "completed"))}
-        return min((p.last_status for p in self.parts), key=lambda s: order[s], default=None)
+        return min((p.last_status for p in self.parts), key=lambda s: _PROGRESS[s], default=None)
 
     def to_dict(self, key: bytes) -> dict[str, Any]:
         data = asdict(self)
@@ -104,17 +107,8 @@ class RequestState:
     def from_dict(cls, data: Any, expected_ids: Iterable[str], key: bytes) -> RequestState | None:
         """The state, or None when it is absent or not trusted (see the module docstring). Its parts must be
         OpenDSR requests of this host request (``expected_ids``)."""
-        if not isinstance(data, Mapping) or not data:
-            return None
-        body = {k: v for k, v in data.items() if k != "mac"}
-        mac = data.get("mac")
-        try:
-            expected = _mac(key, body)
-        except (TypeError, ValueError):
-            return None
-        if not isinstance(mac, str) or not hmac.compare_digest(mac, expected) or body.get("v") != STATE_VERSION:
-            return None
-        state = cls._well_formed(body)
+        body = _authentic(data, key)
+        state = cls._well_formed(body) if body is not None else None
         if state is None or not state.parts or not {p.subject_request_id for p in state.parts} <= set(expected_ids):
             return None
         return state
@@ -123,17 +117,11 @@ class RequestState:
     def _well_formed(cls, body: Mapping[str, Any]) -> RequestState | None:
         """Defence in depth behind the MAC: every field of the right type and in range."""
         known = {f.name: body[f.name] for f in fields(cls) if f.name in body}
-        counters = ("status_checks", "overdue_checks", "verify_attempts")
-        if not all(type(known.get(k, 0)) is int and 0 <= known.get(k, 0) <= MAX_COUNTER for k in counters):
-            return None
-        if known.get("phase", "submitted") not in PHASES or not isinstance(known.get("audit", []), list):
-            return None
-        if not isinstance(known.get("submitted_at"), (str, type(None))):
+        if not _fields_in_range(known):
             return None
         try:
             parts = [Part(**p) for p in known.pop("parts", [])]
-            if not all(isinstance(p.subject_request_id, str) and p.last_status in STATUSES
-                       and isinstance(p.receipt, (dict, type(None))) for p in parts):
+            if not all(_part_well_formed(p) for p in parts):
                 return None
             state = cls(parts=parts, **known)
             state.expected  # noqa: B018 - an unreadable time must not break the next call
@@ -144,3 +132,30 @@ class RequestState:
 
     def audit_events(self) -> list[AuditEvent]:
         return [AuditEvent.from_dict(e) for e in self.audit]
+
+
+def _authentic(data: Any, key: bytes) -> Mapping[str, Any] | None:
+    """The state's body without its MAC, when the MAC verifies and the version is this one's."""
+    if not isinstance(data, Mapping) or not data:
+        return None
+    body = {k: v for k, v in data.items() if k != "mac"}
+    mac = data.get("mac")
+    try:
+        expected = _mac(key, body)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, expected) or body.get("v") != STATE_VERSION:
+        return None
+    return body
+
+
+def _fields_in_range(known: Mapping[str, Any]) -> bool:
+    """The state's scalar fields: counters within bounds, a known phase, an audit list, a time or None."""
+    return (all(type(known.get(k, 0)) is int and 0 <= known.get(k, 0) <= MAX_COUNTER for k in _COUNTERS)
+            and known.get("phase", "submitted") in PHASES and isinstance(known.get("audit", []), list)
+            and isinstance(known.get("submitted_at"), (str, type(None))))
+
+
+def _part_well_formed(part: Part) -> bool:
+    return (isinstance(part.subject_request_id, str) and part.last_status in STATUSES
+            and isinstance(part.receipt, (dict, type(None))))

@@ -26,8 +26,14 @@ from urllib.parse import parse_qsl
 
 import requests
 
-from connector_mparticle.errors import AuthenticationError, RejectedError, RetryLaterError, UnsafeResponseError
-from connector_mparticle.http.deadline import current
+from connector_mparticle.errors import (
+    AuthenticationError,
+    MParticleError,
+    RejectedError,
+    RetryLaterError,
+    UnsafeResponseError,
+)
+from connector_mparticle.http.deadline import Deadline, current
 from connector_mparticle.http.session import TokenSession
 from connector_mparticle.http.urls import Origin, UrlRefused, origin_of
 from dsr_framework.redact import Redactor
@@ -99,7 +105,6 @@ class TokenSource:
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
-        self.fetches = 0
 
     def __repr__(self) -> str:
         return f"TokenSource(origin={str(self.origin)!r}, client_id={self._client_id!r})"
@@ -118,6 +123,18 @@ class TokenSource:
             self._token = None
 
     def _fetch(self) -> None:
+        token = self._request_token()
+        access = token.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise AuthenticationError("the OAuth token endpoint returned no access token", api=self.api)
+        self._redactor.register(access)
+        lifetime = token.get("expires_in")
+        seconds = float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else ASSUMED_LIFETIME_SECONDS
+        self._token = access
+        self._expires_at = time.monotonic() + seconds
+
+    def _request_token(self) -> dict[str, Any]:
+        """The token endpoint's answer to a client-credentials grant; every failure translated."""
         from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 
         session = TokenSession(verify=self._verify, client=BackendApplicationClient(client_id=self._client_id))
@@ -130,32 +147,29 @@ class TokenSource:
                 token: dict[str, Any] = session.fetch_token(
                     token_url=self._token_url, client_id=self._client_id, client_secret=self._client_secret,
                     include_client_id=True, audience=self._audience, timeout=TOKEN_TIMEOUT)
-        except OAuth2Error as exc:
-            raise AuthenticationError(
-                f"the OAuth token endpoint refused the client id and secret for the {self.api} API "
-                f"({self._redactor.scrub(str(exc.error))})", api=self.api) from exc
-        except requests.exceptions.SSLError as exc:  # a ConnectionError, but retrying cannot fix it
-            raise RejectedError("the OAuth token endpoint's TLS certificate could not be verified "
-                                f"({type(exc).__name__}); check trust_store", api=self.api) from exc
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            if deadline is not None and deadline.expired:
-                raise deadline.error() from exc
-            raise RetryLaterError(f"the OAuth token endpoint could not be reached ({type(exc).__name__})",
-                                  api=self.api) from exc
-        except (requests.RequestException, ValueError) as exc:
-            raise AuthenticationError(f"the OAuth token endpoint gave an unusable answer ({type(exc).__name__})",
-                                      api=self.api) from exc
+        except (OAuth2Error, requests.RequestException, ValueError) as exc:
+            raise self._token_error(exc, deadline) from exc
         finally:
             session.close()
-        access = token.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise AuthenticationError("the OAuth token endpoint returned no access token", api=self.api)
-        self._redactor.register(access)
-        lifetime = token.get("expires_in")
-        seconds = float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else ASSUMED_LIFETIME_SECONDS
-        self._token = access
-        self._expires_at = time.monotonic() + seconds
-        self.fetches += 1
+        return token
+
+    def _token_error(self, exc: Exception, deadline: Deadline | None) -> MParticleError:
+        """What a failed token request means for the caller."""
+        from oauthlib.oauth2 import OAuth2Error
+
+        if isinstance(exc, OAuth2Error):
+            return AuthenticationError(f"the OAuth token endpoint refused the client id and secret for the {self.api} "
+                                       f"API ({self._redactor.scrub(str(exc.error))})", api=self.api)
+        if isinstance(exc, requests.exceptions.SSLError):  # a ConnectionError, but retrying cannot fix it
+            return RejectedError("the OAuth token endpoint's TLS certificate could not be verified "
+                                 f"({type(exc).__name__}); check trust_store", api=self.api)
+        if isinstance(exc, (requests.Timeout, requests.ConnectionError)):
+            if deadline is not None and deadline.expired:
+                return deadline.error()
+            return RetryLaterError(f"the OAuth token endpoint could not be reached ({type(exc).__name__})",
+                                   api=self.api)
+        return AuthenticationError(f"the OAuth token endpoint gave an unusable answer ({type(exc).__name__})",
+                                   api=self.api)
 
     def _read_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         """Classify what is not a token answer, and hide the token before anything can log it."""

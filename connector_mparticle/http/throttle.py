@@ -28,8 +28,6 @@ from connector_mparticle.errors import ConfigurationError, RetryLaterError
 
 __all__ = ["Budget", "Throttle", "rate_for", "rates_for"]
 
-#: APIs the connector budgets, and the manifest limit each one spends.
-THROTTLED_APIS = ("dsr", "dsr_submit", "identity", "events")
 WINDOW_TARGET_SECONDS = 0.1
 SHARED_WINDOW_SECONDS = 0.25
 SMOOTHED_UP_TO_SECONDS = 60.0  #: limits over longer windows are caps, not rates
@@ -66,7 +64,6 @@ class Budget:
     limiter: Limiter
     paced: bool = True
     slowdown: float = 1.0
-    last_usage: float | None = None
     next_start: float = 0.0  #: pacer: the earliest time the next call in this process may start
     last_backoff: float = float("-inf")  #: when (monotonic) a 429 last doubled the slowdown
 
@@ -99,9 +96,6 @@ class Throttle:
             budgets[api] = Budget(api, limit * target_share / window, Limiter(bucket, buffer_ms=1),
                                   paced=window <= SMOOTHED_UP_TO_SECONDS)
         return cls(budgets, target_share)
-
-    def budget(self, api: str) -> Budget:
-        return self._budgets[api]
 
     def acquire(self, api: str, deadline: float, weight: int = 1) -> None:
         """Wait for room in ``api``'s budget (and any slowdown), until ``deadline`` (a ``time.monotonic()``)."""
@@ -146,7 +140,6 @@ class Throttle:
                 usage = None
             if usage is None:
                 return
-            budget.last_usage = usage
             if usage > self._target + USAGE_MARGIN:
                 budget.slowdown = min(MAX_SLOWDOWN, budget.slowdown * 1.25)
             elif usage < self._target:
@@ -163,37 +156,51 @@ def _try(limiter: Limiter, name: str, timeout: float) -> bool:
 
 
 def _bucket(backend: str, rates: list[Rate], key: str, sqlite_path: str | None, redis_url: str | None) -> Any:
-    if backend == "memory":
-        return InMemoryBucket(rates)
-    if backend == "sqlite":
-        if not sqlite_path:
-            raise ConfigurationError("throttle.sqlite_path is required for the sqlite backend")
-        from pyrate_limiter import SQLiteBucket
+    """The pyrate-limiter bucket for ``backend``, named ``key`` in a shared store."""
+    make = _BACKENDS.get(backend)
+    if make is None:
+        raise ConfigurationError(f"unknown throttle backend {backend!r}")
+    return make(rates, key, sqlite_path, redis_url)
 
-        try:
-            return SQLiteBucket.init_from_file(rates, table="".join(c if c.isalnum() else "_" for c in key),
-                                               db_path=sqlite_path, create_new_table=True, use_file_lock=True)
-        except ImportError as exc:
-            raise ConfigurationError("the sqlite throttle backend needs pyrate-limiter's file lock: "
-                                     "pip install 'pyrate-limiter[filelock]'") from exc
-        except Exception as exc:
-            raise ConfigurationError(f"the sqlite throttle file cannot be used: {type(exc).__name__}") from exc
-    if backend == "redis":
-        if not redis_url:
-            raise ConfigurationError("throttle.redis_url is required for the redis backend")
-        try:
-            import redis
-        except ImportError as exc:
-            raise ConfigurationError("the redis throttle backend needs the 'redis' package: "
-                                     "pip install 'connector-mparticle[redis]'") from exc
-        from pyrate_limiter import RedisBucket
 
-        client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-            return RedisBucket.init(rates, client, key)
-        except redis.RedisError as exc:
-            # Fail safe: never run unthrottled because the shared budget is out of reach.
-            raise RetryLaterError("the shared throttle store (Redis) cannot be reached; no requests were sent",
-                                  api="throttle") from exc
-    raise ConfigurationError(f"unknown throttle backend {backend!r}")
+def _memory_bucket(rates: list[Rate], key: str, sqlite_path: str | None, redis_url: str | None) -> Any:
+    return InMemoryBucket(rates)
+
+
+def _sqlite_bucket(rates: list[Rate], key: str, sqlite_path: str | None, redis_url: str | None) -> Any:
+    if not sqlite_path:
+        raise ConfigurationError("throttle.sqlite_path is required for the sqlite backend")
+    from pyrate_limiter import SQLiteBucket
+
+    try:
+        return SQLiteBucket.init_from_file(rates, table="".join(c if c.isalnum() else "_" for c in key),
+                                           db_path=sqlite_path, create_new_table=True, use_file_lock=True)
+    except ImportError as exc:
+        raise ConfigurationError("the sqlite throttle backend needs pyrate-limiter's file lock: "
+                                 "pip install 'pyrate-limiter[filelock]'") from exc
+    except Exception as exc:
+        raise ConfigurationError(f"the sqlite throttle file cannot be used: {type(exc).__name__}") from exc
+
+
+def _redis_bucket(rates: list[Rate], key: str, sqlite_path: str | None, redis_url: str | None) -> Any:
+    if not redis_url:
+        raise ConfigurationError("throttle.redis_url is required for the redis backend")
+    try:
+        import redis
+    except ImportError as exc:
+        raise ConfigurationError("the redis throttle backend needs the 'redis' package: "
+                                 "pip install 'connector-mparticle[redis]'") from exc
+    from pyrate_limiter import RedisBucket
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+        return RedisBucket.init(rates, client, key)
+    except redis.RedisError as exc:
+        # Fail safe: never run unthrottled because the shared budget is out of reach.
+        raise RetryLaterError("the shared throttle store (Redis) cannot be reached; no requests were sent",
+                              api="throttle") from exc
+
+
+_BACKENDS: dict[str, Callable[[list[Rate], str, str | None, str | None], Any]] = {
+    "memory": _memory_bucket, "sqlite": _sqlite_bucket, "redis": _redis_bucket}

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, BinaryIO, NoReturn, TypeVar
 from urllib.parse import urljoin
 
 import requests
@@ -39,7 +39,7 @@ from connector_mparticle.errors import (
     UnsafeResponseError,
 )
 from connector_mparticle.http.auth import OriginAuth
-from connector_mparticle.http.deadline import current
+from connector_mparticle.http.deadline import Deadline, current
 from connector_mparticle.http.retry import retry_delay, should_retry
 from connector_mparticle.http.session import HardenedSession
 from connector_mparticle.http.throttle import Throttle
@@ -181,6 +181,8 @@ class ApiClient:
     # -- the retry loop ---------------------------------------------------------------------------------
 
     def _exchange(self, budgets: tuple[str, ...], attempt: Callable[[], T], what: str) -> tuple[T, int]:
+        """``attempt()`` and the number of tries: throttled, retried within the retry budget and the call's
+        deadline, with one credential refresh after a 401/403."""
         deadline = current()
         end = time.monotonic() + self.max_retry_seconds
         if deadline is not None:
@@ -196,25 +198,35 @@ class ApiClient:
             try:
                 return attempt(), tries
             except _Unauthorized as exc:
-                if not refreshed and self.auth is not None and self.auth.refresh():
-                    self.log.info("%s: HTTP %s; fetching new credentials once", what, exc.status)
-                    refreshed = True
-                    continue
-                raise AuthenticationError(f"{AUTH_REFUSED.get(self.api, 'the API rejected the credentials')} "
-                                          f"(HTTP {exc.status})", api=self.api, status=exc.status) from None
+                self._refresh_once(exc, refreshed, what)
+                refreshed = True
             except _Transient as exc:
-                if deadline is not None and deadline.expired:
-                    raise deadline.error() from None
-                delay = retry_delay(tries - 1, exc.retry_after, self.max_retry_after_seconds, self.rng)
-                if time.monotonic() + delay > end:
-                    retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
-                    raise RetryLaterError(
-                        f"the {self.api} API is not answering normally ({exc.what}) after {tries} attempt(s)",
-                        api=self.api, status=exc.status, retry_after=retry_at) from None
-                self.log.info("%s: %s; retrying in %.2fs (attempt %d)", what, exc.what, delay, tries)
-                self.sleep(delay)
+                self.sleep(self._backoff(exc, tries, end, deadline, what))
+
+    def _refresh_once(self, exc: _Unauthorized, refreshed: bool, what: str) -> None:
+        """Fetch new credentials after a 401/403, once per call; :class:`AuthenticationError` otherwise."""
+        if not refreshed and self.auth is not None and self.auth.refresh():
+            self.log.info("%s: HTTP %s; fetching new credentials once", what, exc.status)
+            return
+        raise AuthenticationError(f"{AUTH_REFUSED.get(self.api, 'the API rejected the credentials')} "
+                                  f"(HTTP {exc.status})", api=self.api, status=exc.status) from None
+
+    def _backoff(self, exc: _Transient, tries: int, end: float, deadline: Deadline | None, what: str) -> float:
+        """How long to wait before trying again; the call's error when there is no time left for that."""
+        if deadline is not None and deadline.expired:
+            raise deadline.error() from None
+        delay = retry_delay(tries - 1, exc.retry_after, self.max_retry_after_seconds, self.rng)
+        if time.monotonic() + delay > end:
+            retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
+            raise RetryLaterError(
+                f"the {self.api} API is not answering normally ({exc.what}) after {tries} attempt(s)",
+                api=self.api, status=exc.status, retry_after=retry_at) from None
+        self.log.info("%s: %s; retrying in %.2fs (attempt %d)", what, exc.what, delay, tries)
+        return delay
 
     def _send(self, method: str, url: str, budgets: tuple[str, ...], **kwargs: Any) -> requests.Response:
+        """One request: lower-layer failures translated, throttle told the usage, 401/403 and retryable
+        statuses raised as :class:`_Unauthorized` and :class:`_Transient`."""
         try:
             response = self.session.request(method, url, auth=self.auth, timeout=self.timeout, stream=True,
                                             **kwargs)
@@ -224,17 +236,8 @@ class ApiClient:
             raise _Transient(exc.message, exc.status) from exc
         except MParticleError:
             raise
-        except requests.exceptions.SSLError as exc:
-            raise RejectedError(f"the {self.api} API's TLS certificate could not be verified "
-                                f"({type(exc).__name__}); check trust_store", api=self.api) from exc
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            deadline = current()
-            if deadline is not None and deadline.expired:
-                raise deadline.error() from exc
-            raise _Transient(f"{'timed out' if isinstance(exc, requests.Timeout) else 'connection failed'} "
-                             f"({type(exc).__name__})") from exc
         except requests.RequestException as exc:
-            raise _Transient(f"request failed ({type(exc).__name__})") from exc
+            raise _network_error(exc, self.api) from exc
         for budget in budgets:
             self.throttle.observe(budget, response.status_code, response.headers.get("X-mp-rate-limit-percentage-used"))
         if response.status_code in (401, 403):
@@ -359,25 +362,37 @@ def _readable(reply: Reply) -> Reply:
     return reply
 
 
-def _stream_to(response: requests.Response, into: Path, max_bytes: int, api: str) -> Download:
+def _network_error(exc: requests.RequestException, api: str) -> Exception:
+    """What a failure below HTTP means: a certificate is a refusal; the rest is worth retrying while the call
+    has time."""
+    if isinstance(exc, requests.exceptions.SSLError):  # a ConnectionError, but retrying cannot fix it
+        return RejectedError(f"the {api} API's TLS certificate could not be verified "
+                             f"({type(exc).__name__}); check trust_store", api=api)
+    if isinstance(exc, (requests.Timeout, requests.ConnectionError)):
+        deadline = current()
+        if deadline is not None and deadline.expired:
+            return deadline.error()
+        return _Transient(f"{'timed out' if isinstance(exc, requests.Timeout) else 'connection failed'} "
+                          f"({type(exc).__name__})")
+    return _Transient(f"request failed ({type(exc).__name__})")
+
+
+def _declared_size(response: requests.Response) -> int | None:
     declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    return int(declared) if declared and declared.isdigit() else None
+
+
+def _stream_to(response: requests.Response, into: Path, max_bytes: int, api: str) -> Download:
+    """Write the body into ``into`` within ``max_bytes`` and the call's deadline; its size and SHA-256."""
+    declared = _declared_size(response)
+    if declared is not None and declared > max_bytes:
         response.close()
-        raise UnsafeResponseError(f"the results file ({int(declared)} bytes) is larger than download.max_bytes",
+        raise UnsafeResponseError(f"the results file ({declared} bytes) is larger than download.max_bytes",
                                   api=api)
     deadline = current()
-    digest = hashlib.sha256()
-    size = 0
     try:
         with into.open("wb") as handle:
-            for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise UnsafeResponseError("the results file is larger than download.max_bytes", api=api)
-                digest.update(chunk)
-                handle.write(chunk)
-                if deadline is not None:
-                    deadline.check()
+            digest, size = _copy(response, handle, max_bytes, api, deadline)
             handle.flush()
             os.fsync(handle.fileno())
     except requests.RequestException as exc:
@@ -386,6 +401,22 @@ def _stream_to(response: requests.Response, into: Path, max_bytes: int, api: str
         raise _Transient(f"the download broke off ({type(exc).__name__})") from exc
     finally:
         response.close()
-    if declared and declared.isdigit() and int(declared) != size:
+    if declared is not None and declared != size:
         raise _Transient(f"the download was cut short ({size} of {declared} bytes)")
-    return Download(into, size, digest.hexdigest())
+    return Download(into, size, digest)
+
+
+def _copy(response: requests.Response, handle: BinaryIO, max_bytes: int, api: str,
+          deadline: Deadline | None) -> tuple[str, int]:
+    """Copy the body chunk by chunk, refusing it past ``max_bytes``; its SHA-256 and size."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+        size += len(chunk)
+        if size > max_bytes:
+            raise UnsafeResponseError("the results file is larger than download.max_bytes", api=api)
+        digest.update(chunk)
+        handle.write(chunk)
+        if deadline is not None:
+            deadline.check()
+    return digest.hexdigest(), size

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from urllib3.util import Url
 
 from dsr_framework.urls import LOOPBACK_NAMES, is_loopback, transport_allowed
 
@@ -46,14 +50,23 @@ class Origin:
 
 
 def _check_text(url: str) -> None:
+    """Refuse URLs whose text parsers could read differently, before any parser sees them."""
     if not isinstance(url, str) or not url:
         raise UrlRefused("the URL is empty or not text")
+    _check_characters(url)
+    _check_authority(url)
+
+
+def _check_characters(url: str) -> None:
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
         raise UrlRefused("the URL contains whitespace or control characters")
     if not url.isascii():
         raise UrlRefused("the URL contains non-ASCII characters")
     if "\\" in url:
         raise UrlRefused("the URL contains a backslash")
+
+
+def _check_authority(url: str) -> None:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in DEFAULT_PORTS:
         raise UrlRefused("the URL must start with https:// (or http:// for loopback)")
@@ -82,6 +95,11 @@ def origin_of(url: str) -> Origin:
         parsed = parse_url(prepared.url or "")
     except (requests.RequestException, LocationParseError, ValueError) as exc:
         raise UrlRefused(f"the URL cannot be parsed ({type(exc).__name__})") from None
+    return _judge(parsed)
+
+
+def _judge(parsed: Url) -> Origin:
+    """The origin of a URL as urllib3 parsed it, if the policy ever accepts it."""
     scheme = (parsed.scheme or "").lower()
     host = (parsed.host or "").lower()
     if parsed.auth:
