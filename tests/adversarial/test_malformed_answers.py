@@ -129,7 +129,9 @@ def test_a_malformed_acknowledgement_never_creates_a_second_request(sandbox: San
         return Answer(reply.status, {"Content-Type": "application/json"}, body) if reply.status == 201 else reply
 
     hostile.on("POST", r"^/v3/requests$", garbled)
-    result = handle_for(config_for(hostile, sandbox)).handle(request("deletion"))
+    # Retries may start for up to 5 s (not FAST's 0.5 s), so a slow, busy machine still reaches the retry.
+    retry_budget = {"throttle": {"max_retry_seconds": 5, "max_retry_after_seconds": 0.2}}
+    result = handle_for(config_for(hostile, sandbox, **retry_budget)).handle(request("deletion"))
     assert result.status in ("pending", "completed"), result.message  # the sandbox may finish it meanwhile
     assert len(sandbox.dsrs()) == 1
     assert any("already exists" in e.outcome for e in result.audit)
