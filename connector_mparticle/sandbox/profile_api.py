@@ -44,6 +44,12 @@ def _scope(ctx: SandboxContext, call: Call) -> Reply | None:
     return None
 
 
+def _scoped_fields(ctx: SandboxContext, call: Call) -> list[str] | Reply:
+    """What every Profile API call checks first: the path's org/account/workspace, then ``fields``."""
+    refusal = _scope(ctx, call)
+    return refusal if refusal is not None else _fields(call)
+
+
 def _answer(ctx: SandboxContext, profile: Profile | None, fields: list[str]) -> Reply:
     if profile is None:
         status = ctx.workspace.current.profile_not_found_status
@@ -52,9 +58,7 @@ def _answer(ctx: SandboxContext, profile: Profile | None, fields: list[str]) -> 
 
 
 def by_mpid(ctx: SandboxContext, call: Call) -> Reply:
-    if (refusal := _scope(ctx, call)) is not None:
-        return refusal
-    fields = _fields(call)
+    fields = _scoped_fields(ctx, call)
     if isinstance(fields, Reply):
         return fields
     try:
@@ -65,9 +69,7 @@ def by_mpid(ctx: SandboxContext, call: Call) -> Reply:
 
 
 def resolve(ctx: SandboxContext, call: Call) -> Reply:
-    if (refusal := _scope(ctx, call)) is not None:
-        return refusal
-    fields = _fields(call)
+    fields = _scoped_fields(ctx, call)
     if isinstance(fields, Reply):
         return fields
     try:
