@@ -11,7 +11,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +18,7 @@ from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.http.urls import Origin, UrlPolicy, UrlRefused, origin_of
 from connector_mparticle.identities import DEFAULT_CATEGORIES
 from dsr_framework.manifest import Manifest, load_manifest
-from dsr_framework.validation import Problem, SchemaViolation, load_schema, schema_validator, validate
+from dsr_framework.validation import Problem, SchemaViolation, schema_validator, validate
 
 __all__ = ["POD_HOSTS", "PROFILE_URL", "AuthSettings", "ProfileSettings", "Settings", "config_fingerprint",
            "credentials_schema", "manifest", "parse_settings"]
@@ -41,16 +40,17 @@ POD_HOSTS: dict[str, dict[str, str]] = {
 
 
 @functools.cache
-def credentials_schema() -> dict[str, Any]:
-    return load_schema(resources.files("connector_mparticle").joinpath("schemas").joinpath(
-        "credentials.schema.json"))
-
-
-@functools.cache
 def manifest() -> Manifest:
+    """The connector's manifest (``manifest.yaml``), validated."""
     import connector_mparticle
 
     return load_manifest(connector_mparticle)
+
+
+@functools.cache
+def credentials_schema() -> dict[str, Any]:
+    """The credentials schema: the file the manifest's ``credentials_schema`` names, checked as usable."""
+    return manifest().credentials_schema()
 
 
 @dataclass(frozen=True)
