@@ -6,19 +6,24 @@ mParticle's published limits live in ``manifest.yaml``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.http.urls import Origin, UrlPolicy, UrlRefused, origin_of
 from connector_mparticle.identities import DEFAULT_CATEGORIES
 from dsr_framework.manifest import Manifest, load_manifest
 from dsr_framework.validation import Problem, SchemaViolation, schema_validator, validate
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 __all__ = ["POD_HOSTS", "PROFILE_URL", "AuthSettings", "ProfileSettings", "Settings", "config_fingerprint",
            "credentials_schema", "manifest", "parse_settings"]
@@ -166,32 +171,49 @@ class Settings:
         return rates[0].limit, rates[0].window_seconds
 
 
-def _with_defaults(schema: Mapping[str, Any], document: Any, defs: Mapping[str, Any]) -> Any:
-    """``document`` with the schema's ``default`` values filled in, recursively (for objects and auth branches)."""
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        schema = {**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in schema.items() if k != "$ref"}}
-    if "oneOf" in schema and isinstance(document, Mapping):
-        for branch in schema["oneOf"]:
-            resolved = defs.get(branch.get("$ref", "").removeprefix("#/$defs/"), branch)
-            kind = resolved.get("properties", {}).get("type", {}).get("const")
-            if kind is not None and document.get("type") == kind:
-                return _with_defaults(resolved, document, defs)
-        return document
-    if not isinstance(document, Mapping) or "properties" not in schema:
-        return document
-    out = dict(document)
-    for name, sub in schema["properties"].items():
-        if name in out:
-            out[name] = _with_defaults(sub, out[name], defs)
-        elif "default" in sub:
-            out[name] = sub["default"]
-        elif (sub.get("type") == "object" or defs.get(str(sub.get("$ref", "")).removeprefix("#/$defs/"), {}).get(
-                "type") == "object") and not sub.get("required"):  # an optional block with required parts stays out
-            filled = _with_defaults(sub, {}, defs)
-            if filled:
-                out[name] = filled
-    return out
+def _plain(value: Any) -> Any:
+    """A deep copy of a JSON-like value as plain dicts and lists, so defaults can be set in it."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+@functools.cache
+def _default_filler() -> Validator:
+    """A validator of the credentials schema that fills in ``default`` values as it goes.
+
+    Built the way jsonschema's FAQ shows (its ``properties`` keyword extended to set defaults), so ``$ref`` is
+    resolved by jsonschema itself. One rule more: a subschema's defaults apply only where the document matches
+    that subschema, so of ``oneOf`` branches (auth: basic or OAuth) only the matching one's defaults are filled.
+    """
+    from jsonschema.validators import extend
+    from referencing import Registry
+
+    schema = credentials_schema()
+    plain = schema_validator(schema)
+    check_properties = plain.VALIDATORS["properties"]
+
+    def fill_then_check(validator: Validator, properties: Mapping[str, Any], instance: Any,
+                        subschema: Mapping[str, Any]) -> Iterator[ValidationError]:
+        missing = {name: sub["default"] for name, sub in properties.items() if isinstance(instance, dict)
+                   and isinstance(sub, Mapping) and "default" in sub and name not in instance}
+        if missing and plain.evolve(schema=subschema).is_valid(instance):
+            instance.update(copy.deepcopy(missing))
+        yield from check_properties(validator, properties, instance, subschema)
+
+    filling: type[Validator] = extend(  # type: ignore[no-untyped-call]  # extend is untyped in types-jsonschema
+        type(plain), {"properties": fill_then_check})
+    # An empty registry: every $ref is local (load_schema checked that each resolves), so nothing is fetched.
+    return filling(schema, registry=Registry())
+
+
+def _with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a valid ``config`` with the schema's defaults filled in, at every level."""
+    full: dict[str, Any] = _plain(config)
+    _default_filler().validate(full)
+    return full
 
 
 def _auth(data: Mapping[str, Any]) -> AuthSettings:
@@ -258,7 +280,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         problems = [*exc.problems, *(p for p in problems if p.path not in reported)]
     if problems:
         raise ConfigurationError(str(SchemaViolation("mParticle connector configuration", problems)))
-    full = _with_defaults(schema, config, schema.get("$defs", {}))
+    full = _with_defaults(config)
     hosts = POD_HOSTS[full["pod"]]
     throttle, timeouts, polling = full["throttle"], full["timeouts"], full["polling"]
     if polling["min_interval_seconds"] > polling["max_interval_seconds"]:
