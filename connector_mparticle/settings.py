@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.http.urls import Origin, UrlPolicy, UrlRefused, origin_of
@@ -25,8 +25,11 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
-__all__ = ["POD_HOSTS", "PROFILE_URL", "AuthSettings", "ProfileSettings", "Settings", "config_fingerprint",
-           "credentials_schema", "manifest", "parse_settings"]
+__all__ = ["POD_HOSTS", "PROFILE_URL", "SECTIONS", "AuthSettings", "DownloadSettings", "IdentityStrategySettings",
+           "OptOutSettings", "PollingSettings", "ProfileSettings", "Settings", "ThrottleSettings", "TimeoutSettings",
+           "VerificationSettings", "config_fingerprint", "credentials_schema", "manifest", "parse_settings"]
+
+_T = TypeVar("_T")
 
 #: Default API origins per pod. DSR: mParticle documents one host for every pod. Events: documented per pod.
 #: Identity: pod hosts known only from mParticle's SDKs (unprefixed keys go to us1). The Profile API documents
@@ -90,53 +93,119 @@ class ProfileSettings:
 
 
 @dataclass(frozen=True)
+class IdentityStrategySettings:
+    """``identity_strategy``: how the workspace's IDSync strategy treats identities."""
+
+    login_ids: tuple[str, ...]
+    immutable_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OptOutSettings:
+    """``opt_out``: what consent state an opt-out records."""
+
+    ccpa_data_sale_opt_out: bool
+    gdpr_purposes: tuple[str, ...]
+    document: str
+    location: str
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    """``throttle``: the share of mParticle's limits to use, where the budget lives, and the retry bounds."""
+
+    target_share: float
+    backend: str
+    max_retry_seconds: float
+    max_retry_after_seconds: float
+    sqlite_path: str | None = None
+    redis_url: str | None = field(default=None, repr=False)
+    limits: Mapping[str, float] = field(default_factory=dict)  #: api -> requests per second, overriding the manifest
+
+
+@dataclass(frozen=True)
+class TimeoutSettings:
+    """``timeouts``: per HTTP call (connect, read) and per hook call (total_seconds), in seconds."""
+
+    connect: float
+    read: float
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class PollingSettings:
+    """``polling``: bounds on when the host is asked to check a pending request again."""
+
+    min_interval_seconds: float
+    max_interval_seconds: float
+
+
+@dataclass(frozen=True)
+class VerificationSettings:
+    """``verification``: how an erasure is confirmed, and what an identifier that cannot be checked does."""
+
+    grace_period_seconds: float
+    attempts: int
+    unverifiable: str  #: note or fail
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """``download``: limits for downloading access results."""
+
+    max_bytes: int
+    allowed_hosts: tuple[str, ...]
+
+
+#: The schema's sections: each is built from its validated dict, one field per property of the same name.
+SECTIONS: dict[str, type[Any]] = {
+    "identity_strategy": IdentityStrategySettings, "opt_out": OptOutSettings, "throttle": ThrottleSettings,
+    "timeouts": TimeoutSettings, "polling": PollingSettings, "verification": VerificationSettings,
+    "download": DownloadSettings}
+#: Top-level settings taken as the schema gives them (arrays as tuples; an optional one left out is None).
+AS_GIVEN = ("pod", "environment", "regulation", "callback_urls", "skip_waiting_period", "trust_store",
+            "signature_trust_store", "signatures")
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Everything the connector needs to know, typed, with defaults applied."""
+    """Everything the connector needs to know, typed, with defaults applied, grouped as the schema is."""
 
     pod: str
     environment: str
     regulation: str
     identity_mapping: Mapping[str, str | None]  #: request category -> mParticle identity type (None: never sent)
-    login_ids: tuple[str, ...]
-    immutable_ids: tuple[str, ...]
-    unverifiable: str  #: note or fail
+    identity_strategy: IdentityStrategySettings
+    verification: VerificationSettings
     profile: ProfileSettings | None
     dsr_auth: AuthSettings
     input_auth: AuthSettings
     dsr_url: str
     events_url: str
     identity_url: str
-    ccpa_opt_out: bool
-    gdpr_purposes: tuple[str, ...]
-    consent_document: str
-    consent_location: str
-    target_share: float
-    throttle_backend: str
-    sqlite_path: str | None
-    redis_url: str | None = field(repr=False)
-    limit_overrides: Mapping[str, float]
-    max_retry_seconds: float
-    max_retry_after_seconds: float
-    connect_timeout: float
-    read_timeout: float
-    total_seconds: float
-    poll_min_seconds: float
-    poll_max_seconds: float
-    verify_grace_seconds: float
-    verify_attempts: int
-    download_max_bytes: int
-    download_allowed_hosts: tuple[str, ...]
+    opt_out: OptOutSettings
+    throttle: ThrottleSettings
+    timeouts: TimeoutSettings
+    polling: PollingSettings
+    download: DownloadSettings
     callback_urls: tuple[str, ...]
     skip_waiting_period: bool
     trust_store: str | None
     signature_trust_store: str | None
     signatures: Literal["record", "strict"]
 
+    def __getattr__(self, name: str) -> Any:
+        """The flat names used before the settings were grouped, while their callers move (see _RENAMED)."""
+        if name not in _RENAMED:
+            raise AttributeError(name)
+        section, field_name = _RENAMED[name]
+        return getattr(getattr(self, section), field_name)
+
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in the settings (for redaction)."""
         profile = self.profile.auth.secrets() if self.profile else ()
         return (*self.dsr_auth.secrets(), *self.input_auth.secrets(), *profile,
-                *((self.redis_url,) if self.redis_url else ()))
+                *((self.throttle.redis_url,) if self.throttle.redis_url else ()))
 
     @property
     def verify(self) -> bool | str:
@@ -152,7 +221,7 @@ class Settings:
 
     def download_policy(self) -> UrlPolicy:
         """Where a results_url may point: mParticle's hosts (443), the configured API origins, and extras."""
-        return UrlPolicy.of(self.api_urls(), (*manifest().egress_hosts, *self.download_allowed_hosts))
+        return UrlPolicy.of(self.api_urls(), (*manifest().egress_hosts, *self.download.allowed_hosts))
 
     def origin(self, api: str) -> Origin:
         """The origin of one API's base URL (``dsr``, ``events``, ``identity``, ``profile``)."""
@@ -163,12 +232,27 @@ class Settings:
     def limit(self, api: str) -> tuple[float, float]:
         """(limit, window seconds) this connector budgets against for ``api``: an override (per second), or
         mParticle's published one from the manifest."""
-        if api in self.limit_overrides:
-            return float(self.limit_overrides[api]), 1.0
+        if api in self.throttle.limits:
+            return float(self.throttle.limits[api]), 1.0
         rates = manifest().rate_limit(api)
         if not rates:
             raise ConfigurationError(f"no rate limit is known for the {api} API")
         return rates[0].limit, rates[0].window_seconds
+
+
+_RENAMED = {
+    "login_ids": ("identity_strategy", "login_ids"), "immutable_ids": ("identity_strategy", "immutable_ids"),
+    "unverifiable": ("verification", "unverifiable"), "ccpa_opt_out": ("opt_out", "ccpa_data_sale_opt_out"),
+    "gdpr_purposes": ("opt_out", "gdpr_purposes"), "consent_document": ("opt_out", "document"),
+    "consent_location": ("opt_out", "location"), "target_share": ("throttle", "target_share"),
+    "throttle_backend": ("throttle", "backend"), "sqlite_path": ("throttle", "sqlite_path"),
+    "redis_url": ("throttle", "redis_url"), "limit_overrides": ("throttle", "limits"),
+    "max_retry_seconds": ("throttle", "max_retry_seconds"),
+    "max_retry_after_seconds": ("throttle", "max_retry_after_seconds"), "connect_timeout": ("timeouts", "connect"),
+    "read_timeout": ("timeouts", "read"), "total_seconds": ("timeouts", "total_seconds"),
+    "poll_min_seconds": ("polling", "min_interval_seconds"), "poll_max_seconds": ("polling", "max_interval_seconds"),
+    "verify_grace_seconds": ("verification", "grace_period_seconds"), "verify_attempts": ("verification", "attempts"),
+    "download_max_bytes": ("download", "max_bytes"), "download_allowed_hosts": ("download", "allowed_hosts")}
 
 
 def _plain(value: Any) -> Any:
@@ -266,50 +350,51 @@ def _url_and_file_problems(config: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def _problems(config: Mapping[str, Any]) -> list[Problem]:
+    """Every problem in ``config``: the schema's, then those only the URL parser and the file system see."""
+    problems = _url_and_file_problems(config)
+    try:
+        validate(schema_validator(credentials_schema()), dict(config), "mParticle connector configuration")
+    except SchemaViolation as exc:
+        reported = {p.path for p in exc.problems}
+        return [*exc.problems, *(p for p in problems if p.path not in reported)]
+    return problems
+
+
+def _as_field(value: Any) -> Any:
+    """A validated JSON value as a frozen settings field: arrays become tuples."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _section(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    """A section dataclass from its validated dict (the field names are the schema's property names)."""
+    return cls(**{name: _as_field(value) for name, value in data.items()})
+
+
+def _derived(full: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings worked out from the config: identity mapping, auth and base URL per API (pod hosts by default)."""
+    hosts = POD_HOSTS[full["pod"]]
+    return {
+        "identity_mapping": {**DEFAULT_CATEGORIES, **full["identities"]},
+        "profile": _profile(full.get("profile")),
+        "dsr_auth": _auth(full["dsr"]["auth"]), "input_auth": _auth(full["inputs"]["auth"]),
+        "dsr_url": full["dsr"].get("base_url", hosts["dsr"]).rstrip("/"),
+        "events_url": full["inputs"].get("events_base_url", hosts["events"]).rstrip("/"),
+        "identity_url": full["inputs"].get("identity_base_url", hosts["identity"]).rstrip("/"),
+    }
+
+
 def parse_settings(config: Mapping[str, Any]) -> Settings:
     """Validate ``config`` against the credentials schema and return typed settings.
 
     Raises :class:`ConfigurationError` listing every problem (paths only, never values).
     """
-    schema = credentials_schema()
-    problems = _url_and_file_problems(config)
-    try:
-        validate(schema_validator(schema), dict(config), "mParticle connector configuration")
-    except SchemaViolation as exc:
-        reported = {p.path for p in exc.problems}
-        problems = [*exc.problems, *(p for p in problems if p.path not in reported)]
+    problems = _problems(config)
     if problems:
         raise ConfigurationError(str(SchemaViolation("mParticle connector configuration", problems)))
     full = _with_defaults(config)
-    hosts = POD_HOSTS[full["pod"]]
-    throttle, timeouts, polling = full["throttle"], full["timeouts"], full["polling"]
+    polling = full["polling"]
     if polling["min_interval_seconds"] > polling["max_interval_seconds"]:
         raise ConfigurationError("polling.min_interval_seconds must not exceed polling.max_interval_seconds")
-    opt_out = full["opt_out"]
-    return Settings(
-        pod=full["pod"], environment=full["environment"], regulation=full["regulation"],
-        identity_mapping={**DEFAULT_CATEGORIES, **full["identities"]},
-        login_ids=tuple(full["identity_strategy"]["login_ids"]),
-        immutable_ids=tuple(full["identity_strategy"]["immutable_ids"]),
-        unverifiable=full["verification"]["unverifiable"],
-        profile=_profile(full.get("profile")),
-        dsr_auth=_auth(full["dsr"]["auth"]), input_auth=_auth(full["inputs"]["auth"]),
-        dsr_url=full["dsr"].get("base_url", hosts["dsr"]).rstrip("/"),
-        events_url=full["inputs"].get("events_base_url", hosts["events"]).rstrip("/"),
-        identity_url=full["inputs"].get("identity_base_url", hosts["identity"]).rstrip("/"),
-        ccpa_opt_out=opt_out["ccpa_data_sale_opt_out"], gdpr_purposes=tuple(opt_out["gdpr_purposes"]),
-        consent_document=opt_out["document"], consent_location=opt_out["location"],
-        target_share=throttle["target_share"], throttle_backend=throttle["backend"],
-        sqlite_path=throttle.get("sqlite_path"), redis_url=throttle.get("redis_url"),
-        limit_overrides=dict(throttle.get("limits", {})),
-        max_retry_seconds=throttle["max_retry_seconds"], max_retry_after_seconds=throttle["max_retry_after_seconds"],
-        connect_timeout=timeouts["connect"], read_timeout=timeouts["read"], total_seconds=timeouts["total_seconds"],
-        poll_min_seconds=polling["min_interval_seconds"], poll_max_seconds=polling["max_interval_seconds"],
-        verify_grace_seconds=full["verification"]["grace_period_seconds"],
-        verify_attempts=full["verification"]["attempts"],
-        download_max_bytes=full["download"]["max_bytes"],
-        download_allowed_hosts=tuple(full["download"]["allowed_hosts"]),
-        callback_urls=tuple(full["callback_urls"]), skip_waiting_period=full["skip_waiting_period"],
-        trust_store=full.get("trust_store"), signature_trust_store=full.get("signature_trust_store"),
-        signatures=full["signatures"],
-    )
+    return Settings(**{name: _as_field(full.get(name)) for name in AS_GIVEN},
+                    **{name: _section(cls, full[name]) for name, cls in SECTIONS.items()}, **_derived(full))

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
-from connector_mparticle.settings import _with_defaults, credentials_schema, manifest, parse_settings
+import pytest
+
+from connector_mparticle.settings import (
+    AS_GIVEN,
+    SECTIONS,
+    Settings,
+    _with_defaults,
+    credentials_schema,
+    manifest,
+    parse_settings,
+)
 
 BASIC = {"type": "basic", "key": "key-1", "secret": "secret-1"}
 OAUTH = {"type": "oauth2_client_credentials", "client_id": "client-1", "client_secret": "client-secret-1"}
@@ -46,3 +57,45 @@ def test_filling_defaults_changes_neither_the_config_nor_the_schema() -> None:
     first["download"]["allowed_hosts"].append("changed.example.com")
     assert given == before and credentials_schema() == schema_before
     assert _with_defaults(given)["callback_urls"] == [] and parse_settings(given).callback_urls == ()
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_each_section_has_one_field_per_schema_property(section: str) -> None:
+    """A setting added to (or removed from) a schema section without its field fails here, and vice versa."""
+    properties = set(credentials_schema()["properties"][section]["properties"])
+    assert {f.name for f in dataclasses.fields(SECTIONS[section])} == properties
+    assert section in {f.name for f in dataclasses.fields(Settings)}
+
+
+def test_every_top_level_setting_is_a_field_a_section_or_worked_out() -> None:
+    derived = {"dsr", "inputs", "identities", "profile"}  # become auth, base URLs, identity_mapping, profile
+    assert set(credentials_schema()["properties"]) == {*AS_GIVEN, *SECTIONS, *derived}
+    assert set(AS_GIVEN) <= {f.name for f in dataclasses.fields(Settings)}
+
+
+def test_sections_are_typed_and_frozen() -> None:
+    settings = parse_settings(config(opt_out={"gdpr_purposes": ["marketing"]}, throttle={"limits": {"dsr": 2}}))
+    assert settings.opt_out.gdpr_purposes == ("marketing",) and settings.opt_out.document == "dsr_opt_out"
+    assert settings.throttle.limits == {"dsr": 2} and settings.limit("dsr") == (2.0, 1.0)
+    assert settings.polling.min_interval_seconds == 300 and settings.timeouts.total_seconds == 60
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.polling.min_interval_seconds = 1  # type: ignore[misc]
+
+
+def test_secrets_include_the_redis_url_and_repr_hides_them() -> None:
+    settings = parse_settings(config(throttle={"backend": "redis", "redis_url": "redis://user:pw-1@redis.example"}))
+    assert "redis://user:pw-1@redis.example" in settings.secrets()
+    assert not any(secret in repr(settings) for secret in settings.secrets())
+
+
+def test_unknown_setting_hints_follow_references_and_auth_branches() -> None:
+    from connector_mparticle.cli.config_file import unknown_key_hints
+
+    typos = config(pollin={}, throttle={"limits": {"dsx": 1}, "backnd": "memory"}, identities={"app_user": "other"},
+                   dsr={"auth": {**OAUTH, "token_ur": "https://sso.example.com"}, "base_ur": "https://x.example.com"})
+    assert sorted(unknown_key_hints(typos, credentials_schema())) == [
+        "$.dsr.auth.token_ur: unknown setting; did you mean 'token_url'?",
+        "$.dsr.base_ur: unknown setting; did you mean 'base_url'?",
+        "$.pollin: unknown setting; did you mean 'polling'?",
+        "$.throttle.backnd: unknown setting; did you mean 'backend'?",
+        "$.throttle.limits.dsx: unknown setting; did you mean 'dsr'?"]
