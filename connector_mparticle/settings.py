@@ -1,7 +1,10 @@
 """The connector's settings: the validated configuration, with the schema's defaults filled in, as types.
 
-Defaults live in ``schemas/credentials.schema.json`` (one place); hosts per pod live in :data:`POD_HOSTS`;
-mParticle's published limits live in ``manifest.yaml``.
+The credentials schema (the file ``manifest.yaml`` names) is the one source: it validates the configuration,
+its ``default`` values are filled in by a jsonschema validator, and :class:`Settings` is grouped as it is, one
+frozen dataclass per section (:data:`SECTIONS`) whose fields are the section's property names. Adding a setting
+is one schema edit plus the field and the code that uses it (a test fails when a field and the schema differ).
+Hosts per pod live in :data:`POD_HOSTS`; mParticle's published limits live in ``manifest.yaml``.
 """
 
 from __future__ import annotations
