@@ -22,7 +22,7 @@ from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.http.urls import Origin, UrlPolicy, UrlRefused, origin_of
 from connector_mparticle.identities import DEFAULT_CATEGORIES
 from dsr_framework.manifest import Manifest, load_manifest
-from dsr_framework.validation import Problem, SchemaViolation, schema_validator, validate
+from dsr_framework.validation import Problem, SchemaViolation, schema_nodes, schema_validator, validate
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -322,34 +322,48 @@ def config_fingerprint(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+#: Settings that name a file which must exist.
+_FILES = ("trust_store", "signature_trust_store")
+
+
+@functools.cache
+def _url_paths() -> tuple[tuple[str, ...], ...]:
+    """Where the schema puts a URL: every property that refers to ``$defs/url`` (``*``: each array item)."""
+    nodes = schema_nodes(credentials_schema())
+    return tuple(sorted({path for path, chain in nodes if chain[0].get("$ref") == "#/$defs/url"}))
+
+
+def _values_at(node: Any, path: tuple[str, ...], shown: str = "$") -> Iterator[tuple[str, Any]]:
+    """Each value at ``path`` in a raw document, with its JSON path (``*`` stands for every array item)."""
+    if not path:
+        yield shown, node
+    elif path[0] == "*" and isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _values_at(item, path[1:], f"{shown}[{index}]")
+    elif isinstance(node, Mapping) and path[0] in node:
+        yield from _values_at(node[path[0]], path[1:], f"{shown}.{path[0]}")
+
+
+def _refusal(url: Any) -> str | None:
+    """Why the URL policy refuses ``url`` (None when it allows it, or when it is no string: the schema says so)."""
+    if not isinstance(url, str):
+        return None
+    try:
+        origin_of(url)
+    except UrlRefused as exc:
+        return str(exc)
+    return None
+
+
 def _url_and_file_problems(config: Mapping[str, Any]) -> list[Problem]:
     """What the schema cannot say: URLs judged by the parser that opens them, files that must exist. Reads
     the raw configuration defensively, so its problems are reported together with the schema's."""
-    def at(*path: str) -> Any:
-        node: Any = config
-        for part in path:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        return node
-
-    urls = {"$.dsr.base_url": at("dsr", "base_url"), "$.inputs.events_base_url": at("inputs", "events_base_url"),
-            "$.inputs.identity_base_url": at("inputs", "identity_base_url"),
-            "$.dsr.auth.token_url": at("dsr", "auth", "token_url"),
-            "$.inputs.auth.token_url": at("inputs", "auth", "token_url"),
-            "$.profile.base_url": at("profile", "base_url"),
-            "$.profile.auth.token_url": at("profile", "auth", "token_url")}
-    callbacks = at("callback_urls")
-    if isinstance(callbacks, list):
-        urls.update({f"$.callback_urls[{i}]": u for i, u in enumerate(callbacks)})
-    problems: list[Problem] = []
-    for path, url in urls.items():
-        if isinstance(url, str):
-            try:
-                origin_of(url)
-            except UrlRefused as exc:
-                problems.append(Problem(path, str(exc)))
-    for path, file in (("$.trust_store", at("trust_store")), ("$.signature_trust_store", at("signature_trust_store"))):
+    refusals = [(where, _refusal(url)) for path in _url_paths() for where, url in _values_at(config, path)]
+    problems = [Problem(where, refusal) for where, refusal in refusals if refusal]
+    for name in _FILES:
+        file = config.get(name)
         if isinstance(file, str) and file and not Path(file).is_file():
-            problems.append(Problem(path, "no such file"))
+            problems.append(Problem(f"$.{name}", "no such file"))
     return problems
 
 

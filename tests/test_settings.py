@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.settings import (
     AS_GIVEN,
     SECTIONS,
@@ -99,3 +100,23 @@ def test_unknown_setting_hints_follow_references_and_auth_branches() -> None:
         "$.pollin: unknown setting; did you mean 'polling'?",
         "$.throttle.backnd: unknown setting; did you mean 'backend'?",
         "$.throttle.limits.dsx: unknown setting; did you mean 'dsr'?"]
+
+
+def test_every_url_setting_the_schema_declares_is_judged_by_the_url_policy() -> None:
+    from connector_mparticle.settings import _url_paths
+
+    assert set(_url_paths()) == {("dsr", "base_url"), ("dsr", "auth", "token_url"), ("inputs", "events_base_url"),
+                                 ("inputs", "identity_base_url"), ("inputs", "auth", "token_url"),
+                                 ("profile", "base_url"), ("profile", "auth", "token_url"), ("callback_urls", "*")}
+
+
+def test_urls_the_parser_refuses_and_missing_files_are_reported_with_their_paths(tmp_path: Any) -> None:
+    bad = "https://host.example.com:99999"  # the schema's pattern allows it; the URL parser does not
+    given = config(callback_urls=["https://ok.example.com", bad], trust_store=str(tmp_path / "missing.pem"),
+                   inputs={"auth": dict(BASIC), "events_base_url": bad})
+    with pytest.raises(ConfigurationError) as raised:
+        parse_settings(given)
+    message = str(raised.value)
+    for path in ("$.callback_urls[1]", "$.inputs.events_base_url", "$.trust_store: no such file"):
+        assert path in message
+    assert "$.callback_urls[0]" not in message and "3 problems" in message
