@@ -197,13 +197,6 @@ class Settings:
     signature_trust_store: str | None
     signatures: Literal["record", "strict"]
 
-    def __getattr__(self, name: str) -> Any:
-        """The flat names used before the settings were grouped, while their callers move (see _RENAMED)."""
-        if name not in _RENAMED:
-            raise AttributeError(name)
-        section, field_name = _RENAMED[name]
-        return getattr(getattr(self, section), field_name)
-
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in the settings (for redaction)."""
         profile = self.profile.auth.secrets() if self.profile else ()
@@ -241,21 +234,6 @@ class Settings:
         if not rates:
             raise ConfigurationError(f"no rate limit is known for the {api} API")
         return rates[0].limit, rates[0].window_seconds
-
-
-_RENAMED = {
-    "login_ids": ("identity_strategy", "login_ids"), "immutable_ids": ("identity_strategy", "immutable_ids"),
-    "unverifiable": ("verification", "unverifiable"), "ccpa_opt_out": ("opt_out", "ccpa_data_sale_opt_out"),
-    "gdpr_purposes": ("opt_out", "gdpr_purposes"), "consent_document": ("opt_out", "document"),
-    "consent_location": ("opt_out", "location"), "target_share": ("throttle", "target_share"),
-    "throttle_backend": ("throttle", "backend"), "sqlite_path": ("throttle", "sqlite_path"),
-    "redis_url": ("throttle", "redis_url"), "limit_overrides": ("throttle", "limits"),
-    "max_retry_seconds": ("throttle", "max_retry_seconds"),
-    "max_retry_after_seconds": ("throttle", "max_retry_after_seconds"), "connect_timeout": ("timeouts", "connect"),
-    "read_timeout": ("timeouts", "read"), "total_seconds": ("timeouts", "total_seconds"),
-    "poll_min_seconds": ("polling", "min_interval_seconds"), "poll_max_seconds": ("polling", "max_interval_seconds"),
-    "verify_grace_seconds": ("verification", "grace_period_seconds"), "verify_attempts": ("verification", "attempts"),
-    "download_max_bytes": ("download", "max_bytes"), "download_allowed_hosts": ("download", "allowed_hosts")}
 
 
 def _plain(value: Any) -> Any:

@@ -47,7 +47,7 @@ def finish_deletion(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
     verified = sorted(c.identifier.kind.name for c in checks if c.found is False)
     summary = {"verified": not unverifiable, "verified_identifiers": verified, "not_verifiable": unverifiable,
                "verification_searches": flow.state.verify_attempts}
-    if unverifiable and settings.unverifiable == "fail":
+    if unverifiable and settings.verification.unverifiable == "fail":
         return flow.failed(VerificationError(
             "mParticle completed the erasure, but it cannot be fully verified: " + "; ".join(unverifiable)))
     message = "mParticle completed the erasure, and " + (
@@ -87,12 +87,14 @@ def _receipt_file(flow: Flow) -> tuple[OutputFile, ...]:
 def _still_found(flow: Flow, still_found: list[str]) -> Result:
     assert flow.state is not None
     settings = flow.settings
-    if flow.state.verify_attempts >= settings.verify_attempts:
+    if flow.state.verify_attempts >= settings.verification.attempts:
         return flow.failed(VerificationError(
             f"mParticle reports the erasure complete, but a profile still matches {', '.join(still_found)} after "
-            f"{flow.state.verify_attempts} check(s) over {settings.verify_grace_seconds:g}s; new data about the "
+            f"{flow.state.verify_attempts} check(s) over {settings.verification.grace_period_seconds:g}s; "
+            "new data about the "
             "subject may have arrived after the erasure (erasure does not block it), or the erasure missed a profile"))
-    interval = settings.verify_grace_seconds / max(1, settings.verify_attempts - 1)
-    after = flow.now + timedelta(seconds=min(max(interval, settings.poll_min_seconds), settings.poll_max_seconds))
+    interval = settings.verification.grace_period_seconds / max(1, settings.verification.attempts - 1)
+    after = flow.now + timedelta(seconds=min(max(interval, settings.polling.min_interval_seconds),
+                                             settings.polling.max_interval_seconds))
     return flow.waiting(f"mParticle reports the erasure complete, but a profile still matches "
                         f"{', '.join(still_found)}; checking again", after=after)
