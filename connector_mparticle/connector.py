@@ -50,7 +50,8 @@ class MParticleConnector:
         apis = ("dsr", "dsr_submit", "identity", "events", *(("profile",) if settings.profile else ()))
         self.throttle = throttle or Throttle.build(
             {api: settings.limit(api) for api in apis},
-            settings.target_share, settings.throttle_backend, settings.sqlite_path, settings.redis_url,
+            settings.throttle.target_share, settings.throttle.backend, settings.throttle.sqlite_path,
+            settings.throttle.redis_url,
             keys=budget_keys(settings))
         self.session = HardenedSession(settings.verify, USER_AGENT)
         self._tokens: dict[tuple[str, str], TokenSource] = {}
@@ -60,9 +61,10 @@ class MParticleConnector:
 
         def client(api: str, base_url: str, auth: AuthSettings) -> ApiClient:
             return ApiClient(api, base_url, self._auth(api, auth), self.session, self.throttle, self.log,
-                             self.redactor, timeout=(settings.connect_timeout, settings.read_timeout),
-                             max_retry_seconds=settings.max_retry_seconds,
-                             max_retry_after_seconds=settings.max_retry_after_seconds, download_policy=download_policy)
+                             self.redactor, timeout=(settings.timeouts.connect, settings.timeouts.read),
+                             max_retry_seconds=settings.throttle.max_retry_seconds,
+                             max_retry_after_seconds=settings.throttle.max_retry_after_seconds,
+                             download_policy=download_policy)
 
         self.dsr = OpenDsrClient(client("dsr", settings.dsr_url, settings.dsr_auth))
         self.events = EventsClient(client("events", settings.events_url, settings.input_auth))

@@ -1,28 +1,38 @@
 """The connector's settings: the validated configuration, with the schema's defaults filled in, as types.
 
-Defaults live in ``schemas/credentials.schema.json`` (one place); hosts per pod live in :data:`POD_HOSTS`;
-mParticle's published limits live in ``manifest.yaml``.
+The credentials schema (the file ``manifest.yaml`` names) is the one source: it validates the configuration,
+its ``default`` values are filled in by a jsonschema validator, and :class:`Settings` is grouped as it is, one
+frozen dataclass per section (:data:`SECTIONS`) whose fields are the section's property names. Adding a setting
+is one schema edit plus the field and the code that uses it (a test fails when a field and the schema differ).
+Hosts per pod live in :data:`POD_HOSTS`; mParticle's published limits live in ``manifest.yaml``.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.http.urls import Origin, UrlPolicy, UrlRefused, origin_of
 from connector_mparticle.identities import DEFAULT_CATEGORIES
 from dsr_framework.manifest import Manifest, load_manifest
-from dsr_framework.validation import Problem, SchemaViolation, load_schema, schema_validator, validate
+from dsr_framework.validation import Problem, SchemaViolation, schema_nodes, schema_validator, validate
 
-__all__ = ["POD_HOSTS", "PROFILE_URL", "AuthSettings", "ProfileSettings", "Settings", "config_fingerprint",
-           "credentials_schema", "manifest", "parse_settings"]
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
+
+__all__ = ["POD_HOSTS", "PROFILE_URL", "SECTIONS", "AuthSettings", "DownloadSettings", "IdentityStrategySettings",
+           "OptOutSettings", "PollingSettings", "ProfileSettings", "Settings", "ThrottleSettings", "TimeoutSettings",
+           "VerificationSettings", "config_fingerprint", "credentials_schema", "manifest", "parse_settings"]
+
+_T = TypeVar("_T")
 
 #: Default API origins per pod. DSR: mParticle documents one host for every pod. Events: documented per pod.
 #: Identity: pod hosts known only from mParticle's SDKs (unprefixed keys go to us1). The Profile API documents
@@ -41,16 +51,17 @@ POD_HOSTS: dict[str, dict[str, str]] = {
 
 
 @functools.cache
-def credentials_schema() -> dict[str, Any]:
-    return load_schema(resources.files("connector_mparticle").joinpath("schemas").joinpath(
-        "credentials.schema.json"))
-
-
-@functools.cache
 def manifest() -> Manifest:
+    """The connector's manifest (``manifest.yaml``), validated."""
     import connector_mparticle
 
     return load_manifest(connector_mparticle)
+
+
+@functools.cache
+def credentials_schema() -> dict[str, Any]:
+    """The credentials schema: the file the manifest's ``credentials_schema`` names, checked as usable."""
+    return manifest().credentials_schema()
 
 
 @dataclass(frozen=True)
@@ -85,42 +96,101 @@ class ProfileSettings:
 
 
 @dataclass(frozen=True)
+class IdentityStrategySettings:
+    """``identity_strategy``: how the workspace's IDSync strategy treats identities."""
+
+    login_ids: tuple[str, ...]
+    immutable_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OptOutSettings:
+    """``opt_out``: what consent state an opt-out records."""
+
+    ccpa_data_sale_opt_out: bool
+    gdpr_purposes: tuple[str, ...]
+    document: str
+    location: str
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    """``throttle``: the share of mParticle's limits to use, where the budget lives, and the retry bounds."""
+
+    target_share: float
+    backend: str
+    max_retry_seconds: float
+    max_retry_after_seconds: float
+    sqlite_path: str | None = None
+    redis_url: str | None = field(default=None, repr=False)
+    limits: Mapping[str, float] = field(default_factory=dict)  #: api -> requests per second, overriding the manifest
+
+
+@dataclass(frozen=True)
+class TimeoutSettings:
+    """``timeouts``: per HTTP call (connect, read) and per hook call (total_seconds), in seconds."""
+
+    connect: float
+    read: float
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class PollingSettings:
+    """``polling``: bounds on when the host is asked to check a pending request again."""
+
+    min_interval_seconds: float
+    max_interval_seconds: float
+
+
+@dataclass(frozen=True)
+class VerificationSettings:
+    """``verification``: how an erasure is confirmed, and what an identifier that cannot be checked does."""
+
+    grace_period_seconds: float
+    attempts: int
+    unverifiable: str  #: note or fail
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """``download``: limits for downloading access results."""
+
+    max_bytes: int
+    allowed_hosts: tuple[str, ...]
+
+
+#: The schema's sections: each is built from its validated dict, one field per property of the same name.
+SECTIONS: dict[str, type[Any]] = {
+    "identity_strategy": IdentityStrategySettings, "opt_out": OptOutSettings, "throttle": ThrottleSettings,
+    "timeouts": TimeoutSettings, "polling": PollingSettings, "verification": VerificationSettings,
+    "download": DownloadSettings}
+#: Top-level settings taken as the schema gives them (arrays as tuples; an optional one left out is None).
+AS_GIVEN = ("pod", "environment", "regulation", "callback_urls", "skip_waiting_period", "trust_store",
+            "signature_trust_store", "signatures")
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Everything the connector needs to know, typed, with defaults applied."""
+    """Everything the connector needs to know, typed, with defaults applied, grouped as the schema is."""
 
     pod: str
     environment: str
     regulation: str
     identity_mapping: Mapping[str, str | None]  #: request category -> mParticle identity type (None: never sent)
-    login_ids: tuple[str, ...]
-    immutable_ids: tuple[str, ...]
-    unverifiable: str  #: note or fail
+    identity_strategy: IdentityStrategySettings
+    verification: VerificationSettings
     profile: ProfileSettings | None
     dsr_auth: AuthSettings
     input_auth: AuthSettings
     dsr_url: str
     events_url: str
     identity_url: str
-    ccpa_opt_out: bool
-    gdpr_purposes: tuple[str, ...]
-    consent_document: str
-    consent_location: str
-    target_share: float
-    throttle_backend: str
-    sqlite_path: str | None
-    redis_url: str | None = field(repr=False)
-    limit_overrides: Mapping[str, float]
-    max_retry_seconds: float
-    max_retry_after_seconds: float
-    connect_timeout: float
-    read_timeout: float
-    total_seconds: float
-    poll_min_seconds: float
-    poll_max_seconds: float
-    verify_grace_seconds: float
-    verify_attempts: int
-    download_max_bytes: int
-    download_allowed_hosts: tuple[str, ...]
+    opt_out: OptOutSettings
+    throttle: ThrottleSettings
+    timeouts: TimeoutSettings
+    polling: PollingSettings
+    download: DownloadSettings
     callback_urls: tuple[str, ...]
     skip_waiting_period: bool
     trust_store: str | None
@@ -131,7 +201,7 @@ class Settings:
         """Every secret value in the settings (for redaction)."""
         profile = self.profile.auth.secrets() if self.profile else ()
         return (*self.dsr_auth.secrets(), *self.input_auth.secrets(), *profile,
-                *((self.redis_url,) if self.redis_url else ()))
+                *((self.throttle.redis_url,) if self.throttle.redis_url else ()))
 
     @property
     def verify(self) -> bool | str:
@@ -147,7 +217,7 @@ class Settings:
 
     def download_policy(self) -> UrlPolicy:
         """Where a results_url may point: mParticle's hosts (443), the configured API origins, and extras."""
-        return UrlPolicy.of(self.api_urls(), (*manifest().egress_hosts, *self.download_allowed_hosts))
+        return UrlPolicy.of(self.api_urls(), (*manifest().egress_hosts, *self.download.allowed_hosts))
 
     def origin(self, api: str) -> Origin:
         """The origin of one API's base URL (``dsr``, ``events``, ``identity``, ``profile``)."""
@@ -158,40 +228,57 @@ class Settings:
     def limit(self, api: str) -> tuple[float, float]:
         """(limit, window seconds) this connector budgets against for ``api``: an override (per second), or
         mParticle's published one from the manifest."""
-        if api in self.limit_overrides:
-            return float(self.limit_overrides[api]), 1.0
+        if api in self.throttle.limits:
+            return float(self.throttle.limits[api]), 1.0
         rates = manifest().rate_limit(api)
         if not rates:
             raise ConfigurationError(f"no rate limit is known for the {api} API")
         return rates[0].limit, rates[0].window_seconds
 
 
-def _with_defaults(schema: Mapping[str, Any], document: Any, defs: Mapping[str, Any]) -> Any:
-    """``document`` with the schema's ``default`` values filled in, recursively (for objects and auth branches)."""
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        schema = {**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in schema.items() if k != "$ref"}}
-    if "oneOf" in schema and isinstance(document, Mapping):
-        for branch in schema["oneOf"]:
-            resolved = defs.get(branch.get("$ref", "").removeprefix("#/$defs/"), branch)
-            kind = resolved.get("properties", {}).get("type", {}).get("const")
-            if kind is not None and document.get("type") == kind:
-                return _with_defaults(resolved, document, defs)
-        return document
-    if not isinstance(document, Mapping) or "properties" not in schema:
-        return document
-    out = dict(document)
-    for name, sub in schema["properties"].items():
-        if name in out:
-            out[name] = _with_defaults(sub, out[name], defs)
-        elif "default" in sub:
-            out[name] = sub["default"]
-        elif (sub.get("type") == "object" or defs.get(str(sub.get("$ref", "")).removeprefix("#/$defs/"), {}).get(
-                "type") == "object") and not sub.get("required"):  # an optional block with required parts stays out
-            filled = _with_defaults(sub, {}, defs)
-            if filled:
-                out[name] = filled
-    return out
+def _plain(value: Any) -> Any:
+    """A deep copy of a JSON-like value as plain dicts and lists, so defaults can be set in it."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+@functools.cache
+def _default_filler() -> Validator:
+    """A validator of the credentials schema that fills in ``default`` values as it goes.
+
+    Built the way jsonschema's FAQ shows (its ``properties`` keyword extended to set defaults), so ``$ref`` is
+    resolved by jsonschema itself. One rule more: a subschema's defaults apply only where the document matches
+    that subschema, so of ``oneOf`` branches (auth: basic or OAuth) only the matching one's defaults are filled.
+    """
+    from jsonschema.validators import extend
+    from referencing import Registry
+
+    schema = credentials_schema()
+    plain = schema_validator(schema)
+    check_properties = plain.VALIDATORS["properties"]
+
+    def fill_then_check(validator: Validator, properties: Mapping[str, Any], instance: Any,
+                        subschema: Mapping[str, Any]) -> Iterator[ValidationError]:
+        missing = {name: sub["default"] for name, sub in properties.items() if isinstance(instance, dict)
+                   and isinstance(sub, Mapping) and "default" in sub and name not in instance}
+        if missing and plain.evolve(schema=subschema).is_valid(instance):
+            instance.update(copy.deepcopy(missing))
+        yield from check_properties(validator, properties, instance, subschema)
+
+    filling: type[Validator] = extend(  # type: ignore[no-untyped-call]  # extend is untyped in types-jsonschema
+        type(plain), {"properties": fill_then_check})
+    # An empty registry: every $ref is local (load_schema checked that each resolves), so nothing is fetched.
+    return filling(schema, registry=Registry())
+
+
+def _with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a valid ``config`` with the schema's defaults filled in, at every level."""
+    full: dict[str, Any] = _plain(config)
+    _default_filler().validate(full)
+    return full
 
 
 def _auth(data: Mapping[str, Any]) -> AuthSettings:
@@ -213,35 +300,83 @@ def config_fingerprint(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+#: Settings that name a file which must exist.
+_FILES = ("trust_store", "signature_trust_store")
+
+
+@functools.cache
+def _url_paths() -> tuple[tuple[str, ...], ...]:
+    """Where the schema puts a URL: every property that refers to ``$defs/url`` (``*``: each array item)."""
+    nodes = schema_nodes(credentials_schema())
+    return tuple(sorted({path for path, chain in nodes if chain[0].get("$ref") == "#/$defs/url"}))
+
+
+def _values_at(node: Any, path: tuple[str, ...], shown: str = "$") -> Iterator[tuple[str, Any]]:
+    """Each value at ``path`` in a raw document, with its JSON path (``*`` stands for every array item)."""
+    if not path:
+        yield shown, node
+    elif path[0] == "*" and isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _values_at(item, path[1:], f"{shown}[{index}]")
+    elif isinstance(node, Mapping) and path[0] in node:
+        yield from _values_at(node[path[0]], path[1:], f"{shown}.{path[0]}")
+
+
+def _refusal(url: Any) -> str | None:
+    """Why the URL policy refuses ``url`` (None when it allows it, or when it is no string: the schema says so)."""
+    if not isinstance(url, str):
+        return None
+    try:
+        origin_of(url)
+    except UrlRefused as exc:
+        return str(exc)
+    return None
+
+
 def _url_and_file_problems(config: Mapping[str, Any]) -> list[Problem]:
     """What the schema cannot say: URLs judged by the parser that opens them, files that must exist. Reads
     the raw configuration defensively, so its problems are reported together with the schema's."""
-    def at(*path: str) -> Any:
-        node: Any = config
-        for part in path:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        return node
-
-    urls = {"$.dsr.base_url": at("dsr", "base_url"), "$.inputs.events_base_url": at("inputs", "events_base_url"),
-            "$.inputs.identity_base_url": at("inputs", "identity_base_url"),
-            "$.dsr.auth.token_url": at("dsr", "auth", "token_url"),
-            "$.inputs.auth.token_url": at("inputs", "auth", "token_url"),
-            "$.profile.base_url": at("profile", "base_url"),
-            "$.profile.auth.token_url": at("profile", "auth", "token_url")}
-    callbacks = at("callback_urls")
-    if isinstance(callbacks, list):
-        urls.update({f"$.callback_urls[{i}]": u for i, u in enumerate(callbacks)})
-    problems: list[Problem] = []
-    for path, url in urls.items():
-        if isinstance(url, str):
-            try:
-                origin_of(url)
-            except UrlRefused as exc:
-                problems.append(Problem(path, str(exc)))
-    for path, file in (("$.trust_store", at("trust_store")), ("$.signature_trust_store", at("signature_trust_store"))):
+    refusals = [(where, _refusal(url)) for path in _url_paths() for where, url in _values_at(config, path)]
+    problems = [Problem(where, refusal) for where, refusal in refusals if refusal]
+    for name in _FILES:
+        file = config.get(name)
         if isinstance(file, str) and file and not Path(file).is_file():
-            problems.append(Problem(path, "no such file"))
+            problems.append(Problem(f"$.{name}", "no such file"))
     return problems
+
+
+def _problems(config: Mapping[str, Any]) -> list[Problem]:
+    """Every problem in ``config``: the schema's, then those only the URL parser and the file system see."""
+    problems = _url_and_file_problems(config)
+    try:
+        validate(schema_validator(credentials_schema()), dict(config), "mParticle connector configuration")
+    except SchemaViolation as exc:
+        reported = {p.path for p in exc.problems}
+        return [*exc.problems, *(p for p in problems if p.path not in reported)]
+    return problems
+
+
+def _as_field(value: Any) -> Any:
+    """A validated JSON value as a frozen settings field: arrays become tuples."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _section(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    """A section dataclass from its validated dict (the field names are the schema's property names)."""
+    return cls(**{name: _as_field(value) for name, value in data.items()})
+
+
+def _derived(full: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings worked out from the config: identity mapping, auth and base URL per API (pod hosts by default)."""
+    hosts = POD_HOSTS[full["pod"]]
+    return {
+        "identity_mapping": {**DEFAULT_CATEGORIES, **full["identities"]},
+        "profile": _profile(full.get("profile")),
+        "dsr_auth": _auth(full["dsr"]["auth"]), "input_auth": _auth(full["inputs"]["auth"]),
+        "dsr_url": full["dsr"].get("base_url", hosts["dsr"]).rstrip("/"),
+        "events_url": full["inputs"].get("events_base_url", hosts["events"]).rstrip("/"),
+        "identity_url": full["inputs"].get("identity_base_url", hosts["identity"]).rstrip("/"),
+    }
 
 
 def parse_settings(config: Mapping[str, Any]) -> Settings:
@@ -249,45 +384,12 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
 
     Raises :class:`ConfigurationError` listing every problem (paths only, never values).
     """
-    schema = credentials_schema()
-    problems = _url_and_file_problems(config)
-    try:
-        validate(schema_validator(schema), dict(config), "mParticle connector configuration")
-    except SchemaViolation as exc:
-        reported = {p.path for p in exc.problems}
-        problems = [*exc.problems, *(p for p in problems if p.path not in reported)]
+    problems = _problems(config)
     if problems:
         raise ConfigurationError(str(SchemaViolation("mParticle connector configuration", problems)))
-    full = _with_defaults(schema, config, schema.get("$defs", {}))
-    hosts = POD_HOSTS[full["pod"]]
-    throttle, timeouts, polling = full["throttle"], full["timeouts"], full["polling"]
+    full = _with_defaults(config)
+    polling = full["polling"]
     if polling["min_interval_seconds"] > polling["max_interval_seconds"]:
         raise ConfigurationError("polling.min_interval_seconds must not exceed polling.max_interval_seconds")
-    opt_out = full["opt_out"]
-    return Settings(
-        pod=full["pod"], environment=full["environment"], regulation=full["regulation"],
-        identity_mapping={**DEFAULT_CATEGORIES, **full["identities"]},
-        login_ids=tuple(full["identity_strategy"]["login_ids"]),
-        immutable_ids=tuple(full["identity_strategy"]["immutable_ids"]),
-        unverifiable=full["verification"]["unverifiable"],
-        profile=_profile(full.get("profile")),
-        dsr_auth=_auth(full["dsr"]["auth"]), input_auth=_auth(full["inputs"]["auth"]),
-        dsr_url=full["dsr"].get("base_url", hosts["dsr"]).rstrip("/"),
-        events_url=full["inputs"].get("events_base_url", hosts["events"]).rstrip("/"),
-        identity_url=full["inputs"].get("identity_base_url", hosts["identity"]).rstrip("/"),
-        ccpa_opt_out=opt_out["ccpa_data_sale_opt_out"], gdpr_purposes=tuple(opt_out["gdpr_purposes"]),
-        consent_document=opt_out["document"], consent_location=opt_out["location"],
-        target_share=throttle["target_share"], throttle_backend=throttle["backend"],
-        sqlite_path=throttle.get("sqlite_path"), redis_url=throttle.get("redis_url"),
-        limit_overrides=dict(throttle.get("limits", {})),
-        max_retry_seconds=throttle["max_retry_seconds"], max_retry_after_seconds=throttle["max_retry_after_seconds"],
-        connect_timeout=timeouts["connect"], read_timeout=timeouts["read"], total_seconds=timeouts["total_seconds"],
-        poll_min_seconds=polling["min_interval_seconds"], poll_max_seconds=polling["max_interval_seconds"],
-        verify_grace_seconds=full["verification"]["grace_period_seconds"],
-        verify_attempts=full["verification"]["attempts"],
-        download_max_bytes=full["download"]["max_bytes"],
-        download_allowed_hosts=tuple(full["download"]["allowed_hosts"]),
-        callback_urls=tuple(full["callback_urls"]), skip_waiting_period=full["skip_waiting_period"],
-        trust_store=full.get("trust_store"), signature_trust_store=full.get("signature_trust_store"),
-        signatures=full["signatures"],
-    )
+    return Settings(**{name: _as_field(full.get(name)) for name in AS_GIVEN},
+                    **{name: _section(cls, full[name]) for name, cls in SECTIONS.items()}, **_derived(full))

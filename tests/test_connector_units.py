@@ -290,9 +290,10 @@ def test_state_round_trips_and_only_state_the_connector_wrote_is_trusted() -> No
 
 def test_settings_defaults_come_from_the_schema_and_pods_pick_hosts() -> None:
     settings = parse_settings(sandbox_like(pod="eu1"))
-    assert settings.target_share == 0.75 and settings.poll_min_seconds == 300
-    assert settings.identity_mapping["phone"] == "mobile_number" and settings.login_ids == ("customer_id",)
-    assert settings.profile is None and settings.unverifiable == "note"
+    assert settings.throttle.target_share == 0.75 and settings.polling.min_interval_seconds == 300
+    assert settings.identity_mapping["phone"] == "mobile_number"
+    assert settings.identity_strategy.login_ids == ("customer_id",)
+    assert settings.profile is None and settings.verification.unverifiable == "note"
     assert settings.events_url == "https://s2s.eu1.mparticle.com"
     assert settings.identity_url == "https://identity.eu1.mparticle.com"
     assert "wsecret-1" not in repr(settings) and "isecret-1" not in repr(settings)

@@ -131,7 +131,7 @@ class ProcessorSignatures:
         certificate chain and ``trust_store`` for HTTPS."""
         production = origin_of(settings.dsr_url).host == PROCESSOR_DOMAIN
         return cls(f"{settings.dsr_url}/v3/discovery", trust_store=settings.signature_trust_store,
-                   tls_trust_store=settings.trust_store, timeout=settings.connect_timeout + settings.read_timeout,
+                   tls_trust_store=settings.trust_store, timeout=settings.timeouts.connect + settings.timeouts.read,
                    known_certificate_url=DOCUMENTED_CERTIFICATE if production else None)
 
     def check(self, headers: Mapping[str, str], body: bytes) -> Signed:

@@ -21,7 +21,7 @@ from connector_mparticle.cli.exits import CliError
 from dsr_framework.config import ConfigFileError, read_config_file, read_env_file
 from dsr_framework.host import ConnectorHandle, load_host
 from dsr_framework.manifest import load_manifest
-from dsr_framework.validation import secret_paths
+from dsr_framework.validation import schema_nodes, secret_paths
 
 __all__ = ["LoadedConnector", "load_connector", "setup_logging"]
 
@@ -54,38 +54,41 @@ def _schema() -> dict[str, Any]:
     return load_manifest(importlib.import_module("connector_mparticle.plugin")).credentials_schema()
 
 
-def _properties(node: Mapping[str, Any], defs: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The properties an object schema allows (through ``$ref`` and ``oneOf`` branches), and if it is closed."""
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _properties(defs.get(ref.removeprefix("#/$defs/"), {}), defs)
-    properties = dict(node.get("properties", {}))
-    closed = node.get("additionalProperties") is False
-    for branch in node.get("oneOf", []) + node.get("anyOf", []):
-        more, branch_closed = _properties(branch, defs)
-        properties.update(more)
-        closed = closed or branch_closed
-    return properties, closed
+def _known_keys(schema: Mapping[str, Any]) -> dict[tuple[str, ...], tuple[set[str], bool]]:
+    """Per property path: the keys the schema names there, and whether it allows no others.
+
+    :func:`schema_nodes` follows ``$ref`` (through referencing) and ``oneOf``/``anyOf``/``allOf``, so every
+    auth branch's keys count.
+    """
+    known: dict[tuple[str, ...], tuple[set[str], bool]] = {}
+    for path, chain in schema_nodes(schema):
+        keys, closed = known.get(path, (set(), False))
+        for node in chain:
+            keys |= set(node.get("properties") or {})
+            closed = closed or node.get("additionalProperties") is False
+        known[path] = (keys, closed)
+    return known
 
 
 def unknown_key_hints(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
     """``$.pollin: did you mean 'polling'?`` for each setting the schema does not know, where a close name exists."""
-    defs = schema.get("$defs", {})
+    known = _known_keys(schema)
     hints: list[str] = []
 
-    def walk(node: Any, sub: Mapping[str, Any], path: str) -> None:
+    def walk(node: Any, path: tuple[str, ...]) -> None:
         if not isinstance(node, Mapping):
             return
-        properties, closed = _properties(sub, defs)
+        keys, closed = known.get(path, (set(), False))
         for key, value in node.items():
-            if key in properties:
-                walk(value, properties[key], f"{path}.{key}")
+            if key in keys:
+                walk(value, (*path, key))
             elif closed:
-                close = difflib.get_close_matches(str(key), list(properties), n=1, cutoff=0.6)
+                close = difflib.get_close_matches(str(key), sorted(keys), n=1, cutoff=0.6)
                 if close:
-                    hints.append(f"{path}.{key}: unknown setting; did you mean '{close[0]}'?")
+                    where = "$" + "".join(f".{part}" for part in (*path, key))
+                    hints.append(f"{where}: unknown setting; did you mean '{close[0]}'?")
 
-    walk(config, schema, "$")
+    walk(config, ())
     return hints
 
 

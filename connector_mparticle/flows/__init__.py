@@ -29,7 +29,7 @@ def run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
     from connector_mparticle.flows.opt_out import opt_out
     from connector_mparticle.http.deadline import bounded
 
-    with bounded(conn.settings.total_seconds, f"the {request.type} call"):
+    with bounded(conn.settings.timeouts.total_seconds, f"the {request.type} call"):
         if request.type == "opt_out":
             return opt_out(conn, request, state)
         kind, finish = ("access", finish_access) if request.type == "access" else ("erasure", finish_deletion)
@@ -45,5 +45,5 @@ def check_connection(conn: MParticleConnector) -> ConnectionResult:
     from connector_mparticle.flows.connection import test_connection
     from connector_mparticle.http.deadline import bounded
 
-    with bounded(conn.settings.total_seconds, "the connection test"):
+    with bounded(conn.settings.timeouts.total_seconds, "the connection test"):
         return test_connection(conn)

@@ -183,7 +183,7 @@ def _fetch(flow: Flow, part: Part, url: str, into: Path) -> _Fetched:
     """Download and read one request's results (404: mParticle holds no data for it)."""
     conn = flow.conn
     try:
-        download = conn.dsr.download(url, into, conn.settings.download_max_bytes)
+        download = conn.dsr.download(url, into, conn.settings.download.max_bytes)
     except NotFoundError:
         flow.note("download results", "HTTP 404: mParticle holds no data for these identities",
                   subject_request_id=part.subject_request_id)

@@ -127,8 +127,8 @@ class Flow:
             now = utcnow()  # not self.now: the calls made since the step began take time too
             if expected is not None and now >= expected:
                 self.state.overdue_checks += 1
-            after = next_check(now, expected, self.state.overdue_checks, self.settings.poll_min_seconds,
-                               self.settings.poll_max_seconds)
+            after = next_check(now, expected, self.state.overdue_checks, self.settings.polling.min_interval_seconds,
+                               self.settings.polling.max_interval_seconds)
         return self.result("pending", message, next_at=after, summary={
             "mparticle_status": self.state.last_status,
             "expected_completion_time": format_time(expected) if expected else None,
@@ -141,7 +141,8 @@ class Flow:
             why = "this call ran out of time" if isinstance(exc, OutOfTimeError) else "mParticle could not be reached"
             why = f"{why} just now ({exc.message})"
         self.note("wait", f"{why}; will try again", reason=exc.message)
-        after = max(exc.retry_after or self.now, utcnow() + timedelta(seconds=self.settings.poll_min_seconds))
+        after = max(exc.retry_after or self.now,
+                    utcnow() + timedelta(seconds=self.settings.polling.min_interval_seconds))
         return self.waiting(f"{why}; the {self.request_type} request is still pending", after=after)
 
     # -- steps ------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_connection(conn: MParticleConnector) -> ConnectionResult:
     for index, (name, api, probe, success) in enumerate(checks):
         host = str(settings.origin(api))
         outer = current()
-        share = outer.remaining() / (len(checks) - index) if outer is not None else settings.total_seconds
+        share = outer.remaining() / (len(checks) - index) if outer is not None else settings.timeouts.total_seconds
         started = time.perf_counter()
         try:
             with bounded(max(share, 0.001), f"the {name} check"):

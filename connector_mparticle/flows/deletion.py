@@ -37,7 +37,7 @@ def finish_deletion(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
     if still_found:
         return _still_found(flow, still_found)
     unverifiable = _unverifiable(flow, checks)
-    if unverifiable and flow.settings.unverifiable == "fail":
+    if unverifiable and flow.settings.verification.unverifiable == "fail":
         return flow.failed(VerificationError(
             "mParticle completed the erasure, but it cannot be fully verified: " + "; ".join(unverifiable)))
     verified = sorted(c.identifier.kind.name for c in checks if c.found is False)
@@ -106,13 +106,13 @@ def _receipt_file(flow: Flow) -> tuple[OutputFile, ...]:
 
 def _still_found(flow: Flow, still_found: list[str]) -> Result:
     assert flow.state is not None
-    settings = flow.settings
-    if flow.state.verify_attempts >= settings.verify_attempts:
+    verification, polling = flow.settings.verification, flow.settings.polling
+    if flow.state.verify_attempts >= verification.attempts:
         return flow.failed(VerificationError(
             f"mParticle reports the erasure complete, but a profile still matches {', '.join(still_found)} after "
-            f"{flow.state.verify_attempts} check(s) over {settings.verify_grace_seconds:g}s; new data about the "
+            f"{flow.state.verify_attempts} check(s) over {verification.grace_period_seconds:g}s; new data about the "
             "subject may have arrived after the erasure (erasure does not block it), or the erasure missed a profile"))
-    interval = settings.verify_grace_seconds / max(1, settings.verify_attempts - 1)
-    after = flow.now + timedelta(seconds=min(max(interval, settings.poll_min_seconds), settings.poll_max_seconds))
+    interval = verification.grace_period_seconds / max(1, verification.attempts - 1)
+    after = flow.now + timedelta(seconds=min(max(interval, polling.min_interval_seconds), polling.max_interval_seconds))
     return flow.waiting(f"mParticle reports the erasure complete, but a profile still matches "
                         f"{', '.join(still_found)}; checking again", after=after)

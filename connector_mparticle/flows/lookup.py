@@ -37,7 +37,8 @@ class Check:
 
 
 def _login_values(conn: MParticleConnector, subject: Subject) -> dict[str, str]:
-    return {name: value for name, value in subject.values().items() if name in conn.settings.login_ids}
+    login_ids = conn.settings.identity_strategy.login_ids
+    return {name: value for name, value in subject.values().items() if name in login_ids}
 
 
 def check(conn: MParticleConnector, subject: Subject, identifier: Identifier) -> Check:
@@ -49,7 +50,8 @@ def check(conn: MParticleConnector, subject: Subject, identifier: Identifier) ->
                                                        "configured (profile)")
         found = conn.profile.by_mpid(value)
         return Check(identifier, "Profile API", found.found, found.mpid)
-    if kind.name in conn.settings.immutable_ids and conn.profile is not None and kind.profile is not None:
+    immutable_ids = conn.settings.identity_strategy.immutable_ids
+    if kind.name in immutable_ids and conn.profile is not None and kind.profile is not None:
         found = conn.profile.resolve(kind.profile, value)
         return Check(identifier, "Profile API (immutable id)", found.found, found.mpid)
     if kind.idsync is not None:
@@ -60,7 +62,7 @@ def check(conn: MParticleConnector, subject: Subject, identifier: Identifier) ->
 
 def blind_spot(conn: MParticleConnector, subject: Subject) -> str | None:
     """Why known profiles are out of reach for this request, or None when they are not."""
-    login_ids = conn.settings.login_ids
+    login_ids = conn.settings.identity_strategy.login_ids
     if not login_ids or _login_values(conn, subject) or subject.get(MPID) is not None:
         return None
     names = " or ".join(login_ids)
@@ -72,8 +74,8 @@ def _immutable(conn: MParticleConnector, subject: Subject) -> Identifier | None:
     """The subject's first immutable id the Profile API can resolve, when it is configured."""
     if conn.profile is None:
         return None
-    return next((i for i in subject.identifiers if i.kind.name in conn.settings.immutable_ids and i.kind.profile),
-                None)
+    immutable_ids = conn.settings.identity_strategy.immutable_ids
+    return next((i for i in subject.identifiers if i.kind.name in immutable_ids and i.kind.profile), None)
 
 
 def find_profile(conn: MParticleConnector, subject: Subject) -> Check | None:

@@ -168,14 +168,14 @@ def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str) -> dict[st
     stamp = int(request.submitted_at.timestamp() * 1000)
 
     def state(consented: bool) -> dict[str, Any]:
-        return {"consented": consented, "document": settings.consent_document,
-                "timestamp_unixtime_ms": stamp, "location": settings.consent_location}
+        return {"consented": consented, "document": settings.opt_out.document,
+                "timestamp_unixtime_ms": stamp, "location": settings.opt_out.location}
 
     consent: dict[str, Any] = {}
-    if settings.ccpa_opt_out:
+    if settings.opt_out.ccpa_data_sale_opt_out:
         consent["ccpa"] = {"data_sale_opt_out": state(True)}
-    if settings.gdpr_purposes:
-        consent["gdpr"] = {purpose: state(False) for purpose in settings.gdpr_purposes}
+    if settings.opt_out.gdpr_purposes:
+        consent["gdpr"] = {purpose: state(False) for purpose in settings.opt_out.gdpr_purposes}
     if not consent:
         raise ConfigurationError("opt-out records nothing: enable opt_out.ccpa_data_sale_opt_out or list "
                                  "opt_out.gdpr_purposes")
