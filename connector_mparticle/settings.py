@@ -22,7 +22,7 @@ from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.http.urls import Origin, UrlPolicy, UrlRefused, origin_of
 from connector_mparticle.identities import DEFAULT_CATEGORIES
 from dsr_framework.manifest import Manifest, load_manifest
-from dsr_framework.validation import Problem, SchemaViolation, schema_nodes, schema_validator, validate
+from dsr_framework.validation import Problem, SchemaViolation, schema_nodes, schema_validator, validate, values_at
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -311,17 +311,6 @@ def _url_paths() -> tuple[tuple[str, ...], ...]:
     return tuple(sorted({path for path, chain in nodes if chain[0].get("$ref") == "#/$defs/url"}))
 
 
-def _values_at(node: Any, path: tuple[str, ...], shown: str = "$") -> Iterator[tuple[str, Any]]:
-    """Each value at ``path`` in a raw document, with its JSON path (``*`` stands for every array item)."""
-    if not path:
-        yield shown, node
-    elif path[0] == "*" and isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _values_at(item, path[1:], f"{shown}[{index}]")
-    elif isinstance(node, Mapping) and path[0] in node:
-        yield from _values_at(node[path[0]], path[1:], f"{shown}.{path[0]}")
-
-
 def _refusal(url: Any) -> str | None:
     """Why the URL policy refuses ``url`` (None when it allows it, or when it is no string: the schema says so)."""
     if not isinstance(url, str):
@@ -336,7 +325,7 @@ def _refusal(url: Any) -> str | None:
 def _url_and_file_problems(config: Mapping[str, Any]) -> list[Problem]:
     """What the schema cannot say: URLs judged by the parser that opens them, files that must exist. Reads
     the raw configuration defensively, so its problems are reported together with the schema's."""
-    refusals = [(where, _refusal(url)) for path in _url_paths() for where, url in _values_at(config, path)]
+    refusals = [(where, _refusal(url)) for path in _url_paths() for where, url in values_at(config, path)]
     problems = [Problem(where, refusal) for where, refusal in refusals if refusal]
     for name in _FILES:
         file = config.get(name)

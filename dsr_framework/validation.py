@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # jsonschema costs ~30 ms to import; hosts pay it on first va
     from referencing._core import Resolver  # the type of registry.resolver(); not re-exported by the package
 
 __all__ = ["Problem", "SchemaViolation", "UnusableSchema", "dangling_references", "flagged_secret", "load_schema",
-           "schema_nodes", "schema_validator", "secret_paths", "secret_values", "validate"]
+           "schema_nodes", "schema_validator", "secret_paths", "secret_values", "validate",
+           "values_at"]
 
 #: Schema keywords whose jsonschema message only quotes the schema or a property name, never a value.
 _SAFE_MESSAGE = {"required", "additionalProperties", "dependentRequired", "unevaluatedProperties"}
@@ -280,23 +281,23 @@ def secret_paths(schema: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return sorted({path for path, chain in schema_nodes(schema) if flagged_secret(chain)})
 
 
+def values_at(document: Any, path: tuple[str, ...], shown: str = "$") -> Iterator[tuple[str, Any]]:
+    """Each value at a schema ``path`` (as :func:`schema_nodes` gives it) in ``document``, with its JSON path;
+    ``*`` stands for every array item and every map value. A path the document does not have yields nothing."""
+    if not path:
+        yield shown, document
+        return
+    head, rest = path[0], path[1:]
+    if head == "*" and isinstance(document, list):
+        for index, item in enumerate(document):
+            yield from values_at(item, rest, f"{shown}[{index}]")
+    elif head == "*" and isinstance(document, Mapping):
+        for key, value in document.items():
+            yield from values_at(value, rest, f"{shown}.{key}")
+    elif isinstance(document, Mapping) and head in document:
+        yield from values_at(document[head], rest, f"{shown}.{head}")
+
+
 def secret_values(document: Any, paths: Iterable[tuple[str, ...]]) -> set[str]:
     """The string values found at ``paths`` in ``document`` (for redaction)."""
-    values: set[str] = set()
-
-    def pick(node: Any, path: tuple[str, ...]) -> None:
-        if not path:
-            if isinstance(node, str) and node:
-                values.add(node)
-            return
-        head, rest = path[0], path[1:]
-        if head == "*":
-            children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else []
-            for child in children:
-                pick(child, rest)
-        elif isinstance(node, Mapping) and head in node:
-            pick(node[head], rest)
-
-    for path in paths:
-        pick(document, path)
-    return values
+    return {value for path in paths for _, value in values_at(document, path) if isinstance(value, str) and value}

@@ -21,7 +21,7 @@ from connector_mparticle.cli.exits import CliError
 from dsr_framework.config import ConfigFileError, read_config_file, read_env_file
 from dsr_framework.host import ConnectorHandle, load_host
 from dsr_framework.manifest import load_manifest
-from dsr_framework.validation import schema_nodes, secret_paths
+from dsr_framework.validation import schema_nodes, secret_paths, values_at
 
 __all__ = ["LoadedConnector", "load_connector", "setup_logging"]
 
@@ -95,22 +95,10 @@ def unknown_key_hints(config: Mapping[str, Any], schema: Mapping[str, Any]) -> l
 def literal_secrets(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Iterator[str]:
     """JSON paths of secrets written in the file as values rather than ``${NAME}`` references."""
 
-    def visit(node: Any, path: tuple[str, ...], shown: str) -> Iterator[str]:
-        if not path:
-            if isinstance(node, str) and node and "${" not in node:
-                yield shown
-            return
-        head, rest = path[0], path[1:]
-        if isinstance(node, Mapping):
-            keys = list(node) if head == "*" else [head] if head in node else []
-            for key in keys:
-                yield from visit(node[key], rest, f"{shown}.{key}")
-        elif isinstance(node, list) and head == "*":
-            for index, item in enumerate(node):
-                yield from visit(item, rest, f"{shown}[{index}]")
-
     for secret in sorted(set(secret_paths(schema))):
-        yield from visit(config, secret, "$")
+        for where, value in values_at(config, secret):
+            if isinstance(value, str) and value and "${" not in value:
+                yield where
 
 
 def _env_name(path: str) -> str:
