@@ -13,7 +13,6 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,65 +68,46 @@ def _write_export(request: DsrRequest, records: list[Any]) -> OutputFile:
                       "the contact's records in Acme CRM")
 
 
-@dataclass(frozen=True)
-class _Job:
-    """One kind of Acme job: where it is started and checked, and what Acme says when it is done."""
-
-    path: str
-    done: str  #: the job's status once it is finished
-    working: str  #: the pending result's message
-    started: str  #: the log line (with the masked email)
-
-
-_EXPORT = _Job("/v1/exports", "ready", "Acme is exporting", "asked Acme to export the data of %s")
-_ERASURE = _Job("/v1/erasures", "done", "Acme is erasing", "asked Acme to erase %s")
-
-
-def _finished(job: _Job, api: AcmeClient, config: Mapping[str, Any], request: DsrRequest,
-              state: Mapping[str, Any] | None) -> Result | tuple[str, dict[str, Any]]:
-    """Start the job (first call) or check it (later calls): ``pending`` until Acme has finished it, then the
-    job's id and Acme's answer."""
-    if state is None:
-        email = _email(request)
-        answer = api.call("POST", job.path, {"email": email}, idempotency_key=request.request_id)
-        log.info(job.started, mask_email(email))
-        return _pending(request, config, {"job": answer["id"]}, answer.get("ready_in_seconds"), job.working)
-    answer = api.call("GET", f"{job.path}/{state['job']}")
-    if answer.get("status") != job.done:
-        return _pending(request, config, dict(state), answer.get("ready_in_seconds"), job.working)
-    return str(state["job"]), answer
-
-
 @hookimpl
 def handle_access(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     if request.output_dir is None:
         return Result.failed(request, "configuration", "an access request needs an output directory")
+    api = AcmeClient(config)
     try:
-        finished = _finished(_EXPORT, AcmeClient(config), config, request, state)
-        if isinstance(finished, Result):
-            return finished
-        job_id, answer = finished
-        records = list(answer.get("records", []))
+        if state is None:
+            email = _email(request)
+            job = api.call("POST", "/v1/exports", {"email": email}, idempotency_key=request.request_id)
+            log.info("asked Acme to export the data of %s", mask_email(email))
+            return _pending(request, config, {"job": job["id"]}, job.get("ready_in_seconds"), "Acme is exporting")
+        job = api.call("GET", f"/v1/exports/{state['job']}")
+        if job.get("status") != "ready":
+            return _pending(request, config, dict(state), job.get("ready_in_seconds"), "Acme is exporting")
+        records = list(job.get("records", []))
         exported = _write_export(request, records)
     except AcmeError as exc:
         return _failed(request, exc)
     return Result(request.request_id, request.type, "completed", f"exported {len(records)} record(s) from Acme",
                   files=(exported,), summary={"records": len(records)},
-                  audit=(AuditEvent("download export", "ready", {"job": job_id}),))
+                  audit=(AuditEvent("download export", "ready", {"job": state["job"]}),))
 
 
 @hookimpl
 def handle_deletion(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+    api = AcmeClient(config)
     try:
-        finished = _finished(_ERASURE, AcmeClient(config), config, request, state)
+        if state is None:
+            email = _email(request)
+            job = api.call("POST", "/v1/erasures", {"email": email}, idempotency_key=request.request_id)
+            log.info("asked Acme to erase %s", mask_email(email))
+            return _pending(request, config, {"job": job["id"]}, job.get("ready_in_seconds"), "Acme is erasing")
+        job = api.call("GET", f"/v1/erasures/{state['job']}")
+        if job.get("status") != "done":
+            return _pending(request, config, dict(state), job.get("ready_in_seconds"), "Acme is erasing")
     except AcmeError as exc:
         return _failed(request, exc)
-    if isinstance(finished, Result):
-        return finished
-    job_id, answer = finished
     return Result(request.request_id, request.type, "completed", "Acme erased the contact",
-                  summary={"found": bool(answer.get("found"))},
-                  audit=(AuditEvent("check erasure", "done", {"job": job_id}),))
+                  summary={"found": bool(job.get("found"))},
+                  audit=(AuditEvent("check erasure", "done", {"job": state["job"]}),))
 
 
 @hookimpl
