@@ -91,8 +91,8 @@ def test_the_basic_header_is_hidden_at_every_alignment(aligned_sandbox: Sandbox,
     assert leaks(everything_that_left(result, debug_logs), [(key, CREDS.workspace_secret)]) == []
 
 
-def test_an_echoed_oauth_access_token_leaves_no_trace(sandbox: Sandbox, hostile: HostileServer,
-                                                      debug_logs: pytest.LogCaptureFixture) -> None:
+def _record_tokens(hostile: HostileServer) -> list[str]:
+    """Pass the token endpoint's answers through, keeping each access token it hands out."""
     tokens: list[str] = []
 
     def remember(seen: Seen, forward: Any) -> Answer:
@@ -101,6 +101,12 @@ def test_an_echoed_oauth_access_token_leaves_no_trace(sandbox: Sandbox, hostile:
         return answer
 
     hostile.on("POST", r"^/oauth/token", remember)
+    return tokens
+
+
+def test_an_echoed_oauth_access_token_leaves_no_trace(sandbox: Sandbox, hostile: HostileServer,
+                                                      debug_logs: pytest.LogCaptureFixture) -> None:
+    tokens = _record_tokens(hostile)
     hostile.on("POST", r"^/v3/requests", echo(TRANSFORMS["verbatim"]))
     result = handle_for(config_for(hostile, sandbox, oauth=True)).handle(request("access"))
     assert tokens and result.status == "failed"
@@ -110,14 +116,7 @@ def test_an_echoed_oauth_access_token_leaves_no_trace(sandbox: Sandbox, hostile:
 
 def test_debug_logs_of_the_oauth_and_http_libraries_hold_no_client_secret_or_token(
         sandbox: Sandbox, hostile: HostileServer, debug_logs: pytest.LogCaptureFixture) -> None:
-    tokens: list[str] = []
-
-    def remember(seen: Seen, forward: Any) -> Answer:
-        answer = forward()
-        tokens.append(answer.json()["access_token"])
-        return answer
-
-    hostile.on("POST", r"^/oauth/token", remember)
+    tokens = _record_tokens(hostile)
     handle = handle_for(config_for(hostile, sandbox, oauth=True))
     handle.test_connection()
     libraries = [r for r in debug_logs.records if r.name.startswith(("requests_oauthlib", "oauthlib", "urllib3"))]
