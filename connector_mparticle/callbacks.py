@@ -28,6 +28,16 @@ from typing import Any
 
 from connector_mparticle.api.opendsr import DSR_STATUSES
 from connector_mparticle.api.signatures import ProcessorSignatures, SignatureRejected
+from connector_mparticle.http.answers import (
+    MAX_URL_CHARS,
+    Malformed,
+    decode,
+    field_enum,
+    field_str,
+    header_size,
+    json_body,
+    obj,
+)
 
 __all__ = ["CallbackRejected", "CallbackStatus", "CallbackVerifier", "callback_app"]
 
@@ -74,16 +84,21 @@ class CallbackVerifier(ProcessorSignatures):
 
 
 def _parse(body: bytes) -> CallbackStatus:
+    """The status a signed callback carries, read through the decoding layer (``invalid_body`` if it is none)."""
     try:
-        data = json.loads(body)
-        if not isinstance(data, dict) or not isinstance(data.get("subject_request_id"), str) or \
-                data.get("request_status") not in DSR_STATUSES:
-            raise ValueError("not a status object")
-    except (ValueError, UnicodeDecodeError) as exc:
+        return decode(lambda: _status(body), "a callback")
+    except Malformed as exc:
         raise CallbackRejected("invalid_body", "the signed body is not an OpenDSR status object",
                                http_status=400) from exc
-    return CallbackStatus(data["subject_request_id"], data["request_status"], data.get("expected_completion_time"),
-                          data.get("results_url"), data)
+
+
+def _status(body: bytes) -> CallbackStatus:
+    data = obj(json_body(body, max_bytes=MAX_CALLBACK_BYTES), "a callback")
+    request_id = field_str(data.get("subject_request_id"), "a subject_request_id", max_chars=64, optional=False)
+    assert request_id is not None
+    return CallbackStatus(request_id, field_enum(data.get("request_status"), "a request_status", DSR_STATUSES),
+                          field_str(data.get("expected_completion_time"), "an expected_completion_time", max_chars=64),
+                          field_str(data.get("results_url"), "a results_url", max_chars=MAX_URL_CHARS), data)
 
 
 # -- the WSGI endpoint ------------------------------------------------------------------------------------
@@ -118,11 +133,10 @@ def _handle(environ: Environ, verifier: CallbackVerifier, on_status: Callable[[C
             max_body_bytes: int) -> tuple[int, dict[str, Any]]:
     if environ.get("REQUEST_METHOD") != "POST":
         return 405, {"error": "method_not_allowed"}
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or "")
-    except ValueError:
+    length = header_size(environ.get("CONTENT_LENGTH"))  # ASCII digits only: "٣" or "-1" is no length
+    if length is None:
         return 411, {"error": "length_required"}
-    if length < 0 or length > max_body_bytes:
+    if length > max_body_bytes:
         return 413, {"error": "too_large"}
     body = environ["wsgi.input"].read(length)
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()

@@ -14,26 +14,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector_mparticle.errors import RejectedError
-from connector_mparticle.http.transport import ApiClient, Malformed, Reply
+from connector_mparticle.http.answers import Malformed, field_int, obj
+from connector_mparticle.http.transport import ApiClient, Reply
 from connector_mparticle.identities import identity_type
 
 __all__ = ["IdentityClient", "SearchResult", "read_mpid"]
 
 NOT_FOUND_CODE = "NOT_FOUND_ERROR"
 _INT64 = (-(2**63), 2**63 - 1)
+MAX_MATCHED = 64  #: identity types IDSync can match (about 30 exist)
+MAX_IDENTITY_CHARS = 1024
 
 
 def read_mpid(value: Any) -> str:
-    """An mpid as its decimal string; :class:`Malformed` unless it is a non-zero signed 64-bit integer."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise Malformed("an mpid that is not an integer")
-    text = str(value).strip()
-    digits = text[1:] if text.startswith("-") else text
-    if not digits.isdigit() or not digits.isascii() or len(digits) > 19:
-        raise Malformed("an mpid that is not an integer")
-    number = int(text)
-    if number == 0 or not _INT64[0] <= number <= _INT64[1]:
-        raise Malformed("an mpid outside the 64-bit range")
+    """An mpid as its decimal string; :class:`Malformed` unless it is a non-zero signed 64-bit integer (a JSON
+    number, or its ASCII decimal string, as IDSync writes it)."""
+    number = field_int(value, "an mpid", *_INT64, text=True)
+    if number == 0:
+        raise Malformed("an mpid of 0 (mParticle's 'no user')")
     return str(number)
 
 
@@ -65,12 +63,15 @@ def read_search(reply: Reply) -> SearchResult:
                                 "profile exists is unknown (check inputs.identity_base_url)", api="identity",
                                 status=404)
         return SearchResult(None, {}, reply.elapsed_ms)
-    if not reply.readable or not isinstance(reply.body, dict):
-        raise Malformed("a search answer that is not a JSON object")
-    mpid = read_mpid(reply.body.get("mpid"))
-    matched = reply.body.get("matched_identities")
-    return SearchResult(mpid, {str(k): str(v) for k, v in matched.items()} if isinstance(matched, dict) else {},
-                        reply.elapsed_ms)
+    body = obj(reply.body if reply.readable else None, "a search answer")
+    return SearchResult(read_mpid(body.get("mpid")), _matched(body.get("matched_identities")), reply.elapsed_ms)
+
+
+def _matched(value: Any) -> dict[str, str]:
+    """``matched_identities``, as far as it is a small object of strings (it is informative only)."""
+    if not isinstance(value, dict) or len(value) > MAX_MATCHED:
+        return {}
+    return {k: v for k, v in value.items() if isinstance(v, str) and len(k) + len(v) <= MAX_IDENTITY_CHARS}
 
 
 class IdentityClient:

@@ -1,8 +1,9 @@
 """The OpenDSR v3 client: submit, status, probe and results download.
 
-Answers are read strictly: a status must be for the request asked about, carry a status value from the
-spec and timestamps with a time zone in a plausible range. Anything else is :class:`Malformed` (retried,
-and in the end "try again later"), never read as progress or completion.
+Answers are read strictly, through the decoding layer (:mod:`connector_mparticle.http.answers`): a status must
+be for the request asked about, carry a status value from the spec, RFC 3339 timestamps with a time zone in a
+plausible range and a results link that is a string of reasonable length. Anything else is :class:`Malformed`
+(retried, and in the end "try again later"), never read as progress or completion.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from connector_mparticle.http.transport import ApiClient, Download, Malformed, Reply
-from dsr_framework.models import parse_time
+from connector_mparticle.http.answers import MAX_URL_CHARS, Malformed, field_enum, field_str, field_time, obj
+from connector_mparticle.http.transport import ApiClient, Download, Reply
 
 __all__ = ["DSR_STATUSES", "DsrStatus", "OpenDsrClient", "Signable", "Submitted", "read_time"]
 
@@ -28,22 +29,12 @@ _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzin
 
 def read_time(value: Any, field: str) -> datetime | None:
     """An RFC 3339 timestamp with a time zone in a plausible range, or None; :class:`Malformed` otherwise."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise Malformed(f"{field} that is not a timestamp")
-    try:
-        parsed = parse_time(value)
-    except (ValueError, OverflowError):
-        raise Malformed(f"{field} that is not an RFC 3339 timestamp with a time zone") from None
-    if not _EARLIEST <= parsed <= _LATEST:
-        raise Malformed(f"{field} out of range ({parsed.year})")
-    return parsed
+    return field_time(value, field, _EARLIEST, _LATEST)
 
 
 def _same_id(value: Any, expected: str) -> bool:
     try:
-        return isinstance(value, str) and uuid.UUID(value) == uuid.UUID(expected)
+        return isinstance(value, str) and len(value) <= 64 and uuid.UUID(value) == uuid.UUID(expected)
     except ValueError:
         return False
 
@@ -74,22 +65,18 @@ class DsrStatus:
     @classmethod
     def read(cls, body: Any, subject_request_id: str, answer: Signable | None = None) -> DsrStatus:
         """Parse a status object for ``subject_request_id`` (:class:`Malformed` if it is not one)."""
-        if not isinstance(body, dict):
-            raise Malformed("a status that is not a JSON object")
+        body = obj(body, "a status")
         if not _same_id(body.get("subject_request_id"), subject_request_id):
             raise Malformed("a status for another subject_request_id")
-        status = body.get("request_status")
-        if status not in DSR_STATUSES:
-            raise Malformed("a request_status outside the OpenDSR spec")
+        status = field_enum(body.get("request_status"), "a request_status", DSR_STATUSES)
         results_url = _results_url(body.get("results_url"))  # before the time: which problem is reported first stays
         return cls(subject_request_id, status, read_time(body.get("expected_completion_time"),
                                                          "an expected_completion_time"), results_url, answer)
 
 
 def _results_url(value: Any) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise Malformed("a results_url that is not a URL")
-    return value
+    """A results link: text of reasonable length (where it may point is the download policy's decision)."""
+    return field_str(value, "a results_url", max_chars=MAX_URL_CHARS)
 
 
 @dataclass(frozen=True)
@@ -105,8 +92,7 @@ class Submitted:
     @classmethod
     def read(cls, reply: Reply, subject_request_id: str) -> Submitted:
         body = reply.body
-        if not reply.readable or not isinstance(body, dict):
-            raise Malformed("an acknowledgement that is not a JSON object")
+        body = obj(body if reply.readable else None, "an acknowledgement")
         if "subject_request_id" in body and not _same_id(body["subject_request_id"], subject_request_id):
             raise Malformed("an acknowledgement for another subject_request_id")
         return cls(reply.status, reply.attempts, read_time(body.get("expected_completion_time"),

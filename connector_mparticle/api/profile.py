@@ -17,12 +17,15 @@ from urllib.parse import quote
 
 from connector_mparticle.api.identity import read_mpid
 from connector_mparticle.errors import RejectedError
-from connector_mparticle.http.transport import ApiClient, Malformed, Reply
+from connector_mparticle.http.answers import Malformed, obj
+from connector_mparticle.http.transport import ApiClient, Reply
 from connector_mparticle.settings import ProfileSettings
 
 __all__ = ["ProfileClient", "ProfileResult"]
 
 FIELDS = "user_identities,device_identities"
+MAX_IDENTITIES = 256  #: of each section read (a profile holds one value per identity type, about 30 types)
+MAX_ERROR_TEXT = 2048
 _NOT_FOUND_WORDS = ("invalid", "not found", "not_found", "no such", "does not exist")
 
 
@@ -37,25 +40,25 @@ class ProfileResult:
 
 
 def _error_text(body: Any) -> str:
-    texts: list[str] = []
+    """The words of an error body that may say "no such profile" (strings only; a bounded amount)."""
+    texts: list[Any] = []
     if isinstance(body, dict):
-        texts += [str(body.get(k, "")) for k in ("message", "error", "error_description", "code")]
+        texts += [body.get(k) for k in ("message", "error", "error_description", "code")]
         errors = body.get("errors")
         if isinstance(errors, list):
-            texts += [f"{e.get('code', '')} {e.get('message', '')}" for e in errors if isinstance(e, dict)]
-    return " ".join(texts).lower()
+            texts += [e.get(k) for e in errors[:16] if isinstance(e, dict) for k in ("code", "message")]
+    return " ".join(t for t in texts if isinstance(t, str))[:MAX_ERROR_TEXT].lower()
 
 
 def read_profile(reply: Reply, mpid: str | None) -> ProfileResult:
     """Parse a Profile API answer (see the module docstring)."""
     if reply.status in (400, 404):
         return _no_profile(reply)
-    if not reply.readable or not isinstance(reply.body, dict):
-        raise Malformed("a profile that is not a JSON object")
-    found = read_mpid(reply.body.get("mpid"))
+    body = obj(reply.body if reply.readable else None, "a profile")
+    found = read_mpid(body.get("mpid"))
     if mpid is not None and found != mpid:
         raise Malformed("a profile for another mpid")
-    return ProfileResult(found, _identities(reply.body))
+    return ProfileResult(found, _identities(body))
 
 
 def _no_profile(reply: Reply) -> ProfileResult:
@@ -70,12 +73,15 @@ def _no_profile(reply: Reply) -> ProfileResult:
 
 
 def _identities(body: dict[str, Any]) -> dict[str, str]:
-    """The profile's user and device identities by type (the first value of each type)."""
+    """The profile's user and device identities by type (the first value of each type); entries that are not
+    ``{type, value}`` objects of text are skipped (the mpid decides what was found, not this list)."""
     identities: dict[str, str] = {}
     for section in ("user_identities", "device_identities"):
-        for entry in body.get(section) or []:
-            if isinstance(entry, dict) and isinstance(entry.get("type"), str) and entry.get("value") is not None:
-                identities.setdefault(entry["type"], str(entry["value"]))
+        entries = body.get(section)
+        for entry in entries[:MAX_IDENTITIES] if isinstance(entries, list) else []:
+            kind, value = (entry.get("type"), entry.get("value")) if isinstance(entry, dict) else (None, None)
+            if isinstance(kind, str) and isinstance(value, (str, int)) and not isinstance(value, bool):
+                identities.setdefault(kind[:64], str(value)[:1024])
     return identities
 
 

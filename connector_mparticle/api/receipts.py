@@ -43,6 +43,7 @@ from typing import Any
 
 from connector_mparticle.api.opendsr import Signable
 from connector_mparticle.api.signatures import ProcessorSignatures, SignatureRejected
+from connector_mparticle.http.answers import Malformed, headers_lowered, json_body
 from dsr_framework.models import format_time, utcnow
 
 __all__ = ["MAX_KEPT_BODY", "describe", "document", "has_signature", "receipt", "reverify",
@@ -67,8 +68,8 @@ def withhold_encoded_request(raw: bytes) -> str | None:
         return None
     try:
         text = _ENCODED_REQUEST.sub(withheld, raw).decode("utf-8")
-        kept = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+        kept = json_body(text)
+    except (Malformed, UnicodeDecodeError):
         return None
     if not all(_WITHHELD.fullmatch(json.dumps(v)) for v in _values(kept, "encoded_request")):
         return None
@@ -89,20 +90,20 @@ def _echo(raw: bytes, sent: bytes | None) -> bool | None:
     if sent is None:
         return None
     try:
-        body = json.loads(raw)
+        body = json_body(raw)
         encoded = body.get("encoded_request") if isinstance(body, dict) else None
-        return isinstance(encoded, str) and json.loads(base64.b64decode(encoded, validate=True)) == json.loads(sent)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return isinstance(encoded, str) and json_body(base64.b64decode(encoded, validate=True)) == json.loads(sent)
+    except (Malformed, binascii.Error, ValueError):
         return False
 
 
 def _controller(raw: bytes) -> str | None:
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json_body(raw)
+    except Malformed:
         return None
     value = body.get("controller_id") if isinstance(body, dict) else None
-    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    return str(value)[:128] if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def receipt(signatures: ProcessorSignatures, answer: Signable, *, subject_request_id: str, label: str,
@@ -113,12 +114,13 @@ def receipt(signatures: ProcessorSignatures, answer: Signable, *, subject_reques
     Never raises for a bad answer: the receipt says ``"verified": false`` with the reason (a
     :class:`~connector_mparticle.api.signatures.SignatureRejected` reason, ``request_mismatch`` or
     ``other_workspace``), and the caller's setting decides."""
-    lowered = {k.lower(): v for k, v in answer.headers.items()}
-    signature = "".join((lowered.get("x-opendsr-signature") or "").split())
+    lowered = headers_lowered(answer.headers)
+    signature = "".join(lowered.get("x-opendsr-signature", "")[:16384].split())
     evidence: dict[str, Any] = {
         "kind": kind, "subject_request_id": subject_request_id, "label": label, "http_status": answer.status,
         "body": withhold_encoded_request(answer.raw), "body_sha256": hashlib.sha256(answer.raw).hexdigest(),
-        "processor_domain": lowered.get("x-opendsr-processor-domain"), "signature": signature or None,
+        "processor_domain": (lowered.get("x-opendsr-processor-domain") or "")[:256] or None,
+        "signature": signature or None,
         "controller_id": _controller(answer.raw), "checked_at": format_time(utcnow())}
     if kind == "acknowledgement":
         evidence["encoded_request_matches"] = _echo(answer.raw, sent)

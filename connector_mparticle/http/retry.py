@@ -8,8 +8,8 @@ The caller bounds the total time.
 from __future__ import annotations
 
 import random
-from email.utils import parsedate_to_datetime
-from time import time
+
+from connector_mparticle.http.answers import header_seconds
 
 __all__ = ["RETRYABLE_STATUSES", "backoff_delay", "parse_retry_after", "retry_delay", "should_retry"]
 
@@ -24,17 +24,9 @@ def should_retry(status: int | None) -> bool:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (integer seconds, or an HTTP date); None if absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time() if now is None else now))
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date); None if absent or unreadable
+    (:func:`~connector_mparticle.http.answers.header_seconds`: ASCII digits only, so "²" is unreadable, not 2)."""
+    return header_seconds(value, now)
 
 
 def backoff_delay(attempt: int, rng: random.Random | None = None, base: float = BACKOFF_BASE_SECONDS,

@@ -15,7 +15,9 @@ lets the factor decay to 1.
 
 from __future__ import annotations
 
+import functools
 import math
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from typing import Any
 from pyrate_limiter import InMemoryBucket, Limiter, Rate
 
 from connector_mparticle.errors import ConfigurationError, RetryLaterError
+from connector_mparticle.http.answers import header_percent
 
 __all__ = ["Budget", "Throttle", "rate_for", "rates_for"]
 
@@ -134,10 +137,7 @@ class Throttle:
                     budget.slowdown = min(MAX_SLOWDOWN, budget.slowdown * 2.0)
                     budget.last_backoff = now
                 return
-            try:
-                usage = float(usage_header) if usage_header is not None else None
-            except ValueError:
-                usage = None
+            usage = header_percent(usage_header)  # "٣", "nan", "1e999": unreadable, so no change
             if usage is None:
                 return
             if usage > self._target + USAGE_MARGIN:
@@ -192,7 +192,8 @@ def _redis_bucket(rates: list[Rate], key: str, sqlite_path: str | None, redis_ur
                                  "pip install 'connector-mparticle[redis]'") from exc
     from pyrate_limiter import RedisBucket
 
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    extra = {"connection_class": _no_key_log_ssl(redis)} if redis_url.lower().startswith("rediss:") else {}
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2, **extra)
     try:
         client.ping()
         return RedisBucket.init(rates, client, key)
@@ -200,6 +201,31 @@ def _redis_bucket(rates: list[Rate], key: str, sqlite_path: str | None, redis_ur
         # Fail safe: never run unthrottled because the shared budget is out of reach.
         raise RetryLaterError("the shared throttle store (Redis) cannot be reached; no requests were sent",
                               api="throttle") from exc
+
+
+@functools.cache
+def _no_key_log_ssl(redis: Any) -> Any:
+    """redis-py's TLS connection with a context that never writes a key log: redis-py builds its context with
+    ``ssl.create_default_context``, which opens ``SSLKEYLOGFILE`` at once. This builds the same context from
+    ``ssl.SSLContext(PROTOCOL_TLS_CLIENT)`` (which reads no environment) with the connection's own settings."""
+    class NoKeyLogSSLConnection(redis.SSLConnection):  # type: ignore[misc]
+        def _build_ssl_context(self) -> ssl.SSLContext:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = bool(self.check_hostname)
+            context.verify_mode = self.cert_reqs
+            if self.certfile or self.keyfile:
+                context.load_cert_chain(certfile=self.certfile, keyfile=self.keyfile,
+                                        password=self.certificate_password)
+            if self.ca_certs is not None or self.ca_path is not None or self.ca_data is not None:
+                context.load_verify_locations(cafile=self.ca_certs, capath=self.ca_path, cadata=self.ca_data)
+            else:
+                context.load_default_certs()
+            context.minimum_version = self.ssl_min_version or ssl.TLSVersion.TLSv1_2
+            if self.ssl_ciphers:
+                context.set_ciphers(self.ssl_ciphers)
+            return context
+
+    return NoKeyLogSSLConnection
 
 
 _BACKENDS: dict[str, Callable[[list[Rate], str, str | None, str | None], Any]] = {

@@ -7,12 +7,15 @@ to what came back, then either return (an accepted status whose body parses as t
 with full jitter, all within ``max_retry_seconds`` and the call's deadline), ask the credential for a fresh
 one once after a 401/403 (an OAuth token), or raise the connector's own error. Nothing from ``requests`` or
 ``json`` escapes, and text a server sent is scrubbed of any fragment of a secret before it is quoted.
-Bodies are read in chunks with a size cap, so neither time nor memory depends on what the server sends.
+Bodies are read in chunks with a size cap, so neither time nor memory depends on what the server sends, and
+every header and body is read through :mod:`connector_mparticle.http.answers` (the one decoding layer), so no
+answer, however malformed, raises anything but the connector's own errors.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -22,9 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TypeVar
-from urllib.parse import urljoin
 
 import requests
+import urllib3
 
 from connector_mparticle.errors import (
     AlreadyExistsError,
@@ -38,6 +41,15 @@ from connector_mparticle.errors import (
     RetryLaterError,
     UnsafeResponseError,
 )
+from connector_mparticle.http.answers import (
+    MAX_JSON_BYTES,
+    Malformed,
+    bounded_body,
+    decode,
+    header_size,
+    json_body,
+    redirect_target,
+)
 from connector_mparticle.http.auth import OriginAuth
 from connector_mparticle.http.deadline import Deadline, current
 from connector_mparticle.http.retry import retry_delay, should_retry
@@ -50,10 +62,12 @@ __all__ = ["ApiClient", "Download", "Malformed", "Reply", "encode_json"]
 
 T = TypeVar("T")
 MAX_REDIRECTS = 3
-MAX_JSON_BYTES = 8 * 1024 * 1024  #: the largest JSON answer read (status objects are a few hundred bytes)
 MAX_ERROR_BYTES = 64 * 1024  #: of an error body, only this much is read for its message
 CHUNK_BYTES = 256 * 1024
 _REMOTE_MESSAGE_LIMIT = 300
+#: What the libraries under ``requests`` may raise for bytes a server sent that ``requests`` does not wrap (a
+#: urllib3 error outside its list, ``http.client``'s own): a broken answer, worth another attempt.
+_WIRE_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException)
 
 #: What a refused credential means, per API, in words a privacy engineer reads.
 AUTH_REFUSED = {
@@ -67,11 +81,6 @@ AUTH_REFUSED = {
 def encode_json(value: Any) -> bytes:
     """The exact bytes a JSON request body is sent as (what mParticle echoes back in ``encoded_request``)."""
     return json.dumps(value, allow_nan=False).encode()
-
-
-class Malformed(Exception):
-    """An answer that is not what the API documents (a 200 without an mpid, a status for another request,
-    a status value outside the spec). Worth another attempt; never read as a verdict."""
 
 
 @dataclass(frozen=True)
@@ -115,31 +124,22 @@ class _Unauthorized(Exception):
 def _read(response: requests.Response, limit: int) -> bytes:
     """The body, read in chunks; ``_Transient`` if it is cut short, ``Malformed`` if it exceeds ``limit``."""
     deadline = current()
-    chunks: list[bytes] = []
-    size = 0
     try:
-        for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
-            size += len(chunk)
-            if size > limit:
-                raise Malformed(f"the answer is larger than {limit // 1024} KB")
-            chunks.append(chunk)
-            if deadline is not None:
-                deadline.check()
-    except requests.RequestException as exc:
+        return bounded_body(response, limit, CHUNK_BYTES, deadline.check if deadline is not None else lambda: None)
+    except _WIRE_ERRORS as exc:
         if deadline is not None and deadline.expired:
             raise deadline.error() from exc  # cut off by the deadline: not something the server said
         raise _Transient(f"the answer broke off ({type(exc).__name__})") from exc
     finally:
         response.close()
-    return b"".join(chunks)
 
 
 def remote_message(raw: bytes, redactor: Redactor) -> str:
     """mParticle's own error message from a body (DSR, IDSync, Events and OAuth shapes), scrubbed of any
     fragment of a secret (before it is shortened, so a cut cannot leave part of one) and shortened."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json_body(raw)
+    except Malformed:
         return ""
     message = ""
     if isinstance(body, dict):
@@ -236,7 +236,7 @@ class ApiClient:
             raise _Transient(exc.message, exc.status) from exc
         except MParticleError:
             raise
-        except requests.RequestException as exc:
+        except _WIRE_ERRORS as exc:
             raise _network_error(exc, self.api) from exc
         for budget in budgets:
             self.throttle.observe(budget, response.status_code, response.headers.get("X-mp-rate-limit-percentage-used"))
@@ -293,16 +293,10 @@ class ApiClient:
                 raw = _read(response, MAX_JSON_BYTES)
             except Malformed as exc:
                 raise _Transient(f"HTTP {status}: {exc}") from None
-            parsed: Any = None
-            readable = True
-            if raw.strip():
-                try:
-                    parsed = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
-                    readable = False
+            parsed, readable = _parsed(raw)
             reply = Reply(status, parsed, headers, tries, (time.perf_counter() - started) * 1000, readable, raw)
             try:
-                return parse(reply)
+                return decode(lambda: parse(reply), "an answer")
             except Malformed as exc:
                 raise _Transient(f"HTTP {status} with {self.redactor.scrub(str(exc))}") from None
 
@@ -340,8 +334,8 @@ class ApiClient:
                 response = self._send("GET", target, ())
                 location = response.headers.get("Location")
                 if 300 <= response.status_code < 400 and location:
-                    target = urljoin(target, location)
                     response.close()
+                    target = _hop(target, location)
                     continue
                 if response.status_code != 200:
                     self._refuse(response, what)
@@ -356,13 +350,31 @@ class ApiClient:
         return download
 
 
+def _parsed(raw: bytes) -> tuple[Any, bool]:
+    """A body's JSON value (None when empty) and whether it could be read (:func:`~.answers.json_body`)."""
+    if not raw.strip():
+        return None, True
+    try:
+        return json_body(raw), True
+    except Malformed:
+        return None, False
+
+
+def _hop(url: str, location: str) -> str:
+    """The next URL of a redirect chain; an unreadable ``Location`` is a broken answer, worth another attempt."""
+    try:
+        return redirect_target(url, location)
+    except Malformed as exc:
+        raise _Transient(str(exc)) from None
+
+
 def _readable(reply: Reply) -> Reply:
     if not reply.readable:
         raise Malformed("an unreadable body")
     return reply
 
 
-def _network_error(exc: requests.RequestException, api: str) -> Exception:
+def _network_error(exc: Exception, api: str) -> Exception:
     """What a failure below HTTP means: a certificate is a refusal; the rest is worth retrying while the call
     has time."""
     if isinstance(exc, requests.exceptions.SSLError):  # a ConnectionError, but retrying cannot fix it
@@ -377,14 +389,9 @@ def _network_error(exc: requests.RequestException, api: str) -> Exception:
     return _Transient(f"request failed ({type(exc).__name__})")
 
 
-def _declared_size(response: requests.Response) -> int | None:
-    declared = response.headers.get("Content-Length")
-    return int(declared) if declared and declared.isdigit() else None
-
-
 def _stream_to(response: requests.Response, into: Path, max_bytes: int, api: str) -> Download:
     """Write the body into ``into`` within ``max_bytes`` and the call's deadline; its size and SHA-256."""
-    declared = _declared_size(response)
+    declared = header_size(response.headers.get("Content-Length"))
     if declared is not None and declared > max_bytes:
         response.close()
         raise UnsafeResponseError(f"the results file ({declared} bytes) is larger than download.max_bytes",
@@ -395,7 +402,7 @@ def _stream_to(response: requests.Response, into: Path, max_bytes: int, api: str
             digest, size = _copy(response, handle, max_bytes, api, deadline)
             handle.flush()
             os.fsync(handle.fileno())
-    except requests.RequestException as exc:
+    except _WIRE_ERRORS as exc:
         if deadline is not None and deadline.expired:
             raise deadline.error() from exc
         raise _Transient(f"the download broke off ({type(exc).__name__})") from exc
