@@ -16,8 +16,10 @@ could help (a new OAuth token), False when it cannot (a fixed key and secret).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import requests
+import urllib3
 
 from connector_mparticle.errors import (
     AuthenticationError,
@@ -33,6 +36,7 @@ from connector_mparticle.errors import (
     RetryLaterError,
     UnsafeResponseError,
 )
+from connector_mparticle.http.answers import Malformed, bounded_body, field_number, field_str, json_body, obj
 from connector_mparticle.http.deadline import Deadline, current
 from connector_mparticle.http.session import TokenSession
 from connector_mparticle.http.urls import Origin, UrlRefused, origin_of
@@ -40,9 +44,17 @@ from dsr_framework.redact import Redactor
 
 __all__ = ["BasicAuth", "BearerAuth", "OriginAuth", "TokenSource"]
 
-#: When a token response carries no ``expires_in``, assume this lifetime and rely on the 401 refetch.
+#: When a token response carries no usable ``expires_in``, assume this lifetime and rely on the 401 refetch.
 ASSUMED_LIFETIME_SECONDS = 3600.0
+#: The longest lifetime believed: mParticle's tokens last 8 hours; a longer claim is cut to a day (the 401
+#: refetch covers a token revoked earlier).
+MAX_LIFETIME_SECONDS = 86_400.0
 TOKEN_TIMEOUT = (5.0, 15.0)  #: mParticle: the first token request can take 1-3 s
+MAX_TOKEN_ANSWER_BYTES = 64 * 1024  #: a token answer is a few hundred bytes (a JWT a few kilobytes)
+#: RFC 6750 section 2.1 ``b64token``, of a length a real token has (mParticle's are JWTs).
+ACCESS_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{16,16384}=*")
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  #: RFC 6749 section 5.2 error codes, shortened
+_WIRE_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException)
 
 
 class OriginAuth(Protocol):
@@ -123,15 +135,13 @@ class TokenSource:
             self._token = None
 
     def _fetch(self) -> None:
-        token = self._request_token()
+        token = self._request_token()  # read by _read_response: a checked token, a lifetime in range or none
         access = token.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise AuthenticationError("the OAuth token endpoint returned no access token", api=self.api)
+        if not isinstance(access, str) or not ACCESS_TOKEN.fullmatch(access):
+            raise RetryLaterError("the OAuth token endpoint gave an unusable answer (no access token)", api=self.api)
         self._redactor.register(access)
-        lifetime = token.get("expires_in")
-        seconds = float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else ASSUMED_LIFETIME_SECONDS
         self._token = access
-        self._expires_at = time.monotonic() + seconds
+        self._expires_at = time.monotonic() + (_lifetime(token.get("expires_in")) or ASSUMED_LIFETIME_SECONDS)
 
     def _request_token(self) -> dict[str, Any]:
         """The token endpoint's answer to a client-credentials grant; every failure translated."""
@@ -147,32 +157,45 @@ class TokenSource:
                 token: dict[str, Any] = session.fetch_token(
                     token_url=self._token_url, client_id=self._client_id, client_secret=self._client_secret,
                     include_client_id=True, audience=self._audience, timeout=TOKEN_TIMEOUT)
-        except (OAuth2Error, requests.RequestException, ValueError) as exc:
+        except MParticleError:
+            raise  # _read_response's verdict on the answer, or the deadline
+        except (OAuth2Error, *_WIRE_ERRORS, ValueError) as exc:
+            raise self._token_error(exc, deadline) from exc
+        except Exception as exc:  # whatever requests-oauthlib raises, the answer was not a token
             raise self._token_error(exc, deadline) from exc
         finally:
             session.close()
         return token
 
     def _token_error(self, exc: Exception, deadline: Deadline | None) -> MParticleError:
-        """What a failed token request means for the caller."""
+        """What a failed token request means for the caller: a refusal of the credentials is final; a certificate
+        that does not verify is refused; anything else (the network, an answer that is not a token) is worth
+        another attempt later."""
         from oauthlib.oauth2 import OAuth2Error
 
         if isinstance(exc, OAuth2Error):
             return AuthenticationError(f"the OAuth token endpoint refused the client id and secret for the {self.api} "
-                                       f"API ({self._redactor.scrub(str(exc.error))})", api=self.api)
+                                       f"API ({self._redactor.scrub(str(exc.error))[:64]})", api=self.api)
         if isinstance(exc, requests.exceptions.SSLError):  # a ConnectionError, but retrying cannot fix it
             return RejectedError("the OAuth token endpoint's TLS certificate could not be verified "
                                  f"({type(exc).__name__}); check trust_store", api=self.api)
-        if isinstance(exc, (requests.Timeout, requests.ConnectionError)):
-            if deadline is not None and deadline.expired:
-                return deadline.error()
+        if deadline is not None and deadline.expired:
+            return deadline.error()
+        if isinstance(exc, _WIRE_ERRORS):
             return RetryLaterError(f"the OAuth token endpoint could not be reached ({type(exc).__name__})",
                                    api=self.api)
-        return AuthenticationError(f"the OAuth token endpoint gave an unusable answer ({type(exc).__name__})",
-                                   api=self.api)
+        return RetryLaterError(f"the OAuth token endpoint gave an unusable answer ({type(exc).__name__})",
+                               api=self.api)
 
     def _read_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        """Classify what is not a token answer, and hide the token before anything can log it."""
+        """Read the token endpoint's answer through the decoding layer and hand requests-oauthlib a clean copy.
+
+        requests-oauthlib parses the raw answer itself and trusts it (``int(expires_in)`` of 1e999 overflows, a
+        deep body recurses, a ``scope`` that is not text raises ``AttributeError``, an unrequested ``scope`` raises
+        a ``Warning``), so the answer is read here, bounded, and replaced by a document holding only a checked
+        ``access_token``, ``token_type`` and ``expires_in``. A redirect is refused, a 429 or 5xx is worth another
+        attempt, any other status is a refusal, and a 200 that is not a token is worth another attempt. The token
+        is registered with the redactor before anything can log it."""
         status = response.status_code
         if 300 <= status < 400:
             raise UnsafeResponseError("the OAuth token endpoint answered with a redirect, which is never followed "
@@ -180,13 +203,55 @@ class TokenSource:
         if status == 429 or status >= 500:
             raise RetryLaterError(f"the OAuth token endpoint is not answering normally (HTTP {status})",
                                   api=self.api, status=status)
+        deadline = current()
         try:
-            body = response.json()
-        except ValueError:
-            return response  # requests-oauthlib reports it as an unusable answer
-        if isinstance(body, dict) and isinstance(body.get("access_token"), str):
-            self._redactor.register(body["access_token"])
+            raw = bounded_body(response, MAX_TOKEN_ANSWER_BYTES, check=deadline.check if deadline else lambda: None)
+        except Malformed as exc:
+            raise RetryLaterError(f"the OAuth token endpoint gave an unusable answer ({exc})", api=self.api) from None
+        finally:
+            response.close()
+        if status != 200:
+            raise AuthenticationError(f"the OAuth token endpoint refused the client id and secret for the {self.api} "
+                                      f"API (HTTP {status}{self._redactor.scrub(_error_code(raw))})", api=self.api,
+                                      status=status)
+        clean = self._token_document(raw)
+        response._content = json.dumps(clean).encode()  # what requests-oauthlib reads (and logs at DEBUG)
+        response._content_consumed = True  # type: ignore[attr-defined]  # so nothing reads the stream again
         return response
+
+    def _token_document(self, raw: bytes) -> dict[str, Any]:
+        """The fields of a token answer the connector uses, each checked; :class:`RetryLaterError` if it is not one."""
+        try:
+            body = obj(json_body(raw, max_bytes=MAX_TOKEN_ANSWER_BYTES, max_depth=4), "a token answer")
+            access = field_str(body.get("access_token"), "an access_token", max_chars=16384, optional=False,
+                               pattern=ACCESS_TOKEN)
+            kind = field_str(body.get("token_type"), "a token_type", max_chars=32, pattern=_ERROR_CODE)
+        except Malformed as exc:
+            raise RetryLaterError(f"the OAuth token endpoint gave an unusable answer ({exc})", api=self.api) from None
+        assert access is not None
+        self._redactor.register(access)
+        clean: dict[str, Any] = {"access_token": access, "token_type": kind or "Bearer"}
+        lifetime = _lifetime(body.get("expires_in"))
+        if lifetime is not None:
+            clean["expires_in"] = int(lifetime)
+        return clean
+
+
+def _lifetime(value: Any) -> float | None:
+    """``expires_in`` in seconds, at most :data:`MAX_LIFETIME_SECONDS`; None when it is not a positive number
+    (``"3600"``, ``1e999``, ``NaN``, ``true``, ``10**400``: the assumed lifetime applies)."""
+    seconds = field_number(value, 1, float("inf"))
+    return None if seconds is None else min(seconds, MAX_LIFETIME_SECONDS)
+
+
+def _error_code(raw: bytes) -> str:
+    """``: error`` for an OAuth error answer whose ``error`` is a plain error code; nothing otherwise."""
+    try:
+        code = field_str(obj(json_body(raw, max_depth=4), "an error").get("error"), "an error", max_chars=64,
+                         pattern=_ERROR_CODE)
+    except Malformed:
+        return ""
+    return f": {code}" if code else ""
 
 
 def _json_body(url: str, headers: dict[str, str],

@@ -7,6 +7,10 @@ processor-certificate fetches of callback verification.
   re-checking every hop against the URL policy.
 * **Nothing from the environment** (``trust_env = False``): no proxies, no ``.netrc`` credentials.
 * **TLS always verified**, against the configured trust store or certifi; ``verify=False`` is refused.
+* **No TLS key log.** ``ssl.create_default_context`` and urllib3's ``create_urllib3_context`` both honour
+  ``SSLKEYLOGFILE`` (writing every session key to that file, which decrypts the traffic, credentials included).
+  The session builds its own context (:func:`tls_context`) from ``ssl.SSLContext(PROTOCOL_TLS_CLIENT)``, which
+  reads nothing from the environment, and hands it to every connection pool, so urllib3 never makes one.
 * **No cookies** kept between requests.
 * **Deadlines enforced at the socket** (:mod:`connector_mparticle.http.deadline`): every timeout is capped
   by the time the hook call has left, and every socket is registered so it can be shut down when that
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import http.cookiejar
 import logging
+import os
+import ssl
 from typing import Any
 
 import requests
@@ -25,10 +31,11 @@ from requests_oauthlib import OAuth2Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.http.deadline import current
 from dsr_framework.redact import RedactingFilter, Redactor
 
-__all__ = ["HardenedSession", "TokenSession", "guard_library_logs", "unguard_library_logs"]
+__all__ = ["HardenedSession", "TokenSession", "guard_library_logs", "tls_context", "unguard_library_logs"]
 
 #: Libraries that log request bodies, headers or tokens at DEBUG.
 LIBRARY_LOGGERS = ("requests_oauthlib", "oauthlib", "urllib3", "requests")
@@ -70,11 +77,38 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
+def tls_context(verify: bool | str) -> ssl.SSLContext:
+    """A client TLS context that verifies certificates and host names against ``verify`` (a CA file or folder, or
+    True for certifi), TLS 1.2 or later, and never writes a key log whatever the environment says."""
+    if verify is False:
+        raise ValueError("TLS verification cannot be turned off")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname; reads no environment
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.keylog_filename = None  # type: ignore[assignment]  # stated, not assumed: no key log
+    try:
+        if verify is True:
+            import certifi
+
+            context.load_verify_locations(cafile=certifi.where())
+        elif os.path.isdir(verify):
+            context.load_verify_locations(capath=verify)
+        else:
+            context.load_verify_locations(cafile=verify)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigurationError(f"trust_store cannot be read as PEM certificates ({type(exc).__name__})") from None
+    return context
+
+
 class _DeadlineAdapter(HTTPAdapter):
-    """An adapter whose connections are watched by the current deadline and whose timeouts it caps."""
+    """An adapter whose connections are watched by the current deadline and whose timeouts it caps, over TLS
+    from the session's own context."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context  # before HTTPAdapter.__init__, which builds the pool manager
+        super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
+        super().init_poolmanager(*args, **{**kwargs, "ssl_context": self._context})
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
@@ -99,7 +133,7 @@ class _Hardened:
         session.verify = verify
         session.max_redirects = 0
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        adapter = _DeadlineAdapter()
+        adapter = _DeadlineAdapter(tls_context(verify))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
 
@@ -132,6 +166,12 @@ class TokenSession(_Hardened, OAuth2Session):  # type: ignore[misc]
     def __init__(self, verify: bool | str = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._harden(verify)
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        """Streamed, so a response hook reads the token answer with a size cap (requests-oauthlib would read it
+        whole); the hook leaves the checked copy for requests-oauthlib to parse."""
+        kwargs["stream"] = True
+        return super().request(method, url, *args, **kwargs)
 
 
 def guard_library_logs(redactor: Redactor) -> None:
