@@ -14,12 +14,22 @@ DSR v3 page). :meth:`ProcessorSignatures.check` checks, in order:
 4. it is within its validity period;                               ``certificate_expired``
 5. it is not self-signed;                                          ``certificate_self_signed``
 6. it is issued to the processor domain;                           ``certificate_name_mismatch``
-7. it chains, through the intermediates served with it, to the signature trust anchors
+7. its key may sign: a KeyUsage extension allowing digitalSignature ``certificate_key_usage``
+   (OpenDSR's security guidelines, "Callback validation" 2.f, require the certificate to carry it; the
+   CA/Browser Forum's Baseline Requirements make KeyUsage mandatory in TLS certificates, so a certificate
+   without the extension is refused too, although RFC 5280 would read its absence as "any use");
+8. its key is RSA of at least 2048 bits or EC of at least 256 bits (anything else cannot be trusted to
+   sign evidence), and so is every intermediate the chain is built through;  ``certificate_weak_key``
+9. it chains, through the intermediates served with it, to the signature trust anchors
    (``signature_trust_store``; kept apart from the HTTPS ``trust_store``);  ``certificate_untrusted``
-8. the signature verifies over the raw body.                       ``bad_signature``
+10. the signature verifies over the raw body: RSA PKCS#1 v1.5 with SHA-256 (mParticle's "SHA256 RSA"), or
+    ECDSA with SHA-256 for an EC key (OpenDSR section 4.2: FIPS 186-4).  ``bad_signature``
 
-A certificate that cannot even be read (steps 4-7 raise while parsing it) is ``certificate_invalid``; like any
-refused certificate, it is fetched once more before the refusal stands, and never poisons the cache.
+A certificate that cannot even be read (steps 4-9 raise while parsing it) is ``certificate_invalid``; like any
+refused certificate, it is fetched once more before the refusal stands, and never poisons the cache. The
+discovery document and the certificate are read through the decoding layer
+(:mod:`connector_mparticle.http.answers`); :meth:`ProcessorSignatures.check` raises nothing but
+:class:`SignatureRejected`, whatever a server sent.
 
 A refusal raises :class:`SignatureRejected` with ``reason`` and the HTTP status a callback endpoint answers
 (401, as mParticle documents). Success returns :class:`Signed`: what was verified, with which certificate.
@@ -30,9 +40,7 @@ through :meth:`ProcessorSignatures.check`.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
-import json
 import threading
 import time
 import warnings
@@ -40,17 +48,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import requests
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from connector_mparticle.errors import MParticleError
+from connector_mparticle.http.answers import (
+    MAX_URL_CHARS,
+    Malformed,
+    bounded_body,
+    field_str,
+    headers_lowered,
+    json_body,
+    obj,
+)
 from connector_mparticle.http.deadline import bounded
 from connector_mparticle.http.session import HardenedSession
 from connector_mparticle.http.urls import UrlRefused, origin_of
@@ -64,6 +80,9 @@ CERTIFICATE_HOSTS = ("static.mparticle.com",)
 DOCUMENTED_CERTIFICATE = "https://static.mparticle.com/dsr/opendsr_cert.pem"
 MAX_FETCH_BYTES = 256 * 1024  #: discovery documents and certificate chains are a few kilobytes
 RETRY_FETCH_SECONDS = 60.0  #: after a failed certificate fetch, refuse at once for this long instead of waiting again
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
+MAX_SIGNATURE_CHARS = 16 * 1024  #: base64 of an RSA-16384 signature is 2,732 characters
 
 
 class SignatureRejected(Exception):
@@ -94,9 +113,10 @@ class Signed:
 
 
 def _headers(headers: Mapping[str, str]) -> tuple[str, str]:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    domain = (lowered.get("x-opendsr-processor-domain") or "").strip().lower()
-    return domain, "".join((lowered.get("x-opendsr-signature") or "").split())  # tolerate wrapped base64
+    lowered = headers_lowered(headers)
+    domain = lowered.get("x-opendsr-processor-domain", "").strip().lower()[:256]
+    signature = lowered.get("x-opendsr-signature", "")[:MAX_SIGNATURE_CHARS]
+    return domain, "".join(signature.split())  # tolerate wrapped base64
 
 
 class ProcessorSignatures:
@@ -153,10 +173,14 @@ class ProcessorSignatures:
                 if attempt == 2:
                     raise
         self._check_signature(certificate, signature, body)
-        return Signed(domain, signature, hashlib.sha256(body).hexdigest(),
-                      certificate.fingerprint(hashes.SHA256()).hex(), certificate.subject.rfc4514_string(),
-                      certificate.issuer.rfc4514_string(), certificate.not_valid_after_utc.isoformat(),
-                      self.clock().isoformat())
+        try:
+            return Signed(domain, signature, hashlib.sha256(body).hexdigest(),
+                          certificate.fingerprint(hashes.SHA256()).hex(), certificate.subject.rfc4514_string(),
+                          certificate.issuer.rfc4514_string(), certificate.not_valid_after_utc.isoformat(),
+                          self.clock().isoformat())
+        except Exception as exc:  # names are parsed lazily; a certificate that cannot say is refused
+            raise SignatureRejected("certificate_invalid", "the processor certificate cannot be read "
+                                    f"({type(exc).__name__})") from exc
 
     # -- steps --------------------------------------------------------------------------------------------
 
@@ -180,7 +204,7 @@ class ProcessorSignatures:
                 url = self._certificate_url()
                 self._check_certificate_url(url)
                 leaf, *intermediates = x509.load_pem_x509_certificates(self._get(url))
-        except (SignatureRejected, requests.RequestException, MParticleError, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # whatever the fetch or the parse raises, there is no certificate
             why = exc.message if isinstance(exc, SignatureRejected) else \
                 f"the processor certificate could not be fetched ({type(exc).__name__})"
             with self._lock:
@@ -191,11 +215,15 @@ class ProcessorSignatures:
             self.fetches += 1
         return leaf, intermediates
 
-    def _certificate_url(self) -> Any:
+    def _certificate_url(self) -> str:
         """``processor_certificate`` from ``/discovery``; mParticle's documented URL if discovery fails."""
         try:
-            return json.loads(self._get(self.discovery_url))["processor_certificate"]
-        except (requests.RequestException, ValueError, KeyError, TypeError):
+            discovery = obj(json_body(self._get(self.discovery_url), max_bytes=MAX_FETCH_BYTES), "a discovery answer")
+            url = field_str(discovery.get("processor_certificate"), "a processor_certificate", optional=False,
+                            max_chars=MAX_URL_CHARS)
+            assert url is not None
+            return url
+        except (requests.RequestException, Malformed, ValueError):
             if self.known_certificate_url is None:
                 raise
             return self.known_certificate_url
@@ -206,18 +234,13 @@ class ProcessorSignatures:
         try:
             if response.status_code != 200:
                 raise ValueError(f"HTTP {response.status_code}")
-            body = b""
-            for chunk in response.iter_content(64 * 1024):
-                body += chunk
-                if len(body) > MAX_FETCH_BYTES:
-                    raise ValueError("the answer is too large")
-            return body
+            return bounded_body(response, MAX_FETCH_BYTES)
         finally:
             response.close()
 
-    def _check_certificate_url(self, url: Any) -> None:
+    def _check_certificate_url(self, url: str) -> None:
         try:
-            host = origin_of(str(url)).host
+            host = origin_of(url).host
         except UrlRefused:
             host = ""
         if host not in self.certificate_hosts:
@@ -251,24 +274,59 @@ class ProcessorSignatures:
             dns_names = []
         if domain not in dns_names:
             raise SignatureRejected("certificate_name_mismatch",
-                                    f"the processor certificate is not issued to {domain} ({', '.join(dns_names)})")
+                                    f"the processor certificate is not issued to {domain} "
+                                    f"({', '.join(dns_names)[:512]})")
+        _check_signing_key(certificate, "the processor certificate")
         try:
             verifier = PolicyBuilder().store(self._trust).time(now).build_server_verifier(x509.DNSName(domain))
-            verifier.verify(certificate, intermediates)
+            chain = verifier.verify(certificate, intermediates)
         except VerificationError as exc:
             raise SignatureRejected("certificate_untrusted",
                                     f"the processor certificate does not chain to a trusted CA ({exc})") from exc
+        for issuer in chain[1:-1]:  # the intermediates it was verified through (the anchor is the operator's)
+            _check_key_strength(issuer, "an intermediate certificate of its chain")
 
     @staticmethod
     def _check_signature(certificate: x509.Certificate, signature: str, body: bytes) -> None:
         try:
             key = certificate.public_key()
             raw = base64.b64decode(signature, validate=True)
-            if not isinstance(key, rsa.RSAPublicKey):
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(raw, body, padding.PKCS1v15(), hashes.SHA256())
+            elif isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(raw, body, ec.ECDSA(hashes.SHA256()))
+            else:
                 raise InvalidSignature
-            key.verify(raw, body, padding.PKCS1v15(), hashes.SHA256())
-        except (InvalidSignature, binascii.Error, ValueError, TypeError) as exc:
+        except Exception as exc:  # InvalidSignature, bad base64, a key the backend cannot use: all "no"
             raise SignatureRejected("bad_signature", "the signature does not match the body") from exc
+
+
+def _check_signing_key(certificate: x509.Certificate, what: str) -> None:
+    """Steps 7 and 8: the key may sign (KeyUsage digitalSignature) and is strong enough."""
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        raise SignatureRejected("certificate_key_usage", f"{what} carries no key usage extension, so it is not "
+                                "issued for digital signatures (OpenDSR security guidelines 2.f)") from None
+    if not usage.digital_signature:
+        raise SignatureRejected("certificate_key_usage", f"{what}'s key usage does not allow digital signatures")
+    _check_key_strength(certificate, what)
+
+
+def _check_key_strength(certificate: x509.Certificate, what: str) -> None:
+    """RSA of at least :data:`MIN_RSA_BITS` or EC of at least :data:`MIN_EC_BITS`; ``certificate_weak_key`` if not."""
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise SignatureRejected("certificate_weak_key", f"{what} has an RSA key of {key.key_size} bits "
+                                    f"(at least {MIN_RSA_BITS} are required)")
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.key_size < MIN_EC_BITS:
+            raise SignatureRejected("certificate_weak_key", f"{what} has an EC key of {key.curve.key_size} bits "
+                                    f"(at least {MIN_EC_BITS} are required)")
+    else:
+        raise SignatureRejected("certificate_weak_key", f"{what} has a key that is neither RSA nor EC "
+                                f"({type(key).__name__.removesuffix('PublicKey').lstrip('_')})")
 
 
 def _load_trust_store(trust_store: str | bytes | None) -> Store:

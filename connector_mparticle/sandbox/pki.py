@@ -7,6 +7,11 @@ trusts, so a verifier must be given the intermediate served with the leaf. The s
 root CA (the one clients download and trust) signs an intermediate, which issues the processor and TLS
 certificates; both are served as a chain (leaf, then intermediate). Keys are RSA 2048; generating one takes
 tens of milliseconds, so the default set is made once per process and shared by every sandbox in it.
+
+Leaves carry what a public CA issues today (the CA/Browser Forum's Baseline Requirements): a critical KeyUsage
+with digitalSignature (and keyEncipherment, for TLS with RSA) and serverAuth. Tests make non-conforming ones
+with :meth:`CertificateAuthority.issue`'s ``key_usage`` and ``key`` (a KeyUsage without digitalSignature, none
+at all, an RSA-1024 or P-192 key: :func:`rsa_key`, :func:`ec_key`).
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateAuthority", "Issued", "SandboxPKI", "default_pki", "sign_body"]
+__all__ = ["LEAF_USAGE", "CertificateAuthority", "Issued", "SandboxPKI", "default_pki", "ec_key", "rsa_key",
+           "sign_body", "usage"]
 
 PROCESSOR_DOMAIN = "opendsr.mparticle.com"
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class Issued:
     """A certificate with its private key."""
 
     certificate: x509.Certificate
-    key: rsa.RSAPrivateKey
+    key: PrivateKey
     chain: tuple[x509.Certificate, ...] = ()  #: the intermediates between this certificate and its root
 
     @property
@@ -51,8 +58,31 @@ class Issued:
         )
 
 
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
+    """An RSA key (tests: 1024 bits for a weak one)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def ec_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey:
+    """An EC key, P-256 by default (tests: ``ec.SECP192R1()`` for a weak one)."""
+    return ec.generate_private_key(curve or ec.SECP256R1())
+
+
+_key = rsa_key
+
+
+def usage(*allowed: str) -> x509.KeyUsage:
+    """A KeyUsage allowing exactly ``allowed`` (``digital_signature``, ``key_encipherment``, ...)."""
+    names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+             "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    unknown = set(allowed) - set(names)
+    if unknown:
+        raise ValueError(f"unknown key usages: {sorted(unknown)}")
+    return x509.KeyUsage(**{name: name in allowed for name in names})
+
+
+#: What a public CA puts in a TLS leaf with an RSA key (Baseline Requirements 7.1.2.7.11).
+LEAF_USAGE = usage("digital_signature", "key_encipherment")
 
 
 def _name(common_name: str) -> x509.Name:
@@ -62,9 +92,7 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-_CA_USAGE = x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False)
+_CA_USAGE = usage("digital_signature", "key_cert_sign", "crl_sign")
 
 
 class CertificateAuthority:
@@ -76,8 +104,8 @@ class CertificateAuthority:
     is_root: bool
 
     def __init__(self, common_name: str = "connector-mparticle sandbox CA", *,
-                 _parent: CertificateAuthority | None = None) -> None:
-        key = _key()
+                 _parent: CertificateAuthority | None = None, key: PrivateKey | None = None) -> None:
+        key = key or _key()
         now = datetime.now(UTC)
         name = _name(common_name)
         issuer_name, signing_key = (name, key) if _parent is None else (
@@ -103,16 +131,18 @@ class CertificateAuthority:
     def cert_pem(self) -> bytes:
         return self.issued.cert_pem
 
-    def intermediate(self, common_name: str) -> CertificateAuthority:
-        """A CA signed by this one (its chain leads back to this root)."""
-        return CertificateAuthority(common_name, _parent=self)
+    def intermediate(self, common_name: str, key: PrivateKey | None = None) -> CertificateAuthority:
+        """A CA signed by this one (its chain leads back to this root); ``key`` for a weak one in tests."""
+        return CertificateAuthority(common_name, _parent=self, key=key)
 
-    def issue(self, names: list[str], *, valid_days: float = 825, not_before: datetime | None = None) -> Issued:
+    def issue(self, names: list[str], *, valid_days: float = 825, not_before: datetime | None = None,
+              key_usage: x509.KeyUsage | None = LEAF_USAGE, key: PrivateKey | None = None) -> Issued:
         """A TLS (serverAuth) leaf certificate for DNS names or IP addresses ``names``, signed by this CA.
 
         mParticle's processor certificate is an ordinary TLS certificate for ``opendsr.mparticle.com`` from a
-        public CA, so the sandbox's is one too (issued by the sandbox CA)."""
-        key = _key()
+        public CA, so the sandbox's is one too (issued by the sandbox CA). ``key_usage`` None leaves the
+        extension out; ``key`` replaces the RSA-2048 key (tests of certificates a verifier must refuse)."""
+        key = key or _key()
         start = not_before or datetime.now(UTC) - timedelta(days=1)
         alt: list[x509.GeneralName] = []
         for n in names:
@@ -120,7 +150,7 @@ class CertificateAuthority:
                 alt.append(x509.IPAddress(ipaddress.ip_address(n)))
             except ValueError:
                 alt.append(x509.DNSName(n))
-        cert = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(_name(names[0])).issuer_name(self.issued.certificate.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -130,8 +160,10 @@ class CertificateAuthority:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.issued.key.public_key()),
                            critical=False)
-            .sign(self.issued.key, hashes.SHA256())
         )
+        if key_usage is not None:
+            builder = builder.add_extension(key_usage, critical=True)
+        cert = builder.sign(self.issued.key, hashes.SHA256())
         chain = self.issued.chain if self.is_root else (self.issued.certificate, *self.issued.chain)
         return Issued(cert, key, chain)
 
@@ -162,6 +194,9 @@ def default_pki() -> SandboxPKI:
                       issuer)
 
 
-def sign_body(key: rsa.RSAPrivateKey, body: bytes) -> str:
-    """``X-OpenDSR-Signature``: base64 of an RSA PKCS#1 v1.5 SHA-256 signature over the raw body."""
+def sign_body(key: PrivateKey, body: bytes) -> str:
+    """``X-OpenDSR-Signature``: base64 of an RSA PKCS#1 v1.5 SHA-256 signature over the raw body (mParticle's
+    "SHA256 RSA"); ECDSA with SHA-256 for an EC key."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return base64.b64encode(key.sign(body, ec.ECDSA(hashes.SHA256()))).decode("ascii")
     return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode("ascii")
