@@ -9,35 +9,35 @@ attributes, audience memberships), further ``.jsonl`` files of event batches in 
 
 Entries are streamed in chunks and split into lines without ever holding more than one line (at most
 :data:`MAX_LINE_BYTES`); names are never used as paths; declared sizes and compression ratios are checked
-before anything is decompressed (zip bombs). Every problem (not a zip, bad CRC, corrupt data, encryption,
-an unknown compression method, a line too long or not JSON, a field of the wrong type, one of the
-connector's own credentials inside) raises :class:`ArchiveProblem`, which the caller reports as
-``rejected`` after deleting the file.
+before anything is decompressed (zip bombs). Each line is read through the decoding layer
+(:func:`~connector_mparticle.http.answers.json_body`: UTF-8, nesting, numbers, duplicate keys) and what it
+holds goes into a bounded summary (:mod:`connector_mparticle.api.summary`), so neither the summary nor the
+memory it takes grows with the archive. Every problem (not a zip, bad CRC, corrupt data, encryption, an
+unknown compression method, a line too long or not JSON, a field of the wrong type, one of the connector's own
+credentials inside) raises :class:`ArchiveProblem`, which the caller reports as ``rejected`` after deleting
+the file.
 """
 
 from __future__ import annotations
 
-import json
 import lzma
 import zipfile
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from connector_mparticle.api.summary import NO_DATA, Summary, not_listed_lines, profile_entry
 from connector_mparticle.errors import UnsafeResponseError
+from connector_mparticle.http.answers import Malformed, field_int, json_body
 
 __all__ = ["MAX_LINE_BYTES", "NO_DATA", "ArchiveProblem", "merge", "summarise", "summary_text"]
 
-#: What a request whose results link answered 404 (nothing matched) adds to a summary.
-NO_DATA: dict[str, Any] = {"data_found": False, "profiles_found": 0, "profiles": [], "identities": {},
-                           "event_batches": 0, "events": 0, "event_types": {}, "first_event_unixtime_ms": None,
-                           "last_event_unixtime_ms": None, "no_event_data": False, "archive_entries": []}
 
 MAX_ENTRIES = 10_000
 MAX_RATIO = 200  #: uncompressed / compressed, per entry larger than a megabyte
 MAX_LINE_BYTES = 4 * 1024 * 1024  #: an event batch is at most 128 KB (Events API limit); a profile far less
+MAX_LINE_DEPTH = 32  #: a profile line nests 4 levels, an event batch about 6
 CHUNK_BYTES = 256 * 1024
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, RuntimeError,
                 NotImplementedError, ValueError)
@@ -73,9 +73,9 @@ def _lines(stream: IO[bytes], name: str, check: Callable[[], None]) -> Iterator[
 
 def _json(text: str, where: str) -> Any:
     try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        raise ArchiveProblem(f"{where} is not JSON") from None
+        return json_body(text, max_bytes=4 * MAX_LINE_BYTES, max_depth=MAX_LINE_DEPTH)  # bytes: checked per line
+    except Malformed as exc:
+        raise ArchiveProblem(f"{where} is not JSON mParticle writes ({exc})") from None
 
 
 def _expect(value: Any, kinds: type | tuple[type, ...], where: str, optional: bool = True) -> Any:
@@ -99,30 +99,11 @@ def _identities(entries: Any, where: str) -> list[tuple[str, str]]:
     return out
 
 
-class _Summary:
-    """What one or more archives hold, accumulated line by line (or summary by summary, :func:`merge`)."""
+class _Reader:
+    """Reads lines of an archive's files into a :class:`~connector_mparticle.api.summary.Summary`."""
 
-    def __init__(self) -> None:
-        self.profiles: dict[Any, dict[str, Any]] = {}  #: by mpid: a profile found twice is listed once
-        self.identities: dict[str, set[str]] = {}
-        self.batches = 0
-        self.events = 0
-        self.event_types: Counter[str] = Counter()
-        self.first_ms: int | None = None
-        self.last_ms: int | None = None
-        self.empty = False
-        self.entries: list[str] = []
-
-    def add_identity(self, kind: str, value: str) -> None:
-        self.identities.setdefault(kind, set()).add(value)
-
-    def add_time(self, stamp: int | None) -> None:
-        if stamp is not None:
-            self.first_ms = stamp if self.first_ms is None else min(self.first_ms, stamp)
-            self.last_ms = stamp if self.last_ms is None else max(self.last_ms, stamp)
-
-    def add_profile(self, profile: dict[str, Any]) -> None:
-        self.profiles.setdefault(profile.get("mpid") or id(profile), profile)
+    def __init__(self, summary: Summary) -> None:
+        self.summary = summary
 
     def profile(self, data: Any, where: str) -> None:
         """One line of ``profile.jsonl``."""
@@ -134,74 +115,39 @@ class _Summary:
         identities = _identities(data.get("user_identities"), f"{where}: user_identities")
         devices = _identities(data.get("device_identities"), f"{where}: device_identities")
         for kind, value in identities + devices:
-            self.add_identity(kind, value)
+            self.summary.add_identity(kind, value)
         attributes = _expect(data.get("user_attributes"), dict, f"{where}: user_attributes") or {}
         account = _expect(data.get("account_userattributes"), dict, f"{where}: account_userattributes") or {}
-        self.add_profile({
-            "mpid": str(mpid) if mpid is not None else None,
-            "created_timestamp_ms": data.get("created_timestamp_ms"),
-            "last_stored_timestamp_ms": data.get("last_stored_timestamp_ms"),
-            "is_opted_out": data.get("is_opted_out"),
-            "user_identities": [{"type": k, "value": v} for k, v in identities],
-            "device_identities": [{"type": k, "value": v} for k, v in devices],
-            "user_attributes": {**account, **attributes},
-            "audience_memberships": _expect(data.get("audience_memberships"), list,
-                                            f"{where}: audience_memberships") or [],
-            "consent_state": _expect(data.get("consent_state"), dict, f"{where}: consent_state") or {},
-        })
+        _expect(data.get("audience_memberships"), list, f"{where}: audience_memberships")
+        _expect(data.get("consent_state"), dict, f"{where}: consent_state")
+        key = str(mpid) if mpid is not None else None
+        self.summary.add_profile(key, lambda: profile_entry(key, data, identities, devices, {**account, **attributes}))
 
     def batch(self, data: Any, where: str) -> None:
         """One line of an event-batch ``.jsonl`` file (the Events API format)."""
         data = _expect(data, dict, where, optional=False)
-        self.batches += 1
+        self.summary.batches += 1
         for kind, value in (_expect(data.get("user_identities"), dict, f"{where}: user_identities") or {}).items():
             if _expect(value, (str, int), f"{where}: user_identities.{kind}") is not None:
-                self.add_identity(str(kind), str(value))
+                self.summary.add_identity(str(kind), str(value))
         for i, event in enumerate(_expect(data.get("events"), list, f"{where}: events") or []):
             self.event(event, f"{where}: events[{i}]")
 
     def event(self, event: Any, where: str) -> None:
         event = _expect(event, dict, where, optional=False)
-        self.events += 1
-        self.event_types[_expect(event.get("event_type"), str, f"{where}.event_type") or "unknown"] += 1
+        self.summary.events += 1
+        self.summary.add_event_type(_expect(event.get("event_type"), str, f"{where}.event_type") or "unknown")
         payload = _expect(event.get("data"), dict, f"{where}.data") or {}
-        self.add_time(_timestamp(payload.get("timestamp_unixtime_ms")))
-
-    def absorb(self, summary: dict[str, Any]) -> None:
-        """Add a summary :meth:`to_dict` made (of another archive)."""
-        for profile in summary["profiles"]:
-            self.add_profile(profile)
-        for kind, values in summary["identities"].items():
-            self.identities.setdefault(kind, set()).update(values)
-        self.batches += summary["event_batches"]
-        self.events += summary["events"]
-        self.event_types.update(summary["event_types"])
-        self.add_time(summary["first_event_unixtime_ms"])
-        self.add_time(summary["last_event_unixtime_ms"])
-        self.empty = self.empty or summary["no_event_data"]
-        self.entries += summary["archive_entries"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "data_found": bool(self.profiles or self.batches),
-            "profiles_found": len(self.profiles),
-            "profiles": list(self.profiles.values()),
-            "identities": {k: sorted(v) for k, v in sorted(self.identities.items())},
-            "event_batches": self.batches,
-            "events": self.events,
-            "event_types": dict(sorted(self.event_types.items())),
-            "first_event_unixtime_ms": self.first_ms,
-            "last_event_unixtime_ms": self.last_ms,
-            "no_event_data": self.empty,
-            "archive_entries": self.entries[:100],
-        }
+        self.summary.add_time(_timestamp(payload.get("timestamp_unixtime_ms")))
 
 
 def _timestamp(stamp: Any) -> int | None:
-    """An event's ``timestamp_unixtime_ms`` (the published sample writes it as a string), if plausible."""
-    if isinstance(stamp, str) and stamp.isdigit():
-        stamp = int(stamp)
-    return stamp if isinstance(stamp, int) and not isinstance(stamp, bool) and stamp > 0 else None
+    """An event's ``timestamp_unixtime_ms`` (the published sample writes it as a string), if plausible: a
+    positive 64-bit integer, or its ASCII digits ("²" and "٣" are not digits here)."""
+    try:
+        return field_int(stamp, "a timestamp", 1, 2**63 - 1, text=True)
+    except Malformed:
+        return None
 
 
 def _metadata(name: str) -> bool:
@@ -232,14 +178,14 @@ def summarise(path: Path, max_uncompressed: int, check: Callable[[], None] = lam
     except _READ_ERRORS as exc:
         raise ArchiveProblem(f"it is not a valid zip file ({type(exc).__name__})") from None
     with archive:
-        summary = _Summary()
+        summary = Summary()
         for info in _entries(archive, max_uncompressed):
-            summary.entries.append(info.filename)
+            summary.add_entry(info.filename)
             _read_entry(archive, info, summary, check, holds_secret)
         return summary.to_dict()
 
 
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: _Summary, check: Callable[[], None],
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: Summary, check: Callable[[], None],
                 holds_secret: Callable[[str], bool]) -> None:
     """Read one entry into ``summary`` by the last part of its name: ``profile.jsonl``, other ``.jsonl``
     files (event batches), ``empty.txt``; anything else is listed but not read."""
@@ -248,7 +194,8 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: _Summa
         summary.empty = True
     if not name.endswith(".jsonl"):
         return
-    read = summary.profile if name == "profile.jsonl" else summary.batch
+    reader = _Reader(summary)
+    read = reader.profile if name == "profile.jsonl" else reader.batch
     try:
         with archive.open(info) as stream:
             for number, line in _lines(stream, name, check):
@@ -272,7 +219,7 @@ def _text(line: bytes, where: str, holds_secret: Callable[[str], bool]) -> str:
 
 def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """One summary of several archives (one per OpenDSR request): a profile found twice is listed once."""
-    merged = _Summary()
+    merged = Summary()
     for summary in summaries:
         merged.absorb(summary)
     return merged.to_dict()
@@ -289,7 +236,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def summary_text(summary: dict[str, Any]) -> str:
-    """A short human-readable version of the summary the access flow writes (see ``flows.access``)."""
+    """A short human-readable version of the summary the access flow writes (see ``flows.access``); as bounded
+    as the summary, saying what it leaves out."""
     found = summary["results"]
     lines = [*_header_lines(summary["request"], summary["mparticle"]), ""]
     if not found["data_found"]:
@@ -304,6 +252,7 @@ def summary_text(summary: dict[str, Any]) -> str:
     lines += [f"  - {kind}: {count}" for kind, count in found["event_types"].items()]
     if found.get("no_event_data"):
         lines.append("mParticle found the profile(s) but holds no event data for them (empty.txt).")
+    lines += not_listed_lines(found.get("not_listed") or {})
     return "\n".join(lines) + "\n"
 
 
@@ -318,12 +267,14 @@ def _header_lines(request: dict[str, Any], mparticle: dict[str, Any]) -> list[st
 
 
 def _profile_lines(profile: dict[str, Any]) -> list[str]:
+    left_out = profile.get("not_listed") or {}
     names = [str(a.get("audience_name")) for a in profile["audience_memberships"] if isinstance(a, dict)]
-    lines = [f"  - mpid {profile['mpid']}: {len(profile['user_attributes'])} user attribute(s), "
-             f"{len(profile['audience_memberships'])} audience membership(s)"
+    attributes = len(profile["user_attributes"]) + left_out.get("user_attributes", 0)
+    audiences = len(profile["audience_memberships"]) + left_out.get("audience_memberships", 0)
+    lines = [f"  - mpid {profile['mpid']}: {attributes} user attribute(s), {audiences} audience membership(s)"
              + (f" ({', '.join(names)})" if names else "")]
     for regulation, purposes in sorted(profile["consent_state"].items()):
         for purpose, state in sorted((purposes or {}).items()):
             consented = state.get("consented") if isinstance(state, dict) else None
             lines.append(f"      consent {regulation}.{purpose}: consented={consented}")
-    return lines
+    return lines + not_listed_lines(left_out, "      ")
