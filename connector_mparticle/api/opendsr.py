@@ -81,7 +81,9 @@ def _results_url(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Submitted:
-    """mParticle's acknowledgement of a new request (201), with the bytes its signature covers."""
+    """mParticle's acknowledgement of a new request (201), with the bytes its signature covers. It must name the
+    request (``subject_request_id`` is required by OpenDSR 7.3 and in mParticle's example): a 201 that does not
+    is not taken as one, so an answer mParticle never gave cannot stand for a submission it never received."""
 
     status: int
     attempts: int
@@ -93,8 +95,8 @@ class Submitted:
     def read(cls, reply: Reply, subject_request_id: str) -> Submitted:
         body = reply.body
         body = obj(body if reply.readable else None, "an acknowledgement")
-        if "subject_request_id" in body and not _same_id(body["subject_request_id"], subject_request_id):
-            raise Malformed("an acknowledgement for another subject_request_id")
+        if not _same_id(body.get("subject_request_id"), subject_request_id):  # required (OpenDSR 7.3, mParticle)
+            raise Malformed("an acknowledgement that is not for this subject_request_id")
         return cls(reply.status, reply.attempts, read_time(body.get("expected_completion_time"),
                                                            "an expected_completion_time"),
                    read_time(body.get("received_time"), "a received_time"), Signable.of(reply))

@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from connector_mparticle.api.summary import NO_DATA, Summary, not_listed_lines, profile_entry
+from connector_mparticle.api.summary import NO_DATA, Summary, clip, not_listed_lines, profile_entry
 from connector_mparticle.errors import UnsafeResponseError
-from connector_mparticle.http.answers import Malformed, field_int, json_body
+from connector_mparticle.http.answers import Malformed, decode, field_int, json_body
 
 __all__ = ["MAX_LINE_BYTES", "NO_DATA", "ArchiveProblem", "merge", "summarise", "summary_text"]
 
@@ -196,15 +196,24 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: Summar
         return
     reader = _Reader(summary)
     read = reader.profile if name == "profile.jsonl" else reader.batch
+    shown = clip(name, 80)  # a name is the server's text: quoted short
     try:
         with archive.open(info) as stream:
-            for number, line in _lines(stream, name, check):
-                where = f"line {number} of {name}"
-                read(_json(_text(line, where, holds_secret), where), where)
+            for number, line in _lines(stream, shown, check):
+                where = f"line {number} of {shown}"
+                _read_line(read, _json(_text(line, where, holds_secret), where), where)
     except ArchiveProblem:
         raise
     except _READ_ERRORS as exc:
-        raise ArchiveProblem(f"{name} cannot be read ({type(exc).__name__}: {_reason(exc)})") from None
+        raise ArchiveProblem(f"{shown} cannot be read ({type(exc).__name__}: {_reason(exc)})") from None
+
+
+def _read_line(read: Callable[[Any, str], None], data: Any, where: str) -> None:
+    """``read(data, where)``, total: whatever it raises beyond :class:`ArchiveProblem` is one too."""
+    try:
+        decode(lambda: read(data, where), where)
+    except Malformed as exc:
+        raise ArchiveProblem(f"{where} cannot be read ({exc})") from None
 
 
 def _text(line: bytes, where: str, holds_secret: Callable[[str], bool]) -> str:

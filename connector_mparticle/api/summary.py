@@ -8,7 +8,9 @@ file"). Every string is cut to :data:`MAX_TEXT_BYTES` of JSON (an ellipsis marks
 is a list keeps its first :data:`MAX_LIST_ITEMS` items; any other structure is shown as shortened JSON text.
 So the summary's JSON is at most :data:`SUMMARY_BOUND` bytes and the memory it takes while an archive is read
 line by line is bounded the same way. Counts of what is left out are of distinct items, exact for the first
-:data:`MAX_TRACKED` of each kind and an upper estimate beyond (a hostile archive, not a person's data).
+:data:`MAX_TRACKED` of each kind and an upper estimate beyond (a hostile archive, not a person's data). When
+the archives of one request are merged (an mpid makes a second OpenDSR request), a profile or value listed in
+both is counted once; what either left out is added up, so it may count twice.
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ class TokenSource:
         deep body recurses, a ``scope`` that is not text raises ``AttributeError``, an unrequested ``scope`` raises
         a ``Warning``), so the answer is read here, bounded, and replaced by a document holding only a checked
         ``access_token``, ``token_type`` and ``expires_in``. A redirect is refused, a 429 or 5xx is worth another
-        attempt, any other status is a refusal, and a 200 that is not a token is worth another attempt. The token
+        attempt, a 4xx is a refusal, and any other answer that is not a token is worth another attempt. The token
         is registered with the redactor before anything can log it."""
         status = response.status_code
         if 300 <= status < 400:
@@ -210,6 +210,9 @@ class TokenSource:
             raise RetryLaterError(f"the OAuth token endpoint gave an unusable answer ({exc})", api=self.api) from None
         finally:
             response.close()
+        if status < 300 and status != 200:  # not RFC 6749's 200, and not a refusal either
+            raise RetryLaterError(f"the OAuth token endpoint gave an unusable answer (HTTP {status})", api=self.api,
+                                  status=status)
         if status != 200:
             raise AuthenticationError(f"the OAuth token endpoint refused the client id and secret for the {self.api} "
                                       f"API (HTTP {status}{self._redactor.scrub(_error_code(raw))})", api=self.api,

@@ -1,7 +1,8 @@
 """The retry policy, as small pure functions so tests can pin every decision.
 
-Retry 429, 5xx, connection errors, timeouts and unreadable responses; never 400/401/403/404/409 (each has a
-meaning the caller handles). Honour ``Retry-After`` (capped); otherwise exponential backoff with full jitter.
+Retry 429, every 5xx (a server's failure, never a verdict: 501 and Cloudflare's 520-599 included),
+connection errors, timeouts and unreadable responses; never 400/401/403/404/409 (each has a meaning the
+caller handles). Honour ``Retry-After`` (capped); otherwise exponential backoff with full jitter.
 The caller bounds the total time.
 """
 
@@ -13,7 +14,7 @@ from connector_mparticle.http.answers import header_seconds
 
 __all__ = ["RETRYABLE_STATUSES", "backoff_delay", "parse_retry_after", "retry_delay", "should_retry"]
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset({429, *range(500, 600)})
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 

@@ -251,6 +251,9 @@ class ApiClient:
 
     def _refuse(self, response: requests.Response, what: str) -> NoReturn:
         status = response.status_code
+        if status < 300:  # a 1xx or 2xx the API does not document: not what it says, so not a verdict
+            response.close()
+            raise _Transient(f"an unexpected HTTP {status}", status)
         if 300 <= status < 400:
             response.close()
             raise UnsafeResponseError(f"{what}: the {self.api} API answered with a redirect (HTTP {status}), "

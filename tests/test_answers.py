@@ -1,0 +1,183 @@
+"""The decoding layer (``http/answers.py``) is total: any header, body or field gives a typed value or Malformed.
+
+Each property states a guarantee over generated input, not a list: whatever text a header holds, whatever bytes a
+body holds (any shape, nesting, number, encoding), the reader returns a value of its documented type and range,
+or :class:`Malformed` (None for a header); nothing else ever escapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector_mparticle.errors import RetryLaterError
+from connector_mparticle.http.answers import (
+    MAX_DEPTH,
+    MAX_NUMBER_CHARS,
+    Malformed,
+    decode,
+    field_enum,
+    field_int,
+    field_number,
+    field_str,
+    field_time,
+    header_percent,
+    header_seconds,
+    header_size,
+    json_body,
+    redirect_target,
+)
+
+PROPERTY = settings(max_examples=300, deadline=None, derandomize=True)
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+#: Digits that ``str.isdigit`` (and some of them ``int``) accept but that are not ASCII.
+UNICODE_DIGITS = "²³¹٣۳०১੧௫൬๓໔༣၅႑០᠑᥇᧐᪀᭐᮰᱀᱐꘠꣐꤀꧐꩐꯰０𝟎𝟘🯰"
+header_text = st.text(max_size=40) | st.sampled_from([
+    "²", "٣", "\uff11\uff12", "1e999", "nan", "inf", "-1", "+5", "5_0", " 7 ", "0x10", "9" * 30, "5, 10", "",
+    "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 0001 00:00:00 GMT", "Sun, 06 Nov 1994 08:49:37 GMT",
+    "Sun, 06 Nov 1994 08:49:37 -0000", "Thu, 32 Jan 2026 00:00:00 GMT", "\x00", "3\r\nX-Injected: 1"]) | \
+    st.text(alphabet=st.sampled_from("0123456789" + UNICODE_DIGITS), min_size=1, max_size=12)
+json_leaves = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+               | st.text(max_size=20))
+json_values = st.recursive(json_leaves, lambda children: st.lists(children, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=30)
+
+
+def depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth(v) for v in value), default=0)
+    return 0
+
+
+@PROPERTY
+@given(value=header_text | st.none() | st.integers() | st.binary(max_size=8))
+def test_every_header_reader_gives_a_finite_number_or_none_and_reads_only_ascii_digits(value: Any) -> None:
+    for reader in (header_seconds, header_size, header_percent):
+        number = reader(value)
+        assert number is None or (math.isfinite(number) and number >= 0)
+    text = value.strip(" \t") if isinstance(value, str) else ""
+    if any(c in UNICODE_DIGITS for c in text):
+        assert header_size(value) is None and header_percent(value) is None
+    if header_size(value) is not None:
+        assert text.isascii() and text.isdigit() and header_size(value) == int(text)
+
+
+@PROPERTY
+@given(seconds=st.integers(0, 10**10 - 1), pad=st.sampled_from(["", " ", "\t"]))
+def test_retry_after_in_ascii_digits_is_read_exactly(seconds: int, pad: str) -> None:
+    assert header_seconds(f"{pad}{seconds}{pad}") == float(seconds)
+    assert header_size(str(seconds)) == seconds
+
+
+@PROPERTY
+@given(raw=st.binary(max_size=300))
+def test_any_bytes_are_json_or_malformed(raw: bytes) -> None:
+    with contextlib.suppress(Malformed):
+        json_body(raw)
+
+
+@PROPERTY
+@given(value=json_values)
+def test_json_within_the_limits_reads_as_the_standard_parser_reads_it(value: Any) -> None:
+    raw = json.dumps(value).encode()
+    if depth(value) <= MAX_DEPTH:
+        assert json_body(raw) == json.loads(raw)
+    else:
+        with pytest.raises(Malformed):
+            json_body(raw)
+
+
+@PROPERTY
+@given(levels=st.integers(0, 200_000), opener=st.sampled_from(["[", '{"a":', '{"[[":']),
+       inside=st.sampled_from(["1", '"x"', '"]]]"']))
+def test_nesting_of_any_depth_is_read_or_refused_without_recursing(levels: int, opener: str, inside: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    raw = (opener * levels + inside + closer * levels).encode()
+    if levels <= MAX_DEPTH:
+        assert depth(json_body(raw)) == levels
+    else:
+        with pytest.raises(Malformed):
+            json_body(raw)
+
+
+@PROPERTY
+@given(digits=st.integers(1, 10_000), kind=st.sampled_from(["int", "negative", "exponent", "fraction"]))
+def test_numbers_of_any_size_are_finite_values_or_malformed(digits: int, kind: str) -> None:
+    text = {"int": "9" * digits, "negative": "-" + "9" * digits, "exponent": f"1e{'9' * min(digits, 400)}",
+            "fraction": "0." + "1" * digits}[kind]
+    try:
+        value = json_body(f'{{"n": {text}}}'.encode())["n"]
+    except Malformed:
+        assert len(text) > MAX_NUMBER_CHARS or kind == "exponent"
+        return
+    assert math.isfinite(value) and len(text) <= MAX_NUMBER_CHARS
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b"[Infinity]", b"-Infinity", b'{"a": 1e999}', b'{"a": 1, "a": 2}',
+                                 b'"\\ud800"', b'["\\udc00x"]', b'{"\\ud83d": 1}', b"\xff", b"\xef\xbb\xbf{}",
+                                 b'"\x00"', b"{", b"", b"1 2", "\"é\"".encode("utf-16")])
+def test_answers_that_are_not_strict_json_are_malformed(raw: bytes) -> None:
+    with pytest.raises(Malformed):
+        json_body(raw)
+
+
+def test_a_surrogate_pair_escape_is_ordinary_text() -> None:
+    assert json_body(b'"\\ud83d\\ude00"') == "\U0001F600"
+
+
+@PROPERTY
+@given(value=json_values | header_text | st.integers(min_value=-(10**30), max_value=10**30))
+def test_field_readers_give_their_type_in_range_or_malformed(value: Any) -> None:
+    checks = [
+        (lambda: field_int(value, "n", -5, 10**6, text=True), lambda v: isinstance(v, int) and -5 <= v <= 10**6),
+        (lambda: field_str(value, "s", max_chars=10), lambda v: v is None or (isinstance(v, str) and 0 < len(v) <= 10)),
+        (lambda: field_time(value, "t", EARLIEST, LATEST), lambda v: v is None or EARLIEST <= v <= LATEST),
+        (lambda: field_enum(value, "e", ("pending", "completed")), lambda v: v in ("pending", "completed")),
+    ]
+    for read, holds in checks:
+        with contextlib.suppress(Malformed):
+            assert holds(read())
+    number = field_number(value, 1, 86_400)
+    assert number is None or 1 <= number <= 86_400
+
+
+@PROPERTY
+@given(stamp=st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+       zone=st.sampled_from(["Z", "z", "+00:00", "-23:59", "+14:00", ""]), leap=st.booleans())
+def test_timestamps_are_rfc_3339_with_a_zone_in_range(stamp: datetime, zone: str, leap: bool) -> None:
+    text = stamp.strftime("%Y-%m-%dT%H:%M:") + ("60" if leap else stamp.strftime("%S")) + zone
+    text = f"{stamp.year:04d}" + text[text.index("-"):]
+    try:
+        parsed = field_time(text, "a time", EARLIEST, LATEST)
+    except Malformed:
+        return
+    assert parsed is not None and parsed.tzinfo is not None and zone and EARLIEST <= parsed <= LATEST
+
+
+@PROPERTY
+@given(location=header_text | st.sampled_from(["http://[::1", "http://[", "//[x]", "https://a.example/x"]))
+def test_a_redirect_location_is_a_url_text_or_malformed(location: str) -> None:
+    with contextlib.suppress(Malformed):
+        assert isinstance(redirect_target("https://opendsr.mparticle.com/v3/x", location), str)
+
+
+@given(error=st.sampled_from([TypeError, AttributeError, KeyError, IndexError, RecursionError, OverflowError,
+                              UnicodeEncodeError("utf-8", "\ud800", 0, 1, "x"), ZeroDivisionError, LookupError]))
+def test_decode_turns_any_failure_of_a_reader_into_malformed_but_keeps_the_connectors_own(error: Any) -> None:
+    def broken() -> None:
+        raise error
+
+    with pytest.raises(Malformed):
+        decode(broken, "an answer")
+    with pytest.raises(RetryLaterError):
+        decode(lambda: (_ for _ in ()).throw(RetryLaterError("busy")), "an answer")
