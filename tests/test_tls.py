@@ -58,3 +58,44 @@ def test_plain_http_is_refused_except_for_loopback(https_sandbox: Sandbox, url: 
     result = plugin.handle_access(config=config, request=request("access"), state=None)
     assert result.status == "failed" and result.error is not None and result.error.error_class == "configuration"
     assert "$.dsr.base_url" in result.message
+
+
+def test_no_tls_key_log_is_written_whatever_sslkeylogfile_says(https_sandbox: Sandbox, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """SSLKEYLOGFILE makes ssl.create_default_context and urllib3 write every session key (enough to decrypt the
+    traffic, credentials included). Every connection the connector opens (the APIs, the OAuth token endpoint,
+    discovery and the processor certificate) ignores it; a plain requests call in the same environment does not,
+    which shows the test can fail."""
+    import requests
+
+    keylog = tmp_path / "keys.log"
+    https_sandbox.seed_profile({"email": "keylog@example.com"})  # the test's own admin calls log no keys
+    handle = mparticle(https_sandbox, timeouts={"total_seconds": 59})  # a connector of its own: new connections
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    assert handle.test_connection().ok
+    deletion = request("deletion", request_id="keylog-1", email="keylog@example.com", mpid="42424242")
+    first = handle.handle(deletion)  # the DSR API and the signed acknowledgement (discovery, certificate)
+    assert first.status == "pending" and first.summary["receipts"][0]["verified"] is True, first.message
+    monkeypatch.delenv("SSLKEYLOGFILE")
+    for subject_request_id in first.summary["subject_request_ids"]:
+        https_sandbox.force_status(subject_request_id, "completed")
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    assert handle.handle(deletion, first.state).status == "completed"  # IDSync, the token endpoint, Profile API
+    assert not keylog.exists(), "a TLS key log was written"
+    requests.get(f"{https_sandbox.url}/v3/discovery", verify=https_sandbox.ca_file, timeout=5)
+    assert keylog.exists() and keylog.read_text().strip(), "the control call should have logged its keys"
+
+
+def test_the_redis_backend_builds_its_tls_context_without_a_key_log(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
+    from connector_mparticle.http.throttle import _no_key_log_ssl
+
+    keylog = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    context = _no_key_log_ssl(redis)(host="127.0.0.1", port=6391, ssl_cert_reqs="required")._build_ssl_context()
+    assert context.keylog_filename is None and context.verify_mode.name == "CERT_REQUIRED" and context.check_hostname
+    assert not keylog.exists()
+    redis.SSLConnection(host="127.0.0.1", port=6391)._build_ssl_context()  # redis-py's own: honours it
+    assert keylog.exists()
