@@ -181,3 +181,18 @@ def test_decode_turns_any_failure_of_a_reader_into_malformed_but_keeps_the_conne
         decode(broken, "an answer")
     with pytest.raises(RetryLaterError):
         decode(lambda: (_ for _ in ()).throw(RetryLaterError("busy")), "an answer")
+
+
+@PROPERTY
+@given(text=st.text(alphabet=st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), max_size=12)
+       | st.text(max_size=12))
+def test_data_with_lone_surrogates_is_repaired_and_answers_with_them_are_refused(text: str) -> None:
+    raw = json.dumps({"attribute": [text]}).encode()  # escapes every surrogate as \udXXX
+    repaired = json_body(raw, repair_text=True)["attribute"][0]
+    repaired.encode("utf-8")  # always text that can be written
+    standard = json.loads(raw)["attribute"][0]  # escaped pairs are joined: what stays a surrogate is alone
+    alone = any(0xD800 <= ord(c) <= 0xDFFF for c in standard)
+    assert (repaired == standard) is not alone
+    if alone:
+        with pytest.raises(Malformed):
+            json_body(raw)

@@ -73,7 +73,8 @@ def _lines(stream: IO[bytes], name: str, check: Callable[[], None]) -> Iterator[
 
 def _json(text: str, where: str) -> Any:
     try:
-        return json_body(text, max_bytes=4 * MAX_LINE_BYTES, max_depth=MAX_LINE_DEPTH)  # bytes: checked per line
+        return json_body(text, max_bytes=4 * MAX_LINE_BYTES, max_depth=MAX_LINE_DEPTH,  # bytes: checked per line
+                         repair_text=True)
     except Malformed as exc:
         raise ArchiveProblem(f"{where} is not JSON mParticle writes ({exc})") from None
 

@@ -14,7 +14,7 @@ once, here, for all of them.
   the parser runs, so it never recurses far whatever the thread's stack; duplicate keys are refused (two parsers
   would read two different answers from the same signed bytes); numbers are finite and at most
   :data:`MAX_NUMBER_CHARS` long (no NaN, Infinity, 1e999 or 10**4000); strings hold no lone surrogate (text that
-  cannot be written as UTF-8 later).
+  cannot be written as UTF-8 later): refused in an answer, replaced by U+FFFD in data (a results archive line).
 * **Fields**: typed readers with a range: :func:`field_str`, :func:`field_int`, :func:`field_time`,
   :func:`field_enum`, :func:`field_number`, :func:`obj`.
 * **Anything else**: :func:`decode` runs a reader written on top of these and reports any other exception it
@@ -45,7 +45,7 @@ __all__ = ["MAX_DEPTH", "MAX_JSON_BYTES", "MAX_NUMBER_CHARS", "Malformed", "boun
            "headers_lowered", "json_body", "obj", "redirect_target"]
 
 T = TypeVar("T")
-MAX_JSON_BYTES = 8 * 1024 * 1024  #: the largest JSON answer read (status objects are a few hundred bytes)
+MAX_JSON_BYTES = 1024 * 1024  #: the largest JSON answer read (a status object is a few hundred bytes)
 MAX_DEPTH = 32  #: mParticle's answers nest 4 levels, an event batch about 6
 MAX_NUMBER_CHARS = 100  #: an mpid has 20 characters, a timestamp in milliseconds 13
 MAX_HEADER_CHARS = 256  #: of a header holding a number or a date
@@ -60,6 +60,7 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _NESTING = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  #: json pairs escaped surrogates itself: any left is alone
 _log = logging.getLogger("connector_mparticle.http.answers")
 
 
@@ -194,8 +195,22 @@ def _lone_surrogates(value: Any) -> bool:
     return False
 
 
-def json_body(raw: bytes | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_DEPTH) -> Any:
-    """The JSON value ``raw`` holds, read under the rules in the module docstring; :class:`Malformed` otherwise."""
+def _replace_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate replaced by U+FFFD (recursive: the depth is already bounded)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_replace_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def json_body(raw: bytes | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_DEPTH,
+              repair_text: bool = False) -> Any:
+    """The JSON value ``raw`` holds, read under the rules in the module docstring; :class:`Malformed` otherwise.
+    ``repair_text``: lone surrogates become U+FFFD instead of a refusal (for data, where one broken character
+    must not cost the rest)."""
     if len(raw) > max_bytes:
         raise Malformed(f"a body larger than {max_bytes // 1024} KB")
     try:
@@ -211,7 +226,9 @@ def json_body(raw: bytes | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: i
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         raise Malformed("a body that is not JSON") from None
     if _SURROGATE_ESCAPE.search(data) and _lone_surrogates(value):
-        raise Malformed("a string holding a lone surrogate (not Unicode text)")
+        if not repair_text:
+            raise Malformed("a string holding a lone surrogate (not Unicode text)")
+        value = _replace_surrogates(value)
     return value
 
 

@@ -251,7 +251,7 @@ class ApiClient:
 
     def _refuse(self, response: requests.Response, what: str) -> NoReturn:
         status = response.status_code
-        if status < 300:  # a 1xx or 2xx the API does not document: not what it says, so not a verdict
+        if status < 300 or status > 599:  # a 1xx, 2xx or non-HTTP status the API does not document: no verdict
             response.close()
             raise _Transient(f"an unexpected HTTP {status}", status)
         if 300 <= status < 400:
