@@ -232,6 +232,22 @@ def test_a_hostile_status_answer_keeps_the_request_pending(steps: Steps, tmp_pat
 
 
 @QUICK
+@given(status=st.integers(100, 999), body=bodies, head=headers)
+def test_any_status_at_all_is_classified_and_only_a_refusal_ends_a_pending_request(
+        steps: Steps, tmp_path_factory: Any, status: int, body: bytes, head: dict[str, str]) -> None:
+    """3xx and 4xx are refusals mParticle documents (a redirect is never followed): classified, never ``internal``.
+    Anything else (1xx, 2xx, 5xx, a number HTTP does not define) keeps the request pending."""
+    folder = scratch(tmp_path_factory)
+    req, first = steps.fresh("deletion", folder)
+    steps.serve("GET", STATUS_PATH, Hostile(status, head, body, "exact", ""))
+    result = steps.handle.handle(req, first.state)
+    if 300 <= status < 500:
+        assert result.error is None or result.error.error_class != "internal", result.message
+    else:
+        assert result.status == "pending" and result.state, (status, result.message)
+
+
+@QUICK
 @given(answer=hostile_answers(201))
 def test_a_hostile_answer_to_a_later_submission_keeps_the_request_pending(steps: Steps, tmp_path_factory: Any,
                                                                          answer: Hostile) -> None:
