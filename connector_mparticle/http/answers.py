@@ -18,8 +18,8 @@ once, here, for all of them.
 * **Fields**: typed readers with a range: :func:`field_str`, :func:`field_int`, :func:`field_time`,
   :func:`field_enum`, :func:`field_number`, :func:`obj`.
 * **Anything else**: :func:`decode` runs a reader written on top of these and reports any other exception it
-  raises as :class:`Malformed` (logged with its traceback), so even a reader's own oversight cannot turn a
-  hostile answer into an unclassified failure.
+  raises as :class:`Malformed` (logged with its type and line, never its message, which may quote the server),
+  so even a reader's own oversight cannot turn a hostile answer into an unclassified failure.
 
 :class:`Malformed` means "not what the API documents": the transport retries it and, in the end, reports
 "try again later", so a pending request stays pending; it is never read as a verdict.
@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import re
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -239,9 +240,12 @@ def decode(read: Callable[[], T], what: str) -> T:
         return read()
     except (Malformed, MParticleError):
         raise
-    except Exception as exc:  # whatever a reader's oversight raises, the answer is not mParticle's word
-        _log.warning("%s could not be read (%s)", what, type(exc).__name__, exc_info=True)
-        raise Malformed(f"{what} that could not be read ({type(exc).__name__})") from exc
+    except Exception as exc:  # noqa: BLE001 - whatever a reader's oversight raises, the answer is not mParticle's word
+        # Where, not what: an exception's message may quote the server's text (a secret it echoed, say).
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        _log.warning("%s could not be read: %s at %s:%s (a reader did not expect this shape)", what,
+                     type(exc).__name__, where.filename.rsplit("/", 1)[-1], where.lineno)
+        raise Malformed(f"{what} that could not be read ({type(exc).__name__})") from None
 
 
 # -- fields -------------------------------------------------------------------------------------------------
