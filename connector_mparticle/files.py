@@ -320,15 +320,18 @@ class Folder:
             os.unlink(_checked_name(name), dir_fd=self._fd)
 
     def sweep(self, names: Iterable[str]) -> int:
-        """Remove temporary files a crashed writer left for ``names``; call it holding their lock. Returns how
-        many were removed."""
+        """Remove temporary files a crashed writer left for ``names``; call it holding their lock. Whatever sits
+        under exactly those temporary names goes, folders aside (a link is removed, never followed; nothing is
+        opened); returns how many."""
         patterns = [re.compile(re.escape(_temp_prefix(_checked_name(n))) + r"[0-9a-f]{16}\.tmp") for n in names]
         with _translated(f"list {self.path}"):
             entries = os.listdir(self._fd)
         removed = 0
         for entry in entries:
-            if any(p.fullmatch(entry) for p in patterns):
-                with _translated(f"remove {self.path / entry}"), contextlib.suppress(FileNotFoundError):
+            if not any(p.fullmatch(entry) for p in patterns):
+                continue
+            with contextlib.suppress(OSError):
+                if not stat.S_ISDIR(os.stat(entry, dir_fd=self._fd, follow_symlinks=False).st_mode):
                     os.unlink(entry, dir_fd=self._fd)
                     removed += 1
         return removed
@@ -489,6 +492,11 @@ class FolderLock:
                     fd = os.open(self._name, _LOCK, 0o600, dir_fd=folder)
                 except PermissionError:  # another process of ours created it a moment ago, before its fchmod
                     return False
+                except OSError as exc:
+                    if exc.errno in _LINK_ERRORS:
+                        raise UnsafePathError(f"{self.folder.path_of(self._name)} is a symbolic link, not a lock "
+                                              "file; remove it") from None
+                    raise
                 if not self._locked(fd):
                     return False
                 try:

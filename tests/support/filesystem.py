@@ -1,0 +1,106 @@
+"""Real file-system states for the output-folder tests: plant entries, take snapshots that follow no link.
+
+Another local user is simulated where the test runs as root (``chown`` to :data:`OTHER_UID`, or a child process
+that drops to it); elsewhere those cases are skipped, never faked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+IS_ROOT = os.geteuid() == 0
+OTHER_UID = 65534  #: "nobody": another local user
+UNKNOWN_GID = 54321  #: a group no user belongs to (so a group-writable folder is writable by "others")
+MARKER = b"PLANTED-BY-ANOTHER-USER"
+
+#: What can already sit at a name: each plants it at ``path`` (``outside`` holds the targets of links).
+PLANTED_KINDS = ("file", "symlink_to_file", "symlink_to_dir", "dangling_symlink", "directory", "fifo", "hardlink",
+                 "other_owner_file", "world_writable_file")
+
+
+def plant(path: Path, kind: str, outside: Path) -> None:
+    """Put an entry of ``kind`` at ``path`` (its targets are ``outside/bait.txt`` and ``outside/dir``)."""
+    makers: dict[str, Callable[[], Any]] = {
+        "file": lambda: path.write_bytes(MARKER),
+        "symlink_to_file": lambda: path.symlink_to(outside / "bait.txt"),
+        "symlink_to_dir": lambda: path.symlink_to(outside / "dir", target_is_directory=True),
+        "dangling_symlink": lambda: path.symlink_to(outside / "nothing-here"),
+        "directory": lambda: path.mkdir(),
+        "fifo": lambda: os.mkfifo(path),
+        "hardlink": lambda: os.link(outside / "bait.txt", path),
+        "other_owner_file": lambda: _other_owner_file(path),
+        "world_writable_file": lambda: (path.write_bytes(MARKER), path.chmod(0o666)),
+    }
+    makers[kind]()
+
+
+def _other_owner_file(path: Path) -> None:
+    path.write_bytes(MARKER)
+    if IS_ROOT:
+        os.chown(path, OTHER_UID, OTHER_UID)
+
+
+def make_outside(base: Path) -> Path:
+    """A folder of bait the connector must never touch: a file, a folder, each reachable by planted links."""
+    outside = base / "outside"
+    outside.mkdir(mode=0o700)
+    (outside / "bait.txt").write_bytes(MARKER + b" bait")
+    (outside / "dir").mkdir()
+    (outside / "dir" / "inner.txt").write_bytes(MARKER + b" inner")
+    return outside
+
+
+def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Every entry under ``root`` (``root`` itself included): type, mode, owner, size and content digest or link
+    target. Follows no link. (Link counts are left out: replacing a planted hard link rightly lowers its
+    target's count without touching it.)"""
+    found: dict[str, tuple[Any, ...]] = {}
+
+    def record(path: Path) -> None:
+        st = os.lstat(path)
+        kind = stat.S_IFMT(st.st_mode)
+        detail: Any = None
+        if stat.S_ISLNK(st.st_mode):
+            detail = os.readlink(path)
+        elif stat.S_ISREG(st.st_mode):
+            detail = hashlib.sha256(path.read_bytes()).hexdigest() if os.access(path, os.R_OK) else "unreadable"
+        found[str(path.relative_to(root.parent))] = (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_size, detail)
+        if stat.S_ISDIR(st.st_mode):
+            for child in sorted(path.iterdir()):
+                record(child)
+
+    if os.path.lexists(root):
+        record(root)
+    return found
+
+
+@contextlib.contextmanager
+def umask(value: int) -> Iterator[None]:
+    previous = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def as_other_user(action: Callable[[], int]) -> int:
+    """Run ``action`` in a child process that has become :data:`OTHER_UID` (root only); its return value
+    (0-255) is the child's exit status, returned here."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 99
+        try:
+            os.setgroups([])
+            os.setgid(OTHER_UID)
+            os.setuid(OTHER_UID)
+            code = action()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
