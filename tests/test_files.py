@@ -24,16 +24,17 @@ from hypothesis import strategies as st
 from connector_mparticle.errors import ConfigurationError, MParticleError
 from connector_mparticle.files import FileRecord, Folder, UnsafePathError, folder_path, stem
 from tests.support.filesystem import (
+    FOLDER_KINDS,
     IS_ROOT,
-    MARKER,
     OTHER_UID,
     PLANTED_KINDS,
-    UNKNOWN_GID,
     as_other_user,
+    make_folder,
     make_outside,
     plant,
     snapshot,
     umask,
+    usable,
 )
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -97,38 +98,6 @@ def test_the_ids_that_used_to_collide_now_have_their_own_names() -> None:
 
 
 # --- folders: the user's alone, never through a link --------------------------------------------------------
-
-FOLDER_KINDS = ("absent", "private", "readable", "group_writable", "world_writable", "sticky_world_writable",
-                "other_owner", "symlink_to_folder", "dangling_symlink", "file", "fifo")
-
-
-def make_folder(base: Path, kind: str) -> Path:
-    out = base / "out"
-    outside = base / "outside"
-    if kind in ("private", "readable", "group_writable", "world_writable", "sticky_world_writable", "other_owner"):
-        out.mkdir()
-        modes = {"private": 0o700, "readable": 0o755, "group_writable": 0o770, "world_writable": 0o777,
-                 "sticky_world_writable": 0o1777, "other_owner": 0o755}
-        out.chmod(modes[kind])
-        if kind == "group_writable":
-            os.chown(out, -1, UNKNOWN_GID)
-        if kind == "other_owner":
-            os.chown(out, OTHER_UID, OTHER_UID)
-    elif kind == "symlink_to_folder":
-        out.symlink_to(outside / "dir", target_is_directory=True)
-    elif kind == "dangling_symlink":
-        out.symlink_to(outside / "nothing-here")
-    elif kind == "file":
-        out.write_bytes(MARKER)
-    elif kind == "fifo":
-        os.mkfifo(out)
-    return out
-
-
-def usable(kind: str) -> bool:
-    """The oracle: may the connector write in a folder of this kind? (written from the promise, not the code)"""
-    return kind in ("absent", "private", "readable")
-
 
 folder_kinds = st.sampled_from(FOLDER_KINDS).filter(
     lambda k: IS_ROOT or k not in ("other_owner", "group_writable"))  # chown needs root

@@ -104,3 +104,36 @@ def as_other_user(action: Callable[[], int]) -> int:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+FOLDER_KINDS = ("absent", "private", "readable", "group_writable", "world_writable", "sticky_world_writable",
+                "other_owner", "symlink_to_folder", "dangling_symlink", "file", "fifo")
+
+
+def make_folder(base: Path, kind: str) -> Path:
+    """The output folder ``base/out`` in the state ``kind`` (links point into ``base/outside``)."""
+    out = base / "out"
+    outside = base / "outside"
+    if kind in ("private", "readable", "group_writable", "world_writable", "sticky_world_writable", "other_owner"):
+        out.mkdir()
+        modes = {"private": 0o700, "readable": 0o755, "group_writable": 0o770, "world_writable": 0o777,
+                 "sticky_world_writable": 0o1777, "other_owner": 0o755}
+        out.chmod(modes[kind])
+        if kind == "group_writable":
+            os.chown(out, -1, UNKNOWN_GID)
+        if kind == "other_owner":
+            os.chown(out, OTHER_UID, OTHER_UID)
+    elif kind == "symlink_to_folder":
+        out.symlink_to(outside / "dir", target_is_directory=True)
+    elif kind == "dangling_symlink":
+        out.symlink_to(outside / "nothing-here")
+    elif kind == "file":
+        out.write_bytes(MARKER)
+    elif kind == "fifo":
+        os.mkfifo(out)
+    return out
+
+
+def usable(kind: str) -> bool:
+    """The oracle: may the connector write in a folder of this kind? (written from the promise, not the code)"""
+    return kind in ("absent", "private", "readable")
