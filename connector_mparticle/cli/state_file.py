@@ -70,15 +70,23 @@ def _key_id(key: bytes) -> str:
     return signature(key, "key id")[:16]
 
 
+def _whole(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What the file's MAC covers: everything in it but the MAC itself (the field signatures included)."""
+    integrity = document.get("integrity")
+    return {**document, "integrity": {k: v for k, v in integrity.items() if k != "mac"}
+            if isinstance(integrity, dict) else integrity}
+
+
 def _integrity(document: Mapping[str, Any], key: bytes) -> dict[str, Any]:
     request = document["request"]
-    return {"key": _key_id(key),
-            "fields": {name: signature(key, [name, request.get(name)]) for name in PROTECTED},
-            "mac": signature(key, {k: v for k, v in document.items() if k != "integrity"})}
+    integrity: dict[str, Any] = {"key": _key_id(key),
+                                 "fields": {name: signature(key, [name, request.get(name)]) for name in PROTECTED}}
+    return {**integrity, "mac": signature(key, _whole({**document, "integrity": integrity}))}
 
 
 def _same(mac: Any, expected: str) -> bool:
-    return isinstance(mac, str) and hmac.compare_digest(mac, expected)
+    # compared as bytes: compare_digest refuses (TypeError) a str with any non-ASCII character
+    return isinstance(mac, str) and hmac.compare_digest(mac.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def _distrust(data: Mapping[str, Any], key: bytes) -> str | None:
@@ -89,7 +97,7 @@ def _distrust(data: Mapping[str, Any], key: bytes) -> str | None:
     if integrity.get("key") != _key_id(key):
         return ("it was signed with other DSR credentials (were they rotated, or is this another workspace's "
                 "config?)")
-    if _same(integrity["mac"], signature(key, {k: v for k, v in data.items() if k != "integrity"})):
+    if _same(integrity["mac"], signature(key, _whole(data))):
         return None
     fields = integrity.get("fields")
     fields = fields if isinstance(fields, dict) else {}

@@ -154,9 +154,11 @@ def _authentic(data: Any, key: bytes) -> Mapping[str, Any] | None:
     mac = data.get("mac")
     try:
         expected = signature(key, body)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # not JSON, or nested deeper than JSON can be written
         return None
-    if not isinstance(mac, str) or not hmac.compare_digest(mac, expected) or body.get("v") != STATE_VERSION:
+    # compared as bytes: compare_digest raises TypeError for a str with any non-ASCII character
+    if not isinstance(mac, str) or not hmac.compare_digest(mac.encode("utf-8", "surrogatepass"), expected.encode()) \
+            or body.get("v") != STATE_VERSION:
         return None
     return body
 

@@ -21,7 +21,7 @@ MARKER = b"PLANTED-BY-ANOTHER-USER"
 
 #: What can already sit at a name: each plants it at ``path`` (``outside`` holds the targets of links).
 PLANTED_KINDS = ("file", "symlink_to_file", "symlink_to_dir", "dangling_symlink", "directory", "fifo", "hardlink",
-                 "other_owner_file", "world_writable_file")
+                 "other_owner_file", "world_writable_file", "forged_json", "deeply_nested_json")
 
 
 def plant(path: Path, kind: str, outside: Path) -> None:
@@ -36,6 +36,10 @@ def plant(path: Path, kind: str, outside: Path) -> None:
         "hardlink": lambda: os.link(outside / "bait.txt", path),
         "other_owner_file": lambda: _other_owner_file(path),
         "world_writable_file": lambda: (path.write_bytes(MARKER), path.chmod(0o666)),
+        # a record-shaped document whose MAC is not ASCII, and one nested deeper than any parser goes
+        "forged_json": lambda: path.write_text('{"v": 3, "parts": [], "delivered": [], "mac": "' + "\u00e9" * 64
+                                               + '", "note": "' + MARKER.decode() + '"}'),
+        "deeply_nested_json": lambda: path.write_bytes(b"[" * 200_000 + MARKER + b"]" * 200_000),
     }
     makers[kind]()
 
