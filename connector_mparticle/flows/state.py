@@ -172,11 +172,16 @@ def _fields_in_range(known: Mapping[str, Any]) -> bool:
 
 def _delivered_well_formed(entries: Any) -> bool:
     """Each delivered file: a plain name (no folder), a size, a SHA-256, a media type and a description."""
-    return isinstance(entries, list) and all(
-        isinstance(e, dict) and set(e) == set(_DELIVERED) and all(type(e[k]) is t for k, t in _DELIVERED.items())
-        and e["size_bytes"] >= 0 and _SHA256.fullmatch(e["sha256"]) is not None
-        and e["name"] not in ("", ".", "..") and "/" not in e["name"] and "\0" not in e["name"]
-        for e in entries)
+    return isinstance(entries, list) and all(_delivered_entry(e) for e in entries)
+
+
+def _delivered_entry(entry: Any) -> bool:
+    if not (isinstance(entry, dict) and set(entry) == set(_DELIVERED)
+            and all(type(entry[k]) is t for k, t in _DELIVERED.items())):
+        return False
+    name = entry["name"]
+    return (entry["size_bytes"] >= 0 and _SHA256.fullmatch(entry["sha256"]) is not None
+            and name not in ("", ".", "..") and "/" not in name and "\0" not in name)
 
 
 def _part_well_formed(part: Part) -> bool:
