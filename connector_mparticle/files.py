@@ -5,11 +5,12 @@ each of them reaches the disk. A :class:`Folder` is the only way in, and it hold
 umask and whatever is already there:
 
 * **Whose folder.** A folder is used only if it belongs to the user running the connector and no other user
-  can write in it (refused otherwise, with the reason and the fix: another user who can write there could
-  plant names, hold its locks or swap what the returned paths name later, and fixing someone's permissions
-  behind their back would surprise them). A folder writable by its group is accepted only when that group
-  is the user's own private group (no other member), as Debian's OpenSSH accepts it for ``~/.ssh``. Folders
-  created here are ``0700``, files ``0600``, set with ``fchmod`` so no umask widens or empties them.
+  can write in it, nor in any folder above it unless that one is sticky like ``/tmp`` (refused otherwise, with
+  the reason and the fix: another user who can write there could plant names, hold its locks or swap what
+  the returned paths name later, and fixing someone's permissions behind their back would surprise them).
+  A folder writable by its group is accepted only when that group is the user's own private group (no other
+  member), as Debian's OpenSSH accepts it for ``~/.ssh``. Folders created here are ``0700``, files ``0600``,
+  set with ``fchmod`` so no umask widens or empties them.
 * **No link followed, no path re-read.** The folder is opened once with ``O_NOFOLLOW | O_DIRECTORY`` (a
   symbolic link given as the folder is refused, with where it points); every later step is relative to that
   descriptor (``openat``, ``renameat``, ``unlinkat``, ``fstatat``), so a folder above it renamed or replaced
@@ -28,7 +29,7 @@ umask and whatever is already there:
 A file found in a folder is never trusted for being there: :meth:`Folder.matches` checks it against a
 :class:`FileRecord` the caller's signed state vouches for (:mod:`connector_mparticle.flows.access`).
 Problems become the connector's errors: :class:`UnsafePathError` (a folder or file refused), a full disk
-:class:`~connector_mparticle.errors.RetryLaterError`, anything else
+:class:`NoSpaceError` (a :class:`~connector_mparticle.errors.RetryLaterError`), anything else
 :class:`~connector_mparticle.errors.ConfigurationError`.
 """
 
@@ -55,7 +56,8 @@ from typing import BinaryIO
 
 from connector_mparticle.errors import ConfigurationError, MParticleError, RetryLaterError
 
-__all__ = ["FileRecord", "Folder", "FolderLock", "Staged", "UnsafePathError", "file_error", "folder_path", "stem"]
+__all__ = ["FileRecord", "Folder", "FolderLock", "NoSpaceError", "Staged", "UnsafePathError", "file_error",
+           "folder_path", "stem"]
 
 DIGEST_CHARS = 32  #: hex characters of SHA-256 in a name: 128 bits
 READABLE_CHARS = 40  #: characters of the request id kept readable in a name
@@ -71,6 +73,10 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 class UnsafePathError(ConfigurationError):
     """A folder or file the connector will not use; the message says why and what to do instead."""
+
+
+class NoSpaceError(RetryLaterError):
+    """The disk (or the user's quota) is full: worth trying again later, the request is not at fault."""
 
 
 def stem(kind: str, request_id: str) -> str:
@@ -111,7 +117,7 @@ def file_error(exc: OSError, what: str) -> MParticleError:
     the rest is not."""
     reason = exc.strerror or type(exc).__name__
     if exc.errno in _FULL:
-        return RetryLaterError(f"cannot {what}: {reason}; it will be tried again once there is space")
+        return NoSpaceError(f"cannot {what}: {reason}")
     return ConfigurationError(f"cannot {what}: {reason}")
 
 
@@ -146,6 +152,22 @@ def _untrusted(st: os.stat_result) -> str | None:
     if st.st_mode & stat.S_IWGRP and not _private_group(st.st_gid, st.st_uid):
         return ("can be written by other members of its group, who could plant files or hold its locks; use a "
                 "folder only you can write (chmod g-w, or mkdir -m 700 a new one)")
+    return None
+
+
+def _unsafe_ancestor(real: Path) -> str | None:
+    """Why a folder above ``real`` lets another user move the folder away (and put other files where the
+    results are said to be), or None. Like OpenSSH's ``safe_path``: each must belong to root or the user and be
+    writable by no one else, unless sticky (``/tmp``: others cannot move what is not theirs)."""
+    me = os.geteuid()
+    for parent in real.parents:
+        st = os.lstat(parent)
+        if st.st_uid not in (0, me):
+            return f"lies in {parent}, which belongs to another user (uid {st.st_uid}), who could move it away"
+        shared = st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and not _private_group(st.st_gid, st.st_uid))
+        if shared and not st.st_mode & stat.S_ISVTX:
+            return (f"lies in {parent}, which other users can change (they could move the folder away and put "
+                    "other files where the results are said to be); use a folder under one only you control")
     return None
 
 
@@ -261,10 +283,13 @@ class Folder:
         real = target if target.parent == target else Path(os.path.realpath(target.parent)) / target.name
         try:
             now = os.stat(real, follow_symlinks=False)
+            problem = _unsafe_ancestor(real)
         except OSError:
             now = None
         if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
             raise UnsafePathError(f"the folder {target} was moved or replaced while it was being opened; try again")
+        if problem is not None:
+            raise UnsafePathError(f"the folder {target} {problem}")
         return cls(fd, real)
 
     @classmethod

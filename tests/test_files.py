@@ -26,6 +26,7 @@ from connector_mparticle.files import FileRecord, Folder, UnsafePathError, folde
 from tests.support.filesystem import (
     FOLDER_KINDS,
     IS_ROOT,
+    NEEDS_ROOT,
     OTHER_UID,
     PLANTED_KINDS,
     as_other_user,
@@ -100,7 +101,7 @@ def test_the_ids_that_used_to_collide_now_have_their_own_names() -> None:
 # --- folders: the user's alone, never through a link --------------------------------------------------------
 
 folder_kinds = st.sampled_from(FOLDER_KINDS).filter(
-    lambda k: IS_ROOT or k not in ("other_owner", "group_writable"))  # chown needs root
+    lambda k: IS_ROOT or k not in NEEDS_ROOT)  # chown needs root
 planted = st.dictionaries(st.sampled_from(["final", "lock", "temp", "other"]),
                           st.sampled_from(PLANTED_KINDS).filter(lambda k: IS_ROOT or k != "other_owner_file"),
                           max_size=4)
@@ -130,7 +131,7 @@ def test_no_folder_state_leads_to_a_write_outside_a_followed_link_or_a_wide_mode
     try:
         outside = make_outside(base)
         out = make_folder(base, kind)
-        if kind in ("private", "readable"):
+        if usable(kind) and kind != "absent":
             plant_in(out, where, outside)
         before_outside, before_out = snapshot(outside), snapshot(out)
         try:

@@ -20,6 +20,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from tests.support.filesystem import (
     FOLDER_KINDS,
     IS_ROOT,
     MARKER,
+    NEEDS_ROOT,
     PLANTED_KINDS,
     make_folder,
     make_outside,
@@ -103,7 +105,7 @@ def janes_names() -> dict[str, str]:
 planted = st.dictionaries(st.sampled_from(sorted(janes_names())),
                           st.sampled_from(PLANTED_KINDS).filter(lambda k: IS_ROOT or k != "other_owner_file"),
                           max_size=5)
-folder_kinds = st.sampled_from(FOLDER_KINDS).filter(lambda k: IS_ROOT or k not in ("other_owner", "group_writable"))
+folder_kinds = st.sampled_from(FOLDER_KINDS).filter(lambda k: IS_ROOT or k not in NEEDS_ROOT)
 
 
 def assert_janes_own(result: Result, out: Path) -> None:
@@ -133,7 +135,7 @@ def test_whatever_the_folder_held_the_result_is_this_requests_own_data(
     try:
         outside = make_outside(base)
         out = make_folder(base, kind)
-        if kind in ("private", "readable"):
+        if usable(kind) and kind != "absent":
             if donor:  # another request's whole delivery, renamed: a genuine signed record, but not for Jane
                 for name, data in done.donor.items():
                     (out / name).write_bytes(data)
@@ -283,3 +285,41 @@ def test_a_worker_killed_at_any_moment_leaves_nothing_a_later_call_trusts(tmp_pa
     assert_janes_own(result, out)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [*(Path(f.path).name for f in result.files), record_name(stem(KIND, "KILL-1"))])
+
+
+@contextmanager
+def tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A small file system of its own at ``path`` (root only; the test is skipped where mounting is refused)."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                             check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="mounting a small file system needs root")
+def test_a_full_disk_keeps_the_access_request_pending_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    with Sandbox(durations={"access": Durations(0.1, 0.1)}, include_live_profile=True,
+                 results_padding_bytes=2 * 1024 * 1024) as sb, tmpfs(tmp_path / "small", "size=1m,mode=0700") as small:
+        seed(sb, JANE)
+        handle = mparticle(sb)
+        req, state = completed(sb, handle, "FULL-1", JANE)
+        full = handle.handle(replace(req, output_dir=str(small / "out")), state)
+        assert full.status == "pending" and full.state, full.message
+        assert "the output folder has no space left" in full.message, full.message
+        assert [p.name for p in (small / "out").iterdir()] == [], "a partial file or a lock was left"
+        roomy = handle.handle(replace(req, output_dir=str(tmp_path / "roomy")), full.state)
+        assert roomy.status == "completed", roomy.message
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="mounting a read-only file system needs root")
+def test_a_read_only_output_folder_fails_before_anything_is_sent(done: Completed, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as read_only:
+        before = len(done.sandbox.dsrs())
+        result = done.handle.handle(request("access", request_id="RO-1", output_dir=str(read_only / "out")))
+    assert result.status == "failed" and result.error is not None and result.error.error_class == "configuration"
+    assert "Read-only file system" in result.message and len(done.sandbox.dsrs()) == before

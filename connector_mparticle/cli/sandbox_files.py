@@ -17,6 +17,7 @@ from connector_mparticle.sandbox.cli import WRITTEN_BY, WriteRefused
 __all__ = ["write_sandbox_files"]
 
 MAX_BYTES = 1024 * 1024  #: larger than any file the sandbox writes
+LOCK_WAIT_SECONDS = 5.0
 
 
 def write_sandbox_files(config: Path, config_text: str, env: Path, env_text: str) -> None:
@@ -27,7 +28,10 @@ def write_sandbox_files(config: Path, config_text: str, env: Path, env_text: str
             _check_replaceable(path)
         for path, text in files:
             target = folder_path(path)
-            with Folder.open(target.parent) as folder:
+            with Folder.open(target.parent) as folder, folder.lock(target.name) as lock:
+                if not lock.acquire(LOCK_WAIT_SECONDS):
+                    raise WriteRefused(f"{path} is being written by another mparticle-dsr sandbox; try again")
+                folder.sweep([target.name])  # what a sandbox killed mid-write left
                 folder.write(target.name, text.encode())
     except (MParticleError, ValueError) as exc:
         raise WriteRefused(f"cannot write {path}: {getattr(exc, 'message', exc)}") from None

@@ -137,6 +137,8 @@ class StateFile:
         with folder, lock:
             state = cls(folder, path, key)
             state._acquire(lock, wait_seconds, notify)
+            with contextlib.suppress(MParticleError):
+                folder.sweep([state.name])  # what a command killed mid-write left
             yield state
 
     def _acquire(self, lock: FolderLock, wait_seconds: float | None, notify: Callable[[str], None]) -> None:

@@ -27,7 +27,7 @@ from connector_mparticle.errors import (
     RetryLaterError,
     failure_info,
 )
-from connector_mparticle.files import Folder
+from connector_mparticle.files import Folder, NoSpaceError
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.signed import NotYetVerified, SignedAnswers
 from connector_mparticle.flows.state import Part, RequestState, state_key
@@ -150,7 +150,9 @@ class Flow:
         """Keep the request pending after a condition that is not a verdict (an outage, a malformed answer,
         the call running out of time): check again after ``Retry-After`` or the minimum interval."""
         if why is None:
-            why = "this call ran out of time" if isinstance(exc, OutOfTimeError) else "mParticle could not be reached"
+            why = ("this call ran out of time" if isinstance(exc, OutOfTimeError) else
+                   "the output folder has no space left" if isinstance(exc, NoSpaceError) else
+                   "mParticle could not be reached")
             why = f"{why} just now ({exc.message})"
         self.note("wait", f"{why}; will try again", reason=exc.message)
         after = max(exc.retry_after or self.now,
@@ -250,7 +252,8 @@ class Flow:
             self.signed.gate(self.state.parts, self.check)
         fresh = self.state is None or len(self.state.parts) < len(self.groups)
         if fresh and self.request.output_dir:
-            Folder.open(self.request.output_dir).close()  # a folder that cannot be used fails before anything is sent
+            with Folder.open(self.request.output_dir) as folder:  # a folder that cannot be used or written
+                folder.probe()                                     # fails before anything is sent
         if fresh and self._submit_missing():
             assert self.state is not None
             self.signed.gate(self.state.parts, self.check)

@@ -111,13 +111,25 @@ def as_other_user(action: Callable[[], int]) -> int:
 
 
 FOLDER_KINDS = ("absent", "private", "readable", "group_writable", "world_writable", "sticky_world_writable",
-                "other_owner", "symlink_to_folder", "dangling_symlink", "file", "fifo")
+                "other_owner", "symlink_to_folder", "dangling_symlink", "file", "fifo", "in_shared_parent",
+                "in_sticky_parent", "in_other_users_parent")
+
+
+#: Folder states only root can make (chown to another user or group).
+NEEDS_ROOT = ("other_owner", "group_writable", "in_other_users_parent")
 
 
 def make_folder(base: Path, kind: str) -> Path:
     """The output folder ``base/out`` in the state ``kind`` (links point into ``base/outside``)."""
     out = base / "out"
     outside = base / "outside"
+    if kind.startswith("in_"):  # a private folder of ours, inside a folder others may change (or not: sticky)
+        out.mkdir()
+        out.chmod({"in_shared_parent": 0o777, "in_sticky_parent": 0o1777, "in_other_users_parent": 0o755}[kind])
+        (out / "inner").mkdir(mode=0o700)
+        if kind == "in_other_users_parent":
+            os.chown(out, OTHER_UID, OTHER_UID)
+        return out / "inner"
     if kind in ("private", "readable", "group_writable", "world_writable", "sticky_world_writable", "other_owner"):
         out.mkdir()
         modes = {"private": 0o700, "readable": 0o755, "group_writable": 0o770, "world_writable": 0o777,
@@ -140,4 +152,4 @@ def make_folder(base: Path, kind: str) -> Path:
 
 def usable(kind: str) -> bool:
     """The oracle: may the connector write in a folder of this kind? (written from the promise, not the code)"""
-    return kind in ("absent", "private", "readable")
+    return kind in ("absent", "private", "readable", "in_sticky_parent")
