@@ -267,6 +267,9 @@ class Folder:
                     os.close(parent)
         except OSError as exc:
             raise file_error(exc, f"open the folder {target}") from None
+        except ValueError:  # a NUL, or a lone surrogate the file system encoding cannot write
+            raise UnsafePathError(f"the folder {str(target)!r} cannot be a path here: it holds a NUL character or an "
+                                  "unpaired surrogate") from None
         try:
             return cls._trusted(fd, target)
         except BaseException:
@@ -537,7 +540,9 @@ class FolderLock:
     def _locked(self, fd: int) -> bool:
         """``flock`` the lock file ``fd`` once it is known to be the user's own plain file; False if taken."""
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+        # no link count of 0 here: the holder may have removed it on release since our open (:meth:`_try` then
+        # finds another file at the name and opens again)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink > 1:
             os.close(fd)
             raise UnsafePathError(f"{self.folder.path_of(self._name)} is not a lock file of yours; remove it")
         os.fchmod(fd, 0o600)

@@ -8,6 +8,7 @@ not run as root those cases are skipped with the reason, never faked.
 from __future__ import annotations
 
 import fcntl
+import multiprocessing
 import os
 import shutil
 import stat
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -260,23 +262,54 @@ def test_lock_files_do_not_pile_up_and_one_holder_at_a_time(base: Path) -> None:
     with Folder.open(base / "out") as folder:
         inside = [0]
         overlaps = [0]
+        errors: list[BaseException] = []
 
         def worker() -> None:
-            for _ in range(20):
-                with folder.lock(NAME) as lock:
-                    assert lock.acquire(10)
-                    inside[0] += 1
-                    overlaps[0] += inside[0] > 1
-                    time.sleep(0.001)
-                    inside[0] -= 1
+            try:
+                for _ in range(50):
+                    with folder.lock(NAME) as lock:
+                        assert lock.acquire(10)
+                        inside[0] += 1
+                        overlaps[0] += inside[0] > 1
+                        time.sleep(0.0005)
+                        inside[0] -= 1
+            except BaseException as exc:  # reported below, from the test's own thread
+                errors.append(exc)
 
-        threads = [threading.Thread(target=worker) for _ in range(4)]
+        threads = [threading.Thread(target=worker) for _ in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(30)
-    assert overlaps == [0]
+            thread.join(60)
+    assert errors == [] and overlaps == [0]
     assert list((base / "out").iterdir()) == []
+
+
+def _take_the_lock_repeatedly(path: str, times: int, failures: Any) -> None:
+    """A worker process: take and release one lock ``times`` times; count what went wrong."""
+    failed = 0
+    with Folder.open(path) as folder:
+        for _ in range(times):
+            try:
+                with folder.lock(NAME) as lock:
+                    failed += not lock.acquire(30)
+            except MParticleError:
+                failed += 1
+    failures.put(failed)
+
+
+def test_processes_racing_for_a_lock_never_see_a_released_lock_file_as_foreign(base: Path) -> None:
+    """A waiter that opened the lock file just before its holder removed it on release finds a file with no
+    link left: that is a lock to take again, not a file to refuse."""
+    context = multiprocessing.get_context("fork")
+    failures = context.Queue()
+    workers = [context.Process(target=_take_the_lock_repeatedly, args=(str(base), 400, failures)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [failures.get(timeout=5) for _ in workers] == [0, 0, 0, 0]
+    assert list(base.iterdir()) == []
 
 
 def test_a_second_process_waits_for_the_lock_and_can_say_who_holds_it(base: Path) -> None:
@@ -353,3 +386,23 @@ def test_etc_and_a_file_are_refused_as_output_folders(base: Path) -> None:
     if not IS_ROOT:  # root owns /etc: as root it is "a folder of yours" (and names never clash with its files)
         with pytest.raises(UnsafePathError, match="belongs to another user"):
             Folder.open("/etc")
+
+
+@PROPERTY
+@given(st.text(min_size=1, max_size=60))
+def test_any_folder_name_opens_inside_its_parent_or_is_refused_as_a_configuration_problem(name: str) -> None:
+    """A host's ``output_dir`` is any string: a NUL, a lone surrogate, slashes, 255+ bytes (``..`` aside: it
+    would make folders outside the test's own)."""
+    assume(".." not in name.split("/"))
+    base = fresh_base()
+    try:
+        try:
+            with Folder.open(f"{base}/{name}") as folder:
+                opened: Path | None = folder.path
+        except MParticleError:
+            opened = None
+        if opened is not None:
+            assert Path(os.path.realpath(opened)).is_relative_to(base)
+            assert stat.S_IMODE(os.stat(opened).st_mode) == 0o700 or opened == base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
