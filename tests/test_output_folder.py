@@ -30,7 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector_mparticle.files import stem
-from connector_mparticle.flows.access import KIND, record_name
+from connector_mparticle.flows.access import KIND
+from connector_mparticle.flows.delivery import record_name
 from connector_mparticle.sandbox import Durations, Sandbox
 from dsr_framework import DsrRequest, Result
 from dsr_framework.host import ConnectorHandle

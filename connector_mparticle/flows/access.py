@@ -5,7 +5,7 @@ Every file goes through :mod:`connector_mparticle.files`: the output folder must
 download streams into a new private file; both summaries and the receipt (``…-receipt.json``: mParticle's
 signed acknowledgements, :mod:`connector_mparticle.api.receipts`) are written under hidden temporary names;
 then every file is renamed into place and, last, the request's signed state listing them (``delivered``: name,
-size, SHA-256; :mod:`connector_mparticle.flows.state`) is written beside them as ``.STEM.delivered``. A lock
+size, SHA-256) is written beside them as ``.STEM.delivered`` (:mod:`connector_mparticle.flows.delivery`). A lock
 of this request (a file inside the folder that only its owner can create or open) lets one worker finish at a
 time.
 
@@ -24,7 +24,6 @@ A host request with an mpid and other identifiers is two OpenDSR requests: their
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -33,31 +32,26 @@ from connector_mparticle.api.opendsr import DsrStatus
 from connector_mparticle.api.receipts import document
 from connector_mparticle.api.results import NO_DATA, merge, summarise, summary_text
 from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError
-from connector_mparticle.files import FileRecord, Folder, Staged, UnsafePathError, file_error, stem
+from connector_mparticle.files import Folder, Staged, file_error, stem
 from connector_mparticle.flows.common import Flow
-from connector_mparticle.flows.state import Part, RequestState
+from connector_mparticle.flows.delivery import Delivered, record_name, seal, unseal, vouched
+from connector_mparticle.flows.state import Part
 from connector_mparticle.flows.subject import masked_identities
 from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import Download
 from dsr_framework.models import OutputFile, Result, format_time, utcnow
 from dsr_framework.redact import redact_strings
 
-__all__ = ["KIND", "finish_access", "record_name"]
+__all__ = ["KIND", "finish_access"]
 
 KIND = "mparticle-access"  #: the start of every access file name
 MAX_EXPANSION = 50  #: results archive: uncompressed bytes allowed per downloaded byte
-MAX_RECORD_BYTES = 4 * 1024 * 1024
 LOCK_WAIT_SECONDS = 30.0
 ARCHIVE_DESCRIPTION = "mParticle's results archive (JSON Lines: profile and event batches)"
 #: The files written next to the archives: name suffix, media type, description.
 WRITTEN = {"json": ("-summary.json", "application/json", "readable summary (JSON)"),
            "txt": ("-summary.txt", "text/plain", "readable summary (text)"),
            "receipt": ("-receipt.json", "application/json", "mParticle's signed acknowledgements (receipts)")}
-
-
-def record_name(file_stem: str) -> str:
-    """The hidden delivery record beside a request's files: its signed state listing what was written."""
-    return f".{file_stem}.delivered"
 
 
 def _archive_name(file_stem: str, part: Part) -> str:
@@ -101,35 +95,19 @@ def finish_access(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
         return _download_and_write(flow, links, folder, file_stem, keep=True)
 
 
-def _vouched(flow: Flow, folder: Folder, file_stem: str) -> list[dict[str, Any]] | None:
-    """The files this request's signed delivery record lists, if it is there, genuine and for these requests."""
-    try:
-        raw = folder.read(record_name(file_stem), MAX_RECORD_BYTES)
-        data = json.loads(raw) if raw is not None else None
-    except (UnsafePathError, ValueError, RecursionError):
-        return None
-    state = RequestState.from_dict(data, flow.subject_ids, flow.key)
-    if state is None or {p.subject_request_id for p in state.parts} != set(flow.subject_ids):
-        return None
-    return state.delivered or None
-
-
 def _delivered(flow: Flow, folder: Folder, file_stem: str) -> Result | None:
     """The completed result for the files an earlier call delivered for this very request, if all are intact."""
-    entries = _vouched(flow, folder, file_stem)
-    if entries is None or not all(folder.matches(FileRecord(e["name"], e["size_bytes"], e["sha256"]))
-                                  for e in entries):
+    files = vouched(flow, folder, file_stem)
+    summary_file = next((f for f in files or [] if f.record.name == file_stem + WRITTEN["json"][0]), None)
+    if files is None or summary_file is None:
         return None
-    summary_entry = next((e for e in entries if e["name"] == file_stem + WRITTEN["json"][0]), None)
     try:
-        raw = folder.read(summary_entry["name"], summary_entry["size_bytes"]) if summary_entry else None
-        summary: Any = json.loads(raw or b"null")
+        summary: Any = json.loads(folder.read(summary_file.record.name, summary_file.record.size) or b"null")
         results, downloaded_at = summary["results"], summary["mparticle"]["downloaded_at"]
-    except (UnsafePathError, ValueError, RecursionError, KeyError, TypeError):
+    except (MParticleError, ValueError, RecursionError, KeyError, TypeError):
         return None
-    files = tuple(_output_file(folder, e) for e in entries)
     flow.note("results", "already delivered by an earlier call for this request; returning those files")
-    return flow.result("completed", _message(results), files=files,
+    return flow.result("completed", _message(results), files=tuple(f.output(folder) for f in files),
                        summary={**results, "downloaded_at": downloaded_at})
 
 
@@ -222,19 +200,8 @@ def _write(flow: Flow, folder: Folder, file_stem: str, summary: dict[str, Any], 
         staged.append(folder.stage(file_stem + suffix))
         staged[-1].write(texts[key])
         kinds.append((staged[-1], media_type, description))
-    folder.remove(record_name(file_stem))
-    delivered: list[dict[str, Any]] = []
-    for item, media_type, description in kinds:
-        written = item.commit()
-        delivered.append({"name": written.name, "size_bytes": written.size, "sha256": written.sha256,
-                          "media_type": media_type, "description": description})
-    assert flow.state is not None
-    record = dataclasses.replace(flow.state, audit=[], delivered=delivered).to_dict(flow.key)
-    folder.write(record_name(file_stem), (json.dumps(record, sort_keys=True) + "\n").encode())
-    return tuple(_output_file(folder, e) for e in delivered)
+    unseal(folder, file_stem)
+    return seal(flow, folder, file_stem, [Delivered(item.commit(), media_type, description)
+                                          for item, media_type, description in kinds])
 
 
-def _output_file(folder: Folder, entry: dict[str, Any]) -> OutputFile:
-    """The host's description of one delivered file."""
-    return OutputFile(str(folder.path_of(entry["name"])), entry["media_type"], entry["size_bytes"], entry["sha256"],
-                      entry["description"])

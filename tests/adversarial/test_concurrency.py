@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from connector_mparticle.files import stem
-from connector_mparticle.flows.access import KIND, record_name
+from connector_mparticle.flows.access import KIND
+from connector_mparticle.flows.delivery import record_name
 from connector_mparticle.sandbox import Sandbox
 from tests.adversarial.conftest import config_for, handle_for
 from tests.adversarial.hostile import Answer, HostileServer
