@@ -258,18 +258,28 @@ class Folder:
         target = folder_path(path)
         try:
             if target.parent == target:
-                fd = os.open(target, _DIR)
-            else:
-                parent = _open_ancestor(target.parent, create)
+                return cls._checked(os.open(target, _DIR), target)
+            parent = _open_ancestor(target.parent, create)
+            try:
+                fd, created = _open_child(parent, target.name, create, target)
                 try:
-                    fd, _ = _open_child(parent, target.name, create, target)
-                finally:
-                    os.close(parent)
+                    return cls._checked(fd, target)
+                except UnsafePathError:
+                    if created:  # refused for what is above it: leave nothing behind
+                        with contextlib.suppress(OSError):
+                            os.rmdir(target.name, dir_fd=parent)
+                    raise
+            finally:
+                os.close(parent)
         except OSError as exc:
             raise file_error(exc, f"open the folder {target}") from None
         except ValueError:  # a NUL, or a lone surrogate the file system encoding cannot write
             raise UnsafePathError(f"the folder {str(target)!r} cannot be a path here: it holds a NUL character or an "
                                   "unpaired surrogate") from None
+
+    @classmethod
+    def _checked(cls, fd: int, target: Path) -> Folder:
+        """:meth:`_trusted`, closing ``fd`` when the folder is refused."""
         try:
             return cls._trusted(fd, target)
         except BaseException:

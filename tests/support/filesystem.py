@@ -112,7 +112,7 @@ def as_other_user(action: Callable[[], int]) -> int:
 
 FOLDER_KINDS = ("absent", "private", "readable", "group_writable", "world_writable", "sticky_world_writable",
                 "other_owner", "symlink_to_folder", "dangling_symlink", "file", "fifo", "in_shared_parent",
-                "in_sticky_parent", "in_other_users_parent")
+                "in_sticky_parent", "in_other_users_parent", "in_shared_parent_absent")
 
 
 #: Folder states only root can make (chown to another user or group).
@@ -125,8 +125,10 @@ def make_folder(base: Path, kind: str) -> Path:
     outside = base / "outside"
     if kind.startswith("in_"):  # a private folder of ours, inside a folder others may change (or not: sticky)
         out.mkdir()
-        out.chmod({"in_shared_parent": 0o777, "in_sticky_parent": 0o1777, "in_other_users_parent": 0o755}[kind])
-        (out / "inner").mkdir(mode=0o700)
+        out.chmod({"in_shared_parent": 0o777, "in_sticky_parent": 0o1777, "in_other_users_parent": 0o755,
+                   "in_shared_parent_absent": 0o777}[kind])
+        if kind != "in_shared_parent_absent":  # else the connector is asked to create it there
+            (out / "inner").mkdir(mode=0o700)
         if kind == "in_other_users_parent":
             os.chown(out, OTHER_UID, OTHER_UID)
         return out / "inner"
