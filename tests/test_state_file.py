@@ -201,3 +201,12 @@ def test_a_state_file_in_a_folder_others_can_write_is_refused(folder: Path) -> N
     with pytest.raises(CliError, match="can be written by every user"):
         write_state(shared / "state.json")
     assert list(shared.iterdir()) == []
+
+
+def test_what_a_command_killed_mid_write_left_is_swept_and_the_last_state_survives(folder: Path) -> None:
+    path = folder / "state.json"
+    write_state(path)
+    (folder / ".state.json.0123456789abcdef.tmp").write_text('{"request": "half a state"')  # killed mid-write
+    saved = read_state(path)
+    assert saved is not None and saved.request == REQUEST
+    assert sorted(p.name for p in folder.iterdir()) == ["state.json"]
