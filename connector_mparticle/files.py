@@ -253,7 +253,8 @@ class Folder:
     def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> Folder:
         """Open the folder at ``path`` (creating it and any missing parent, 0700, with ``create``).
 
-        Raises :class:`UnsafePathError` for a link, a file, or a folder someone else owns or can write in.
+        Raises :class:`UnsafePathError` for a link, a file, a folder someone else owns or can write in, or one
+        inside a folder others can change (see the module docstring).
         """
         target = folder_path(path)
         try:
