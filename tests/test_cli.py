@@ -17,6 +17,7 @@ import yaml
 from click.testing import CliRunner
 
 from connector_mparticle.cli import main
+from connector_mparticle.files import stem
 from connector_mparticle.sandbox import Sandbox
 
 BIN = Path(sys.executable).with_name("mparticle-dsr")
@@ -59,9 +60,11 @@ def test_demo_runs_every_step_and_exits_zero(tmp_path: Path) -> None:
     assert [s["step"][:2] for s in report["steps"]] == ["1.", "2.", "3.", "4."]
     assert all(s["ok"] for s in report["steps"])
     written = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert written == ["mparticle-access-demo-1-access-receipt.json", "mparticle-access-demo-1-access-summary.json",
-                       "mparticle-access-demo-1-access-summary.txt", "mparticle-access-demo-1-access.zip",
-                       "mparticle-erasure-demo-3-deletion-receipt.json"]
+    access, deletion = stem("mparticle-access", "demo-1-access"), stem("mparticle-erasure", "demo-3-deletion")
+    assert written == [f".{access}.delivered", f"{access}-receipt.json", f"{access}-summary.json",
+                       f"{access}-summary.txt", f"{access}.zip", f"{deletion}-receipt.json"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "demo").iterdir())
+    assert (tmp_path / "demo").stat().st_mode & 0o777 == 0o700
     for step in (report["steps"][1], report["steps"][3]):  # access and deletion: mParticle's signed receipts
         assert [r["verified"] for r in step["result"]["summary"]["receipts"]] == [True]
 

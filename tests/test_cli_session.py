@@ -152,6 +152,55 @@ def test_a_state_file_holding_another_subjects_request_is_refused_and_nothing_is
     assert other_type.returncode == 2 and "holds a deletion request, not opt_out" in other_type.stderr
 
 
+def test_an_edited_state_file_is_refused_naming_what_changed_and_nothing_is_sent(session: Session) -> None:
+    """The file says whose request it is: an edit (another subject, another folder) must never be obeyed."""
+    erin = session.admin.seed_profile({"email": "erin@example.com"})
+    state = session.cwd / "edited.json"
+    first = session.run("delete", *session.files(), "--email", "t7@example.com", "--request-id", "T7",
+                        "--state", str(state))
+    assert first.returncode == 3, first.stdout + first.stderr
+    document = json.loads(state.read_text())
+    document["request"]["identities"]["email"] = "erin@example.com"
+    document["request"]["output_dir"] = str(session.cwd / "elsewhere")
+    state.write_text(json.dumps(document, indent=2))
+    before = len(session.admin.dsrs())
+    done = session.run("delete", *session.files(), "--state", str(state), "--wait")
+    assert done.returncode == 2 and no_traceback(done), done.stdout + done.stderr
+    assert "cannot be trusted: it was changed after mparticle-dsr wrote it" in done.stderr
+    assert "its subject (the identifiers), its output folder" in done.stderr and "Nothing was sent" in done.stderr
+    assert "erin@example.com" not in done.stderr + done.stdout
+    assert len(session.admin.dsrs()) == before and session.admin.profile(erin["mpid"]) is not None
+    assert not (session.cwd / "elsewhere").exists()
+
+
+def test_a_state_file_written_with_other_credentials_is_refused_saying_so(session: Session) -> None:
+    state = session.cwd / "rotated.json"
+    first = session.run("delete", *session.files(), "--email", "t8@example.com", "--request-id", "T8",
+                        "--state", str(state))
+    assert first.returncode == 3, first.stdout + first.stderr
+    rotated = session.cwd / "rotated.env"
+    rotated.write_text(session.env_file.read_text().replace("MP_WORKSPACE_SECRET=", "MP_WORKSPACE_SECRET=new-"))
+    done = session.run("delete", "--config", str(session.config), "--env-file", str(rotated), "--state", str(state))
+    assert done.returncode == 2 and "signed with other DSR credentials" in done.stderr, done.stderr
+    assert "--request-id" in done.stderr  # how to carry on without the file
+
+
+def test_a_symlinked_out_or_state_is_refused_before_anything_is_sent(session: Session) -> None:
+    real = session.cwd / "real-out"
+    real.mkdir(mode=0o700)
+    (session.cwd / "linked-out").symlink_to(real, target_is_directory=True)
+    before = len(session.admin.dsrs())
+    done = session.run("access", *session.files(), "--email", "t9@example.com", "--out",
+                       str(session.cwd / "linked-out"))
+    assert done.returncode == 2 and "is a symbolic link" in done.stderr, done.stderr
+    (session.cwd / "linked.json").symlink_to(session.cwd / "real.json")
+    linked = session.run("delete", *session.files(), "--email", "t9@example.com", "--state",
+                         str(session.cwd / "linked.json"))
+    assert linked.returncode == 2 and "symbolic link" in linked.stderr, linked.stderr
+    assert len(session.admin.dsrs()) == before and list(real.iterdir()) == []
+    assert not (session.cwd / "real.json").exists()
+
+
 # --- "Why" 3: nothing is sent before everything local is checked; the request id comes first -----------
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from connector_mparticle.files import stem
 from connector_mparticle.sandbox import Sandbox
 from dsr_framework.validation import framework_validator
 from tests.support.hosting import drive, mparticle, request
@@ -91,10 +92,11 @@ def test_access_for_an_unknown_subject_completes_with_no_data(sandbox: Sandbox, 
     assert result.status == "completed"
     assert result.summary["data_found"] is False and "holds no data" in result.message
     # A summary still records what was asked and what mParticle answered; there is no archive to keep.
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(f.path).name for f in result.files) == [
-        "mparticle-access-host-req-1-receipt.json", "mparticle-access-host-req-1-summary.json",
-        "mparticle-access-host-req-1-summary.txt"]
-    assert "holds no data" in (tmp_path / "mparticle-access-host-req-1-summary.txt").read_text()
+    name = stem("mparticle-access", "host-req-1")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
+        Path(f.path).name for f in result.files) == [f"{name}-receipt.json", f"{name}-summary.json",
+                                                     f"{name}-summary.txt"]
+    assert "holds no data" in (tmp_path / f"{name}-summary.txt").read_text()
 
 
 def test_deletion_erases_the_profile_and_verifies_it_is_gone(sandbox: Sandbox) -> None:
@@ -210,8 +212,10 @@ def test_results_written_only_inside_the_output_directory(sandbox: Sandbox, tmp_
     result, _ = drive(mparticle(sandbox), request("access", request_id="tenant:42@eu", output_dir=str(out)))
     assert result.status == "completed"
     assert all(Path(f.path).resolve().parent == out.resolve() for f in result.files)
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(Path(f.path).name for f in result.files)
-    assert Path(result.files[0].path).name == "mparticle-access-tenant_42_eu.zip"
+    name = stem("mparticle-access", "tenant:42@eu")
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        [*(Path(f.path).name for f in result.files), f".{name}.delivered"])
+    assert Path(result.files[0].path).name == f"{name}.zip" and name.startswith("mparticle-access-tenant_42_eu-")
 
 
 def test_archive_is_readable_with_the_standard_library(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from connector_mparticle.errors import (
     RetryLaterError,
     UnsafeResponseError,
 )
+from connector_mparticle.files import Folder
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.state import Part, RequestState, state_key
 from connector_mparticle.flows.subject import Subject, derived_uuid, dsr_body, opt_out_batch
@@ -132,10 +133,11 @@ def test_basic_auth_goes_to_the_api_but_not_to_a_download_on_another_origin(scri
     script.responses = [(200, {"Content-Type": "application/zip"}, b"PK-data")]
     other_origin = url.replace("127.0.0.1", "localhost")
     both = UrlPolicy.of([url, other_origin])
-    download = client(url, download_policy=both).download(f"{other_origin}/file.zip", tmp_path / "f.zip",
-                                                          max_bytes=100)
-    assert download.size_bytes == 7 and "authorization" not in script.seen[-1][2]
-    client(url).download(f"{url}/file.zip", tmp_path / "g.zip", max_bytes=100)
+    with Folder.open(tmp_path) as folder:
+        download = client(url, download_policy=both).download(f"{other_origin}/file.zip", folder.stage("f.zip"),
+                                                              max_bytes=100)
+        assert download.size_bytes == 7 and "authorization" not in script.seen[-1][2]
+        client(url).download(f"{url}/file.zip", folder.stage("g.zip"), max_bytes=100)
     assert script.seen[-1][2]["authorization"].startswith("Basic ")
 
 
@@ -143,16 +145,16 @@ def test_download_refuses_oversized_files_and_leaves_nothing_behind(scripted: tu
                                                                     tmp_path: Any) -> None:
     url, script = scripted
     script.responses = [(200, {}, b"x" * 5000)]
-    with pytest.raises(UnsafeResponseError, match=r"larger than download\.max_bytes"):
-        client(url).download(f"{url}/big.zip", tmp_path / "big.zip", max_bytes=1000)
+    with Folder.open(tmp_path) as folder, pytest.raises(UnsafeResponseError, match=r"larger than download\.max_bytes"):
+        client(url).download(f"{url}/big.zip", folder.stage("big.zip"), max_bytes=1000)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_download_follows_redirects_only_to_allowed_hosts(scripted: tuple[str, Script], tmp_path: Any) -> None:
     url, script = scripted
     script.responses = [(302, {"Location": "https://elsewhere.example/x.zip"}, b"")]
-    with pytest.raises(UnsafeResponseError, match=r"elsewhere\.example"):
-        client(url).download(f"{url}/r.zip", tmp_path / "r.zip", max_bytes=100)
+    with Folder.open(tmp_path) as folder, pytest.raises(UnsafeResponseError, match=r"elsewhere\.example"):
+        client(url).download(f"{url}/r.zip", folder.stage("r.zip"), max_bytes=100)
     assert len(script.seen) == 1
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from connector_mparticle.files import stem
 from connector_mparticle.sandbox import Durations, Sandbox
 from dsr_framework import DsrRequest
 from tests.support.hosting import drive, mparticle, request
@@ -147,10 +148,9 @@ def test_an_mpid_with_an_email_is_two_requests_each_erasing_and_verified(sb: San
     ids = {"email": "both@example.com", "vendor_id": str(anonymous["mpid"])}
     access, _ = drive(handle, request("access", output_dir=str(tmp_path), **ids))
     assert access.status == "completed" and access.summary["profiles_found"] == 2, access.message
+    name = stem("mparticle-access", "host-req-1")
     assert sorted(Path(f.path).name for f in access.files) == [
-        "mparticle-access-host-req-1-mpid.zip", "mparticle-access-host-req-1-receipt.json",
-        "mparticle-access-host-req-1-summary.json", "mparticle-access-host-req-1-summary.txt",
-        "mparticle-access-host-req-1.zip"]
+        f"{name}-mpid.zip", f"{name}-receipt.json", f"{name}-summary.json", f"{name}-summary.txt", f"{name}.zip"]
     deletion, _ = drive(handle, request("deletion", **ids))
     assert deletion.status == "completed" and deletion.summary["verified"] is True, deletion.message
     assert sb.profile(known["mpid"]) is None and sb.profile(anonymous["mpid"]) is None

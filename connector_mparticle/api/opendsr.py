@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from connector_mparticle.files import Staged
 from connector_mparticle.http.answers import MAX_URL_CHARS, Malformed, field_enum, field_str, field_time, obj
 from connector_mparticle.http.transport import ApiClient, Download, Reply
 
@@ -127,5 +127,5 @@ class OpenDsrClient:
         """GET /v3/requests/0: a 404 proves the credentials work (no request has that id)."""
         return self.http.request("GET", "/v3/requests/0", lambda r: r, accept=(404,), what="check DSR credentials")
 
-    def download(self, url: str, into: Path, max_bytes: int) -> Download:
+    def download(self, url: str, into: Staged, max_bytes: int) -> Download:
         return self.http.download(url, into, max_bytes=max_bytes)

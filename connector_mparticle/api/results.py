@@ -167,7 +167,7 @@ def _entries(archive: zipfile.ZipFile, max_uncompressed: int) -> list[zipfile.Zi
     return infos
 
 
-def summarise(path: Path, max_uncompressed: int, check: Callable[[], None] = lambda: None,
+def summarise(path: Path | IO[bytes], max_uncompressed: int, check: Callable[[], None] = lambda: None,
               holds_secret: Callable[[str], bool] = lambda _: False) -> dict[str, Any]:
     """What a results zip holds: profiles, identities, attributes, consent, event counts and dates.
 

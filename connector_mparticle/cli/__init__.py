@@ -12,7 +12,8 @@ Exit codes (every command, click's own usage errors included):
 Secrets never come from command-line arguments (they show in ``ps``): the config file refers to them as
 ``${NAME}``, read from the environment or from ``--env-file``. Modules: :mod:`.exits` (the table above and
 how errors are printed), :mod:`.config_file` (config and env files), :mod:`.state_file` (``--state``),
-:mod:`.requests` (the request commands and ``check``), :mod:`.render` (what is shown).
+:mod:`.requests` (the request commands and ``check``), :mod:`.render` (what is shown), :mod:`.sandbox_files`
+(``sandbox --write-config``). Every file any command writes goes through :mod:`connector_mparticle.files`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from connector_mparticle.cli.exits import (
     report,
 )
 from connector_mparticle.cli.privacy_requests import check_command, request_command
-from connector_mparticle.sandbox.cli import sandbox_command
+from connector_mparticle.cli.sandbox_files import write_sandbox_files
+from connector_mparticle.sandbox.cli import make_sandbox_command
 
 __all__ = ["EXIT_COMPLETED", "EXIT_FAILED", "EXIT_PENDING", "EXIT_USAGE", "main"]
 
@@ -75,7 +77,7 @@ def _demo() -> click.Command:
 
 
 main.add_command(_demo())
-main.add_command(sandbox_command)
+main.add_command(make_sandbox_command(write_sandbox_files))
 main.add_command(check_command)
 main.add_command(request_command("access", "access", "Get a copy of the subject's data (OpenDSR access)."))
 main.add_command(request_command("deletion", "delete", "Erase the subject (OpenDSR erasure), then verify it."))

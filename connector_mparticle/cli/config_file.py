@@ -13,12 +13,21 @@ import importlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from connector_mparticle.cli.exits import CliError
-from dsr_framework.config import ConfigFileError, read_config_file, read_env_file
+from connector_mparticle.cli.state_file import state_file_key
+from connector_mparticle.errors import MParticleError
+from connector_mparticle.settings import parse_settings
+from dsr_framework.config import (
+    ConfigFileError,
+    MissingEnvironment,
+    expand_environment,
+    read_config_file,
+    read_env_file,
+)
 from dsr_framework.host import ConnectorHandle, load_host
 from dsr_framework.manifest import load_manifest
 from dsr_framework.validation import schema_nodes, secret_paths, values_at
@@ -32,10 +41,12 @@ REGULATIONS = ("gdpr", "ccpa")
 
 @dataclass(frozen=True)
 class LoadedConnector:
-    """The loaded connector and the regulation new requests get when ``--regulation`` is not given."""
+    """The loaded connector, the regulation new requests get when ``--regulation`` is not given, and the key
+    ``--state`` files are signed with (from the DSR credentials: :mod:`.state_file`)."""
 
     handle: ConnectorHandle
     default_regulation: str
+    state_key: bytes = field(default=b"", repr=False)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -150,4 +161,13 @@ def load_connector(config_path: Path, env_file: Path | None, warn: Callable[[str
             raise CliError(f"{config_path}: {problem.message}", unknown_key_hints(raw, schema), kind="configuration")
         raise CliError(str(problem), kind="configuration")
     default = configured if configured in REGULATIONS else "gdpr"
-    return LoadedConnector(host.connector(CONNECTOR), default)
+    return LoadedConnector(host.connector(CONNECTOR), default, _state_file_key(settings, environ))
+
+
+def _state_file_key(config: Mapping[str, Any], environ: Mapping[str, str]) -> bytes:
+    """The key for ``--state`` files, from the DSR credentials the config names (already validated)."""
+    try:
+        settings = parse_settings(expand_environment(config, environ))
+    except (MParticleError, MissingEnvironment, ValueError) as exc:  # the host accepted it: not expected
+        raise CliError(f"cannot read the DSR credentials ({type(exc).__name__})", kind="configuration") from None
+    return state_file_key(settings.dsr_auth.secrets())

@@ -19,8 +19,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from connector_mparticle.cli.exits import EXIT_COMPLETED, EXIT_FAILED
+from connector_mparticle.cli.exits import EXIT_COMPLETED, EXIT_FAILED, CliError
 from connector_mparticle.cli.render import STATUS_STYLE, checks_table, human_duration, print_copyable, receipt_lines
+from connector_mparticle.errors import MParticleError
+from connector_mparticle.files import Folder, folder_path
 from connector_mparticle.sandbox import Durations, Sandbox
 from dsr_framework import DsrRequest, Result
 from dsr_framework.drive import drive
@@ -110,12 +112,17 @@ def _consent_table(before: dict[str, Any], after: dict[str, Any]) -> Table:
 
 
 def run_demo(out: Path, console: Console) -> list[dict[str, Any]]:
-    """Run every step; return one record per step (name, ok, seconds, result)."""
+    """Run every step; return one record per step (name, ok, seconds, result). :class:`CliError` if ``out``
+    cannot hold the results (it must be the user's alone: :mod:`connector_mparticle.files`)."""
     fast = {"access": Durations(1.0, 2.0), "erasure": Durations(1.0, 2.0)}
+    try:
+        folder = Folder.open(out)
+    except MParticleError as exc:
+        raise CliError(f"cannot write the results to {out}: {exc.message}", kind="output_dir") from None
     # A workspace that includes the live profile in access results and defines the "marketing" GDPR purpose
     # (both off or empty in a new mParticle workspace, and so in the sandbox by default).
-    with Sandbox(durations=fast, include_live_profile=True, gdpr_purposes=("marketing",)) as sandbox:
-        demo = _Demo(sandbox, out, console)
+    with folder, Sandbox(durations=fast, include_live_profile=True, gdpr_purposes=("marketing",)) as sandbox:
+        demo = _Demo(sandbox, folder, console)
         demo.connection()
         demo.access()
         demo.opt_out()
@@ -126,8 +133,8 @@ def run_demo(out: Path, console: Console) -> list[dict[str, Any]]:
 class _Demo:
     """The four steps against one seeded sandbox, each printed as it runs and recorded."""
 
-    def __init__(self, sandbox: Sandbox, out: Path, console: Console) -> None:
-        self.sandbox, self.out, self.console = sandbox, out, console
+    def __init__(self, sandbox: Sandbox, folder: Folder, console: Console) -> None:
+        self.sandbox, self.folder, self.console = sandbox, folder, console
         self.mpids = seed(sandbox)
         console.print(f"[bold]Embedded mParticle sandbox[/] at {sandbox.url}, seeded with 3 profiles "
                       "(Jane Doe, Omar Haddad, Li Wei).")
@@ -152,7 +159,7 @@ class _Demo:
 
     def request(self, kind: str, number: int) -> DsrRequest:
         return DsrRequest(f"demo-{number}-{kind}", kind, "ccpa", dict(JANE),  # type: ignore[arg-type]
-                          datetime.now(UTC), str(self.out.resolve()))
+                          datetime.now(UTC), str(self.folder.path))
 
     def connection(self) -> None:
         checks = self.step("1. Connection test", self.handle.test_connection, lambda r: bool(r.ok))
@@ -167,9 +174,10 @@ class _Demo:
         _receipts(self.console, access)
         for file in access.files:
             print_copyable(self.console, f"  wrote ({file.size_bytes:,} bytes):", file.path)
-        text = next((Path(f.path) for f in access.files if f.path.endswith(".txt")), None)
-        if text is not None:
-            self.console.print(text.read_text(encoding="utf-8").rstrip(), style="dim")
+        text = next((Path(f.path).name for f in access.files if f.path.endswith(".txt")), None)
+        shown = self.folder.read(text, 1024 * 1024) if text is not None else None
+        if shown is not None:
+            self.console.print(shown.decode("utf-8", "replace").rstrip(), style="dim")
 
     def opt_out(self) -> None:
         before = _consent(self.sandbox, self.mpids["jane"])
@@ -218,7 +226,7 @@ def demo_command(out: Path, as_json: bool) -> None:
     ok = all(record["ok"] for record in steps)
     console.print(f"[{'green' if ok else 'red'}]{'Every step succeeded' if ok else 'Some steps failed'}[/] "
                   f"in {time.perf_counter() - started:.1f}s.")
-    print_copyable(console, "Results are in:", str(out.resolve()))
+    print_copyable(console, "Results are in:", str(folder_path(out)))
     if as_json:
         click.echo(json.dumps({"ok": ok, "steps": steps}, indent=2))
     sys.exit(EXIT_COMPLETED if ok else EXIT_FAILED)

@@ -13,7 +13,6 @@ import re
 import shlex
 import signal
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -44,6 +43,8 @@ from connector_mparticle.cli.render import (
     waiting_line,
 )
 from connector_mparticle.cli.state_file import Saved, StateFile
+from connector_mparticle.errors import MParticleError
+from connector_mparticle.files import Folder, folder_path
 from dsr_framework import DsrRequest, Result
 from dsr_framework.drive import drive
 from dsr_framework.host import ConnectorHandle
@@ -165,9 +166,9 @@ def _new_request(inv: Invocation, default_regulation: str) -> DsrRequest:
     if not inv.identities:
         flags = ", ".join(option.flag for option in IDENTITY_OPTIONS)
         raise CliError(f"say whose request this is: give {flags}, --device-id TYPE=VALUE or --identity TYPE=VALUE")
-    output_dir = str(inv.out.resolve()) if inv.out is not None else None
+    output_dir = str(folder_path(inv.out)) if inv.out is not None else None
     if inv.kind == "access" and output_dir is None:
-        output_dir = str(Path(".").resolve())
+        output_dir = str(folder_path("."))
     try:
         return DsrRequest(inv.request_id or f"cli-{uuid.uuid4()}", inv.kind,  # type: ignore[arg-type]
                           inv.regulation or default_regulation, dict(inv.identities),  # type: ignore[arg-type]
@@ -187,8 +188,8 @@ def _differences(inv: Invocation, saved: DsrRequest) -> list[str]:
         found.append(f"its regulation is {saved.regulation}, not {inv.regulation}")
     if inv.identities:
         found += _identity_differences(inv.identities, saved.identities)
-    if inv.out is not None and saved.output_dir is not None and str(inv.out.resolve()) != saved.output_dir:
-        found.append(f"its --out is {saved.output_dir}, not {inv.out.resolve()}")
+    if inv.out is not None and saved.output_dir is not None and str(folder_path(inv.out)) != saved.output_dir:
+        found.append(f"its --out is {saved.output_dir}, not {folder_path(inv.out)}")
     return found
 
 
@@ -252,13 +253,13 @@ def resume_command(inv: Invocation, request: DsrRequest) -> str:
 
 
 def _prepare_output_dir(path: str) -> None:
-    """Create the output directory and prove it is writable, before anything is sent."""
+    """Create the output directory (0700) and prove it is the user's alone and writable, before anything is
+    sent (:mod:`connector_mparticle.files`: a link, a file, or a folder others can write is refused)."""
     try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        raise CliError(f"cannot write the results to {path}: {exc.strerror or exc}", kind="output_dir") from None
+        with Folder.open(path) as folder:
+            folder.probe()
+    except MParticleError as exc:
+        raise CliError(f"cannot write the results to {path}: {exc.message}", kind="output_dir") from None
 
 
 class _Stop:
@@ -361,7 +362,7 @@ def run_request(inv: Invocation) -> NoReturn:
     loaded = load_connector(inv.config, inv.env_file, lambda text: notes.print(f"[yellow]warning:[/] {text}",
                                                                              soft_wrap=True, highlight=False))
     with ExitStack() as stack:
-        state = _open_state(inv, stack, notes)
+        state = _open_state(inv, loaded.state_key, stack, notes)
         saved = state.read() if state is not None else None
         request = resolve_request(inv, saved, loaded.default_regulation)
         previous = saved.result if saved is not None else None
@@ -380,11 +381,11 @@ def run_request(inv: Invocation) -> NoReturn:
         _drive(run, previous)
 
 
-def _open_state(inv: Invocation, stack: ExitStack, notes: Console) -> StateFile | None:
+def _open_state(inv: Invocation, key: bytes, stack: ExitStack, notes: Console) -> StateFile | None:
     """The ``--state`` file, locked for as long as ``stack`` is open (None without ``--state``)."""
     if inv.state is None:
         return None
-    return stack.enter_context(StateFile.locked(inv.state, None if inv.wait else LOCK_WAIT_SECONDS,
+    return stack.enter_context(StateFile.locked(inv.state, key, None if inv.wait else LOCK_WAIT_SECONDS,
                                                 lambda text: notes.print(text, soft_wrap=True, highlight=False)))
 
 

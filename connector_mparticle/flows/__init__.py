@@ -4,7 +4,9 @@
 * :mod:`~connector_mparticle.flows.access`, :mod:`~connector_mparticle.flows.deletion`: how each finishes;
 * :mod:`~connector_mparticle.flows.opt_out`: synchronous consent update;
 * :mod:`~connector_mparticle.flows.connection`: the connection test;
-* :mod:`~connector_mparticle.flows.state`: the resumable state the host stores.
+* :mod:`~connector_mparticle.flows.state`: the resumable state the host stores;
+* :mod:`~connector_mparticle.flows.delivery`: what a request delivered into its output folder, vouched for by
+  that state, signed.
 
 :func:`run` is the one entry point: it runs a request step under the call's deadline
 (``timeouts.total_seconds``).

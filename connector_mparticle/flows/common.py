@@ -27,10 +27,12 @@ from connector_mparticle.errors import (
     RetryLaterError,
     failure_info,
 )
+from connector_mparticle.files import Folder, NoSpaceError
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.signed import NotYetVerified, SignedAnswers
 from connector_mparticle.flows.state import Part, RequestState, state_key
 from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regulation
+from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import encode_json
 from dsr_framework.models import AuditEvent, DsrRequest, FailureInfo, OutputFile, Result, Status, format_time, utcnow
 from dsr_framework.redact import redact_strings
@@ -68,6 +70,16 @@ class Flow:
     @property
     def subject_ids(self) -> list[str]:
         return [g.subject_request_id for g in self.groups]
+
+    def lock_wait(self, limit: float) -> float:
+        """How long this call may wait for a lock: ``limit``, less if the call's deadline is nearer."""
+        deadline = current()
+        return min(limit, max(0.0, deadline.remaining() - 1)) if deadline else limit
+
+    @property
+    def key(self) -> bytes:
+        """The HMAC key of this request's signed state (and of the delivery records that reuse it)."""
+        return self._key
 
     # -- results ----------------------------------------------------------------------------------------
 
@@ -138,7 +150,9 @@ class Flow:
         """Keep the request pending after a condition that is not a verdict (an outage, a malformed answer,
         the call running out of time): check again after ``Retry-After`` or the minimum interval."""
         if why is None:
-            why = "this call ran out of time" if isinstance(exc, OutOfTimeError) else "mParticle could not be reached"
+            why = ("this call ran out of time" if isinstance(exc, OutOfTimeError) else
+                   "the output folder has no space left" if isinstance(exc, NoSpaceError) else
+                   "mParticle could not be reached")
             why = f"{why} just now ({exc.message})"
         self.note("wait", f"{why}; will try again", reason=exc.message)
         after = max(exc.retry_after or self.now,
@@ -237,6 +251,9 @@ class Flow:
             self.signed.reverify(self.state.parts)
             self.signed.gate(self.state.parts, self.check)
         fresh = self.state is None or len(self.state.parts) < len(self.groups)
+        if fresh and self.request.output_dir:
+            with Folder.open(self.request.output_dir) as folder:  # a folder that cannot be used or written
+                folder.probe()                                     # fails before anything is sent
         if fresh and self._submit_missing():
             assert self.state is not None
             self.signed.gate(self.state.parts, self.check)

@@ -12,21 +12,20 @@ trail, and in ``mparticle-erasure-…-receipt.json`` when the request has an out
 
 from __future__ import annotations
 
-import hashlib
-import os
-import uuid
 from datetime import timedelta
-from pathlib import Path
 
 from connector_mparticle.api.opendsr import DsrStatus
 from connector_mparticle.api.receipts import document
-from connector_mparticle.errors import VerificationError
+from connector_mparticle.errors import MParticleError, VerificationError
+from connector_mparticle.files import Folder, stem
 from connector_mparticle.flows.common import Flow
 from connector_mparticle.flows.lookup import Check, blind_spot, check
-from connector_mparticle.flows.subject import safe_file_stem
 from dsr_framework.models import OutputFile, Result
 
-__all__ = ["finish_deletion"]
+__all__ = ["KIND", "finish_deletion"]
+
+KIND = "mparticle-erasure"  #: the start of every deletion file name
+LOCK_WAIT_SECONDS = 5.0  #: the receipt is written in an instant; a worker still holding the lock is stuck
 
 
 def finish_deletion(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
@@ -78,29 +77,28 @@ def _verify(flow: Flow) -> list[Check]:
 
 
 def _receipt_file(flow: Flow) -> tuple[OutputFile, ...]:
-    """With an output directory, the receipts also go to ``mparticle-erasure-…-receipt.json`` (written under a
-    unique temporary name, then renamed). The erasure is done either way: a file that cannot be written is
-    noted, and the receipts stay in the summary."""
+    """With an output directory, the receipts also go to ``mparticle-erasure-…-receipt.json`` (through
+    :mod:`connector_mparticle.files`: 0600, named from the whole request id, written under a hidden temporary
+    name and renamed, under this request's lock). The erasure is done either way: a file that cannot be
+    written is noted, and the receipts stay in the summary."""
     assert flow.state is not None
     if not flow.request.output_dir:
         return ()
     data = document(flow.request.request_id, flow.request_type, flow.regulation,
                     [p.receipt for p in flow.state.parts if p.receipt])
-    folder = Path(flow.request.output_dir).absolute()
-    final = folder / f"mparticle-erasure-{safe_file_stem(flow.request.request_id)}-receipt.json"
-    temp = folder / f".{final.name}.{uuid.uuid4().hex[:12]}.part"
+    file_stem = stem(KIND, flow.request.request_id)
+    name = f"{file_stem}-receipt.json"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with temp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, final)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        flow.note("receipt file", f"not written ({type(exc).__name__}); the receipts are in the summary")
+        with Folder.open(flow.request.output_dir) as folder, folder.lock(file_stem) as lock:
+            if not lock.acquire(flow.lock_wait(LOCK_WAIT_SECONDS)):
+                flow.note("receipt file", "not written (another worker is writing it); the receipts are in the summary")
+                return ()
+            folder.sweep([name])
+            written = folder.write(name, data)
+    except MParticleError as exc:
+        flow.note("receipt file", f"not written ({exc.message}); the receipts are in the summary")
         return ()
-    return (OutputFile(str(final), "application/json", len(data), hashlib.sha256(data).hexdigest(),
+    return (OutputFile(str(folder.path_of(name)), "application/json", written.size, written.sha256,
                        "mParticle's signed acknowledgements (receipts)"),)
 
 

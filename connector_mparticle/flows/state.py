@@ -9,6 +9,10 @@ state that does not verify (altered by hand, from another request, another crede
 of the wrong type or shape) is ignored. Ignoring state is always safe: the connector resumes from
 mParticle's own record (each submission is found again by its derived id, then its status is checked), so a
 forged ``verifying`` phase cannot skip the status check, and a lowered counter cannot buy extra attempts.
+
+The same signed state vouches for files: once an access request's results are written, the state with
+``delivered`` (each file's name, size and SHA-256) is kept beside them (:mod:`connector_mparticle.flows.access`),
+and a later call for the same request reuses exactly those files, nothing else found in the folder.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -24,7 +29,7 @@ from typing import Any
 from connector_mparticle.api.opendsr import DSR_STATUSES
 from dsr_framework.models import AuditEvent, parse_time
 
-__all__ = ["PHASES", "STATE_VERSION", "Part", "RequestState", "state_key"]
+__all__ = ["PHASES", "STATE_VERSION", "Part", "RequestState", "signature", "state_key"]
 
 STATE_VERSION = 3
 AUDIT_LIMIT = 60
@@ -35,17 +40,22 @@ STATUSES = (None, *DSR_STATUSES)  #: None: not checked yet
 #: From least to most advanced: a cancelled part stops the request; one not checked yet holds it back.
 _PROGRESS = {s: i for i, s in enumerate(("cancelled", None, *(s for s in DSR_STATUSES if s != "cancelled")))}
 _COUNTERS = ("status_checks", "overdue_checks", "verify_attempts")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_DELIVERED = {"name": str, "size_bytes": int, "sha256": str, "media_type": str, "description": str}
 
 
-def state_key(secrets: Iterable[str]) -> bytes:
-    """The HMAC key for states, derived from the DSR credential (a rotated credential starts afresh)."""
+def state_key(secrets: Iterable[str], purpose: str = "request state") -> bytes:
+    """The HMAC key for ``purpose`` (the host's request states; the command line's state files), derived from
+    the DSR credential: a rotated credential starts afresh, and no key serves two purposes."""
     material = "\0".join(sorted(secrets)).encode()
-    return hashlib.sha256(b"connector-mparticle request state\0" + material).digest()
+    return hashlib.sha256(f"connector-mparticle {purpose}\0".encode() + material).digest()
 
 
-def _mac(key: bytes, data: Mapping[str, Any]) -> str:
+def signature(key: bytes, data: Any) -> str:
+    """HMAC-SHA256 of ``data``'s canonical JSON (sorted keys, no spaces, ASCII), hex."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
 
 
 def _time(value: str | None) -> datetime | None:
@@ -82,6 +92,8 @@ class RequestState:
     overdue_checks: int = 0
     verify_attempts: int = 0
     audit: list[dict[str, Any]] = field(default_factory=list)
+    #: Files written for the request: name, size_bytes, sha256, media_type, description.
+    delivered: list[dict[str, Any]] = field(default_factory=list)
 
     def part(self, subject_request_id: str) -> Part | None:
         return next((p for p in self.parts if p.subject_request_id == subject_request_id), None)
@@ -101,7 +113,7 @@ class RequestState:
         data = asdict(self)
         data["audit"] = self.audit[-AUDIT_LIMIT:]
         data = json.loads(json.dumps({"v": STATE_VERSION, **data}))  # exactly what the host will store
-        return {**data, "mac": _mac(key, data)}
+        return {**data, "mac": signature(key, data)}
 
     @classmethod
     def from_dict(cls, data: Any, expected_ids: Iterable[str], key: bytes) -> RequestState | None:
@@ -121,7 +133,7 @@ class RequestState:
             return None
         try:
             parts = [Part(**p) for p in known.pop("parts", [])]
-            if not all(_part_well_formed(p) for p in parts):
+            if not all(_part_well_formed(p) for p in parts) or not _delivered_well_formed(known.get("delivered", [])):
                 return None
             state = cls(parts=parts, **known)
             state.expected  # noqa: B018 - an unreadable time must not break the next call
@@ -141,10 +153,12 @@ def _authentic(data: Any, key: bytes) -> Mapping[str, Any] | None:
     body = {k: v for k, v in data.items() if k != "mac"}
     mac = data.get("mac")
     try:
-        expected = _mac(key, body)
-    except (TypeError, ValueError):
+        expected = signature(key, body)
+    except (TypeError, ValueError, RecursionError):  # not JSON, or nested deeper than JSON can be written
         return None
-    if not isinstance(mac, str) or not hmac.compare_digest(mac, expected) or body.get("v") != STATE_VERSION:
+    # compared as bytes: compare_digest raises TypeError for a str with any non-ASCII character
+    if not isinstance(mac, str) or not hmac.compare_digest(mac.encode("utf-8", "surrogatepass"), expected.encode()) \
+            or body.get("v") != STATE_VERSION:
         return None
     return body
 
@@ -154,6 +168,20 @@ def _fields_in_range(known: Mapping[str, Any]) -> bool:
     return (all(type(known.get(k, 0)) is int and 0 <= known.get(k, 0) <= MAX_COUNTER for k in _COUNTERS)
             and known.get("phase", "submitted") in PHASES and isinstance(known.get("audit", []), list)
             and isinstance(known.get("submitted_at"), (str, type(None))))
+
+
+def _delivered_well_formed(entries: Any) -> bool:
+    """Each delivered file: a plain name (no folder), a size, a SHA-256, a media type and a description."""
+    return isinstance(entries, list) and all(_delivered_entry(e) for e in entries)
+
+
+def _delivered_entry(entry: Any) -> bool:
+    if not (isinstance(entry, dict) and set(entry) == set(_DELIVERED)
+            and all(type(entry[k]) is t for k, t in _DELIVERED.items())):
+        return False
+    name = entry["name"]
+    return (entry["size_bytes"] >= 0 and _SHA256.fullmatch(entry["sha256"]) is not None
+            and name not in ("", ".", "..") and "/" not in name and "\0" not in name)
 
 
 def _part_well_formed(part: Part) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,8 +32,7 @@ from connector_mparticle.settings import Settings
 from dsr_framework.models import DsrRequest, format_time
 from dsr_framework.redact import mask_email
 
-__all__ = ["DsrGroup", "Identifier", "Subject", "derived_uuid", "masked_identities", "opt_out_batch", "regulation",
-           "safe_file_stem"]
+__all__ = ["DsrGroup", "Identifier", "Subject", "derived_uuid", "masked_identities", "opt_out_batch", "regulation"]
 
 #: Namespace for ids this connector derives (fixed forever: changing it would break idempotency).
 NAMESPACE = uuid.UUID("5b0f6f52-4c1e-4f2a-9d0e-6d7a1c3e8b21")
@@ -186,10 +184,6 @@ def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str) -> dict[st
         "consent_state": consent,
         "events": [],
     }
-
-
-def safe_file_stem(request_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", request_id)[:120]
 
 
 def masked_identities(identities: Mapping[str, str]) -> dict[str, str]:

@@ -41,6 +41,7 @@ from connector_mparticle.errors import (
     RetryLaterError,
     UnsafeResponseError,
 )
+from connector_mparticle.files import Staged
 from connector_mparticle.http.answers import (
     MAX_JSON_BYTES,
     Malformed,
@@ -313,9 +314,9 @@ class ApiClient:
 
     # -- downloads ----------------------------------------------------------------------------------------
 
-    def download(self, url: str, into: Path, *, max_bytes: int, what: str = "download results") -> Download:
-        """Stream ``url`` into the file ``into`` (which the caller names uniquely), following redirects only
-        to hosts the download policy allows, each hop checked again.
+    def download(self, url: str, into: Staged, *, max_bytes: int, what: str = "download results") -> Download:
+        """Stream ``url`` into the new private file ``into`` (:mod:`connector_mparticle.files`), following
+        redirects only to hosts the download policy allows, each hop checked again.
 
         Credentials go only to this API's own origin (the credential decides, per hop). Raises
         :class:`NotFoundError` (404), :class:`GoneError` (410), :class:`UnsafeResponseError` (a URL the policy
@@ -348,7 +349,7 @@ class ApiClient:
         try:
             download, _ = self._exchange((self.api,), attempt, what)
         except BaseException:
-            into.unlink(missing_ok=True)
+            into.discard()
             raise
         return download
 
@@ -392,7 +393,7 @@ def _network_error(exc: Exception, api: str) -> Exception:
     return _Transient(f"request failed ({type(exc).__name__})")
 
 
-def _stream_to(response: requests.Response, into: Path, max_bytes: int, api: str) -> Download:
+def _stream_to(response: requests.Response, into: Staged, max_bytes: int, api: str) -> Download:
     """Write the body into ``into`` within ``max_bytes`` and the call's deadline; its size and SHA-256."""
     declared = header_size(response.headers.get("Content-Length"))
     if declared is not None and declared > max_bytes:
@@ -401,7 +402,7 @@ def _stream_to(response: requests.Response, into: Path, max_bytes: int, api: str
                                   api=api)
     deadline = current()
     try:
-        with into.open("wb") as handle:
+        with into.open() as handle:
             digest, size = _copy(response, handle, max_bytes, api, deadline)
             handle.flush()
             os.fsync(handle.fileno())
@@ -413,7 +414,7 @@ def _stream_to(response: requests.Response, into: Path, max_bytes: int, api: str
         response.close()
     if declared is not None and declared != size:
         raise _Transient(f"the download was cut short ({size} of {declared} bytes)")
-    return Download(into, size, digest)
+    return Download(into.path, size, digest)
 
 
 def _copy(response: requests.Response, handle: BinaryIO, max_bytes: int, api: str,

@@ -1,4 +1,6 @@
-"""``python -m connector_mparticle.sandbox``: the same as ``mparticle-dsr sandbox``."""
+"""``python -m connector_mparticle.sandbox``: the same as ``mparticle-dsr sandbox``, without ``--write-config``
+(which only the connector's command line offers: it writes connector configuration by the connector's file rules).
+"""
 
 from connector_mparticle.sandbox.cli import sandbox_command
 

@@ -1,15 +1,18 @@
-"""``mparticle-dsr sandbox`` / ``python -m connector_mparticle.sandbox``: run the sandbox in the foreground."""
+"""``mparticle-dsr sandbox`` / ``python -m connector_mparticle.sandbox``: run the sandbox in the foreground.
+
+``--write-config`` is ``mparticle-dsr sandbox``'s alone: the files are connector configuration, written through the
+connector's file rules (:func:`make_sandbox_command`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import json
-import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,7 +25,8 @@ from connector_mparticle.sandbox.limits import Limit, default_limits
 from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox
 
-__all__ = ["sandbox_command", "sandbox_files"]
+__all__ = ["WRITTEN_BY", "WriteFiles", "WriteRefused", "env_file_for", "make_sandbox_command", "sandbox_command",
+           "sandbox_files"]
 
 #: The first line of files ``--write-config`` writes; only such files are ever overwritten.
 WRITTEN_BY = "# Written by `mparticle-dsr sandbox`"
@@ -108,18 +112,13 @@ def env_file_for(config_file: Path) -> Path:
     return env if env != config_file else config_file.with_name(config_file.name + ".env")
 
 
-def _write(path: Path, text: str, mode: int, as_json: bool) -> None:
-    """Write ``path``, but never over a file the sandbox did not write (it may be someone's real config)."""
-    try:
-        if path.exists() and not path.read_text(encoding="utf-8").startswith(WRITTEN_BY):
-            _fail(f"{path} exists and was not written by mparticle-dsr sandbox; choose another --write-config "
-                  "name", as_json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}", as_json)
+class WriteRefused(Exception):
+    """``--write-config``'s files cannot be written; ``str()`` says why, for the person at the terminal."""
+
+
+#: Writes the config file and its env file: ``(config path, config text, env path, env text)``; raises
+#: :class:`WriteRefused`. It must never write over a file whose first line is not :data:`WRITTEN_BY`.
+WriteFiles = Callable[[Path, str, Path, str], None]
 
 
 def _fail(message: str, as_json: bool) -> NoReturn:
@@ -183,37 +182,57 @@ def _show_banner(sb: Sandbox, creds: dict[str, Any], https: bool) -> None:
         click.echo(f"  CA certificate        {sb.ca_file}")
 
 
-@click.command("sandbox")
-@click.option("--port", default=8080, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
-@click.option("--https", is_flag=True, help="Serve HTTPS with a certificate from the sandbox CA.")
-@click.option("--limit", "limits", multiple=True, metavar="API=N/PER",
-              help="Rate limit, e.g. identity=50/s, dsr=600/m (default: mParticle's published limits).")
-@click.option("--duration", "durations", multiple=True, metavar="TYPE=P,I",
-              help="Seconds a request stays pending and in progress, e.g. erasure=2,5.")
-@click.option("--overrun", type=float, default=0.0, help="Complete requests this many seconds late.")
-@click.option("--results-ttl", type=float, default=7 * 86400.0, show_default=True,
-              help="Seconds a results_url stays downloadable.")
-@click.option("--token-ttl", type=float, default=28800.0, show_default=True, help="OAuth token lifetime (s).")
-@click.option("--fault", "faults", multiple=True, metavar="API.SETTING=VALUE",
-              help="Inject a fault, e.g. dsr.error_rate=0.2, events.force_429=5, identity.latency_ms=800.")
-@click.option("--seed", type=int, default=None, help="Seed for fault injection (repeatable runs).")
-@click.option("--results-padding", type=int, default=0, metavar="BYTES",
-              help="Benchmarks: add this many random bytes to each access results zip.")
-@click.option("--write-config", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write a ready-to-use connector config for this sandbox to FILE, and its env file beside it "
-                   "(FILE with the suffix .env).")
-@click.option("--live-profile", is_flag=True, help="Include profile.jsonl in access results (off at mParticle "
-              "unless the workspace opts in).")
-@click.option("--gdpr-purpose", "gdpr_purposes", multiple=True, metavar="NAME",
-              help="A GDPR consent purpose defined in the workspace (consent for others is ignored).")
-@click.option("--oauth-api", "oauth_apis", multiple=True, type=click.Choice(["dsr", "events", "identity"]),
-              help="Also accept OAuth bearer tokens on this API (mParticle documents Basic only for it).")
-@click.option("--json", "as_json", is_flag=True, help="Print the base URL and credentials as JSON.")
-def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: tuple[str, ...], overrun: float,
-                    results_ttl: float, token_ttl: float, faults: tuple[str, ...], seed: int | None,
-                    results_padding: int, write_config: Path | None, live_profile: bool,
-                    gdpr_purposes: tuple[str, ...], oauth_apis: tuple[str, ...], as_json: bool) -> None:
-    """Run the local mParticle sandbox in the foreground until Ctrl-C."""
+def _options(write_config: bool) -> list[Callable[[Any], Any]]:
+    """The command's options, in the order ``--help`` shows them (``--write-config`` only with a writer)."""
+    return [
+        click.option("--port", default=8080, show_default=True, help="Port on 127.0.0.1 (0 picks a free one)."),
+        click.option("--https", is_flag=True, help="Serve HTTPS with a certificate from the sandbox CA."),
+        click.option("--limit", "limits", multiple=True, metavar="API=N/PER",
+                     help="Rate limit, e.g. identity=50/s, dsr=600/m (default: mParticle's published limits)."),
+        click.option("--duration", "durations", multiple=True, metavar="TYPE=P,I",
+                     help="Seconds a request stays pending and in progress, e.g. erasure=2,5."),
+        click.option("--overrun", type=float, default=0.0, help="Complete requests this many seconds late."),
+        click.option("--results-ttl", type=float, default=7 * 86400.0, show_default=True,
+                     help="Seconds a results_url stays downloadable."),
+        click.option("--token-ttl", type=float, default=28800.0, show_default=True, help="OAuth token lifetime (s)."),
+        click.option("--fault", "faults", multiple=True, metavar="API.SETTING=VALUE",
+                     help="Inject a fault, e.g. dsr.error_rate=0.2, events.force_429=5, identity.latency_ms=800."),
+        click.option("--seed", type=int, default=None, help="Seed for fault injection (repeatable runs)."),
+        click.option("--results-padding", type=int, default=0, metavar="BYTES",
+                     help="Benchmarks: add this many random bytes to each access results zip."),
+        *([click.option("--write-config", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                        help="Write a ready-to-use connector config for this sandbox to FILE, and its env file "
+                             "beside it (FILE with the suffix .env); both 0600, never over a file the sandbox did "
+                             "not write.")] if write_config else []),
+        click.option("--live-profile", is_flag=True, help="Include profile.jsonl in access results (off at "
+                     "mParticle unless the workspace opts in)."),
+        click.option("--gdpr-purpose", "gdpr_purposes", multiple=True, metavar="NAME",
+                     help="A GDPR consent purpose defined in the workspace (consent for others is ignored)."),
+        click.option("--oauth-api", "oauth_apis", multiple=True, type=click.Choice(["dsr", "events", "identity"]),
+                     help="Also accept OAuth bearer tokens on this API (mParticle documents Basic only for it)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the base URL and credentials as JSON."),
+    ]
+
+
+def make_sandbox_command(write_files: WriteFiles | None) -> click.Command:
+    """The ``sandbox`` command; with ``write_files``, also ``--write-config FILE``.
+
+    The files are connector configuration, so the connector's command line writes them (``mparticle-dsr
+    sandbox`` passes its writer, which follows the connector's file rules); the sandbox imports nothing of the
+    connector, so ``python -m connector_mparticle.sandbox`` prints them instead.
+    """
+
+    def command(**values: Any) -> None:
+        _serve(write_files=write_files, **values)
+
+    for option in reversed(_options(write_files is not None)):
+        command = option(command)
+    return click.command("sandbox", help="Run the local mParticle sandbox in the foreground until Ctrl-C.")(command)
+
+
+def _configured(port: int, https: bool, limits: tuple[str, ...], durations: tuple[str, ...], overrun: float,
+                results_ttl: float, token_ttl: float, seed: int | None, results_padding: int, live_profile: bool,
+                gdpr_purposes: tuple[str, ...], oauth_apis: tuple[str, ...]) -> SandboxConfig:
     config = SandboxConfig(port=port, https=https, overrun_seconds=overrun, results_ttl_seconds=results_ttl,
                            token_ttl_seconds=token_ttl, seed=seed, results_padding_bytes=results_padding,
                            include_live_profile=live_profile, gdpr_purposes=gdpr_purposes, oauth_apis=oauth_apis)
@@ -222,6 +241,13 @@ def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: 
     if limits:
         config.limits = default_limits()
         config.limits.update(dict(map(_limit, limits)))
+    return config
+
+
+def _serve(*, faults: tuple[str, ...], as_json: bool, write_files: WriteFiles | None,
+           write_config: Path | None = None, **settings: Any) -> None:
+    """Run the sandbox until Ctrl-C or SIGTERM, after printing (and with ``write_config``, writing) its config."""
+    config = _configured(**settings)
     fault_settings = _faults(faults)
     stop = threading.Event()
     # Ctrl-C and SIGTERM only set the event, installed before the banner: a signal that arrives right after
@@ -231,15 +257,21 @@ def sandbox_command(port: int, https: bool, limits: tuple[str, ...], durations: 
         creds = sb.credentials()
         config_text, env_text = sandbox_files(sb)
         written: dict[str, str] = {}
-        if write_config is not None:
+        if write_config is not None and write_files is not None:
             env_path = env_file_for(write_config)
-            _write(write_config, config_text, 0o644, as_json)
-            _write(env_path, env_text, 0o600, as_json)
+            try:
+                write_files(write_config, config_text, env_path, env_text)
+            except WriteRefused as exc:
+                _fail(str(exc), as_json)
             written = {"config_file": str(write_config), "env_file": str(env_path)}
         if as_json:
             click.echo(json.dumps({"url": sb.url, "ca_file": sb.ca_file, **creds, **written}))
         else:
-            _show_banner(sb, creds, https)
+            _show_banner(sb, creds, config.https)
             _show_files(config_text, env_text, write_config)
             click.echo("These credentials only open this local sandbox. Press Ctrl-C to stop.")
         stop.wait()
+
+
+#: ``python -m connector_mparticle.sandbox`` (no ``--write-config``: see :func:`make_sandbox_command`).
+sandbox_command = make_sandbox_command(None)

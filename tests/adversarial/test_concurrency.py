@@ -15,6 +15,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from connector_mparticle.files import stem
+from connector_mparticle.flows.access import KIND
+from connector_mparticle.flows.delivery import record_name
 from connector_mparticle.sandbox import Sandbox
 from tests.adversarial.conftest import config_for, handle_for
 from tests.adversarial.hostile import Answer, HostileServer
@@ -46,7 +49,9 @@ def assert_disk_matches(results: list[Any], folder: Path) -> None:
             data = Path(file.path).read_bytes()
             assert hashlib.sha256(data).hexdigest() == file.sha256 and len(data) == file.size_bytes
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(Path(f.path).name for f in done[0].files), "temporary or partial files were left"
+    listed = sorted(Path(f.path).name for f in done[0].files)
+    record = record_name(stem(KIND, done[0].request_id))  # the signed list of what was delivered
+    assert names == sorted([*listed, record]), "temporary, partial or lock files were left"
 
 
 def test_threads_finishing_the_same_access_request_never_collide(sandbox: Sandbox, hostile: HostileServer,
@@ -134,4 +139,4 @@ def test_two_requests_sharing_an_output_directory_both_complete(sandbox: Sandbox
     for thread in threads:
         thread.join(60)
     assert [r.status for r in results] == ["completed", "completed"]
-    assert len({f.path for r in results for f in r.files}) == 8 and len(list(tmp_path.iterdir())) == 8
+    assert len({f.path for r in results for f in r.files}) == 8 and len(list(tmp_path.iterdir())) == 8 + 2  # records

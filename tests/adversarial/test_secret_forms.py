@@ -166,7 +166,7 @@ def test_a_fragment_of_a_credential_in_the_results_is_cut_out_of_the_summaries(
     result = finish_access(sandbox, hostile, tmp_path)
     assert result.status == "completed", result.message
     summaries = [p for p in tmp_path.iterdir() if "summary" in p.name]
-    assert len(summaries) == 2 and "pro" in summaries[0].read_text()
+    assert len(summaries) == 2 and any("pro" in p.read_text() for p in summaries)  # the JSON one quotes it
     text = json.dumps(result.to_dict()) + "".join(p.read_text() for p in summaries)
     assert leaks(text) == []
 

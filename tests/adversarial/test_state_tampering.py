@@ -18,8 +18,19 @@ from tests.adversarial.conftest import config_for, handle_for
 from tests.adversarial.hostile import HostileServer
 from tests.support.hosting import request
 
+
+def _deep(levels: int) -> dict[str, Any]:
+    top = node = {}
+    for _ in range(levels):
+        node["a"] = {}
+        node = node["a"]
+    return top
+
+
 GARBAGE = ["a string", ["a", "list"], 42, True, 3.5, {}, {"v": 2}, {"v": 2, "subject_request_id": None},
-           {"mac": "0" * 64}, {"nested": {"deep": ["x"] * 1000}}]
+           {"mac": "0" * 64}, {"nested": {"deep": ["x"] * 1000}},
+           {"v": 3, "parts": [], "mac": "\u00e9" * 64},  # compare_digest raises TypeError on non-ASCII text
+           {"v": 3, "parts": [], "mac": "0" * 64, "deep": _deep(5000)}]  # deeper than json.dumps can write
 
 
 @pytest.mark.parametrize("state", GARBAGE, ids=[type(s).__name__ + str(i) for i, s in enumerate(GARBAGE)])
