@@ -38,7 +38,8 @@ __all__ = ["FRAGMENT_LENGTH", "MASK", "WITHHELD", "RedactingFilter", "RedactingL
 
 _EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-])[\w.-]*\.([A-Za-z]{2,})\b")
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
-_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|\\(/)")
+_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|\\([\\/\"'bfnrt])")
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 MIN_SECRET = 4  #: shorter "secrets" would redact ordinary words; schemas require longer ones anyway
 FRAGMENT_LENGTH = 8  #: a run this long of a secret (or of one of its forms) counts as leaking it
 _HEX_RUN = 2 * FRAGMENT_LENGTH  #: hex spends two digits per byte: a run of eight bytes of the secret
@@ -110,10 +111,11 @@ def _hex_form(secret: str) -> str:
 
 
 def _unescape(text: str) -> str:
-    """``text`` with JSON and C-style escapes (``\\u0041``, ``\\x41``, ``\\/``) decoded."""
+    """``text`` with JSON and C-style escapes decoded, left to right as a JSON parser reads them (``\\\\`` is one
+    backslash, so an echo escaped twice, JSON inside JSON, decodes once per round)."""
     def one(match: re.Match[str]) -> str:
         code = match.group(1) or match.group(2)
-        return chr(int(code, 16)) if code else "/"
+        return chr(int(code, 16)) if code else _SIMPLE_ESCAPES.get(match.group(3), match.group(3))
 
     decoded = _ESCAPE.sub(one, text)
     # A server may escape a non-ASCII character as a UTF-16 surrogate pair: join the halves again.
