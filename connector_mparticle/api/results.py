@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from connector_mparticle.errors import UnsafeResponseError
+from dsr_framework.text import for_people
 
 __all__ = ["MAX_LINE_BYTES", "NO_DATA", "ArchiveProblem", "merge", "summarise", "summary_text"]
 
@@ -289,13 +290,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def summary_text(summary: dict[str, Any]) -> str:
-    """A short human-readable version of the summary the access flow writes (see ``flows.access``)."""
+    """A short human-readable version of the summary the access flow writes (see ``flows.access``).
+
+    Each line is passed through :func:`~dsr_framework.text.for_people`: a value from the archive cannot add a
+    line or carry an escape sequence into a terminal that shows the file."""
+    return "".join(for_people(line) + "\n" for line in _summary_lines(summary))
+
+
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
     found = summary["results"]
     lines = [*_header_lines(summary["request"], summary["mparticle"]), ""]
     if not found["data_found"]:
         lines.append("mParticle holds no data for this subject." if not found.get("no_event_data") else
                      "mParticle found the subject's profile(s) but holds no event data for them (empty.txt).")
-        return "\n".join(lines) + "\n"
+        return lines
     lines.append(f"Profiles found: {found['profiles_found']}")
     for profile in found["profiles"]:
         lines += _profile_lines(profile)
@@ -304,7 +312,7 @@ def summary_text(summary: dict[str, Any]) -> str:
     lines += [f"  - {kind}: {count}" for kind, count in found["event_types"].items()]
     if found.get("no_event_data"):
         lines.append("mParticle found the profile(s) but holds no event data for them (empty.txt).")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _header_lines(request: dict[str, Any], mparticle: dict[str, Any]) -> list[str]:
