@@ -114,9 +114,12 @@ def test_config_with_several_mistakes_reports_all_of_them_without_the_secret(con
                      use_entry_points=False)
     [problem] = host.problems
     assert problem.stage == "config"
-    for expected in ("$.endpoint", "$.api_key: must be at least 8 characters", "$.retries", "colour"):
+    for expected in ("$.endpoint", "$.api_key: must be at least 8 characters", "$.retries",
+                     "$: Additional properties are not allowed here (allowed: api_key, endpoint, retries)"):
         assert expected in problem.message
+    # No value, and no unknown key either (a key can be a value typed in the wrong place).
     assert "short" not in problem.message and "plain.example.com" not in problem.message
+    assert "colour" not in problem.message
     assert "5 problems" not in problem.message and "4 problems" in problem.message
 
 
