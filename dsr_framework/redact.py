@@ -94,13 +94,17 @@ def secret_forms(secret: str) -> frozenset[str]:
     """Every form ``secret`` takes on the wire or in an echo (at least :data:`MIN_SECRET` characters long),
     but hex (see :func:`_hex_form`).
 
-    The secret itself and reversed; JSON-escaped (``ensure_ascii`` as ``json.dumps`` writes it); URL-encoded
-    as a query or form body writes it (``%2F`` and ``%2f`` alike); and the parts of its base64 encodings
-    (standard and URL-safe alphabets) that it alone determines, at each alignment (see :func:`_base64_cores`).
+    The secret itself, case-changed and reversed; JSON-escaped (``ensure_ascii`` as ``json.dumps`` writes it);
+    URL-encoded as a query or form body writes it (``%2F`` and ``%2f`` alike); and the parts of its base64
+    encodings (standard and URL-safe alphabets) that it alone determines, at each alignment (see
+    :func:`_base64_cores`).
     """
     if len(secret) < MIN_SECRET:
         return frozenset()
-    forms = {secret, secret[::-1], json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
+    # lower() and upper() as well: folding "ß" or "İ" changes their length, so a case-changed echo of a secret
+    # holding them matches only these forms.
+    forms = {secret, secret.lower(), secret.upper(), secret[::-1], json.dumps(secret)[1:-1], quote(secret, safe=""),
+             quote_plus(secret)}
     forms |= {_PERCENT.sub(lambda m: m.group(0).lower(), f) for f in forms}
     forms |= _base64_cores(secret.encode("utf-8"))
     return frozenset(f for f in forms if len(f) >= MIN_SECRET)
@@ -122,9 +126,16 @@ def _unescape(text: str) -> str:
     return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-#: The decodings under which a text is looked at again: a server may escape every character of an echo, or
-#: put an invisible character between every two (which a terminal would not show).
-_DECODERS: tuple[Callable[[str], str], ...] = (unquote_plus, _unescape, html.unescape, without_controls)
+def _unspaced(text: str) -> str:
+    """``text`` with the separator taken out of runs of single characters spaced apart (``a b c d e f g h``,
+    ``a-b-c-d-e-f-g-h``): every second character of such a run is the same separator."""
+    return _SPACED.sub(lambda m: m.group()[::2], text)
+
+
+_SPACED = re.compile(r".([\s.,;:|·_-])(?:.\1){6,}.")
+#: The decodings under which a text is looked at again: a server may escape every character of an echo, put an
+#: invisible character between every two (which a terminal would not show), or space them out.
+_DECODERS: tuple[Callable[[str], str], ...] = (unquote_plus, _unescape, html.unescape, without_controls, _unspaced)
 
 
 @dataclass(frozen=True)
@@ -249,7 +260,7 @@ class Redactor:
     @staticmethod
     def _decoded_leak(compiled: _Compiled, text: str) -> bool:
         """True when a decoding of ``text`` (percent, JSON or HTML escapes; two rounds) leaks."""
-        if not any(c in text for c in "%\\&") and not has_control(text):
+        if not any(c in text for c in "%\\&") and not has_control(text) and not _SPACED.search(text):
             return False
         seen, views = {text}, [text]
         for _ in range(2):
@@ -261,29 +272,31 @@ class Redactor:
 
     @staticmethod
     def _cut(compiled: _Compiled, text: str) -> str:
+        """``text`` with every span covered by a whole short form or a run of a form replaced by one mask (the
+        spans are found on the original text together, so cutting one cannot break another apart)."""
+        spans = Redactor._spans(compiled, text)
         if compiled.short is not None:
-            text = compiled.short.sub(MASK, text)
+            spans = sorted(spans + [m.span() for m in compiled.short.finditer(text)])
         out, last = [], 0
-        for start, end in Redactor._spans(compiled, text):
+        for start, end in spans:
+            if out and start <= last:  # overlaps or touches the span just cut: extend it
+                last = max(last, end)
+                continue
             out += [text[last:start], MASK]
             last = end
         return "".join(out) + text[last:] if out else text
 
     @staticmethod
     def _spans(compiled: _Compiled, text: str, first_only: bool = False) -> list[tuple[int, int]]:
-        """The spans of ``text`` covered by runs of a form (merged where they touch)."""
+        """The spans of ``text`` where a run of a form starts and ends."""
         runs = compiled.runs
         if runs is None or len(text) < FRAGMENT_LENGTH:
             return []
         spans: list[tuple[int, int]] = []
         for match in runs.finditer(_fold(text)):
-            start, end = match.start(), match.start() + len(match.group(1))
+            spans.append((match.start(), match.start() + len(match.group(1))))
             if first_only:
-                return [(start, end)]
-            if spans and start <= spans[-1][1]:
-                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
-            else:
-                spans.append((start, end))
+                break
         return spans
 
     def __repr__(self) -> str:

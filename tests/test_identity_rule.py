@@ -14,8 +14,8 @@ import shutil
 import subprocess
 import sys
 import unicodedata
-from importlib import resources
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -68,7 +68,7 @@ def test_the_schema_patterns_are_written_from_the_table() -> None:
 
     astral = "|".join(chr(cp) for a, b in CONTROL_RANGES if a > 0xFFFF for cp in range(a, b + 1))
     spaces = escaped(SPACE_RANGES)
-    assert PATTERNS == [f"[{escaped(CONTROL_RANGES)}]", astral, f"^[{spaces}]", f"[{spaces}]$"]
+    assert [f"[{escaped(CONTROL_RANGES)}]", astral, f"^[{spaces}]", f"[{spaces}]$"] == PATTERNS
     assert not any("$" in p and not p.endswith("]$") for p in PATTERNS)  # no end anchor but after a class
 
 

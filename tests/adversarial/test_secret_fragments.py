@@ -42,7 +42,7 @@ def everything(texts: list[str], records: list[logging.LogRecord], folder: Path)
 
 
 def assert_no_trace(text: str) -> None:
-    assert [s[:3] for s in SECRETS + [CREDS.input_key] if traces(text, s)] == []
+    assert [s[:3] for s in [*SECRETS, CREDS.input_key] if traces(text, s)] == []
     assert leaks(text) == []  # and by the hostile suite's own detector
 
 
@@ -61,7 +61,7 @@ def test_an_echo_in_the_signed_acknowledgement_is_kept_nowhere(sandbox: Sandbox,
                                                               caplog: pytest.LogCaptureFixture,
                                                               data: st.DataObject) -> None:
     secret = data.draw(st.sampled_from(SECRETS), label="secret")
-    encoding, echo = data.draw(echoes(secret), label="echo")
+    _encoding, echo = data.draw(echoes(secret), label="echo")
     hostile.clear()
     caplog.clear()
     hostile.on("POST", r"^/v3/requests$", add_to_answer(echo))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import html
 import json
 import re
@@ -54,6 +55,8 @@ ENCODINGS: dict[str, Callable[[str, int], str]] = {
     "hex-upper": lambda s, _: s.encode("utf-8").hex().upper(),
     "reversed": lambda s, _: s[::-1],
     "interleaved": lambda s, prefix: _INVISIBLE[prefix % len(_INVISIBLE)].join(s),
+    "spaced": lambda s, prefix: " -.:"[prefix % 4].join(s),
+    "casefold-upper": lambda s, _: s.upper(),
 }
 
 
@@ -79,7 +82,7 @@ def _unescape(text: str) -> str:
 def _views(text: str) -> set[str]:
     views = {text, unquote(text), unquote_plus(text), html.unescape(text), _unescape(text), text[::-1],
              re.sub(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\U000e0000-\U000e007f]", "",
-                    text)}
+                    text), re.sub(r"(?<=\S)[ .:-](?=\S)", "", text)}
     return {v.lower() for v in views}
 
 
@@ -93,10 +96,8 @@ def _decoded_bytes(text: str) -> list[bytes]:
             piece = run[skip:]
             piece = piece[:len(piece) - len(piece) % 4]
             for alphabet in (None, b"-_"):
-                try:
+                with contextlib.suppress(binascii.Error):
                     out.append(base64.b64decode(piece, altchars=alphabet))
-                except binascii.Error:
-                    pass
     return out
 
 
@@ -104,8 +105,8 @@ def traces(text: str, secret: str) -> bool:
     """True when ``text`` holds a trace of ``secret``: a run of :data:`RUN` characters of it (any case, after
     decoding percent, JSON and HTML escapes, reversed, invisible characters removed), or of 7 bytes of it in a
     hex or base64 run. Written from the attacker's side, not from the redactor's list of forms."""
-    low = secret.lower()
-    runs = {low[i:i + RUN] for i in range(len(low) - RUN + 1)} if len(low) >= RUN else {low}
+    runs = {low[i:i + RUN] for low in (secret.lower(), secret.upper().lower())
+            for i in range(len(low) - RUN + 1)} if len(secret) >= RUN else {secret.lower()}
     if any(run in view for view in _views(text) for run in runs):
         return True
     raw = secret.encode("utf-8")
