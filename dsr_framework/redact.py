@@ -133,6 +133,11 @@ def _unspaced(text: str) -> str:
 
 
 _SPACED = re.compile(r".([\s.,;:|·_-])(?:.\1){6,}.")
+def _may_be_encoded(text: str) -> bool:
+    """True when one of :data:`_DECODERS` could change ``text`` (most texts are looked at once only)."""
+    return any(c in text for c in "%\\&") or has_control(text) or _SPACED.search(text) is not None
+
+
 #: The decodings under which a text is looked at again: a server may escape every character of an echo, put an
 #: invisible character between every two (which a terminal would not show), or space them out.
 _DECODERS: tuple[Callable[[str], str], ...] = (unquote_plus, _unescape, html.unescape, without_controls, _unspaced)
@@ -260,7 +265,7 @@ class Redactor:
     @staticmethod
     def _decoded_leak(compiled: _Compiled, text: str) -> bool:
         """True when a decoding of ``text`` (percent, JSON or HTML escapes; two rounds) leaks."""
-        if not any(c in text for c in "%\\&") and not has_control(text) and not _SPACED.search(text):
+        if not _may_be_encoded(text):
             return False
         seen, views = {text}, [text]
         for _ in range(2):
@@ -277,7 +282,8 @@ class Redactor:
         spans = Redactor._spans(compiled, text)
         if compiled.short is not None:
             spans = sorted(spans + [m.span() for m in compiled.short.finditer(text)])
-        out, last = [], 0
+        out: list[str] = []
+        last = 0
         for start, end in spans:
             if out and start <= last:  # overlaps or touches the span just cut: extend it
                 last = max(last, end)
