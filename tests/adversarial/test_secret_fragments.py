@@ -130,3 +130,33 @@ def test_the_command_line_prints_no_trace_of_an_echoed_secret(sandbox: Sandbox, 
                                          *extra])
         assert done.exit_code == 3, done.output  # pending
         assert_no_trace(done.stdout + done.stderr + (tmp_path / f"s{number}.json").read_text())
+
+
+def test_a_fragment_in_an_archive_entry_name_and_an_attribute_key_is_cut_from_the_summaries(
+        sandbox: Sandbox, hostile: HostileServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import io
+    import zipfile
+
+    fragment = CREDS.workspace_secret[2:14]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("profile.jsonl", json.dumps({"id": 42, "user_attributes": {f"k{fragment}": "v",
+                                                                                    "plan": "pro"}}) + "\n")
+        archive.writestr(f"notes-{fragment}.txt", "x")
+    hostile.on("GET", r"^/dsr-results/", lambda seen, forward: Answer(200, {"Content-Type": "application/zip"},
+                                                                       buffer.getvalue()))
+    sandbox.seed_profile({"email": "jane@example.com"})
+    handle = handle_for(config_for(hostile, sandbox))
+    req = request("access", request_id="frag-names", output_dir=str(tmp_path))
+    first = handle.handle(req)
+    sandbox.force_status(first.summary["subject_request_id"], "completed")
+    with caplog.at_level(logging.DEBUG):
+        final = handle.handle(req, first.state)
+    assert final.status == "completed", final.message
+    assert len(final.summary["archive_entries"]) == 2
+    assert final.summary["profiles"][0]["user_attributes"]["plan"] == "pro"
+    # The export itself is mParticle's archive, kept byte for byte (its digest is the evidence); it is judged by
+    # the whole-credential rule (refused if it holds one), not the fragment rule. Everything else leaves clean.
+    for archive in tmp_path.glob("*.zip"):
+        archive.unlink()
+    assert_no_trace(everything([json.dumps(final.to_dict())], caplog.records, tmp_path))
