@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -346,7 +347,16 @@ class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         super().__init__(logger, {})
         self.redactor = redactor
 
-    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+    def log(self, level: int, msg: object, *args: object, exc_info: Any = None, **kwargs: Any) -> None:
+        """Log ``msg % args`` redacted; a traceback (``exc_info``, as ``logger.exception`` passes it) is
+        formatted here and redacted with the message, since no handler's formatter would redact it."""
         if self.isEnabledFor(level):
             text = str(msg) % args if args else str(msg)
+            if exc_info:
+                if isinstance(exc_info, BaseException):
+                    exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+                elif not isinstance(exc_info, tuple):
+                    exc_info = sys.exc_info()
+                if exc_info[0] is not None:
+                    text += "\n" + logging.Formatter().formatException(exc_info)
             self.logger.log(level, self.redactor(text), **kwargs)

@@ -10,6 +10,7 @@ independently, never leaks by the rule itself, and scrubbing again changes nothi
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -100,3 +101,20 @@ def test_a_result_cleaned_for_the_host_holds_no_trace_anywhere(data: st.DataObje
     cleaned = clean_result(result, redactor)
     assert not traces(json.dumps(cleaned.to_dict()), secret)
     assert clean_result(cleaned, redactor) == cleaned  # idempotent: a state signed after scrubbing still verifies
+
+
+def test_a_traceback_logged_through_the_redacting_logger_is_redacted_too(caplog: Any) -> None:
+    import logging
+
+    from dsr_framework.redact import RedactingLogger
+
+    secret = "Zq8vLm3pXr7tWc2n"
+    log = RedactingLogger(logging.getLogger("tests.redaction"), Redactor([secret]))
+    try:
+        raise ValueError(f"server said {secret[1:]}") from KeyError(secret.encode().hex())
+    except ValueError:
+        with caplog.at_level(logging.ERROR):
+            log.exception("failed: %s", secret[::-1])
+    [record] = caplog.records
+    text = record.getMessage() + (record.exc_text or "")
+    assert "ValueError" in text and "KeyError" in text and not traces(text, secret)
