@@ -45,6 +45,7 @@ MIN_SECRET = 4  #: shorter "secrets" would redact ordinary words; schemas requir
 FRAGMENT_LENGTH = 8  #: a run this long of a secret (or of one of its forms) counts as leaking it
 _HEX_RUN = 2 * FRAGMENT_LENGTH  #: hex spends two digits per byte: a run of eight bytes of the secret
 MASK = "***"
+ROTATING_KEPT = 4  #: rotating secrets (access tokens) kept, most recent first
 #: What :meth:`Redactor.scrub` returns for text that hides a secret in a form it cannot cut out.
 WITHHELD = "[withheld: the text held a credential]"
 
@@ -145,8 +146,8 @@ _DECODERS: tuple[Callable[[str], str], ...] = (unquote_plus, _unescape, html.une
 
 
 @dataclass(frozen=True)
-class _Compiled:
-    """Everything one set of secrets is matched with, published at once so readers never see half of it."""
+class _Matcher:
+    """Everything one set of secrets is matched with."""
 
     secrets: frozenset[str]
     whole: re.Pattern[str] | None  #: every form, whole (for :meth:`Redactor.finds_secret`)
@@ -155,13 +156,34 @@ class _Compiled:
     runs: re.Pattern[str] | None
 
     @classmethod
-    def of(cls, secrets: frozenset[str]) -> _Compiled:
+    def of(cls, secrets: frozenset[str]) -> _Matcher:
         forms = {form for secret in secrets for form in secret_forms(secret)}
         short = {form for form in forms if len(form) < FRAGMENT_LENGTH}
         runs = _all_runs(forms, secrets)
         # A lookahead finds overlapping runs; a trie lets the regex engine (in C) branch by character instead
         # of trying a thousand alternatives at every position: about five times faster than a Python loop.
         return cls(secrets, _any_of(forms), _any_of(short), re.compile(f"(?=({_trie(runs)}))") if runs else None)
+
+
+_NOTHING = _Matcher(frozenset(), None, None, None)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """The matchers in force, published at once so readers never see half of them: one for the lasting
+    secrets, and one per rotating secret (each compiled once: a token is a long secret, and compiling every
+    form of it takes a good part of a second)."""
+
+    lasting: _Matcher = _NOTHING
+    rotating: tuple[_Matcher, ...] = ()
+
+    @property
+    def matchers(self) -> tuple[_Matcher, ...]:
+        return (self.lasting, *self.rotating)
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return self.lasting.secrets.union(*(m.secrets for m in self.rotating))
 
 
 def _any_of(forms: set[str]) -> re.Pattern[str] | None:
@@ -204,21 +226,28 @@ class Redactor:
     """Finds and hides known secrets by the one rule (see the module docstring); thread-safe.
 
     Secrets can be added while running (:meth:`register`), for values a connector obtains itself, such as
-    OAuth access tokens.
+    OAuth access tokens: those are *rotating*, and only the :data:`ROTATING_KEPT` most recent are kept (a
+    worker running for weeks fetches a token every few hours; an expired one opens nothing, and keeping every
+    one would make each new registration, and each scan, slower without end).
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
-        self._compiled = _Compiled(frozenset(), None, None, None)
+        self._compiled = _Compiled()
         self.register(*secrets)
 
-    def register(self, *secrets: str) -> None:
-        """Also hide ``secrets`` from now on."""
+    def register(self, *secrets: str, rotating: bool = False) -> None:
+        """Also hide ``secrets`` from now on (``rotating``: short-lived values such as access tokens)."""
         with self._lock:
-            known = self._compiled.secrets
-            new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET} - known
-            if new:
-                self._compiled = _Compiled.of(known | new)
+            compiled = self._compiled
+            new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET} - compiled.secrets
+            if not new:
+                return
+            if rotating:
+                added = tuple(_Matcher.of(frozenset([s])) for s in sorted(new))
+                self._compiled = _Compiled(compiled.lasting, (*compiled.rotating, *added)[-ROTATING_KEPT:])
+            else:
+                self._compiled = _Compiled(_Matcher.of(compiled.lasting.secrets | new), compiled.rotating)
 
     # -- the rule ----------------------------------------------------------------------------------------
 
@@ -253,14 +282,13 @@ class Redactor:
         """True when ``text`` holds a whole form of a secret. Not the rule for outgoing text (that is
         :meth:`leaks`): for judging input, such as a results archive, where a whole credential means the
         input is not what it claims to be, while a chance 8-character run in megabytes of data does not."""
-        whole = self._compiled.whole
-        return whole is not None and whole.search(text) is not None
+        return any(m.whole is not None and m.whole.search(text) is not None for m in self._compiled.matchers)
 
     # -- how ---------------------------------------------------------------------------------------------
 
     @staticmethod
     def _leaks_as_is(compiled: _Compiled, text: str) -> bool:
-        return (compiled.short is not None and compiled.short.search(text) is not None) or \
+        return any(m.short is not None and m.short.search(text) is not None for m in compiled.matchers) or \
             bool(Redactor._spans(compiled, text, first_only=True))
 
     @staticmethod
@@ -280,9 +308,8 @@ class Redactor:
     def _cut(compiled: _Compiled, text: str) -> str:
         """``text`` with every span covered by a whole short form or a run of a form replaced by one mask (the
         spans are found on the original text together, so cutting one cannot break another apart)."""
-        spans = Redactor._spans(compiled, text)
-        if compiled.short is not None:
-            spans = sorted(spans + [m.span() for m in compiled.short.finditer(text)])
+        spans = sorted(Redactor._spans(compiled, text) + [
+            found.span() for m in compiled.matchers if m.short is not None for found in m.short.finditer(text)])
         out: list[str] = []
         last = 0
         for start, end in spans:
@@ -296,14 +323,16 @@ class Redactor:
     @staticmethod
     def _spans(compiled: _Compiled, text: str, first_only: bool = False) -> list[tuple[int, int]]:
         """The spans of ``text`` where a run of a form starts and ends."""
-        runs = compiled.runs
-        if runs is None or len(text) < FRAGMENT_LENGTH:
+        patterns = [m.runs for m in compiled.matchers if m.runs is not None]
+        if not patterns or len(text) < FRAGMENT_LENGTH:
             return []
+        folded = _fold(text)
         spans: list[tuple[int, int]] = []
-        for match in runs.finditer(_fold(text)):
-            spans.append((match.start(), match.start() + len(match.group(1))))
-            if first_only:
-                break
+        for runs in patterns:
+            for match in runs.finditer(folded):
+                spans.append((match.start(), match.start() + len(match.group(1))))
+                if first_only:
+                    return spans
         return spans
 
     def __repr__(self) -> str:

@@ -118,3 +118,16 @@ def test_a_traceback_logged_through_the_redacting_logger_is_redacted_too(caplog:
     [record] = caplog.records
     text = record.getMessage() + (record.exc_text or "")
     assert "ValueError" in text and "KeyError" in text and not traces(text, secret)
+
+
+def test_rotating_secrets_are_bounded_and_lasting_ones_are_kept() -> None:
+    from dsr_framework.redact import ROTATING_KEPT
+
+    lasting = "Zq8vLm3pXr7tWc2n"
+    redactor = Redactor([lasting])
+    tokens = [f"tok{n:02d}-Hx7Kp2Qw9Lm4Rt6Vb" for n in range(ROTATING_KEPT + 3)]
+    for token in tokens:
+        redactor.register(token, rotating=True)
+    assert redactor.leaks(f"x {lasting[2:12]} y")
+    assert all(redactor.leaks(token) for token in tokens[-ROTATING_KEPT:])
+    assert not redactor.leaks(tokens[0])  # an expired token long replaced by others opens nothing

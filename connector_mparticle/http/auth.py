@@ -127,7 +127,7 @@ class TokenSource:
         access = token.get("access_token")
         if not isinstance(access, str) or not access:
             raise AuthenticationError("the OAuth token endpoint returned no access token", api=self.api)
-        self._redactor.register(access)
+        self._redactor.register(access, rotating=True)
         lifetime = token.get("expires_in")
         seconds = float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else ASSUMED_LIFETIME_SECONDS
         self._token = access
@@ -185,7 +185,7 @@ class TokenSource:
         except ValueError:
             return response  # requests-oauthlib reports it as an unusable answer
         if isinstance(body, dict) and isinstance(body.get("access_token"), str):
-            self._redactor.register(body["access_token"])
+            self._redactor.register(body["access_token"], rotating=True)
         return response
 
 
