@@ -27,6 +27,7 @@ import math
 import re
 import sys
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -96,7 +97,7 @@ def secret_forms(secret: str) -> frozenset[str]:
     """Every form ``secret`` takes on the wire or in an echo (at least :data:`MIN_SECRET` characters long),
     but hex (see :func:`_hex_form`).
 
-    The secret itself, case-changed and reversed; JSON-escaped (``ensure_ascii`` as ``json.dumps`` writes it);
+    The secret itself, case-changed, reversed and in NFKC; JSON-escaped (``ensure_ascii`` as ``json.dumps`` writes it);
     URL-encoded as a query or form body writes it (``%2F`` and ``%2f`` alike); and the parts of its base64
     encodings (standard and URL-safe alphabets) that it alone determines, at each alignment (see
     :func:`_base64_cores`).
@@ -106,7 +107,7 @@ def secret_forms(secret: str) -> frozenset[str]:
     # lower() and upper() as well: folding "ß" or "İ" changes their length, so a case-changed echo of a secret
     # holding them matches only these forms.
     forms = {secret, secret.lower(), secret.upper(), secret[::-1], json.dumps(secret)[1:-1], quote(secret, safe=""),
-             quote_plus(secret)}
+             quote_plus(secret), unicodedata.normalize("NFKC", secret)}
     forms |= {_PERCENT.sub(lambda m: m.group(0).lower(), f) for f in forms}
     forms |= _base64_cores(secret.encode("utf-8"))
     return frozenset(f for f in forms if len(f) >= MIN_SECRET)
@@ -130,19 +131,29 @@ def _unescape(text: str) -> str:
 
 def _unspaced(text: str) -> str:
     """``text`` with the separator taken out of runs of single characters spaced apart (``a b c d e f g h``,
-    ``a-b-c-d-e-f-g-h``): every second character of such a run is the same separator."""
-    return _SPACED.sub(lambda m: m.group()[::2], text)
+    ``a-b-c-d-e-f-g-h``: every second character is the same separator) and of hex dumps (``5a:71:38:76``)."""
+    text = _SPACED.sub(lambda m: m.group()[::2], text)
+    return _HEX_PAIRS.sub(lambda m: m.group().replace(m.group(1), ""), text)
+
+
+def _compatible(text: str) -> str:
+    """``text`` in NFKC: fullwidth and other compatibility forms read as the characters they look like."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
 _SPACED = re.compile(r".([\s.,;:|·_-])(?:.\1){6,}.")
+_HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}([\s:.-])(?:[0-9A-Fa-f]{2}\1){6,}[0-9A-Fa-f]{2}")
 def _may_be_encoded(text: str) -> bool:
     """True when one of :data:`_DECODERS` could change ``text`` (most texts are looked at once only)."""
-    return any(c in text for c in "%\\&") or has_control(text) or _SPACED.search(text) is not None
+    return (any(c in text for c in "%\\&") or has_control(text) or not text.isascii()
+            or _SPACED.search(text) is not None or _HEX_PAIRS.search(text) is not None)
 
 
 #: The decodings under which a text is looked at again: a server may escape every character of an echo, put an
-#: invisible character between every two (which a terminal would not show), or space them out.
-_DECODERS: tuple[Callable[[str], str], ...] = (unquote_plus, _unescape, html.unescape, without_controls, _unspaced)
+#: invisible character between every two (which a terminal would not show), space them out, or write them in
+#: fullwidth forms.
+_DECODERS: tuple[Callable[[str], str], ...] = (unquote_plus, _unescape, html.unescape, without_controls, _unspaced,
+                                               _compatible)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import contextlib
 import html
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
@@ -57,6 +58,8 @@ ENCODINGS: dict[str, Callable[[str, int], str]] = {
     "interleaved": lambda s, prefix: _INVISIBLE[prefix % len(_INVISIBLE)].join(s),
     "spaced": lambda s, prefix: " -.:"[prefix % 4].join(s),
     "casefold-upper": lambda s, _: s.upper(),
+    "hex-dump": lambda s, prefix: ": -"[prefix % 3].join(f"{b:02x}" for b in s.encode("utf-8")),
+    "fullwidth": lambda s, _: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s),
 }
 
 
@@ -82,14 +85,14 @@ def _unescape(text: str) -> str:
 def _views(text: str) -> set[str]:
     views = {text, unquote(text), unquote_plus(text), html.unescape(text), _unescape(text), text[::-1],
              re.sub(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\U000e0000-\U000e007f]", "",
-                    text), re.sub(r"(?<=\S)[ .:-](?=\S)", "", text)}
+                    text), re.sub(r"(?<=\S)[ .:-](?=\S)", "", text), unicodedata.normalize("NFKC", text)}
     return {v.lower() for v in views}
 
 
 def _decoded_bytes(text: str) -> list[bytes]:
     """Every hex and base64 run in ``text``, decoded at every alignment."""
     out = []
-    for run in re.findall(r"[0-9a-fA-F]{16,}", text):
+    for run in re.findall(r"[0-9a-fA-F]{16,}", re.sub(r"(?<=[0-9a-fA-F]{2})[ :-](?=[0-9a-fA-F]{2})", "", text)):
         out += [binascii.unhexlify(run[i:len(run) - (len(run) - i) % 2]) for i in (0, 1)]
     for run in re.findall(r"[A-Za-z0-9+/_-]{10,}", text):
         for skip in range(4):
