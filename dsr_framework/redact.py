@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
-from dsr_framework.text import has_control, without_controls
+from dsr_framework.text import without_controls
 
 __all__ = ["FRAGMENT_LENGTH", "MASK", "WITHHELD", "RedactingFilter", "RedactingLogger", "Redactor", "mask_email",
            "redact_strings", "secret_forms"]
@@ -133,7 +133,7 @@ def _unspaced(text: str) -> str:
     """``text`` with the separator taken out of runs of single characters spaced apart (``a b c d e f g h``,
     ``a-b-c-d-e-f-g-h``: every second character is the same separator) and of hex dumps (``5a:71:38:76``)."""
     text = _SPACED.sub(lambda m: m.group()[::2], text)
-    return _HEX_PAIRS.sub(lambda m: m.group().replace(m.group(1), ""), text)
+    return _HEX_PAIRS.sub(lambda m: m.group().replace(m.group("hexsep"), ""), text)
 
 
 def _compatible(text: str) -> str:
@@ -141,12 +141,15 @@ def _compatible(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
-_SPACED = re.compile(r".([\s.,;:|·_-])(?:.\1){6,}.")
-_HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}([\s:.-])(?:[0-9A-Fa-f]{2}\1){6,}[0-9A-Fa-f]{2}")
+_SPACED = re.compile(r".(?P<sep>[\s.,;:|·_-])(?:.(?P=sep)){6,}.")
+_HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?P<hexsep>[\s:.-])(?:[0-9A-Fa-f]{2}(?P=hexsep)){6,}[0-9A-Fa-f]{2}")
+#: What a decoder could change in an ASCII text: an escape, a control character, a spaced-out run, a hex dump.
+_ENCODED = re.compile(rf"[%\\&\x00-\x1f\x7f]|{_SPACED.pattern}|{_HEX_PAIRS.pattern}")
+
+
 def _may_be_encoded(text: str) -> bool:
     """True when one of :data:`_DECODERS` could change ``text`` (most texts are looked at once only)."""
-    return (any(c in text for c in "%\\&") or has_control(text) or not text.isascii()
-            or _SPACED.search(text) is not None or _HEX_PAIRS.search(text) is not None)
+    return not text.isascii() or _ENCODED.search(text) is not None
 
 
 #: The decodings under which a text is looked at again: a server may escape every character of an echo, put an
@@ -179,22 +182,17 @@ class _Matcher:
 _NOTHING = _Matcher(frozenset(), None, None, None)
 
 
-@dataclass(frozen=True)
 class _Compiled:
     """The matchers in force, published at once so readers never see half of them: one for the lasting
     secrets, and one per rotating secret (each compiled once: a token is a long secret, and compiling every
-    form of it takes a good part of a second)."""
+    form of it takes a good part of a second). Immutable once made."""
 
-    lasting: _Matcher = _NOTHING
-    rotating: tuple[_Matcher, ...] = ()
+    __slots__ = ("lasting", "matchers", "rotating", "secrets")
 
-    @property
-    def matchers(self) -> tuple[_Matcher, ...]:
-        return (self.lasting, *self.rotating)
-
-    @property
-    def secrets(self) -> frozenset[str]:
-        return self.lasting.secrets.union(*(m.secrets for m in self.rotating))
+    def __init__(self, lasting: _Matcher = _NOTHING, rotating: tuple[_Matcher, ...] = ()) -> None:
+        self.lasting, self.rotating = lasting, rotating
+        self.matchers = (lasting, *rotating)
+        self.secrets = lasting.secrets.union(*(m.secrets for m in rotating))
 
 
 def _any_of(forms: set[str]) -> re.Pattern[str] | None:

@@ -89,11 +89,17 @@ def _views(text: str) -> set[str]:
     return {v.lower() for v in views}
 
 
-def _decoded_bytes(text: str) -> list[bytes]:
-    """Every hex and base64 run in ``text``, decoded at every alignment."""
+def _hex_decoded(text: str) -> list[bytes]:
+    """Every hex run in ``text`` (separators between pairs taken out), decoded at both alignments."""
     out = []
     for run in re.findall(r"[0-9a-fA-F]{16,}", re.sub(r"(?<=[0-9a-fA-F]{2})[ :-](?=[0-9a-fA-F]{2})", "", text)):
         out += [binascii.unhexlify(run[i:len(run) - (len(run) - i) % 2]) for i in (0, 1)]
+    return out
+
+
+def _base64_decoded(text: str) -> list[bytes]:
+    """Every base64 run in ``text``, decoded at every alignment."""
+    out = []
     for run in re.findall(r"[A-Za-z0-9+/_-]{10,}", text):
         for skip in range(4):
             piece = run[skip:]
@@ -113,6 +119,7 @@ def traces(text: str, secret: str) -> bool:
     if any(run in view for view in _views(text) for run in runs):
         return True
     raw = secret.encode("utf-8")
-    hex_runs = {raw[i:i + RUN] for i in range(len(raw) - RUN + 1)}
+    hex_runs = {raw[i:i + RUN] for i in range(len(raw) - RUN + 1)}  # 16 digits: 8 bytes of the secret
     b64_runs = {raw[i:i + _BYTE_RUN] for i in range(len(raw) - _BYTE_RUN + 1)}
-    return any(run in blob for blob in _decoded_bytes(text) for run in hex_runs | b64_runs)
+    return any(run in blob for blob in _hex_decoded(text) for run in hex_runs) or \
+        any(run in blob for blob in _base64_decoded(text) for run in b64_runs)
