@@ -11,8 +11,15 @@
 ``${NAME}`` anywhere in a string is replaced by the environment variable ``NAME``; ``${NAME:-default}``
 uses ``default`` when ``NAME`` is unset or empty (as in a shell or docker compose); write ``$${`` for a
 literal ``${``. Any other ``${...}`` form (``${NAME:?message}``, ``${NAME:+x}``, a name with spaces, a
-missing ``}``) is refused with the JSON path where it appears, rather than passed on as text: a setting
-that silently keeps ``${...}`` would be sent to the vendor as a credential. A connector that is not listed,
+missing ``}``, a default that holds another reference such as ``${A:-${B}}``) is refused with the JSON path
+where it appears, rather than passed on as text: a setting that silently keeps ``${...}`` would be sent to
+the vendor as a credential. Nested references are refused rather than expanded: one level is what a
+reader of the file can check at a glance, and a default that is itself a reference is better written as
+two settings or set in the environment.
+
+No error this module raises quotes a value from the file or the environment: YAML syntax errors keep
+PyYAML's description and position but not the text it quotes (an alias, a tag or an escape can be the
+start of a secret), except YAML's own punctuation and token names. A connector that is not listed,
 or is listed with ``enabled: false``, is never imported or called.
 """
 
@@ -57,7 +64,8 @@ class MissingEnvironment(LookupError):
             parts.append(f"environment variable{'s' * (len(names) > 1)} not set: {', '.join(names)}")
         if self.unsupported:
             parts.append(f"unsupported ${{...}} reference at {', '.join(self.unsupported)} "
-                         "(write ${NAME}, ${NAME:-default}, or $${ for a literal ${)")
+                         "(write ${NAME}, ${NAME:-default} with a plain default, or $${ for a literal ${; "
+                         "references cannot be nested)")
         super().__init__("; ".join(parts))
 
 
@@ -72,7 +80,7 @@ def expand_environment(value: Any, environ: Mapping[str, str] | None = None) -> 
             name, default = match.group("name"), match.group("default")
             if match.group("escaped"):
                 return "${"
-            if name is None:  # "${" that is neither a reference nor escaped
+            if name is None or (default is not None and "${" in default):  # not a reference, or a nested one
                 if path not in unsupported:
                     unsupported.append(path)
                 return ""
@@ -124,12 +132,23 @@ def read_config_file(path: str | Path) -> Any:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = "; ".join(p for p in (exc.context, exc.problem) if p) or "not valid YAML"
+        problem = "; ".join(_unquoted(p) for p in (exc.context, exc.problem) if p) or "not valid YAML"
         if mark is None:
             raise ConfigFileError(path, problem) from None
         raise ConfigFileError(path, problem, mark.line + 1, mark.column + 1) from None
     except yaml.YAMLError as exc:
         raise ConfigFileError(path, f"not valid YAML ({type(exc).__name__})") from None
+
+
+#: A quoted part of a PyYAML message (it quotes with ``%r``), and the quoted texts that are YAML's own syntax:
+#: a token name (``<block end>``), one punctuation character, or an escaped control character.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_SYNTAX = re.compile(r"<[a-z ]+>|[^\w\s]|\\(?:[tnr0]|x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+def _unquoted(message: str) -> str:
+    """PyYAML's ``message`` without the text it quotes from the file, unless that text is YAML syntax."""
+    return _QUOTED.sub(lambda m: m.group() if _SYNTAX.fullmatch(m.group()[1:-1]) else "(text not shown)", message)
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:

@@ -123,7 +123,7 @@ class ConnectorHandle:
         document = raw.to_dict() if isinstance(raw, model) else raw
         if not isinstance(document, Mapping):
             return f"connector {self.name!r} returned no {what}"
-        if self._redactor.finds_secret(json.dumps(document, default=str)):
+        if self._redactor.leaks(json.dumps(document, default=str)):
             log.error("connector %r returned a configured secret from %s; result withheld", self.name, hook)
             return WITHHELD_MESSAGE
         return document

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from dsr_framework.validation import framework_validator, validate
+from dsr_framework.text import for_people, identity_problem
+from dsr_framework.validation import Problem, SchemaViolation, framework_validator, validate
 
 __all__ = [
     "AuditEvent",
@@ -74,6 +75,12 @@ class DsrRequest:
     output_dir: str | None = None
 
     def __post_init__(self) -> None:
+        # The identity rule in code as well as in the schema (tests prove they agree): a value mParticle would
+        # match as something else must never be sent, whichever validator reads the schema.
+        problems = [Problem(f"$.identities.{for_people(name)}", why) for name, value in self.identities.items()
+                    if isinstance(value, str) and (why := identity_problem(value)) is not None]
+        if problems:
+            raise SchemaViolation("request", problems)
         validate(framework_validator("request"), self.to_dict(), "request")
 
     def to_dict(self) -> JSON:

@@ -26,7 +26,11 @@ __all__ = ["Problem", "SchemaViolation", "UnusableSchema", "dangling_references"
            "values_at"]
 
 #: Schema keywords whose jsonschema message only quotes the schema or a property name, never a value.
-_SAFE_MESSAGE = {"required", "additionalProperties", "dependentRequired", "unevaluatedProperties"}
+_SAFE_MESSAGE = {"required", "dependentRequired"}
+#: Keywords whose jsonschema message quotes the document's unknown keys: a key can be a value typed in the
+#: wrong place (``{type: basic, s3cr3t}`` in YAML is a key), so the message names the allowed keys instead.
+_KEY_MESSAGE = {"additionalProperties": "Additional properties are not allowed",
+                "unevaluatedProperties": "Unevaluated properties are not allowed"}
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,27 @@ _TEMPLATES = {
 }
 
 
+def _schema_words(error: ValidationError) -> str | None:
+    """The message for ``error`` that the schema itself gives (names it allows, its own words), if any."""
+    kind, expected = str(error.validator), cast(Any, error.validator_value)
+    node: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    if kind in _KEY_MESSAGE:
+        allowed = sorted(node.get("properties") or {})
+        return _KEY_MESSAGE[kind] + (f" here (allowed: {', '.join(allowed)})" if allowed else " here")
+    if kind == "pattern" and node.get("x-message"):
+        return str(node["x-message"])  # the schema's own words for a pattern people cannot read
+    if kind == "not" and isinstance(expected, Mapping) and expected.get("title"):
+        return f"must not have {expected['title']}"
+    return None
+
+
 def _describe(error: ValidationError) -> str:
     """A message for ``error`` that never contains the instance value."""
     kind, expected = str(error.validator), cast(Any, error.validator_value)
     if kind in _SAFE_MESSAGE:
         return error.message
+    if (words := _schema_words(error)) is not None:
+        return words
     if kind == "type":
         return f"must be of type {' or '.join(expected) if isinstance(expected, list) else expected}"
     if kind in ("enum", "const"):

@@ -37,8 +37,8 @@ def write_config(path: Path, sb_url: str, **extra: Any) -> Path:
     return path
 
 
-SECRETS = {"MP_WORKSPACE_KEY": "sandbox-workspace-key", "MP_WORKSPACE_SECRET": "sandbox-workspace-secret",
-           "MP_INPUT_KEY": "sandbox-input-key", "MP_INPUT_SECRET": "sandbox-input-secret"}
+SECRETS = {"MP_WORKSPACE_KEY": "sbx-wk-7c2f9e4a", "MP_WORKSPACE_SECRET": "sbx-ws-Q8vT3nLp6Rz2Xk9M",
+           "MP_INPUT_KEY": "sbx-ik-5b8d1e6f", "MP_INPUT_SECRET": "sbx-is-H4mW7cJt2Yq9Ns5D"}
 
 
 @pytest.fixture

@@ -354,7 +354,7 @@ def test_the_config_the_sandbox_writes_passes_check_and_keeps_secrets_in_the_env
         assert done.returncode == 0, done.stdout + done.stderr
         for name in ("dsr_api", "events_api", "identity_api"):
             assert name in done.stdout
-        assert "sandbox-workspace-secret" not in config.read_text()
+        assert "sbx-ws-Q8vT3nLp6Rz2Xk9M" not in config.read_text()
         assert Path(info["env_file"]).stat().st_mode & 0o077 == 0  # only its owner can read the secrets
         assert "min_interval_seconds: 0.5" in config.read_text()
     mine = session.cwd / "mine.yaml"
@@ -378,7 +378,7 @@ def test_the_sandbox_prints_a_config_and_env_file_without_write_config() -> None
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
     text = "".join(lines)
-    assert "${MP_WORKSPACE_SECRET}" in text and "MP_WORKSPACE_SECRET=sandbox-workspace-secret" in text
+    assert "${MP_WORKSPACE_SECRET}" in text and "MP_WORKSPACE_SECRET=sbx-ws-Q8vT3nLp6Rz2Xk9M" in text
     assert "min_interval_seconds: 0.5" in text
     assert process.returncode == 0
 
@@ -424,11 +424,11 @@ def test_config_file_mistakes_are_explained(session: Session) -> None:
     assert done.returncode == 2 and f"{broken}:3:7:" in done.stderr and no_traceback(done)
 
     literal = session.config_with("literal.yaml", dsr={"auth": {"type": "basic", "key": "${MP_WORKSPACE_KEY}",
-                                                               "secret": "sandbox-workspace-secret"},
+                                                               "secret": "sbx-ws-Q8vT3nLp6Rz2Xk9M"},
                                                       "base_url": session.url})
     done = session.run("check", "--config", str(literal), "--env-file", str(session.env_file))
     assert done.returncode == 0
-    assert "secret as plain text at $.dsr.auth.secret" in done.stderr and "sandbox-workspace-secret" not in done.stderr
+    assert "secret as plain text at $.dsr.auth.secret" in done.stderr and "sbx-ws-Q8vT3nLp6Rz2Xk9M" not in done.stderr
 
     defaulted = session.config_with("defaulted.yaml", dsr={
         "auth": {"type": "basic", "key": "${MP_WORKSPACE_KEY}", "secret": "${MP_WORKSPACE_SECRET}"},

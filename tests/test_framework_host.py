@@ -114,9 +114,12 @@ def test_config_with_several_mistakes_reports_all_of_them_without_the_secret(con
                      use_entry_points=False)
     [problem] = host.problems
     assert problem.stage == "config"
-    for expected in ("$.endpoint", "$.api_key: must be at least 8 characters", "$.retries", "colour"):
+    for expected in ("$.endpoint", "$.api_key: must be at least 8 characters", "$.retries",
+                     "$: Additional properties are not allowed here (allowed: api_key, endpoint, retries)"):
         assert expected in problem.message
+    # No value, and no unknown key either (a key can be a value typed in the wrong place).
     assert "short" not in problem.message and "plain.example.com" not in problem.message
+    assert "colour" not in problem.message
     assert "5 problems" not in problem.message and "4 problems" in problem.message
 
 
@@ -181,7 +184,12 @@ def test_result_that_carries_a_secret_is_withheld(connectors: ConnectorFactory) 
     'base64.b64encode(("us:" + config["api_key"]).encode()).decode()',     # at another alignment
     'urllib.parse.quote(config["api_key"], safe="")',
     'config["api_key"].upper()',
-], ids=["basic-header", "basic-other-alignment", "url-encoded", "other-case"])
+    'config["api_key"][:-1]',  # the secret minus one character: a fragment, not the whole
+    'config["api_key"][3:12].encode().hex()',
+    'config["api_key"][::-1]',
+    '"\u200b".join(config["api_key"][2:])',
+], ids=["basic-header", "basic-other-alignment", "url-encoded", "other-case", "fragment", "hex", "reversed",
+        "interleaved"])
 def test_result_that_carries_a_secret_in_any_wire_form_is_withheld(connectors: ConnectorFactory, form: str) -> None:
     leaky = "import base64, urllib.parse\n" + GOOD_HOOKS.replace(
         'summary={"by": "NAME"})', f'summary={{"header": {form}}})')
@@ -228,3 +236,36 @@ def test_failing_connection_check_is_a_result_not_an_exception(connectors: Conne
     outcome = host.connector("auth").test_connection()
     assert not outcome.ok and outcome.checks[0].error_class == "authentication"
     assert outcome.to_dict()["message"] == "failed: api"
+
+
+CAUSED = GOOD_HOOKS + '''
+class Holder:
+    def __init__(self, key):
+        self.key = key
+
+    def __repr__(self):
+        return f"Holder({self.key[1:]!r})"
+
+@hookimpl
+def handle_opt_out(config, request, state):
+    try:
+        raise ValueError("inner " + config["api_key"][2:].encode().hex())
+    except ValueError as inner:
+        raise RuntimeError(f"outer {Holder(config['api_key'])!r}") from inner
+'''
+
+
+def test_a_crash_whose_cause_and_repr_hold_fragments_of_a_secret_leaves_none(
+    connectors: ConnectorFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dsr_framework.redact import Redactor
+
+    connectors.write("caused", CAUSED, hooks=["test_connection", "handle_access", "handle_deletion", "handle_opt_out"])
+    host = load_host(enabled("caused"), plugins={"caused": connectors.load("caused")}, use_entry_points=False)
+    with caplog.at_level(logging.ERROR):
+        result = host.connector("caused").handle_opt_out(request("opt_out"))
+    assert result.status == "failed" and "RuntimeError" in result.message
+    rule = Redactor([GOOD_CONFIG["api_key"]])
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "inner" in logged, "the cause is logged for the operator"
+    assert not rule.leaks(str(result.to_dict())) and not rule.leaks(logged)

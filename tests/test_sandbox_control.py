@@ -171,7 +171,7 @@ def test_sandbox_runs_as_a_module_from_the_command_line() -> None:
         assert process.stdout is not None
         info = json.loads(process.stdout.readline())
         url = info["url"]
-        assert info["workspace_key"] == "sandbox-workspace-key"
+        assert info["workspace_key"] == "sbx-wk-7c2f9e4a"
         codes = [requests.post(f"{url}/v1/search", auth=INPUT, timeout=5, json={
             "environment": "production", "known_identities": {"email": "a@b.co"}}).status_code for _ in range(4)]
         assert codes == [404, 404, 404, 429]

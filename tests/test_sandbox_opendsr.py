@@ -137,7 +137,7 @@ def test_same_identities_and_type_while_in_progress_is_a_409(sandbox: Sandbox) -
 
 
 def test_wrong_credentials_and_unknown_ids(sandbox: Sandbox) -> None:
-    assert submit(sandbox, dsr_body(), auth=("sandbox-workspace-key", "wrong")).status_code == 401
+    assert submit(sandbox, dsr_body(), auth=("sbx-wk-7c2f9e4a", "wrong")).status_code == 401
     assert submit(sandbox, dsr_body(), auth=INPUT).status_code == 401  # input keys don't open the DSR API
     assert requests.get(f"{sandbox.url}/v3/requests/0", timeout=5).status_code == 401
     missing = status(sandbox, "0")

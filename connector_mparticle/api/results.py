@@ -30,6 +30,7 @@ from typing import IO, Any
 from connector_mparticle.api.summary import NO_DATA, Summary, clip, not_listed_lines, profile_entry
 from connector_mparticle.errors import UnsafeResponseError
 from connector_mparticle.http.answers import Malformed, decode, field_int, json_body
+from dsr_framework.text import for_people
 
 __all__ = ["MAX_LINE_BYTES", "NO_DATA", "ArchiveProblem", "merge", "summarise", "summary_text"]
 
@@ -247,13 +248,20 @@ def _reason(exc: BaseException) -> str:
 
 def summary_text(summary: dict[str, Any]) -> str:
     """A short human-readable version of the summary the access flow writes (see ``flows.access``); as bounded
-    as the summary, saying what it leaves out."""
+    as the summary, saying what it leaves out.
+
+    Each line is passed through :func:`~dsr_framework.text.for_people`: a value from the archive cannot add a
+    line or carry an escape sequence into a terminal that shows the file."""
+    return "".join(for_people(line) + "\n" for line in _summary_lines(summary))
+
+
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
     found = summary["results"]
     lines = [*_header_lines(summary["request"], summary["mparticle"]), ""]
     if not found["data_found"]:
         lines.append("mParticle holds no data for this subject." if not found.get("no_event_data") else
                      "mParticle found the subject's profile(s) but holds no event data for them (empty.txt).")
-        return "\n".join(lines) + "\n"
+        return lines
     lines.append(f"Profiles found: {found['profiles_found']}")
     for profile in found["profiles"]:
         lines += _profile_lines(profile)
@@ -263,7 +271,7 @@ def summary_text(summary: dict[str, Any]) -> str:
     if found.get("no_event_data"):
         lines.append("mParticle found the profile(s) but holds no event data for them (empty.txt).")
     lines += not_listed_lines(found.get("not_listed") or {})
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _header_lines(request: dict[str, Any], mparticle: dict[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ from dsr_framework.config import (
 )
 from dsr_framework.host import ConnectorHandle, load_host
 from dsr_framework.manifest import load_manifest
+from dsr_framework.text import for_people
 from dsr_framework.validation import schema_nodes, secret_paths, values_at
 
 __all__ = ["LoadedConnector", "load_connector", "setup_logging"]
@@ -49,12 +50,25 @@ class LoadedConnector:
     state_key: bytes = field(default=b"", repr=False)
 
 
+class _ForPeople(logging.Formatter):
+    """Log lines for a terminal: a record's message is one line and shows every control character as an
+    escape (a logged server message can neither drive the terminal nor forge a line); tracebacks keep their
+    own lines, each made safe the same way."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = for_people(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return "\n".join(for_people(line) for line in super().formatException(ei).split("\n"))
+
+
 def setup_logging(verbose: bool) -> None:
     """Logs go to stderr only with ``--verbose``: the command prints every problem itself, once."""
     root = logging.getLogger()
     if verbose:
         handler: logging.Handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_ForPeople("%(levelname)s %(name)s: %(message)s"))
         root.setLevel(logging.INFO)
     else:
         handler = logging.NullHandler()  # keeps logging's last-resort handler from printing warnings
@@ -82,7 +96,9 @@ def _known_keys(schema: Mapping[str, Any]) -> dict[tuple[str, ...], tuple[set[st
 
 
 def unknown_key_hints(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    """``$.pollin: did you mean 'polling'?`` for each setting the schema does not know, where a close name exists."""
+    """``$.dsr: unknown setting; did you mean 'polling'?`` for each setting the schema does not know, where a close
+    name exists. The hint names the place and the known setting, never the unknown key itself: a key can be a
+    value typed in the wrong place (``{type: basic, key: k, s3cr3t}`` makes the secret a key)."""
     known = _known_keys(schema)
     hints: list[str] = []
 
@@ -96,7 +112,7 @@ def unknown_key_hints(config: Mapping[str, Any], schema: Mapping[str, Any]) -> l
             elif closed:
                 close = difflib.get_close_matches(str(key), sorted(keys), n=1, cutoff=0.6)
                 if close:
-                    where = "$" + "".join(f".{part}" for part in (*path, key))
+                    where = "$" + "".join(f".{part}" for part in path)
                     hints.append(f"{where}: unknown setting; did you mean '{close[0]}'?")
 
     walk(config, ())

@@ -7,7 +7,6 @@ the framework's host facade, exactly as a DSR platform would, and shows what mPa
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connector_mparticle.cli.exits import EXIT_COMPLETED, EXIT_FAILED, CliError
 from connector_mparticle.cli.render import STATUS_STYLE, checks_table, human_duration, print_copyable, receipt_lines
@@ -27,6 +27,7 @@ from connector_mparticle.sandbox import Durations, Sandbox
 from dsr_framework import DsrRequest, Result
 from dsr_framework.drive import drive
 from dsr_framework.host import ConnectorHandle, load_host
+from dsr_framework.text import for_people, json_for_people
 
 __all__ = ["demo_command", "run_demo"]
 
@@ -75,7 +76,8 @@ def _drive(console: Console, handle: ConnectorHandle, request: DsrRequest) -> Re
     with console.status("") as status:
         def show(pending: Result, left: float) -> None:
             mp = pending.summary.get("mparticle_status") or "submitted"
-            status.update(f"  {request.type}: mParticle says [bold]{mp}[/]; next check in {human_duration(left)}")
+            status.update(Text.assemble(f"  {request.type}: mParticle says ", (for_people(mp), "bold"),
+                                        f"; next check in {human_duration(left)}"))
 
         return drive(lambda state: handle.handle(request, state), on_wait=show, tick=0.1).result
 
@@ -88,7 +90,7 @@ def _signed(result: Result) -> bool:
 
 def _receipts(console: Console, result: Result) -> None:
     for line in receipt_lines(result):
-        console.print(f"  mParticle's receipt: {line}")
+        console.print(Text(f"  mParticle's receipt: {line}"))
 
 
 def _consent(sandbox: Sandbox, mpid: str) -> dict[str, Any]:
@@ -104,10 +106,11 @@ def _consent_table(before: dict[str, Any], after: dict[str, Any]) -> Table:
 
     def show(state: dict[str, Any], regulation: str, purpose: str) -> str:
         entry = state.get(regulation, {}).get(purpose)
-        return "—" if entry is None else f"consented={entry.get('consented')}"
+        return "—" if entry is None else for_people(f"consented={entry.get('consented')}")
 
     for regulation, purpose in keys:
-        table.add_row(f"{regulation}.{purpose}", show(before, regulation, purpose), show(after, regulation, purpose))
+        table.add_row(Text(for_people(f"{regulation}.{purpose}")), Text(show(before, regulation, purpose)),
+                      Text(show(after, regulation, purpose)))
     return table
 
 
@@ -153,8 +156,8 @@ class _Demo:
                   "result": outcome.to_dict()}
         self.steps.append(record)
         if isinstance(outcome, Result):
-            self.console.print(f"[{STATUS_STYLE[outcome.status]}]{outcome.status}[/]: {outcome.message} "
-                               f"({record['seconds']:.1f}s)")
+            self.console.print(Text.assemble((outcome.status, STATUS_STYLE.get(outcome.status, "")),
+                                             for_people(f": {outcome.message} ({record['seconds']:.1f}s)")))
         return outcome
 
     def request(self, kind: str, number: int) -> DsrRequest:
@@ -176,8 +179,8 @@ class _Demo:
             print_copyable(self.console, f"  wrote ({file.size_bytes:,} bytes):", file.path)
         text = next((Path(f.path).name for f in access.files if f.path.endswith(".txt")), None)
         shown = self.folder.read(text, 1024 * 1024) if text is not None else None
-        if shown is not None:
-            self.console.print(shown.decode("utf-8", "replace").rstrip(), style="dim")
+        if shown is not None:  # the summary text is already safe to show; printed as text, not markup
+            self.console.print(Text(shown.decode("utf-8", "replace").rstrip(), style="dim"))
 
     def opt_out(self) -> None:
         before = _consent(self.sandbox, self.mpids["jane"])
@@ -207,8 +210,8 @@ def summary_table(steps: list[dict[str, Any]]) -> Table:
     for record in steps:
         result = record["result"]
         detail = result.get("message", "")
-        table.add_row(record["step"], "[green]succeeded[/]" if record["ok"] else "[red]FAILED[/]",
-                      f"{record['seconds']:.1f}s", detail)
+        table.add_row(record["step"], Text("succeeded", "green") if record["ok"] else Text("FAILED", "red"),
+                      f"{record['seconds']:.1f}s", Text(for_people(detail)))
     return table
 
 
@@ -228,5 +231,5 @@ def demo_command(out: Path, as_json: bool) -> None:
                   f"in {time.perf_counter() - started:.1f}s.")
     print_copyable(console, "Results are in:", str(folder_path(out)))
     if as_json:
-        click.echo(json.dumps({"ok": ok, "steps": steps}, indent=2))
+        click.echo(json_for_people({"ok": ok, "steps": steps}))
     sys.exit(EXIT_COMPLETED if ok else EXIT_FAILED)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
+import io
 from collections.abc import Sequence
 
 import click
+
+from dsr_framework.text import for_people, json_for_people
 
 __all__ = [
     "EXIT_CODES",
@@ -53,6 +54,12 @@ class StateBusy(CliError):
         super().__init__(message, kind="state_busy")
 
 
+def _lines_for_people(text: str) -> str:
+    """``text`` with each of its lines made safe to show (messages build their own lines, such as a list of
+    problems; no character inside a line can start another or drive the terminal)."""
+    return "\n".join(for_people(line) for line in text.split("\n"))
+
+
 def report(error: click.ClickException, as_json: bool) -> int:
     """Print ``error`` once, as text on stderr or as JSON on stdout; return the exit code for it."""
     code = error.exit_code if isinstance(error, CliError) else EXIT_USAGE
@@ -60,9 +67,16 @@ def report(error: click.ClickException, as_json: bool) -> int:
         message = error.message if isinstance(error, CliError) else error.format_message()
         document = {"error": {"kind": getattr(error, "kind", "usage"), "message": message,
                               "hints": getattr(error, "hints", [])}, "exit_code": code}
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json_for_people(document))
     elif isinstance(error, CliError):
-        click.echo(f"Error: {error.format_message()}", err=True)
+        click.echo(_lines_for_people(f"Error: {error.format_message()}"), err=True)
     else:
-        error.show(sys.stderr)
+        click.echo(_lines_for_people(_usage_text(error)), err=True)
     return code
+
+
+def _usage_text(error: click.ClickException) -> str:
+    """What click's own ``error.show()`` prints: the usage line, the help hint and the error."""
+    buffer = io.StringIO()
+    error.show(buffer)
+    return buffer.getvalue().rstrip("\n")

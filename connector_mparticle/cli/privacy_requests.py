@@ -8,7 +8,6 @@ printed and stored before the first call to mParticle, so any request can be res
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import signal
@@ -24,6 +23,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from connector_mparticle.cli.config_file import load_connector, setup_logging
 from connector_mparticle.cli.exits import (
@@ -33,6 +33,14 @@ from connector_mparticle.cli.exits import (
     EXIT_FOR_STATUS,
     EXIT_PENDING,
     CliError,
+)
+from connector_mparticle.cli.identifiers import (
+    check_email,
+    check_mpid,
+    check_phone,
+    check_request_id,
+    check_value,
+    matching_warnings,
 )
 from connector_mparticle.cli.render import (
     checks_table,
@@ -48,43 +56,18 @@ from connector_mparticle.files import Folder, folder_path
 from dsr_framework import DsrRequest, Result
 from dsr_framework.drive import drive
 from dsr_framework.host import ConnectorHandle
+from dsr_framework.text import for_people, json_for_people
 from dsr_framework.validation import SchemaViolation
 
 __all__ = ["IDENTITY_OPTIONS", "IdentityOption", "check_command", "request_command"]
 
 #: How long a command without ``--wait`` waits for another command to release the state file.
 LOCK_WAIT_SECONDS = 10.0
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # the request schema's rules, said in words below
-_PHONE = re.compile(r"^\+?[0-9(][0-9 ().-]*[0-9]$")
-_CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
+_CATEGORY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 #: The request categories that name a device (``--device-id TYPE=VALUE``), as the OpenDSR spec names them.
 DEVICE_CATEGORIES = ("ios_advertising_id", "ios_vendor_id", "android_advertising_id", "android_id",
                      "fire_advertising_id", "roku_advertising_id", "roku_publisher_id", "microsoft_advertising_id",
                      "microsoft_publisher_id", "push_token")
-
-
-def _check_email(value: str) -> str | None:
-    if _EMAIL.match(value) and 3 <= len(value) <= 320:
-        return None
-    return ("is not an email address: it needs one @, a domain with a dot after it and no spaces "
-            "(like jane@example.com)")
-
-
-def _check_phone(value: str) -> str | None:
-    if _PHONE.match(value) and 4 <= len(value) <= 40:
-        return None
-    return "is not a phone number: use digits, with spaces, + - ( ) or . if you like (like +1 800 555 1111)"
-
-
-def _check_mpid(value: str) -> str | None:
-    digits = value.removeprefix("-")
-    return None if digits.isdigit() and digits.isascii() and len(digits) <= 19 and int(value) != 0 else (
-        "is not an mParticle ID: a non-zero whole number (like 8675309123456789)")
-
-
-def _check_value(value: str) -> str | None:
-    return "must not be empty or start or end with a space" if not value.strip() or value != value.strip() else None
 
 
 @dataclass(frozen=True)
@@ -104,16 +87,16 @@ class IdentityOption:
 
 #: Adding an identifier option is one row here; any other category goes through --device-id or --identity.
 IDENTITY_OPTIONS: tuple[IdentityOption, ...] = (
-    IdentityOption("email", "--email", "ADDR", "The subject's email address.", _check_email),
+    IdentityOption("email", "--email", "ADDR", "The subject's email address.", check_email),
     IdentityOption("customer_id", "--customer-id", "ID",
                    "The subject's customer id (mParticle's default login id: without it, mParticle cannot reach a "
-                   "known user's profile).", _check_value),
+                   "known user's profile).", check_value),
     IdentityOption("phone", "--phone", "NUMBER",
                    "The subject's phone number (mParticle mobile_number, unless the config's 'identities' says "
-                   "otherwise).", _check_phone),
+                   "otherwise).", check_phone),
     IdentityOption("vendor_id", "--mpid", "MPID",
                    "The subject's mParticle ID (sent in its own request, as mParticle requires; verified through "
-                   "the Profile API when 'profile' is configured).", _check_mpid),
+                   "the Profile API when 'profile' is configured).", check_mpid),
 )
 
 
@@ -125,13 +108,13 @@ def _pairs(flag: str, allowed: tuple[str, ...] | None) -> Callable[[click.Contex
         out: dict[str, str] = {}
         for text in values:
             kind, sep, value = text.partition("=")
-            if not sep or not _CATEGORY.match(kind):
-                raise click.BadParameter(f"{text!r}: expected TYPE=VALUE, like {flag.removeprefix('--')} "
+            if not sep or not _CATEGORY.fullmatch(kind):
+                raise click.BadParameter(f"{for_people(text)!r}: expected TYPE=VALUE, like {flag.removeprefix('--')} "
                                          f"{(allowed or ('app_user_id',))[0]}=abc123")
             if allowed is not None and kind not in allowed:
                 close = ", ".join(allowed)
                 raise click.BadParameter(f"{kind!r} is not a device id type; use one of {close}")
-            if (problem := _check_value(value)) is not None:
+            if (problem := check_value(value)) is not None:
                 raise click.BadParameter(f"{kind}: the value {problem}")
             if kind in out and out[kind] != value:
                 raise click.BadParameter(f"{kind} is given twice with different values")
@@ -308,7 +291,7 @@ class _Run:
             try:
                 self.state.write(self.request, result)
             except CliError as exc:  # after a remote call: say how to resume without the file
-                self.console.print(f"[red]{exc.message}[/]")
+                self.console.print(Text(for_people(exc.message), style="red"))
                 self.inv, self.state = replace(self.inv, state=None), None
         return result
 
@@ -319,10 +302,10 @@ class _Run:
 
         def show(pending: Result, left: float) -> None:
             if status is not None:
-                status.update(f"{waiting_line(self.request, pending)} · Ctrl-C stops (resumable)")
+                status.update(Text(f"{waiting_line(self.request, pending)} · Ctrl-C stops (resumable)"))
             elif not printed or printed[-1] is not pending:  # one line per pending result, not per tick
                 printed.append(pending)
-                self.console.print(waiting_line(self.request, pending), soft_wrap=True, highlight=False)
+                self.console.print(Text(waiting_line(self.request, pending)), soft_wrap=True, highlight=False)
 
         with self.console.status("") if live else nullcontext() as status:
             return drive(self.call, result=result, on_wait=show, stop=lambda: self.stop.requested).result
@@ -331,7 +314,7 @@ class _Run:
 def _finish(run: _Run, result: Result) -> NoReturn:
     inv = run.inv
     if inv.as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json_for_people(result.to_dict()))
     else:
         print_result(run.console, result, run.request, inv.verbose)
     if not result.final:
@@ -342,15 +325,15 @@ def _finish(run: _Run, result: Result) -> NoReturn:
 def _interrupted(run: _Run, result: Result | None) -> NoReturn:
     what = f" (mParticle says {result.summary.get('mparticle_status')})" if result and result.summary.get(
         "mparticle_status") else ""
-    run.console.print(f"[yellow]Stopped: request {run.request.request_id} is not finished{what}.[/]",
-                      soft_wrap=True)
+    run.console.print(Text(for_people(f"Stopped: request {run.request.request_id} is not finished{what}."),
+                           style="yellow"), soft_wrap=True)
     print_copyable(run.console, "Resume the same request (it is never submitted twice) with:",
                    resume_command(run.inv, run.request))
     if run.inv.as_json:
         document = result.to_dict() if result is not None else {"error": {
             "kind": "interrupted", "message": f"stopped: request {run.request.request_id} is not finished",
             "hints": [resume_command(run.inv, run.request)]}, "exit_code": EXIT_PENDING}
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json_for_people(document))
     sys.exit(EXIT_PENDING)
 
 
@@ -359,8 +342,7 @@ def run_request(inv: Invocation) -> NoReturn:
     console = Console(stderr=inv.as_json)
     notes = Console(stderr=True)
     setup_logging(inv.verbose)
-    loaded = load_connector(inv.config, inv.env_file, lambda text: notes.print(f"[yellow]warning:[/] {text}",
-                                                                             soft_wrap=True, highlight=False))
+    loaded = load_connector(inv.config, inv.env_file, lambda text: _warn(notes, text))
     with ExitStack() as stack:
         state = _open_state(inv, loaded.state_key, stack, notes)
         saved = state.read() if state is not None else None
@@ -368,16 +350,18 @@ def run_request(inv: Invocation) -> NoReturn:
         previous = saved.result if saved is not None else None
         run = _Run(inv, loaded.handle, request, console, state, _Stop())
         if previous is not None and previous.final:
-            console.print(f"request {request.request_id} is already {previous.status}; "
-                          f"delete {inv.state} to run it again")
+            console.print(Text(for_people(f"request {request.request_id} is already {previous.status}; "
+                                          f"delete {inv.state} to run it again")))
             _finish(run, previous)
         if request.output_dir is not None:
             _prepare_output_dir(request.output_dir)
         if state is not None:
             state.write(request, previous)
         where = f" (state: {inv.state})" if inv.state is not None else ""
-        console.print(f"{'resuming' if saved is not None else 'sending'} {describe_request(request)}{where}",
-                      soft_wrap=True, highlight=False)
+        for warning in matching_warnings(request.identities):
+            notes.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
+        console.print(Text(for_people(f"{'resuming' if saved is not None else 'sending'} "
+                                      f"{describe_request(request)}{where}")), soft_wrap=True, highlight=False)
         _drive(run, previous)
 
 
@@ -386,7 +370,11 @@ def _open_state(inv: Invocation, key: bytes, stack: ExitStack, notes: Console) -
     if inv.state is None:
         return None
     return stack.enter_context(StateFile.locked(inv.state, key, None if inv.wait else LOCK_WAIT_SECONDS,
-                                                lambda text: notes.print(text, soft_wrap=True, highlight=False)))
+                                                lambda text: notes.print(Text(for_people(text)), soft_wrap=True)))
+
+
+def _warn(notes: Console, text: str) -> None:
+    notes.print(Text.assemble(("warning: ", "yellow"), for_people(text)), soft_wrap=True)
 
 
 def _drive(run: _Run, previous: Result | None) -> NoReturn:
@@ -424,9 +412,8 @@ def _checked(option: IdentityOption) -> Callable[[click.Context, click.Parameter
 
 
 def _check_request_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not _REQUEST_ID.match(value):
-        raise click.BadParameter("use up to 200 letters, digits and . _ : @ - starting with a letter or digit "
-                                 "(like TICKET-1042)")
+    if value is not None and (problem := check_request_id(value)) is not None:
+        raise click.BadParameter(problem)
     return value
 
 
@@ -503,11 +490,10 @@ def check_command(config: Path, env_file: Path | None, as_json: bool, verbose: b
     """Test the DSR, Events and Identity credentials (one result per API)."""
     setup_logging(verbose)
     notes = Console(stderr=True)
-    loaded = load_connector(config, env_file, lambda text: notes.print(f"[yellow]warning:[/] {text}",
-                                                                       soft_wrap=True, highlight=False))
+    loaded = load_connector(config, env_file, lambda text: _warn(notes, text))
     result = loaded.handle.test_connection()
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json_for_people(result.to_dict()))
     else:
         Console().print(checks_table(result))
     sys.exit(EXIT_COMPLETED if result.ok else EXIT_FAILED)

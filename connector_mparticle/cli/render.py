@@ -1,7 +1,10 @@
 """What the command line shows: check and result tables, durations in words, progress while waiting.
 
 Texts people copy (file paths, commands) are printed on their own lines with ``soft_wrap`` so they are
-never cut or folded at the terminal's width.
+never cut or folded at the terminal's width. Every value that came from a connector, a server, the state file
+or the command line goes through :func:`dsr_framework.text.for_people` (no escape sequence, control character
+or extra line reaches the terminal) and is printed as rich ``Text``, never as markup (``[red]`` in a value is
+shown, not obeyed).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from rich.text import Text
 from dsr_framework import DsrRequest, Result
 from dsr_framework.models import ConnectionResult, format_time
 from dsr_framework.redact import mask_email
+from dsr_framework.text import for_people
 
 __all__ = ["STATUS_STYLE", "checks_table", "describe_request", "human_duration", "mask_identifier",
            "print_copyable", "result_table", "waiting_line"]
@@ -49,7 +53,12 @@ def mask_identifier(name: str, value: str) -> str:
 def describe_request(request: DsrRequest) -> str:
     """``deletion cli-… (gdpr) for email j***@e***.com``: the request as it will be sent, identifiers masked."""
     who = ", ".join(f"{name} {mask_identifier(name, value)}" for name, value in sorted(request.identities.items()))
-    return f"{request.type} {request.request_id} ({request.regulation}) for {who}"
+    return for_people(f"{request.type} {request.request_id} ({request.regulation}) for {who}")
+
+
+def _shown(value: object, style: str = "") -> Text:
+    """A value as plain text for a table cell: controls made visible, markup not interpreted."""
+    return Text(for_people(value), style=style)
 
 
 def checks_table(result: ConnectionResult) -> Table:
@@ -60,8 +69,8 @@ def checks_table(result: ConnectionResult) -> Table:
     table.add_column("latency", justify="right", no_wrap=True)
     table.add_column("details", overflow="fold")
     for check in result.checks:
-        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]failed[/]",
-                      f"{check.latency_ms:.0f} ms" if check.latency_ms is not None else "", Text(check.message))
+        table.add_row(_shown(check.name), _shown("ok", "green") if check.ok else _shown("failed", "red"),
+                      f"{check.latency_ms:.0f} ms" if check.latency_ms is not None else "", _shown(check.message))
     return table
 
 
@@ -71,22 +80,22 @@ def _until(when: datetime) -> str:
 
 def result_table(result: Result, request: DsrRequest | None = None, verbose: bool = False) -> Table:
     """The result's status, message and next check; files are printed separately, in full."""
-    table = Table(show_header=False, title=f"{result.request_type} {result.request_id}")
+    table = Table(show_header=False, title=_shown(f"{result.request_type} {result.request_id}"))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("status", f"[{STATUS_STYLE[result.status]}]{result.status}[/]")
+    table.add_row("status", _shown(result.status, STATUS_STYLE.get(result.status, "")))
     if request is not None:
-        table.add_row("regulation", request.regulation)
-    table.add_row("message", Text(result.message))
+        table.add_row("regulation", _shown(request.regulation))
+    table.add_row("message", _shown(result.message))
     if result.error is not None:
-        table.add_row("error class", result.error.error_class)
+        table.add_row("error class", _shown(result.error.error_class))
     if result.next_check_at is not None:
         table.add_row("next check", f"in {_until(result.next_check_at)} ({format_time(result.next_check_at)})")
     for line in receipt_lines(result):
-        table.add_row("receipt", Text(line))
+        table.add_row("receipt", _shown(line))
     if verbose:
         for event in result.audit:
-            table.add_row(format_time(event.at), Text(f"{event.action}: {event.outcome}"))
+            table.add_row(format_time(event.at), _shown(f"{event.action}: {event.outcome}"))
     return table
 
 
@@ -103,14 +112,14 @@ def receipt_lines(result: Result) -> list[str]:
                      f"(certificate sha256 {str(certificate.get('sha256'))[:16]}…)")
         else:
             line += f"NOT verified ({receipt.get('reason')}: {receipt.get('detail')})"
-        lines.append(line)
+        lines.append(for_people(line))
     return lines
 
 
 def print_copyable(console: Console, label: str, text: str) -> None:
     """A label, then ``text`` indented on its own line, never cut or folded (paths, commands)."""
-    console.print(label)
-    console.print(Text(f"  {text}"), soft_wrap=True, highlight=False)
+    console.print(_shown(label))
+    console.print(_shown(f"  {text}"), soft_wrap=True, highlight=False)
 
 
 def print_result(console: Console, result: Result, request: DsrRequest | None, verbose: bool) -> None:
@@ -126,4 +135,4 @@ def waiting_line(request: DsrRequest, result: Result) -> str:
     line = f"{request.type} {request.request_id}: mParticle says {status}"
     if result.next_check_at is not None:
         line += f"; next check in {_until(result.next_check_at)} ({format_time(result.next_check_at)})"
-    return line
+    return for_people(line)

@@ -18,12 +18,17 @@ from typing import Any
 
 from connector_mparticle.connector import MParticleConnector
 from dsr_framework.models import ConnectionResult, DsrRequest, Result
+from dsr_framework.outgoing import clean_result
 
 __all__ = ["check_connection", "run"]
 
 
 def run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
-    """One bounded step of ``request`` (access, deletion or opt-out)."""
+    """One bounded step of ``request`` (access, deletion or opt-out); every text in its result scrubbed."""
+    return clean_result(_run(conn, request, state), conn.redactor)
+
+
+def _run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
     from connector_mparticle.errors import MParticleError, failed_result
     from connector_mparticle.flows.access import finish_access
     from connector_mparticle.flows.common import Flow
@@ -48,4 +53,4 @@ def check_connection(conn: MParticleConnector) -> ConnectionResult:
     from connector_mparticle.http.deadline import bounded
 
     with bounded(conn.settings.timeouts.total_seconds, "the connection test"):
-        return test_connection(conn)
+        return clean_result(test_connection(conn), conn.redactor)

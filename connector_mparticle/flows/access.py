@@ -41,6 +41,7 @@ from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import Download
 from dsr_framework.models import OutputFile, Result, format_time, utcnow
 from dsr_framework.redact import redact_strings
+from dsr_framework.text import for_people
 
 __all__ = ["KIND", "finish_access"]
 
@@ -139,8 +140,10 @@ def _fetch(flow: Flow, part: Part, url: str, into: Staged) -> _Fetched:
         results = summarise(source, MAX_EXPANSION * download.size_bytes + 1_000_000,
                             check=deadline.check if deadline else lambda: None,
                             holds_secret=conn.redactor.finds_secret)
-    # What the summaries quote comes from the server: cut out any fragment of a credential too.
-    return _Fetched(part, into, download, redact_strings(results, conn.redactor.scrub))
+    # What the summaries quote comes from the server: cut out any fragment of a credential, and make every
+    # string safe to show a person (the summaries are read in terminals and editors).
+    return _Fetched(part, into, download,
+                    redact_strings(results, lambda text: for_people(conn.redactor.scrub(text))))
 
 
 def _download_and_write(flow: Flow, links: dict[str, str], folder: Folder, file_stem: str, keep: bool) -> Result:

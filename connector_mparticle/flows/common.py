@@ -35,7 +35,6 @@ from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regul
 from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import encode_json
 from dsr_framework.models import AuditEvent, DsrRequest, FailureInfo, OutputFile, Result, Status, format_time, utcnow
-from dsr_framework.redact import redact_strings
 
 __all__ = ["Flow"]
 
@@ -93,7 +92,7 @@ class Flow:
         redactor = self.conn.redactor
         if status == "completed":
             self._note_receipts()  # the evidence, at the end of the trail too
-        trail = tuple(AuditEvent(e.action, redactor(e.outcome), redact_strings(e.detail, redactor.hide), e.at)
+        trail = tuple(AuditEvent(redactor.scrub(e.action), redactor(e.outcome), redactor.scrub_json(e.detail), e.at)
                       for e in self.trail)
         state = self._signed_state(trail) if status == "pending" else None
         if status != "failed" and self.state is not None and (warning := self.signed.warning(self.state.parts)):
@@ -102,13 +101,14 @@ class Flow:
             error = FailureInfo(error.error_class, redactor(error.message), error.retry_after)
         return Result(self.request.request_id, self.request.type, status, redactor(message), state=state,
                       next_check_at=next_at, error=error, audit=trail, files=files,
-                      summary=redact_strings({**self._summary(), **(summary or {})}, redactor.hide))
+                      summary=redactor.scrub_json({**self._summary(), **(summary or {})}))
 
     def _signed_state(self, trail: tuple[AuditEvent, ...]) -> dict[str, Any]:
-        """The state to hand the host with a pending result, carrying the (redacted) trail."""
+        """The state to hand the host with a pending result, carrying the (redacted) trail; scrubbed whole before
+        it is signed, so that it leaves clean and still verifies when it comes back."""
         assert self.state is not None
         self.state.audit = [e.to_dict() for e in trail]
-        return self.state.to_dict(self._key)
+        return self.state.to_dict(self._key, self.conn.redactor.scrub_json)
 
     def _note_receipts(self) -> None:
         for part in self.state.parts if self.state is not None else []:

@@ -18,7 +18,6 @@ from connector_mparticle.flows.lookup import Check, blind_spot, find_profile
 from connector_mparticle.flows.subject import Subject, opt_out_batch
 from connector_mparticle.identities import MPID
 from dsr_framework.models import AuditEvent, DsrRequest, Result
-from dsr_framework.redact import redact_strings
 
 __all__ = ["opt_out"]
 
@@ -32,7 +31,7 @@ def opt_out(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result
         trail.append(AuditEvent("stop", f"failed ({exc.error_class})", {"message": conn.redactor(exc.message)}))
         return failed_result(request, exc, conn.redactor, tuple(trail))
     return Result(request.request_id, request.type, "completed", conn.redactor(message), audit=tuple(trail),
-                  summary=redact_strings(summary, conn.redactor.hide))
+                  summary=conn.redactor.scrub_json(summary))
 
 
 def _opt_out(conn: MParticleConnector, request: DsrRequest, trail: list[AuditEvent]) -> tuple[str, dict[str, Any]]:

@@ -24,9 +24,12 @@ from connector_mparticle.api.receipts import describe, has_signature, receipt, r
 from connector_mparticle.connector import MParticleConnector
 from connector_mparticle.errors import RetryLaterError, UnsignedAnswerError
 from connector_mparticle.flows.state import Part
-from dsr_framework.redact import Redactor, redact_strings
+from dsr_framework.redact import Redactor
 
-__all__ = ["NotYetVerified", "SignedAnswers"]
+__all__ = ["BODY_WITHHELD", "NotYetVerified", "SignedAnswers"]
+
+#: Why a receipt keeps no body although the answer had one.
+BODY_WITHHELD = "the answer held part of one of the connector's credentials"
 
 Note = Callable[..., None]
 
@@ -47,8 +50,24 @@ class SignedAnswers:
         self.sent_for = sent_for  #: the exact bytes of the submission of a subject_request_id
 
     def _kept(self, evidence: Mapping[str, Any]) -> dict[str, Any]:
-        """What is stored: whatever a server put in its answer, with any fragment of a secret hidden."""
-        kept: dict[str, Any] = redact_strings(evidence, self.redactor.hide)
+        """What is stored (in the state, the result and the receipt file): the receipt scrubbed by the one rule
+        (:meth:`~dsr_framework.redact.Redactor.scrub`), and its body only when it holds no part of a credential.
+
+        The body is kept byte for byte so that an answer can be verified again later (its SHA-256 and the
+        signature cover those bytes); a body cut by the redactor could never verify, and a body holding part of a
+        credential must not be stored. So such a body is not kept (``"body": null`` with ``body_withheld`` saying
+        why); the digest, the signature, the certificate and the verdict stay. An acknowledgement that was not
+        verified yet because the certificate could not be fetched can then never be verified: it becomes
+        ``unverifiable`` (final), instead of waiting for a check that cannot happen.
+        """
+        body = evidence.get("body")
+        kept: dict[str, Any] = self.redactor.scrub_json({k: v for k, v in evidence.items() if k != "body"})
+        kept["body"] = body
+        if isinstance(body, str) and self.redactor.leaks(body):
+            kept.update(body=None, body_withheld=BODY_WITHHELD)
+            if kept.get("kind") == "acknowledgement" and kept.get("reason") == "certificate_unavailable":
+                kept.update(reason="unverifiable", detail="the certificate could not be fetched, and the answer "
+                            f"cannot be verified later because its body was not kept ({BODY_WITHHELD})")
         return kept
 
     def acknowledgement(self, answer: Signable, subject_request_id: str, label: str, sent: bytes) -> dict[str, Any]:

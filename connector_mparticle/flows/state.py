@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -109,10 +109,11 @@ class RequestState:
         """The least advanced status of the parts (what the request as a whole is)."""
         return min((p.last_status for p in self.parts), key=lambda s: _PROGRESS[s], default=None)
 
-    def to_dict(self, key: bytes) -> dict[str, Any]:
+    def to_dict(self, key: bytes, scrub: Callable[[Any], Any] = lambda data: data) -> dict[str, Any]:
+        """The state as the host stores it: ``scrub`` applied to every value, then signed."""
         data = asdict(self)
         data["audit"] = self.audit[-AUDIT_LIMIT:]
-        data = json.loads(json.dumps({"v": STATE_VERSION, **data}))  # exactly what the host will store
+        data = scrub(json.loads(json.dumps({"v": STATE_VERSION, **data})))  # exactly what the host will store
         return {**data, "mac": signature(key, data)}
 
     @classmethod

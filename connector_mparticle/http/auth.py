@@ -139,7 +139,7 @@ class TokenSource:
         access = token.get("access_token")
         if not isinstance(access, str) or not ACCESS_TOKEN.fullmatch(access):
             raise RetryLaterError("the OAuth token endpoint gave an unusable answer (no access token)", api=self.api)
-        self._redactor.register(access)
+        self._redactor.register(access, rotating=True)
         self._token = access
         self._expires_at = time.monotonic() + (_lifetime(token.get("expires_in")) or ASSUMED_LIFETIME_SECONDS)
 
@@ -232,7 +232,7 @@ class TokenSource:
         except Malformed as exc:
             raise RetryLaterError(f"the OAuth token endpoint gave an unusable answer ({exc})", api=self.api) from None
         assert access is not None
-        self._redactor.register(access)
+        self._redactor.register(access, rotating=True)
         clean: dict[str, Any] = {"access_token": access, "token_type": kind or "Bearer"}
         lifetime = _lifetime(body.get("expires_in"))
         if lifetime is not None:

@@ -15,12 +15,12 @@ __all__ = ["SandboxConfig", "SandboxCredentials"]
 class SandboxCredentials:
     """The credentials the sandbox accepts. Not real secrets: they only open the local sandbox."""
 
-    workspace_key: str = "sandbox-workspace-key"
-    workspace_secret: str = "sandbox-workspace-secret"  # noqa: S105 - a documented local test credential
-    input_key: str = "sandbox-input-key"
-    input_secret: str = "sandbox-input-secret"  # noqa: S105
-    client_id: str = "sandbox-client-id"
-    client_secret: str = "sandbox-client-secret"  # noqa: S105
+    workspace_key: str = "sbx-wk-7c2f9e4a"
+    workspace_secret: str = "sbx-ws-Q8vT3nLp6Rz2Xk9M"  # noqa: S105 - a documented local test credential
+    input_key: str = "sbx-ik-5b8d1e6f"
+    input_secret: str = "sbx-is-H4mW7cJt2Yq9Ns5D"  # noqa: S105
+    client_id: str = "sbx-ci-9e3a6c1d"
+    client_secret: str = "sbx-cs-B6xP2kRv8Gm4Tz7L"  # noqa: S105
     workspace_id: int = 12345
     account_id: int = 2345  #: Profile API paths name the org, account and workspace
     org_id: int = 345

@@ -133,7 +133,7 @@ def listed_file_problems(files: tuple[OutputFile, ...], output_dir: str, redacto
             problems.append(f"lists {name} with size {listed.size_bytes}, but it holds {len(data)} bytes")
         if hashlib.sha256(data).hexdigest() != listed.sha256.lower():
             problems.append(f"lists {name} with a SHA-256 that does not match its contents")
-        if any(redactor.finds_secret(text) or redactor.finds_fragment(text) for text in file_texts(real)):
+        if any(redactor.leaks(text) for text in file_texts(real)):
             problems.append(f"wrote a configured secret (or 8 or more characters of one) into {name}")
     return problems
 
@@ -147,7 +147,7 @@ def unlisted_files_with_secrets(output_dir: str, files: tuple[OutputFile, ...], 
             path = Path(folder) / name
             if os.path.realpath(path) in listed or not path.is_file():
                 continue
-            if any(redactor.finds_secret(text) or redactor.finds_fragment(text) for text in file_texts(path)):
+            if any(redactor.leaks(text) for text in file_texts(path)):
                 found.append(f"wrote a configured secret (or 8 or more characters of one) into {name}, a file it "
                              "does not list")
     return found

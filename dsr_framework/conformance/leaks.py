@@ -112,4 +112,4 @@ def unmasked_emails(text: str, emails: Iterable[str]) -> bool:
 
 def leaked(text: str, redactor: Redactor) -> bool:
     """True when ``text`` holds a configured secret in any form, or a run of 8 or more characters of one."""
-    return redactor.finds_secret(text) or redactor.finds_fragment(text)
+    return redactor.leaks(text)

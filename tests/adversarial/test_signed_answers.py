@@ -162,3 +162,26 @@ def test_a_secret_echoed_in_the_acknowledgement_is_kept_out_of_the_state(sandbox
     assert result.status == "pending"
     for where in (result.state, result.summary, [e.to_dict() for e in result.audit]):
         assert leaks(json.dumps(where)) == []
+
+
+def test_an_acknowledgement_holding_part_of_a_credential_keeps_its_verdict_but_not_its_body(
+        sandbox: Sandbox, hostile: HostileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body is kept byte for byte only to verify it again later; one holding part of a credential is not
+    kept, so if the certificate could not be fetched either, it can never be verified: under strict the
+    request stops (rejected) instead of waiting for a check that cannot happen."""
+    from tests.adversarial.conftest import CREDS
+
+    monkeypatch.setattr(signatures_module, "RETRY_FETCH_SECONDS", 0.0)
+
+    def echo(seen: Seen, forward: Any) -> Answer:
+        answer = forward()
+        return answer.with_json({**json.loads(answer.body), "note": CREDS.workspace_secret[:-1]})
+
+    hostile.on("POST", r"^/v3/requests$", echo)
+    hostile.on("GET", r"^/v3/discovery", lambda seen, forward: Answer.of_json(503, {}))
+    first = handle_for(config_for(hostile, sandbox, signatures="strict")).handle(request("deletion", customer_id="c-9"))
+    assert first.status == "failed" and first.error is not None and first.error.error_class == "rejected"
+    [receipt] = json.loads(json.dumps(first.to_dict()))["summary"]["receipts"]
+    assert receipt["body"] is None and receipt["body_withheld"] and receipt["reason"] == "unverifiable"
+    assert receipt["body_sha256"] and receipt["signature"]  # the evidence that does not hold the credential
+    assert leaks(json.dumps(first.to_dict())) == []

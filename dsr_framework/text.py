@@ -1,0 +1,108 @@
+"""Characters that must not reach a person unseen, and text made safe to show one.
+
+One table (:data:`CONTROL_RANGES`) names the characters that are invisible or act on a terminal instead of
+being shown: C0 and C1 controls (``ESC`` starts every terminal escape sequence: CSI, OSC, DCS…; ``\\x9b`` is a
+one-character CSI), ``DEL``, Unicode format characters (bidi overrides and isolates, zero-width characters, the
+byte-order mark, tag characters) and the line and paragraph separators. It is written out here rather than taken
+from :mod:`unicodedata`, so that every reader of the rule (this module, the request schema's patterns, a host in
+another language) agrees whatever its Unicode version; a test checks that it covers this Python's.
+
+Two rules use it:
+
+* :func:`identity_problem`: an identity value (an email, a phone number, a device id…) holds none of these
+  characters and does not start or end with whitespace (:data:`SPACE_RANGES`). mParticle matches identities
+  exactly, so ``"jane@example.com\\n"`` names nobody, and an erasure sent with it would be verified by a search
+  that finds nobody either. ``schemas/request.schema.json`` states the same rule (a test compares them).
+* :func:`for_people`: any text shown to a person (the terminal, the readable summaries, ``--json``) has each of
+  these characters replaced by a visible escape (``\\x1b``, ``\\u202e``, ``\\n``), so a value can neither drive
+  the terminal nor add a line: a server message holding ``\\n`` and a forged ``status: completed`` stays on its
+  one line, and shows what it tried.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = ["CONTROL_RANGES", "SPACE_RANGES", "for_people", "has_control", "identity_problem", "is_control",
+           "json_for_people", "without_controls"]
+
+#: Code point ranges (first, last) of the characters no person should be handed unseen (see the module docstring).
+CONTROL_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0000, 0x001F), (0x007F, 0x009F),  # C0, DEL, C1 (ESC, CSI, OSC, …; \n, \r, \t included)
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),  # format (Cf)
+    (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x200B, 0x200F),  # zero-width space, joiners, left-to-right and right-to-left marks
+    (0x2028, 0x2029),  # line and paragraph separators
+    (0x202A, 0x202E),  # bidi embeddings and overrides
+    (0x2060, 0x2064), (0x2066, 0x206F),  # word joiner, invisible operators, bidi isolates, deprecated formats
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB),  # byte-order mark, interlinear annotations
+    (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001), (0xE0020, 0xE007F),  # tag characters
+)
+#: Whitespace that is shown but must not surround an identity value (Unicode's space separators; the other
+#: whitespace characters, tab and newline among them, are controls).
+SPACE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0020, 0x0020), (0x00A0, 0x00A0), (0x1680, 0x1680), (0x2000, 0x200A), (0x202F, 0x202F), (0x205F, 0x205F),
+    (0x3000, 0x3000),
+)
+
+
+def _class(ranges: tuple[tuple[int, int], ...]) -> str:
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+_CONTROL = re.compile(f"[{_class(CONTROL_RANGES)}]")
+_SPACE = f"[{_class(SPACE_RANGES)}]"
+_SURROUNDING_SPACE = re.compile(f"^{_SPACE}|{_SPACE}\\Z")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def is_control(char: str) -> bool:
+    """True when ``char`` is one of :data:`CONTROL_RANGES`."""
+    return _CONTROL.fullmatch(char) is not None
+
+
+def has_control(text: str) -> bool:
+    """True when ``text`` holds a character of :data:`CONTROL_RANGES`."""
+    return _CONTROL.search(text) is not None
+
+
+def without_controls(text: str) -> str:
+    """``text`` with every character of :data:`CONTROL_RANGES` removed (what a terminal shows of it, roughly)."""
+    return _CONTROL.sub("", text)
+
+
+def identity_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an identity value (one of its characters is a control or formatting character,
+    or it starts or ends with whitespace), or None. The reason names the character's code point, never the
+    value."""
+    found = _CONTROL.search(value)
+    if found is not None:
+        return f"contains an invisible or control character (U+{ord(found.group()):04X}), which mParticle " \
+               "would match as part of the value"
+    if _SURROUNDING_SPACE.search(value):
+        return "starts or ends with whitespace, which mParticle would match as part of the value"
+    return None
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def for_people(text: Any) -> str:
+    """``text`` (any value, as ``str``) safe to show a person: every control, formatting or separator
+    character replaced by a visible escape, so it cannot move the cursor, recolour or retitle a terminal,
+    reorder what is shown, or start a line. Rich markup is not touched: print the result as plain text."""
+    return _CONTROL.sub(_visible, text if isinstance(text, str) else str(text))
+
+
+def json_for_people(value: Any, indent: int | None = 2) -> str:
+    """``value`` as JSON a terminal shows as it is: every non-ASCII character and every control, ``DEL``
+    included (which ``json.dumps`` leaves raw), written as an escape."""
+    return json.dumps(value, indent=indent, ensure_ascii=True).replace("\x7f", "\\u007f")
