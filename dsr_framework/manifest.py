@@ -8,15 +8,19 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from types import ModuleType
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
+from dsr_framework.models import Regulation
 from dsr_framework.validation import framework_validator, load_schema, validate
 
-__all__ = ["Capability", "Manifest", "RateLimit", "contract_problems", "load_manifest", "plugin_package"]
+__all__ = ["REGULATIONS", "Capability", "Manifest", "RateLimit", "contract_problems", "load_manifest",
+           "plugin_package"]
 
 MANIFEST_FILE = "manifest.yaml"
+#: Every regulation of the request contract: what a manifest that names none carries out.
+REGULATIONS: tuple[str, ...] = get_args(Regulation)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class Manifest:
     call_seconds: float | None = None
     #: ``timing.min_check_interval_seconds``: the soonest a pending result asks to be called again.
     min_check_interval_seconds: float | None = None
+    #: ``regulations``: those whose requests it carries out (default: every regulation of the request contract).
+    regulations: tuple[str, ...] = REGULATIONS
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], root: Traversable | None = None) -> Manifest:
@@ -95,6 +101,7 @@ class Manifest:
             root=root,
             call_seconds=_number(data.get("timing", {}).get("call_seconds")),
             min_check_interval_seconds=_number(data.get("timing", {}).get("min_check_interval_seconds")),
+            regulations=tuple(data.get("regulations", REGULATIONS)),
         )
 
     def capability(self, hook: str) -> Capability | None:

@@ -2,7 +2,8 @@
 
 A secret leaves a process in more forms than its own text. On the wire it is base64 inside a Basic
 ``key:secret`` header (where its encoding depends on the key's length), URL-encoded in a form body, escaped in
-JSON; a hostile server can echo any of those back, whole or cut short, or lower-cased (in a host name).
+JSON, hex-encoded in a debug dump; a hostile server can echo any of those back, whole or cut short, or
+lower-cased (in a host name).
 Matching ignores case. :func:`secret_forms` lists the forms;
 :class:`Redactor` hides them (and masks emails); :meth:`Redactor.scrub` also hides any run of eight or more
 characters of a secret or its forms, for text that came from a server and may hold a fragment of one.
@@ -71,13 +72,15 @@ def secret_forms(secret: str) -> frozenset[str]:
     """Every form ``secret`` takes on the wire (at least :data:`MIN_SECRET` characters long).
 
     The secret itself; JSON-escaped (``ensure_ascii`` as ``json.dumps`` writes it); URL-encoded as a query or
-    form body writes it (``%2F`` and ``%2f`` alike); and the parts of its base64 encodings (standard and
-    URL-safe alphabets) that it alone determines, at each alignment (see :func:`_base64_cores`).
+    form body writes it (``%2F`` and ``%2f`` alike); its UTF-8 bytes in hex (matching ignores case, so upper
+    case too); and the parts of its base64 encodings (standard and URL-safe alphabets) that it alone
+    determines, at each alignment (see :func:`_base64_cores`).
     """
     if len(secret) < MIN_SECRET:
         return frozenset()
     forms = {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
     forms |= {_PERCENT.sub(lambda m: m.group(0).lower(), f) for f in forms}
+    forms.add(secret.encode("utf-8").hex())
     forms |= _base64_cores(secret.encode("utf-8"))
     return frozenset(f for f in forms if len(f) >= MIN_SECRET)
 
