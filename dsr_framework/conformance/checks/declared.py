@@ -1,0 +1,140 @@
+"""What the manifest and the credentials schema declare, compared with what the connector does: a connection
+test that only reads, every declared regulation, every declared identity category, only declared settings, and
+the declared rate limits. (A ``synchronous`` capability that returns ``pending`` fails whichever check sees it:
+see :meth:`dsr_framework.conformance.runtime.Runtime.call`.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dsr_framework.conformance.checks.outcomes import carry_out
+from dsr_framework.conformance.checks.registry import KINDS, REGULATIONS, check, declared_kinds
+from dsr_framework.conformance.configwatch import undeclared_in
+from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, MissingPiece
+from dsr_framework.conformance.people import harm
+from dsr_framework.conformance.rates import excess
+from dsr_framework.conformance.runtime import Runtime
+from dsr_framework.models import Result
+
+__all__: list[str] = []
+
+#: The most requests the rate check fires at once: more would only measure the machine running the harness.
+MAX_BURST = 64
+
+
+@check("connection_test_changes_nothing",
+       "test_connection, with good and with refused credentials, makes no write in the service and changes nobody",
+       runtime=True)
+def connection_test_changes_nothing(rt: Runtime, _: str | None) -> None:
+    if "test_connection" not in rt.cut.manifest.hooks:
+        raise CheckSkipped("the connector does not declare test_connection")
+    rt.prepare()
+    rt.oracle("a connection test changes nothing")
+    before = rt.standings()
+    rt.connection(rt.good)  # each fails the check if the oracle counts a write
+    rt.connection(rt.bad)
+    after = rt.standings()
+    for index, person in enumerate(rt.everyone()):
+        what = harm(before[index], after[index], None)
+        if what is not None:
+            raise CheckFailed(f"test_connection left {rt.name_of(person)} {what}: a connection test only reads")
+
+
+@check("regulation_served",
+       "for each regulation the manifest declares besides the target's, access exports the data, deletion removes "
+       "the subject and opt-out is recorded under that regulation", runtime=True, params=REGULATIONS)
+def regulation_served(rt: Runtime, regulation: str) -> None:
+    if regulation not in rt.cut.manifest.regulations:
+        raise CheckSkipped(f"the manifest's regulations do not include {regulation}, so a host sends none")
+    if regulation == rt.target.regulation:
+        raise CheckSkipped(f"{regulation} is the target's regulation: every other check sends it")
+    for kind in declared_kinds(rt.cut):
+        carry_out(rt, kind, regulation=regulation)
+
+
+@check("identity_categories_honoured",
+       "a request naming the subject by any one identity category the capability declares is carried out as a "
+       "request naming it by all of them", runtime=True, params=KINDS)
+def identity_categories_honoured(rt: Runtime, kind: str) -> None:
+    hook = rt.hook_for(kind)
+    capability = rt.cut.manifest.capability(hook)
+    declared = list(capability.identifier_categories) if capability is not None else []
+    subject = rt.target.existing_subject
+    carried = [category for category in declared if category in subject]
+    if len(declared) > 1 and len(carried) < 2:
+        raise MissingPiece(f"{hook} declares the identity categories {', '.join(declared)}, but existing_subject "
+                           f"carries only {', '.join(carried) or 'none of them'}: give it a value in at least two "
+                           "(ideally each) of them, so the harness can send each alone")
+    if len(carried) < 2:
+        raise CheckSkipped(f"{hook} declares one identity category; every other check sends it")
+    for category in carried:
+        carry_out(rt, kind, {category: subject[category]})
+
+
+@check("config_keys_declared",
+       "the target's configurations use only settings the credentials schema declares, and no hook looks up one "
+       "it does not declare", runtime=True)
+def config_keys_declared(rt: Runtime, _: str | None) -> None:
+    declared = rt.cut.declared_settings()
+    for which, config in (("good_config", rt.target.good_config), ("bad_config", rt.target.bad_config)):
+        extra = undeclared_in(config, declared)
+        if extra:
+            raise CheckFailed(f"the target's {which} holds setting(s) the credentials schema does not declare: "
+                              f"{', '.join(extra)} (declare them, with a title and description)")
+    if "test_connection" in rt.cut.manifest.hooks:
+        rt.connection(rt.good)  # the other checks' hook calls were watched too
+    if rt.cut.undeclared:
+        raise CheckFailed("the hooks looked up setting(s) the credentials schema does not declare: "
+                          f"{', '.join(rt.cut.undeclared)}")
+
+
+def _burst_hook(rt: Runtime) -> str:
+    for kind in declared_kinds(rt.cut, ("opt_out", "access", "deletion")):  # the cheapest first: usually one step
+        return kind
+    raise CheckSkipped("the connector declares no request hook")
+
+
+def _burst_size(rt: Runtime, used: Counter[str]) -> int:
+    """Enough requests at once to pass the tightest declared limit the probe request counted against."""
+    sizes = [math.floor(limit.limit / used[limit.api]) + 1 for limit in rt.cut.manifest.rate_limits
+             if used[limit.api] and limit.per == "second"]
+    return min(sizes, default=0)
+
+
+def _probe(rt: Runtime, kind: str, calls: Callable[[], Sequence[Sequence[Any]]]) -> int:
+    """One request of ``kind``, to learn which APIs it calls: the size of the burst that would pass a limit."""
+    rt.prepare()
+    seen = len(rt.peek(calls))
+    rt.call(rt.good, rt.request(kind, rt.target.existing_subject))
+    size = _burst_size(rt, Counter(str(entry[1]) for entry in rt.peek(calls)[seen:]))
+    if size == 0 or size > MAX_BURST:
+        raise CheckSkipped(f"a {kind} request counts against no per-second limit a burst of {MAX_BURST} requests "
+                           "could pass")
+    return size
+
+
+@check("declared_rate_limits_kept",
+       "a burst of requests at once stays within every rate limit the manifest declares, as the service counts "
+       "its calls", runtime=True)
+def declared_rate_limits_kept(rt: Runtime, _: str | None) -> None:
+    oracle = rt.oracle("the connector keeps to its declared rate limits")
+    calls = getattr(oracle, "calls", None)
+    if calls is None:
+        raise MissingPiece("the target's oracle has no calls() method, so the harness cannot see how fast the "
+                           "connector calls the service: add calls() returning each API call the service received, "
+                           "as (seconds, api) with the api named as in the manifest's rate_limits")
+    kind = _burst_hook(rt)
+    size = _probe(rt, kind, calls)
+    since = max((entry[0] for entry in rt.peek(calls)), default=float("-inf"))
+    requests = [rt.request(kind, rt.target.existing_subject) for _ in range(size)]
+    outcomes = rt.together([lambda r=r: rt.call(rt.good, r, light=True) for r in requests])  # type: ignore[misc]
+    failures = [o for o in outcomes if not isinstance(o, Result)]
+    found = excess(rt.peek(calls), rt.cut.manifest.rate_limits, since=since)
+    if found:
+        raise CheckFailed(f"with {size} {kind} requests at once, the connector {found[0]}")
+    if failures:
+        raise failures[0]
