@@ -307,6 +307,13 @@ class Runtime:
 
     def _check_people(self, hook: str, request: DsrRequest, final: Result, before: dict[int, Standing]) -> None:
         """Nobody but the subject changed, and an export holds nobody else's data."""
+        self.check_everyone(request, before, hook)
+        if request.type == "access" and final.status == "completed":
+            self.check_export_is_theirs(hook, request, final, before)
+
+    def check_everyone(self, request: DsrRequest, before: dict[int, Standing], how: str) -> None:
+        """Since ``before``, nobody but ``request``'s subject changed, and it only as ``request`` may change it
+        (``how`` names what was done, for the message: a hook, or several requests)."""
         after = self.standings()
         with self._lock:
             self._standings = after
@@ -316,10 +323,8 @@ class Runtime:
             what = harm(before[index], after[index], request.type if index == subject else None)
             if what is not None:
                 whom = "its own subject" if index == subject else self.name_of(person)
-                raise CheckFailed(f"{hook} for {who} left {whom} {what} (the oracle's answer before and after): a "
+                raise CheckFailed(f"{how} for {who} left {whom} {what} (the oracle's answer before and after): a "
                                   f"{request.type} request may change its subject only, and only by carrying it out")
-        if request.type == "access" and final.status == "completed":
-            self.check_export_is_theirs(hook, request, final, before)
 
     def check_export_is_theirs(self, hook: str, request: DsrRequest, final: Result,
                                before: dict[int, Standing]) -> None:

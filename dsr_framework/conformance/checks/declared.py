@@ -16,8 +16,9 @@ from dsr_framework.conformance.checks.registry import KINDS, REGULATIONS, check,
 from dsr_framework.conformance.configwatch import undeclared_in
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, MissingPiece
 from dsr_framework.conformance.people import harm
-from dsr_framework.conformance.rates import excess
+from dsr_framework.conformance.rates import excess, too_fast
 from dsr_framework.conformance.runtime import Runtime
+from dsr_framework.manifest import RateLimit
 from dsr_framework.models import Result
 
 __all__: list[str] = []
@@ -98,28 +99,29 @@ def _burst_hook(rt: Runtime) -> str:
     raise CheckSkipped("the connector declares no request hook")
 
 
-def _burst_size(rt: Runtime, used: Counter[str]) -> int:
-    """Enough requests at once to pass the tightest declared limit the probe request counted against."""
-    sizes = [math.floor(limit.limit / used[limit.api]) + 1 for limit in rt.cut.manifest.rate_limits
+def _tightest(rt: Runtime, used: Counter[str]) -> tuple[int, RateLimit] | None:
+    """The per-second limit a request that makes ``used`` calls (per API) passes soonest, and how many such
+    requests at once pass it (None: it counts against no per-second limit)."""
+    sizes = [(math.floor(limit.limit / used[limit.api]) + 1, limit) for limit in rt.cut.manifest.rate_limits
              if used[limit.api] and limit.per == "second"]
-    return min(sizes, default=0)
+    return min(sizes, key=lambda pair: pair[0], default=None)
 
 
-def _probe(rt: Runtime, kind: str, calls: Callable[[], Sequence[Sequence[Any]]]) -> int:
-    """One request of ``kind``, to learn which APIs it calls: the size of the burst that would pass a limit."""
+def _probe(rt: Runtime, kind: str, calls: Callable[[], Sequence[Sequence[Any]]]) -> tuple[int, RateLimit]:
+    """One request of ``kind``, to learn which APIs it calls: the burst that would pass a limit, and that limit."""
     rt.prepare()
     seen = len(rt.peek(calls))
     rt.call(rt.good, rt.request(kind, rt.target.existing_subject))
-    size = _burst_size(rt, Counter(str(entry[1]) for entry in rt.peek(calls)[seen:]))
-    if size == 0 or size > MAX_BURST:
+    found = _tightest(rt, Counter(str(entry[1]) for entry in rt.peek(calls)[seen:]))
+    if found is None or found[0] > MAX_BURST:
         raise CheckSkipped(f"a {kind} request counts against no per-second limit a burst of {MAX_BURST} requests "
                            "could pass")
-    return size
+    return found
 
 
 @check("declared_rate_limits_kept",
-       "a burst of requests at once stays within every rate limit the manifest declares, as the service counts "
-       "its calls", runtime=True)
+       "a burst of requests at once, enough to pass the tightest per-second limit they count against, reaches the "
+       "service spread over that second, and no window holds far more calls than a declared limit", runtime=True)
 def declared_rate_limits_kept(rt: Runtime, _: str | None) -> None:
     oracle = rt.oracle("the connector keeps to its declared rate limits")
     calls = getattr(oracle, "calls", None)
@@ -128,13 +130,16 @@ def declared_rate_limits_kept(rt: Runtime, _: str | None) -> None:
                            "connector calls the service: add calls() returning each API call the service received, "
                            "as (seconds, api) with the api named as in the manifest's rate_limits")
     kind = _burst_hook(rt)
-    size = _probe(rt, kind, calls)
+    size, limit = _probe(rt, kind, calls)
+    before = rt.standings()
     since = max((entry[0] for entry in rt.peek(calls)), default=float("-inf"))
     requests = [rt.request(kind, rt.target.existing_subject) for _ in range(size)]
     outcomes = rt.together([lambda r=r: rt.call(rt.good, r, light=True) for r in requests])  # type: ignore[misc]
+    seen = rt.peek(calls)
+    found = too_fast(seen, limit, since) or next(iter(excess(seen, rt.cut.manifest.rate_limits, since)), None)
+    if found is not None:
+        raise CheckFailed(f"with {size} {kind} requests at once, the connector {found}")
     failures = [o for o in outcomes if not isinstance(o, Result)]
-    found = excess(rt.peek(calls), rt.cut.manifest.rate_limits, since=since)
-    if found:
-        raise CheckFailed(f"with {size} {kind} requests at once, the connector {found[0]}")
     if failures:
         raise failures[0]
+    rt.check_everyone(requests[0], before, f"{size} {kind} requests at once")

@@ -88,6 +88,7 @@ def _restart(rt: Runtime, child: FreshProcess, kind: str) -> None:
     from scratch: completed as before, with no new write."""
     hook, oracle = hook_of(kind), rt.oracle("a repeat in a fresh process makes no second write")
     rt.prepare()
+    before = rt.standings()
     held = [str(v) for v in rt.ask(oracle.held_data, rt.target.existing_subject)] if kind == "access" else []
     request = rt.request(kind, rt.target.existing_subject)
     first = rt.call(rt.good, request)
@@ -103,6 +104,7 @@ def _restart(rt: Runtime, child: FreshProcess, kind: str) -> None:
                           "in the service: what makes a request idempotent must live in the service or in the "
                           "stored state, not in the process's memory")
     _outcome(rt, kind, again, held, "repeated with the same request id")
+    rt.check_everyone(request, before, f"{hook}, here and in a fresh process,")
 
 
 @check("repeat_and_resume_in_fresh_process",
