@@ -181,9 +181,9 @@ class ConnectorHandle:
             return Result.failed(
                 request, "configuration", f"connector {self.name!r} does not support {request.type} requests"
             )
-        if request.regulation not in self.manifest.regulations:
+        if request.regulation not in self.manifest.regulations_for(hook):
             return Result.failed(request, "configuration", f"connector {self.name!r} does not carry out "
-                                 f"{request.regulation} requests (its manifest's regulations)")
+                                 f"{request.regulation} {request.type} requests (its manifest's regulations)")
         return None
 
     @staticmethod

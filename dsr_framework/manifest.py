@@ -29,6 +29,8 @@ class Capability:
     identifier_categories: tuple[str, ...]
     mode: str
     description: str
+    #: the regulations this hook carries out, when the capability narrows the manifest's (None: all of them)
+    regulations: tuple[str, ...] | None = None
 
     @property
     def asynchronous(self) -> bool:
@@ -89,7 +91,8 @@ class Manifest:
             description=data["description"],
             documentation_url=data["documentation_url"],
             capabilities=tuple(
-                Capability(c["hook"], tuple(c["identifier_categories"]), c["mode"], c["description"])
+                Capability(c["hook"], tuple(c["identifier_categories"]), c["mode"], c["description"],
+                           tuple(c["regulations"]) if "regulations" in c else None)
                 for c in data["capabilities"]
             ),
             credentials_schema_path=data["credentials_schema"],
@@ -106,6 +109,12 @@ class Manifest:
 
     def capability(self, hook: str) -> Capability | None:
         return next((c for c in self.capabilities if c.hook == hook), None)
+
+    def regulations_for(self, hook: str) -> tuple[str, ...]:
+        """The regulations whose requests ``hook`` carries out: its capability's, within the manifest's."""
+        capability = self.capability(hook)
+        narrowed = capability.regulations if capability is not None else None
+        return tuple(r for r in self.regulations if narrowed is None or r in narrowed)
 
     def rate_limit(self, api: str) -> list[RateLimit]:
         return [r for r in self.rate_limits if r.api == api]

@@ -228,3 +228,22 @@ def test_failing_connection_check_is_a_result_not_an_exception(connectors: Conne
     outcome = host.connector("auth").test_connection()
     assert not outcome.ok and outcome.checks[0].error_class == "authentication"
     assert outcome.to_dict()["message"] == "failed: api"
+
+
+def test_a_request_under_a_regulation_the_manifest_does_not_declare_never_reaches_the_hook(
+    connectors: ConnectorFactory,
+) -> None:
+    manifest = connectors.manifest("narrow", ["test_connection", "handle_access", "handle_deletion"],
+                                   regulations=["gdpr", "ccpa"])
+    manifest["capabilities"][1]["regulations"] = ["gdpr"]  # handle_deletion: GDPR only
+    connectors.write("narrow", manifest=manifest)
+    module = connectors.load("narrow")
+    host = load_host(enabled("narrow"), plugins={"narrow": module}, use_entry_points=False)
+    handle = host.connector("narrow")
+    now = datetime.now(UTC)
+    refused = handle.handle(DsrRequest("r-1", "deletion", "ccpa", {"email": "a@example.com"}, now))
+    served = handle.handle(DsrRequest("r-2", "deletion", "gdpr", {"email": "a@example.com"}, now))
+    assert (refused.status, refused.error and refused.error.error_class) == ("failed", "configuration")
+    assert "does not carry out ccpa deletion requests" in refused.message
+    assert served.status == "completed" and module.CALLS == [("handle_deletion", "r-2")]
+    assert handle.manifest.regulations_for("handle_access") == ("gdpr", "ccpa")
