@@ -3,7 +3,8 @@
 An export must hold every value the service holds for its subject (:func:`absent`) and nothing of anyone else's
 (:func:`present`): values are looked for as UTF-8 text and JSON-escaped, in each listed file and in each member
 of a zip or gzip archive (:func:`dsr_framework.conformance.files.file_texts`). A file's name is where a
-configured secret or the subject's personal data must not be either (:func:`name_problems`).
+configured secret must not be either, in any form (:func:`name_problems`): names end up in listings, logs and
+results.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from dsr_framework.conformance.files import file_texts
-from dsr_framework.conformance.personal import PersonalData
 from dsr_framework.models import OutputFile
 from dsr_framework.redact import Redactor
 
@@ -41,14 +41,8 @@ def present(values: Iterable[str], texts: list[str]) -> list[str]:
     return [v for v in values if any(form.lower() in text for form in _forms(v) for text in folded)]
 
 
-def name_problems(paths: Iterable[str], redactor: Redactor, people: PersonalData) -> list[str]:
-    """Each written file whose name holds a configured secret (or 8 characters of one) or personal data."""
-    found = []
-    for path in dict.fromkeys(paths):
-        name = Path(path).name
-        if redactor.finds_secret(name) or redactor.finds_fragment(name):
-            found.append(f"named a file it wrote after a configured secret (or 8 or more characters of one): "
-                         f"{redactor.scrub(name)}")
-        elif (what := people.found_in(name)) is not None:
-            found.append(f"put {what} of a person into the name of a file it wrote")
-    return found
+def name_problems(paths: Iterable[str], redactor: Redactor) -> list[str]:
+    """Each written file whose name holds a configured secret (or 8 characters of one, in any form)."""
+    names = [Path(path).name for path in dict.fromkeys(paths)]
+    return [f"named a file it wrote after a configured secret (or 8 or more characters of one): {redactor.scrub(name)}"
+            for name in names if redactor.finds_secret(name) or redactor.finds_fragment(name)]

@@ -58,7 +58,7 @@ class FreshProcess:
 
     def _send(self, message: Mapping[str, Any]) -> None:
         assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps(message) + "\n")
+        self._process.stdin.write(json.dumps(message, default=str) + "\n")  # a Path in a config, as text
         self._process.stdin.flush()
 
     def run(self, request: DsrRequest, state: Mapping[str, Any] | None) -> Answer:

@@ -36,6 +36,7 @@ class CallGuard:
     config: Mapping[str, Any]
     request: DsrRequest | None
     first_with_config: bool
+    package: str | None = None  #: the connector's package: its own loggers are its own to set
     process: hoststate.Snapshot = field(default_factory=hoststate.snapshot)
 
     def __post_init__(self) -> None:
@@ -52,7 +53,7 @@ class CallGuard:
 
     def problems(self) -> list[str]:
         """Every way the call changed what it must not (each put back where it can be)."""
-        found = [f"changed the host process's {what}" for what in self.process.changes()]
+        found = [f"changed the host process's {what}" for what in self.process.changes(own=self.package)]
         if found:
             self.process.restore()
         if dict(self.config) != self._config:

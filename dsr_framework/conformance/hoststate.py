@@ -12,7 +12,8 @@ the host itself. :func:`snapshot` records, cheaply (about a millisecond):
 - logging: ``logging.disable``, the root logger's level and handlers, and the level, ``disabled`` and
   ``propagate`` of every logger that already existed;
 - ``sys``: the standard streams, ``excepthook``, ``sys.path``, the recursion limit, the switch interval;
-  ``threading.excepthook``, trace and profile hooks for new threads; ``gc.isenabled()``; the signal handlers.
+  ``threading.excepthook``, trace and profile hooks for new threads; ``gc.isenabled()``; the signal handlers;
+  the locale; a warning filter that ignores every warning (``warnings.simplefilter("ignore")``).
 
 :meth:`Snapshot.changes` names what differs (never a value: an environment variable may hold a secret), and
 :meth:`Snapshot.restore` puts back what it can, so one defective connector does not spoil the checks (or the
@@ -23,12 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import locale
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -41,7 +44,8 @@ MODULES = ("ssl", "socket", "http.client", "urllib.request", "urllib.parse", "re
            "requests.sessions", "requests.adapters", "requests.utils", "urllib3", "urllib3.connection",
            "urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.ssl_", "urllib3.util.connection",
            "certifi", "certifi.core", "httpx", "logging", "os", "os.path", "json", "builtins", "tempfile",
-           "subprocess", "shutil", "threading", "hashlib", "hmac", "secrets", "base64", "time", "datetime")
+           "subprocess", "shutil", "threading", "hashlib", "hmac", "secrets", "base64", "time", "datetime",
+           "warnings", "locale")
 #: Classes (module, name) whose methods a connector must not replace.
 CLASSES = (("ssl", "SSLContext"), ("socket", "socket"), ("http.client", "HTTPConnection"),
            ("http.client", "HTTPSConnection"), ("requests.sessions", "Session"), ("requests.adapters", "HTTPAdapter"),
@@ -57,8 +61,15 @@ _Ref = tuple[str, str, str]  # (kind, owner, name): a module attribute or a clas
 
 
 def _callables(namespace: dict[str, Any]) -> dict[str, Any]:
+    """A module's functions and classes (its data changes as it is used: caches, lazy state)."""
     return {name: value for name, value in list(namespace.items())
             if callable(value) and not (name.startswith("__") and name.endswith("__"))}
+
+
+def _members(cls: type) -> dict[str, Any]:
+    """A class's methods and descriptors (properties, ``__init__`` and the like): what a monkeypatch replaces."""
+    return {name: value for name, value in list(vars(cls).items())
+            if callable(value) or hasattr(type(value), "__get__")}
 
 
 def _patchable() -> dict[_Ref, Any]:
@@ -73,7 +84,7 @@ def _patchable() -> dict[_Ref, Any]:
         cls = getattr(sys.modules.get(module_name), class_name, None)
         if isinstance(cls, type):
             found.update({("class", f"{module_name}.{class_name}", attr): value
-                          for attr, value in _callables(dict(vars(cls))).items()})
+                          for attr, value in _members(cls).items()})
     ssl = sys.modules.get("ssl")
     if ssl is not None:  # private, so not among the callables above, and the switch that turns verification off
         found[("module", "ssl", "_create_default_https_context")] = getattr(ssl, "_create_default_https_context", None)
@@ -106,6 +117,17 @@ def _signals() -> dict[int, Any]:
     return handlers
 
 
+def _everything_ignored() -> int:
+    """How many warning filters ignore every warning from everywhere (``warnings.simplefilter("ignore")``)."""
+    return sum(1 for f in warnings.filters if f[0] == "ignore" and f[1] is None and f[2] is Warning and f[3] is None)
+
+
+def _locale() -> str | None:
+    with contextlib.suppress(locale.Error, ValueError):
+        return locale.setlocale(locale.LC_ALL)
+    return None
+
+
 def _debuglevel() -> int | None:
     client = sys.modules.get("http.client")
     return getattr(getattr(client, "HTTPConnection", None), "debuglevel", None)
@@ -127,6 +149,8 @@ def _settings() -> dict[str, Any]:
         "sys.getswitchinterval()": sys.getswitchinterval(), "gc.isenabled()": gc.isenabled(),
         "threading.settrace() / setprofile()": (threading.gettrace(), threading.getprofile()),
         "signal handlers": _signals(),
+        "warnings.simplefilter (every warning ignored)": _everything_ignored(),
+        "the locale (locale.setlocale)": _locale(),
     }
 
 
@@ -139,11 +163,12 @@ class Snapshot:
     loggers: dict[str, tuple[int, bool, bool]]
     patchable: dict[_Ref, Any] = field(repr=False)
 
-    def changes(self, now: Snapshot | None = None) -> list[str]:
-        """What differs in ``now`` (default: the process as it is): names only, never values."""
+    def changes(self, now: Snapshot | None = None, own: str | None = None) -> list[str]:
+        """What differs in ``now`` (default: the process as it is): names only, never values. The loggers of
+        package ``own`` (the connector's) are its own to set."""
         now = now or snapshot()
         described = {"the environment ({})": self._environment(now),
-                     "the level, disabled or propagate setting of logger(s) {}": self._loggers(now),
+                     "the level, disabled or propagate setting of logger(s) {}": self._loggers(now, own),
                      "replaced {}": self._replaced(now)}
         return self._settings(now) + [template.format(", ".join(names[:6]))
                                       for template, names in described.items() if names]
@@ -155,8 +180,12 @@ class Snapshot:
     def _environment(self, now: Snapshot) -> list[str]:
         return sorted(k for k in self.environ.keys() | now.environ.keys() if self.environ.get(k) != now.environ.get(k))
 
-    def _loggers(self, now: Snapshot) -> list[str]:
-        return sorted(n or "root" for n, v in self.loggers.items() if n in now.loggers and now.loggers[n] != v)
+    def _loggers(self, now: Snapshot, own: str | None) -> list[str]:
+        def theirs(name: str) -> bool:
+            return own is not None and (name == own or name.startswith(f"{own}."))
+
+        return sorted(n or "root" for n, v in self.loggers.items()
+                      if n in now.loggers and now.loggers[n] != v and not theirs(n))
 
     def _replaced(self, now: Snapshot) -> list[str]:
         """The functions and classes that ``now`` holds others in place of (where their module is still there)."""
@@ -221,6 +250,19 @@ def _set_gc(enabled: Any) -> None:
     (gc.enable if enabled else gc.disable)()
 
 
+def _set_locale(name: Any) -> None:
+    if name is not None:
+        locale.setlocale(locale.LC_ALL, name)
+
+
+def _set_ignored(count: Any) -> None:
+    """Drop the catch-all ``ignore`` filters added since (the newest first, as ``simplefilter`` inserts them)."""
+    extra = _everything_ignored() - int(count)
+    for entry in [f for f in warnings.filters if f[0] == "ignore" and f[1] is None and f[2] is Warning
+                  and f[3] is None][:max(extra, 0)]:
+        warnings.filters.remove(entry)  # type: ignore[attr-defined]  # a list, typed as a Sequence
+
+
 #: How to put each of :func:`_settings` back (the signal handlers and trace hooks are only reported).
 _RESTORE: dict[str, Callable[[Any], object]] = {
     "socket.getdefaulttimeout()": socket.setdefaulttimeout,
@@ -237,6 +279,8 @@ _RESTORE: dict[str, Callable[[Any], object]] = {
     "sys.getrecursionlimit()": sys.setrecursionlimit,
     "sys.getswitchinterval()": sys.setswitchinterval,
     "gc.isenabled()": _set_gc,
+    "warnings.simplefilter (every warning ignored)": _set_ignored,
+    "the locale (locale.setlocale)": _set_locale,
 }
 
 

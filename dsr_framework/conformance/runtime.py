@@ -28,7 +28,6 @@ from dsr_framework.conformance.guards import CallGuard
 from dsr_framework.conformance.leaks import leaked
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, MissingPiece
 from dsr_framework.conformance.people import Standing, foreign_values, harm, standing
-from dsr_framework.conformance.personal import PersonalData
 from dsr_framework.conformance.session import ConnectorUnderTest
 from dsr_framework.conformance.target import ConformanceTarget, Oracle
 from dsr_framework.conformance.watchdog import Overran, call_with_limit
@@ -175,13 +174,18 @@ class Runtime:
                                "contract")
         return hook
 
+    def regulation_for(self, kind: str) -> str:
+        """The regulation of a request of ``kind``: the target's, unless the capability narrows it to others."""
+        served = self.cut.manifest.regulations_for(HOOK_FOR_TYPE[kind])  # type: ignore[index]
+        return self.target.regulation if self.target.regulation in served or not served else served[0]
+
     def request(self, kind: str, subject: Mapping[str, str], regulation: str | None = None) -> DsrRequest:
         """A fresh request (new id, new output directory the connector may write in) for ``subject``."""
         with self._lock:
             output = self.workspace.output_dir()
             self.watch.allow([output])
         return DsrRequest(f"conformance-{uuid.uuid4().hex[:12]}", kind,  # type: ignore[arg-type]
-                          regulation or self.target.regulation,  # type: ignore[arg-type]
+                          regulation or self.regulation_for(kind),  # type: ignore[arg-type]
                           dict(subject), datetime.now(UTC), str(output))
 
     def together(self, calls: Sequence[Callable[[], T]]) -> list[T | CheckFailed]:
@@ -226,7 +230,7 @@ class Runtime:
                  request: DsrRequest | None, light: bool = False) -> T:
         """One hook call under the watchdog and the call guard (only the watchdog when ``light``: a burst measures
         the connector's pace, not the harness's); ``CheckFailed`` naming whatever it broke."""
-        guard = None if light else CallGuard(handle.config, request, self.cut.first_call(handle))
+        guard = None if light else CallGuard(handle.config, request, self.cut.first_call(handle), self.cut.package)
         try:
             value, _ = call_with_limit(function, self.cut.call_limit(), hook,
                                        on_thread=guard.adopt if guard is not None else threads.adopt)
@@ -284,7 +288,7 @@ class Runtime:
         return driven
 
     def _check_files(self, hook: str, request: DsrRequest, final: Result, written: Sequence[str]) -> None:
-        problems = name_problems([*(f.path for f in final.files), *written], self.cut.redactor, self.cut.people())
+        problems = name_problems([*(f.path for f in final.files), *written], self.cut.redactor)
         if request.output_dir is not None:
             problems += unlisted_files_with_secrets(request.output_dir, final.files, self.cut.redactor)
             if final.status == "completed":
@@ -343,7 +347,7 @@ class Runtime:
     def _judge(self, hook: str, result: Result, started: datetime | None) -> None:
         """The rules every result obeys, whatever the check: no secret, plain-JSON state, a sane next check,
         and ``pending`` only from a capability the manifest declares asynchronous."""
-        named = name_problems([f.path for f in result.files], self.cut.redactor, PersonalData())
+        named = name_problems([f.path for f in result.files], self.cut.redactor)
         if named:
             raise CheckFailed(f"{hook} {named[0]}")
         if self._carries_secret(result):

@@ -20,7 +20,7 @@ from dsr_framework.conformance.personal import PersonalData
 from dsr_framework.conformance.target import ENTRY_POINT_GROUP as TARGET_GROUP
 from dsr_framework.conformance.target import ConformanceTarget, TargetFactory, target_problems
 from dsr_framework.host import ENTRY_POINT_GROUP, ConnectorHandle, entry_points, load_host
-from dsr_framework.manifest import Manifest, load_manifest
+from dsr_framework.manifest import Manifest, load_manifest, plugin_package
 from dsr_framework.redact import Redactor, mask_email
 from dsr_framework.validation import SchemaViolation, secret_paths, secret_values
 
@@ -115,6 +115,11 @@ class ConnectorUnderTest:
             raise CheckFailed(self._plugin_error or f"no connector {self.name!r} in the {ENTRY_POINT_GROUP!r} "
                               "entry-point group (and its target names no plugin)")
         return self._plugin
+
+    @property
+    def package(self) -> str:
+        """The top-level package of the connector (its loggers are named after it)."""
+        return plugin_package(self.plugin).split(".")[0]
 
     @property
     def manifest(self) -> Manifest:

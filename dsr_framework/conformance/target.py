@@ -88,7 +88,8 @@ class ConformanceTarget:
             API); the harness asks it the same questions and fails when the two disagree.
         writable_paths: folders the connector may write in besides each request's output directory (a lock or
             state file that ``good_config`` names).
-        concurrent_requests: how many requests the concurrency check runs at once.
+        concurrent_requests: how many requests the concurrency check makes, in rounds of one request per person
+            (the existing subject and each bystander) at the same moment.
     """
 
     good_config: Mapping[str, Any]

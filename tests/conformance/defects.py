@@ -367,7 +367,7 @@ HARMS: tuple[Defect, ...] = (
             _plugin("exported = _write_export(request, records)",
                     'exported = _write_export(_CURRENT["request"], records)'),
             _plugin(_LOG, _LOG + "_CURRENT: dict[str, Any] = {}\n")),
-           "concurrent_requests_kept_apart", "requests at once"),
+           "concurrent_requests_kept_apart", "people at the same moment: access: "),
     Defect("sync_returns_pending", "a capability declared synchronous that returns pending",
            (_plugin("    try:\n        who = _who(request)\n        answer = AcmeClient(config)",
                     "    if state is None:\n"
@@ -403,7 +403,7 @@ HARMS: tuple[Defect, ...] = (
                     "        return first and self.simulator.exists(subject)\n"),
             _oracle("        self.simulator = simulator\n\n    def exists",
                     "        self.simulator = simulator\n        self.asked: set[str] = set()\n\n    def exists")),
-           "deletion_removes_subject", "and then False, with nothing in between"),
+           "oracle_answers_consistent", "the target's oracle"),
     Defect("oracle_blind_to_a_category", "an oracle that finds people by email only, sharing the blind spot of a "
            "connector that ignores customer ids", (_IGNORES_CUSTOMER_ID, _NO_WITNESS, _EMAIL_ONLY_ORACLE),
            "oracle_answers_consistent", "an oracle must find a person by each identity"),

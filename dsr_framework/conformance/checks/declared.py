@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dsr_framework.conformance.checks.outcomes import carry_out
-from dsr_framework.conformance.checks.registry import KINDS, REGULATIONS, check, declared_kinds
+from dsr_framework.conformance.checks.registry import KINDS, REGULATIONS, check, declared_kinds, hook_of
 from dsr_framework.conformance.configwatch import undeclared_in
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, MissingPiece
 from dsr_framework.conformance.people import harm
@@ -49,11 +49,13 @@ def connection_test_changes_nothing(rt: Runtime, _: str | None) -> None:
        "for each regulation the manifest declares besides the target's, access exports the data, deletion removes "
        "the subject and opt-out is recorded under that regulation", runtime=True, params=REGULATIONS)
 def regulation_served(rt: Runtime, regulation: str) -> None:
-    if regulation not in rt.cut.manifest.regulations:
+    served = [k for k in declared_kinds(rt.cut) if regulation in rt.cut.manifest.regulations_for(hook_of(k))]
+    if not served:
         raise CheckSkipped(f"the manifest's regulations do not include {regulation}, so a host sends none")
-    if regulation == rt.target.regulation:
+    kinds = [k for k in served if rt.regulation_for(k) != regulation]
+    if not kinds:
         raise CheckSkipped(f"{regulation} is the target's regulation: every other check sends it")
-    for kind in declared_kinds(rt.cut):
+    for kind in kinds:
         carry_out(rt, kind, regulation=regulation)
 
 

@@ -7,6 +7,7 @@ every check; these checks make the requests where that matters most.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from dsr_framework.conformance.checks.outcomes import judge_export
@@ -58,24 +59,29 @@ def exports_kept_apart(rt: Runtime, _: str | None) -> None:
 
 
 def _at_once(rt: Runtime, kind: str, people: list[Mapping[str, str]]) -> list[tuple[DsrRequest, Driven]]:
-    """``concurrent_requests`` requests of ``kind`` at once, for ``people`` in turn; each request and its drive."""
-    requests = [rt.request(kind, people[i % len(people)]) for i in range(rt.target.concurrent_requests)]
-    outcomes = rt.together([lambda r=r: rt.run(rt.good, r) for r in requests])  # type: ignore[misc]
-    for outcome in outcomes:
-        if isinstance(outcome, CheckFailed):
-            raise CheckFailed(f"{kind}: {outcome}")
-    return [(r, o) for r, o in zip(requests, outcomes, strict=True) if isinstance(o, Driven)]
+    """``concurrent_requests`` requests of ``kind``, in rounds of one request per person at the same moment (no
+    person has two requests running at once); each request and its drive."""
+    done: list[tuple[DsrRequest, Driven]] = []
+    for _ in range(math.ceil(rt.target.concurrent_requests / len(people))):
+        requests = [rt.request(kind, person) for person in people]
+        outcomes = rt.together([lambda r=r: rt.run(rt.good, r) for r in requests])  # type: ignore[misc]
+        for outcome in outcomes:
+            if isinstance(outcome, CheckFailed):
+                raise CheckFailed(f"{kind}: {outcome}")
+        done += [(r, o) for r, o in zip(requests, outcomes, strict=True) if isinstance(o, Driven)]
+    return done
 
 
 def _deferred(result: Result) -> bool:
-    """A request the connector (or the service) put off because the same person's request was running: a
-    host retries it later. Each person still needs one request that completed."""
+    """A request the connector (or the service) put off for now (its rate limit, a request of the same person
+    still in progress): a host retries it later. Each person still needs one request that completed."""
     return result.status == "failed" and result.error is not None and result.error.error_class == "retry_later"
 
 
 @check("concurrent_requests_kept_apart",
-       "requests for different people, run at the same moment, each reach their own subject: every export holds "
-       "its own subject's data and nobody else's, every opt-out is recorded for its own subject", runtime=True)
+       "requests for different people, run at the same moment (rounds of one per person), each reach their own "
+       "subject: every export holds its own subject's data and nobody else's, every opt-out is recorded for its "
+       "own subject", runtime=True)
 def concurrent_requests_kept_apart(rt: Runtime, _: str | None) -> None:
     kinds = declared_kinds(rt.cut, ("access", "opt_out"))
     if not kinds:
@@ -87,7 +93,7 @@ def concurrent_requests_kept_apart(rt: Runtime, _: str | None) -> None:
             _each_reached_its_own(rt, kind, before)
         _nobody_else_touched(rt, before, "opt_out" in kinds)
     except CheckFailed as exc:
-        raise CheckFailed(f"with {rt.target.concurrent_requests} requests at once: {exc}") from None
+        raise CheckFailed(f"with requests for {len(rt.everyone())} people at the same moment: {exc}") from None
 
 
 def _each_reached_its_own(rt: Runtime, kind: str, before: dict[int, Standing]) -> None:
@@ -114,6 +120,6 @@ def _nobody_else_touched(rt: Runtime, before: dict[int, Standing], opted_out: bo
         what = harm(before[index], after[index], "opt_out")
         if what is not None:
             raise CheckFailed(f"{rt.name_of(person)} was left {what}")
-        if opted_out and not rt.ask(oracle.opted_out, person, rt.target.regulation):
+        if opted_out and not rt.ask(oracle.opted_out, person, rt.regulation_for("opt_out")):
             raise CheckFailed(f"the opt-out of {rt.name_of(person)} was not recorded (a request reached someone "
                               "else's subject, or none)")

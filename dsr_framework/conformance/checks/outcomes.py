@@ -86,7 +86,7 @@ def _nothing_changed(rt: Runtime, oracle: Oracle, kind: str, hook: str, writes: 
     subject = rt.target.existing_subject
     if kind == "deletion" and not rt.ask(oracle.exists, subject):
         raise CheckFailed(f"{hook} with refused credentials, yet the subject is gone from the service")
-    if kind == "opt_out" and rt.ask(oracle.opted_out, subject, rt.target.regulation):
+    if kind == "opt_out" and rt.ask(oracle.opted_out, subject, rt.regulation_for(kind)):
         raise CheckFailed(f"{hook} with refused credentials, yet the service records an opt-out")
     if rt.ask(oracle.writes) != writes:
         raise CheckFailed(f"{hook} with refused credentials, yet the service recorded a write")
@@ -151,7 +151,7 @@ def carry_out(rt: Runtime, kind: str, identities: Mapping[str, str] | None = Non
     rt.hook_for(kind)
     rt.prepare()
     subject = rt.target.existing_subject
-    regulation = regulation or rt.target.regulation
+    regulation = regulation or rt.regulation_for(kind)
     held = _before(rt, kind, subject, regulation)
     request = rt.request(kind, identities or subject, regulation)
     final = rt.run(rt.good, request).result

@@ -78,7 +78,7 @@ def _outcome(rt: Runtime, kind: str, final: Result, held: list[str], what: str) 
     elif kind == "deletion" and rt.ask(oracle.exists, subject):
         raise CheckFailed(f"{hook}, {what} in a fresh process, reported completed, but the service still holds the "
                           "subject")
-    elif kind == "opt_out" and not rt.ask(oracle.opted_out, subject, rt.target.regulation):
+    elif kind == "opt_out" and not rt.ask(oracle.opted_out, subject, rt.regulation_for(kind)):
         raise CheckFailed(f"{hook}, {what} in a fresh process, reported completed, but the service does not record "
                           "the opt-out")
 
