@@ -130,4 +130,5 @@ def target() -> Iterator[ConformanceTarget]:
                                 oracle=SandboxOracle(sandbox, (PURPOSE,)), prepare=prepare, bystanders=BYSTANDERS,
                                 personal_data=[" ".join(NAMES[0]), NAMES[0][1]],
                                 allowed_hosts={"127.0.0.1"}, min_check_interval=0.1, call_seconds=20,
+                                concurrent_requests=4,  # two rounds of the subject and its namesake at once
                                 budgets={"handle_access": 20, "handle_deletion": 20, "handle_opt_out": 10})
