@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dsr_framework.conformance import hoststate
 from dsr_framework.conformance.checks.outcomes import carry_out
 from dsr_framework.conformance.checks.registry import KINDS, REGULATIONS, check, declared_kinds, hook_of
 from dsr_framework.conformance.configwatch import undeclared_in
@@ -19,7 +20,7 @@ from dsr_framework.conformance.people import harm
 from dsr_framework.conformance.rates import excess, too_fast
 from dsr_framework.conformance.runtime import Runtime
 from dsr_framework.manifest import RateLimit
-from dsr_framework.models import Result
+from dsr_framework.models import DsrRequest, Result
 
 __all__: list[str] = []
 
@@ -121,6 +122,18 @@ def _probe(rt: Runtime, kind: str, calls: Callable[[], Sequence[Sequence[Any]]])
     return found
 
 
+def _burst(rt: Runtime, requests: list[DsrRequest]) -> list[Result | CheckFailed]:
+    """One light call for each of ``requests``, all at once; the host process judged once around them all (light
+    calls have no guard of their own: it would slow the burst down to the harness's pace)."""
+    process = hoststate.snapshot()
+    outcomes = rt.together([lambda r=r: rt.call(rt.good, r, light=True) for r in requests])  # type: ignore[misc]
+    changed = process.changes(own=rt.cut.package)
+    if changed:
+        process.restore()
+        raise CheckFailed(f"{len(requests)} requests at once changed the host process's {'; '.join(changed)}")
+    return outcomes
+
+
 @check("declared_rate_limits_kept",
        "a burst of requests at once, enough to pass the tightest per-second limit they count against, reaches the "
        "service spread over that second, and no window holds far more calls than a declared limit", runtime=True)
@@ -136,7 +149,7 @@ def declared_rate_limits_kept(rt: Runtime, _: str | None) -> None:
     before = rt.standings()
     since = max((entry[0] for entry in rt.peek(calls)), default=float("-inf"))
     requests = [rt.request(kind, rt.target.existing_subject) for _ in range(size)]
-    outcomes = rt.together([lambda r=r: rt.call(rt.good, r, light=True) for r in requests])  # type: ignore[misc]
+    outcomes = _burst(rt, requests)
     seen = rt.peek(calls)
     found = too_fast(seen, limit, since) or next(iter(excess(seen, rt.cut.manifest.rate_limits, since)), None)
     if found is not None:
