@@ -51,6 +51,12 @@ def _plain(answer: Any) -> Any:
     return answer
 
 
+def _shown(answer: Any) -> str:
+    """An answer as a message may show it: held data (personal data) only as a count."""
+    plain = _plain(answer)
+    return f"{len(plain)} value(s)" if isinstance(plain, list) else repr(plain)
+
+
 class Runtime:
     """One runtime check's view of the connector under test and its target."""
 
@@ -76,8 +82,8 @@ class Runtime:
     def prepare(self) -> None:
         """Let the target (re)create the existing subject and the bystanders.
 
-        ``prepare()`` seeds the same people the same way every time, so what the oracle says about everyone
-        right after it is asked twice (after two different calls) and then remembered for the whole run.
+        ``prepare()`` seeds the same people the same way every time, so what the oracle says about everyone right
+        after it is remembered for the rest of the run once two readings (after two calls) agree.
         """
         self.forget()
         if self.target.prepare is not None:
@@ -112,15 +118,15 @@ class Runtime:
         name = getattr(question, "__name__", "a question")
         shown = f"{name}({', '.join(self.name_of(a) for a in args)})"
         if _plain(first) != _plain(second):
-            raise CheckFailed(f"the target's oracle answered {shown} with {_plain(first)!r} and then "
-                              f"{_plain(second)!r}, with nothing in between: an oracle must report what the service "
-                              "holds, every time it is asked")
+            raise CheckFailed(f"the target's oracle answered {shown} with {_shown(first)} and then {_shown(second)}, "
+                              "with nothing in between: an oracle must report what the service holds, every time it "
+                              "is asked")
         witness = self.target.witness
         if witness is not None and name in _WITNESSED and getattr(question, "__self__", None) is self.target.oracle:
             seen = self.peek(getattr(witness, name), *args)
             if _plain(seen) != _plain(first):
-                raise CheckFailed(f"the target's oracle and its witness disagree on {shown}: {_plain(first)!r} "
-                                  f"against {_plain(seen)!r}; one of them does not see the service as it is")
+                raise CheckFailed(f"the target's oracle and its witness disagree on {shown}: {_shown(first)} against "
+                                  f"{_shown(seen)}; one of them does not see the service as it is")
         return first
 
     # -- people -----------------------------------------------------------------------------------------------
@@ -262,6 +268,8 @@ class Runtime:
              light: bool = False) -> Result:
         """One hook call for ``request``, guarded and judged (see the module docstring)."""
         hook = HOOK_FOR_TYPE[request.type]
+        with self._lock:  # the call may change the service: what the oracle said before no longer holds
+            self._standings, self._fresh = None, False
         started = datetime.now(UTC)
         result = self._guarded(handle, hook, lambda: handle.handle(request, state), request, light)
         self._judge(hook, result, started)
