@@ -1,9 +1,11 @@
-"""The mParticle connector's conformance target: a fresh sandbox, one subject, and an oracle that asks the
-sandbox's admin API (never the connector) what happened.
+"""The mParticle connector's conformance target: a fresh sandbox, one subject, a bystander, and an oracle that
+asks the sandbox's admin API (never the connector) what happened.
 
 Registered in the ``dsr.conformance`` entry-point group, so ``pytest --dsr-conformance=mparticle`` runs the
-harness against it. The subject has an email and no customer id: mParticle's default identity strategy makes
-the customer id a login id, which an email-only request would not reach.
+harness against it. The subject has an email and a mobile number, each of which finds it alone (the harness
+sends each alone too), and no customer id: mParticle's default identity strategy makes the customer id a login
+id, which an email-only request would not reach. The bystander is the subject's namesake (same name, an email
+that differs by its domain, a mobile number one digit apart).
 """
 
 from __future__ import annotations
@@ -19,11 +21,19 @@ from dsr_framework.conformance import ConformanceTarget
 
 __all__ = ["SandboxOracle", "target"]
 
-EXISTING = {"email": "conformance.subject@example.com"}
-MISSING = {"email": "never.seen@example.com"}
+EXISTING = {"email": "conformance.subject@example.com", "phone": "+14155550134"}
+MISSING = {"email": "never.seen@example.com", "phone": "+14155550199"}
+#: One bystander, the subject's namesake: every request is followed by questions about everyone, each a call to
+#: the sandbox, so one well-chosen bystander keeps the run short (examples/acme seeds two).
+BYSTANDERS = ({"email": "conformance.subject@example.org", "phone": "+14155550135"},)
+#: Each person's name, in the profile's user attributes: the subject and the bystander are namesakes.
+NAMES = (("Robin", "Quayleford"), ("Robin", "Quayleford"))
 PURPOSE = "conformance_marketing"  #: a GDPR purpose defined in the workspace; an opt-out refuses it
 #: Identity names of the harness's requests, in the sandbox admin API's names.
-_ADMIN_NAMES = {"email": "email", "customer_id": "customer_id"}
+_ADMIN_NAMES = {"email": "email", "customer_id": "customer_id", "phone": "mobile_number"}
+#: The limits of the manifest (``rate_limits[].api``) each API of the sandbox's request log counts against.
+_LIMITS: dict[str, tuple[str, ...]] = {"dsr": ("dsr",), "events": ("events",), "identity": ("identity",),
+                                       "profile": ("profile",)}
 
 
 class SandboxOracle:
@@ -33,16 +43,19 @@ class SandboxOracle:
         self.sandbox = sandbox
         self.gdpr_purposes = gdpr_purposes
 
-    def _profiles(self, subject: Mapping[str, str]) -> list[dict[str, Any]]:
+    def _found(self, subject: Mapping[str, str]) -> list[dict[str, Any]]:
         identities = {_ADMIN_NAMES[k]: v for k, v in subject.items() if k in _ADMIN_NAMES}
         if not identities:
             return []
-        found = self.sandbox.find_profiles(**identities)  # any profile holding any of them: a strict oracle
-        return [p for p in (self.sandbox.profile(f["mpid"]) for f in found) if p is not None]
+        found: list[dict[str, Any]] = self.sandbox.find_profiles(**identities)  # any of them: a strict oracle
+        return found
+
+    def _profiles(self, subject: Mapping[str, str]) -> list[dict[str, Any]]:
+        return [p for p in (self.sandbox.profile(f["mpid"]) for f in self._found(subject)) if p is not None]
 
     def exists(self, subject: Mapping[str, str]) -> bool:
         """A profile holding one of the subject's identities is still in the workspace."""
-        return bool(self._profiles(subject))
+        return bool(self._found(subject))
 
     def opted_out(self, subject: Mapping[str, str], regulation: str) -> bool:
         """Every profile of the subject has CCPA data_sale_opt_out consented and each GDPR purpose refused."""
@@ -70,11 +83,29 @@ class SandboxOracle:
         stats = self.sandbox.stats()
         return stats["dsrs"] + stats["batches_stored"]
 
+    def calls(self) -> list[tuple[float, str]]:
+        """Every call the sandbox served, as (time, the manifest's rate-limit api): a new DSR counts against
+        ``dsr`` and ``dsr_submit``."""
+        found: list[tuple[float, str]] = []
+        for entry in self.sandbox.request_log():
+            apis = _LIMITS.get(entry["api"], ())
+            if entry["api"] == "dsr" and entry["method"] == "POST" and entry["path"].rstrip("/").endswith("/requests"):
+                apis = ("dsr", "dsr_submit")
+            found += [(float(entry["at"]), api) for api in apis]
+        return found
+
+
+def _seed(sandbox: Sandbox, identities: Mapping[str, str], name: tuple[str, str], screen: str) -> None:
+    sandbox.seed_profile({_ADMIN_NAMES[k]: v for k, v in identities.items()},
+                         attributes={"plan": "basic", "$FirstName": name[0], "$LastName": name[1]}, batches=[
+                             {"environment": "production",
+                              "events": [{"event_type": "screen_view", "data": {"screen_name": screen}}]}])
+
 
 @contextmanager
 def target() -> Iterator[ConformanceTarget]:
-    """A sandbox with sub-second request durations, random credentials and one seeded subject."""
-    fast = {"access": Durations(0.2, 0.3), "erasure": Durations(0.2, 0.3)}
+    """A sandbox with 0.1 s request durations, random credentials, a seeded subject and its namesake."""
+    fast = {"access": Durations(0.05, 0.05), "erasure": Durations(0.05, 0.05)}
     # Random, so that no fragment of a secret is an ordinary word that turns up in results or logs.
     credentials = SandboxCredentials(workspace_key=secrets.token_hex(12), workspace_secret=secrets.token_hex(16),
                                      input_key=secrets.token_hex(12), input_secret=secrets.token_hex(16),
@@ -86,17 +117,18 @@ def target() -> Iterator[ConformanceTarget]:
         bad = copy.deepcopy(good)
         bad["dsr"]["auth"]["secret"] = secrets.token_hex(16)  # refused by the sandbox
         bad["inputs"]["auth"]["secret"] = secrets.token_hex(16)
-        screen = f"conformance-screen-{secrets.token_hex(4)}"
+        screens = [f"conformance-screen-{secrets.token_hex(4)}" for _ in range(1 + len(BYSTANDERS))]
 
         def prepare() -> None:
             sandbox.reset()
             sandbox.set_workspace(gdpr_purposes=[PURPOSE])
-            sandbox.seed_profile(EXISTING, attributes={"plan": "basic"}, batches=[
-                {"environment": "production",
-                 "events": [{"event_type": "screen_view", "data": {"screen_name": screen}}]}])
+            for person, name, screen in zip((EXISTING, *BYSTANDERS), NAMES, screens, strict=True):
+                _seed(sandbox, person, name, screen)
 
         prepare()
         yield ConformanceTarget(good_config=good, bad_config=bad, existing_subject=EXISTING, missing_subject=MISSING,
-                                oracle=SandboxOracle(sandbox, (PURPOSE,)), prepare=prepare,
+                                oracle=SandboxOracle(sandbox, (PURPOSE,)), prepare=prepare, bystanders=BYSTANDERS,
+                                personal_data=[" ".join(NAMES[0]), NAMES[0][1]],
                                 allowed_hosts={"127.0.0.1"}, min_check_interval=0.1, call_seconds=20,
+                                concurrent_requests=4,  # two rounds of the subject and its namesake at once
                                 budgets={"handle_access": 20, "handle_deletion": 20, "handle_opt_out": 10})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -78,6 +78,22 @@ class ConnectorHandle:
 
     def __repr__(self) -> str:
         return f"ConnectorHandle({self.name!r}, version={self.manifest.version!r})"
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The settings every hook of this connector receives (validated, ``${...}`` expanded)."""
+        return self._config
+
+    def observe_config(self, wrap: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> None:
+        """Hand the hooks ``wrap(settings)`` from now on, instead of the settings themselves.
+
+        For tools that watch what a connector does with its settings (the conformance harness records which
+        keys it reads); ``wrap`` must return a mapping equal to the one it was given.
+        """
+        wrapped = wrap(self._config)
+        if dict(wrapped) != dict(self._config):
+            raise ValueError("observe_config: the wrapped settings differ from the settings")
+        self._config = wrapped
 
     @property
     def redactor(self) -> Redactor:
@@ -165,6 +181,9 @@ class ConnectorHandle:
             return Result.failed(
                 request, "configuration", f"connector {self.name!r} does not support {request.type} requests"
             )
+        if request.regulation not in self.manifest.regulations_for(hook):
+            return Result.failed(request, "configuration", f"connector {self.name!r} does not carry out "
+                                 f"{request.regulation} {request.type} requests (its manifest's regulations)")
         return None
 
     @staticmethod

@@ -8,15 +8,19 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from types import ModuleType
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
+from dsr_framework.models import Regulation
 from dsr_framework.validation import framework_validator, load_schema, validate
 
-__all__ = ["Capability", "Manifest", "RateLimit", "contract_problems", "load_manifest", "plugin_package"]
+__all__ = ["REGULATIONS", "Capability", "Manifest", "RateLimit", "contract_problems", "load_manifest",
+           "plugin_package"]
 
 MANIFEST_FILE = "manifest.yaml"
+#: Every regulation of the request contract: what a manifest that names none carries out.
+REGULATIONS: tuple[str, ...] = get_args(Regulation)
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,8 @@ class Capability:
     identifier_categories: tuple[str, ...]
     mode: str
     description: str
+    #: the regulations this hook carries out, when the capability narrows the manifest's (None: all of them)
+    regulations: tuple[str, ...] | None = None
 
     @property
     def asynchronous(self) -> bool:
@@ -71,6 +77,8 @@ class Manifest:
     call_seconds: float | None = None
     #: ``timing.min_check_interval_seconds``: the soonest a pending result asks to be called again.
     min_check_interval_seconds: float | None = None
+    #: ``regulations``: those whose requests it carries out (default: every regulation of the request contract).
+    regulations: tuple[str, ...] = REGULATIONS
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], root: Traversable | None = None) -> Manifest:
@@ -83,7 +91,8 @@ class Manifest:
             description=data["description"],
             documentation_url=data["documentation_url"],
             capabilities=tuple(
-                Capability(c["hook"], tuple(c["identifier_categories"]), c["mode"], c["description"])
+                Capability(c["hook"], tuple(c["identifier_categories"]), c["mode"], c["description"],
+                           tuple(c["regulations"]) if "regulations" in c else None)
                 for c in data["capabilities"]
             ),
             credentials_schema_path=data["credentials_schema"],
@@ -95,10 +104,17 @@ class Manifest:
             root=root,
             call_seconds=_number(data.get("timing", {}).get("call_seconds")),
             min_check_interval_seconds=_number(data.get("timing", {}).get("min_check_interval_seconds")),
+            regulations=tuple(data.get("regulations", REGULATIONS)),
         )
 
     def capability(self, hook: str) -> Capability | None:
         return next((c for c in self.capabilities if c.hook == hook), None)
+
+    def regulations_for(self, hook: str) -> tuple[str, ...]:
+        """The regulations whose requests ``hook`` carries out: its capability's, within the manifest's."""
+        capability = self.capability(hook)
+        narrowed = capability.regulations if capability is not None else None
+        return tuple(r for r in self.regulations if narrowed is None or r in narrowed)
 
     def rate_limit(self, api: str) -> list[RateLimit]:
         return [r for r in self.rate_limits if r.api == api]

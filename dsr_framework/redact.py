@@ -176,7 +176,9 @@ class _Matcher:
         runs = _all_runs(forms, secrets)
         # A lookahead finds overlapping runs; a trie lets the regex engine (in C) branch by character instead
         # of trying a thousand alternatives at every position: about five times faster than a Python loop.
-        return cls(secrets, _any_of(forms), _any_of(short), re.compile(f"(?=({_trie(runs)}))") if runs else None)
+        # Whole forms include each secret's whole hex form (16 digits and more: no digest matches it by chance).
+        whole = forms | {_hex_form(s) for s in secrets if len(s) >= FRAGMENT_LENGTH}
+        return cls(secrets, _any_of(whole), _any_of(short), re.compile(f"(?=({_trie(runs)}))") if runs else None)
 
 
 _NOTHING = _Matcher(frozenset(), None, None, None)

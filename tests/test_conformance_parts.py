@@ -202,6 +202,6 @@ def test_output_captured_in_a_check_is_redacted_before_it_is_passed_on(capsys: p
     from dsr_framework.conformance.session import ConnectorUnderTest
 
     cut = ConnectorUnderTest("x", redactor=Redactor([SECRET]))
-    cut._pass_on(f"key={SECRET[:10]}", f"mail jane.doe@example.com {SECRET}")
+    cut.pass_on(f"key={SECRET[:10]}", f"mail jane.doe@example.com {SECRET}")
     seen = capsys.readouterr()
     assert SECRET[:8] not in seen.out + seen.err and "jane.doe@example.com" not in seen.err

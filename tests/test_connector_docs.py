@@ -54,6 +54,12 @@ def test_every_check_is_in_the_readme(check: str) -> None:
     assert f"`{check}" in section, f"the README's conformance section does not list {check}"
 
 
+@pytest.mark.parametrize("check", [c.name for c in CHECKS])
+def test_every_check_is_explained_in_the_authors_guide(check: str) -> None:
+    section = GUIDE[GUIDE.index("### What each check proves"):GUIDE.index("### What is watched in every runtime check")]
+    assert f"`{check}" in section, f"docs/connector-authors.md does not explain {check}"
+
+
 CHECKLIST = ("new requests", "request status", "callback receipt", "certificate validation and caching",
              "signature validation on requests", "logging")
 

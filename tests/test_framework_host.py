@@ -269,3 +269,22 @@ def test_a_crash_whose_cause_and_repr_hold_fragments_of_a_secret_leaves_none(
     logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "inner" in logged, "the cause is logged for the operator"
     assert not rule.leaks(str(result.to_dict())) and not rule.leaks(logged)
+
+
+def test_a_request_under_a_regulation_the_manifest_does_not_declare_never_reaches_the_hook(
+    connectors: ConnectorFactory,
+) -> None:
+    manifest = connectors.manifest("narrow", ["test_connection", "handle_access", "handle_deletion"],
+                                   regulations=["gdpr", "ccpa"])
+    manifest["capabilities"][1]["regulations"] = ["gdpr"]  # handle_deletion: GDPR only
+    connectors.write("narrow", manifest=manifest)
+    module = connectors.load("narrow")
+    host = load_host(enabled("narrow"), plugins={"narrow": module}, use_entry_points=False)
+    handle = host.connector("narrow")
+    now = datetime.now(UTC)
+    refused = handle.handle(DsrRequest("r-1", "deletion", "ccpa", {"email": "a@example.com"}, now))
+    served = handle.handle(DsrRequest("r-2", "deletion", "gdpr", {"email": "a@example.com"}, now))
+    assert (refused.status, refused.error and refused.error.error_class) == ("failed", "configuration")
+    assert "does not carry out ccpa deletion requests" in refused.message
+    assert served.status == "completed" and module.CALLS == [("handle_deletion", "r-2")]
+    assert handle.manifest.regulations_for("handle_access") == ("gdpr", "ccpa")

@@ -1,6 +1,7 @@
 """The connector conformance harness: named checks a host runs on a connector before it trusts it with people's
 data. It judges a connector by what happened in the service (the target's oracle), not by what the connector
-reports.
+reports; and by what happened to everyone there (the target's bystanders), across every declared regulation,
+across a restart (a fresh process), with requests running at once, and in the host's own process.
 
 Run it with pytest (the plugin is installed with this package and does nothing unless asked)::
 
@@ -17,9 +18,10 @@ or from your own tests::
 A connector makes itself testable by registering a **conformance target** in the entry-point group
 ``dsr.conformance`` under its own name: a function returning a context manager that yields a
 :class:`ConformanceTarget` (where to send requests, a good and a refused configuration, a subject that exists
-and one that doesn't) with an :class:`Oracle` (what the service itself says: does the subject exist, has it
-opted out, what data does it hold, how many writes took effect). ``docs/connector-authors.md`` walks through
-a complete example (``examples/acme``).
+and one that doesn't, other people the service holds) with an :class:`Oracle` (what the service itself says:
+does the subject exist, has it opted out, what data does it hold, how many writes took effect, and which calls
+it received) and, ideally, a witness that answers the same by another path. ``docs/connector-authors.md``
+walks through a complete example (``examples/acme``) and explains every check.
 
 The harness knows nothing about any vendor: it reads the connector's manifest and credentials schema and
 drives its hooks through the framework's host facade, as a host would.

@@ -2,11 +2,11 @@
 
 CPython raises an audit event inside ``socket.connect`` (also behind ``connect_ex``), ``getaddrinfo``,
 ``sendto``, ``subprocess.Popen``, ``os.system``, ``os.exec*``, ``os.posix_spawn`` and friends, whoever calls
-them and however the function was reached (a saved reference, a library, a thread). :func:`install` adds one
-hook for the life of the process (audit hooks cannot be removed), before the connector is imported so code
-run at import time is seen too. The hook does nothing unless an :class:`EgressGuard` is active (one module
-global, read once per event); an active guard records and blocks (raises :class:`EgressBlocked`, an
-``OSError``) anything outside its allowed hosts, and every process start.
+them and however the function was reached (a saved reference, a library, a thread). :func:`install` adds the
+harness's one audit hook (:mod:`~dsr_framework.conformance.audit`) for the life of the process, before the
+connector is imported so code run at import time is seen too. The hook does nothing with these events unless
+an :class:`EgressGuard` is active (one module global, read once per event); an active guard records and blocks
+(raises :class:`EgressBlocked`, an ``OSError``) anything outside its allowed hosts, and every process start.
 
 What it cannot see: native extensions that open sockets or start processes in C without going through these
 functions, sockets opened before the guard was active, and processes started before it. Real isolation is
@@ -19,11 +19,11 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-import sys
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from dsr_framework.conformance import audit
 
 __all__ = ["EgressBlocked", "EgressGuard", "install", "paused"]
 
@@ -35,8 +35,6 @@ _PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.pos
 _WATCHED = _SOCKET_EVENTS | _LOOKUP_EVENTS | _PROCESS_EVENTS
 
 _active: EgressGuard | None = None
-_install_lock = threading.Lock()
-_installed = False
 
 
 class EgressBlocked(PermissionError):
@@ -45,18 +43,16 @@ class EgressBlocked(PermissionError):
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     guard = _active
-    if guard is None or event not in _WATCHED:  # the common case: two cheap checks, then back to CPython
-        return
-    guard.judge(event, args)
+    if guard is not None:  # the common case: no guard, straight back to CPython
+        guard.judge(event, args)
+
+
+audit.route(_WATCHED, _audit)
 
 
 def install() -> None:
-    """Add the audit hook to this process, once (it stays for the life of the process, inert when idle)."""
-    global _installed
-    with _install_lock:
-        if not _installed:
-            sys.addaudithook(_audit)
-            _installed = True
+    """Add the harness's audit hook to this process, once (it stays for the life of the process, inert when idle)."""
+    audit.install()
 
 
 def _host_of(address: Any) -> str | None:

@@ -3,8 +3,9 @@
 A :class:`Workspace` gives each runtime check its own directories: output directories for the requests, a
 working directory and a temporary directory (``TMPDIR`` and :data:`tempfile.tempdir` point there while the
 check runs), all under one root. Before and after, the whole root is listed: anything new outside the
-output directories (``output_dir/../``, the working directory, the temporary directory) is a defect.
-Paths outside the root that a connector hard-codes are not watched; an OS sandbox would see those.
+output directories (``output_dir/../``, the working directory, the temporary directory) is a defect. The
+listing backs up :mod:`~dsr_framework.conformance.filewatch`, which sees writes anywhere as they happen
+(by audit hooks): what native code writes under the root is still found here.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from dsr_framework.conformance import egress
+from dsr_framework.conformance import egress, filewatch, threads
 from dsr_framework.conformance.checks import CHECKS, Check, run_check
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, MissingPiece
 from dsr_framework.conformance.runner import run_conformance
@@ -51,6 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _names(config):
         return
     egress.install()  # before any connector is imported: import-time code is watched too
+    threads.install()  # likewise: a thread started at import time is the connector's
+    filewatch.install()  # before the first snapshot of the process's functions (it wraps os.open for good)
     config.stash[_CONNECTORS] = {}
     config.stash[_VERDICT] = Verdict(allow_skips=config.getoption("dsr_conformance_allow_skips"))
     config.stash[_REDACTOR] = Redactor()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterable
 
-from dsr_framework.conformance import egress
+from dsr_framework.conformance import egress, threads
 from dsr_framework.conformance.checks import CHECKS, Check, run_check
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, MissingPiece
 from dsr_framework.conformance.session import ConnectorUnderTest
@@ -52,6 +52,7 @@ def run_conformance(name: str, *, plugin: object | None = None,
             assert verdict.ok, verdict.table()
     """
     egress.install()
+    threads.install()
     cut = ConnectorUnderTest(name, plugin=plugin, target=target)
     verdict = Verdict(allow_skips=allow_skips)
     wanted = None if checks is None else set(checks)

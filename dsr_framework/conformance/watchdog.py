@@ -35,10 +35,12 @@ class _Outcome(Generic[T]):
         self.ended: float | None = None
 
 
-def call_with_limit(function: Callable[[], T], limit: float, name: str = "hook call") -> tuple[T, float]:
+def call_with_limit(function: Callable[[], T], limit: float, name: str = "hook call",
+                    on_thread: Callable[[threading.Thread], None] | None = None) -> tuple[T, float]:
     """Run ``function``; return its value and the seconds it took, or raise :class:`Overran`.
 
-    An exception from ``function`` is re-raised here, in the caller's thread.
+    An exception from ``function`` is re-raised here, in the caller's thread. ``on_thread`` is handed the
+    thread the call will run in, before it starts (the harness counts it as the connector's).
     """
     outcome: _Outcome[T] = _Outcome()
     context = contextvars.copy_context()
@@ -53,6 +55,8 @@ def call_with_limit(function: Callable[[], T], limit: float, name: str = "hook c
             outcome.ended = time.monotonic()
 
     worker = threading.Thread(target=run, name=f"conformance {name}", daemon=True)
+    if on_thread is not None:
+        on_thread(worker)
     worker.start()
     worker.join(limit + 0.05)  # a little slack for the thread switch, not for the call
     if outcome.ended is None:

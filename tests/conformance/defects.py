@@ -43,9 +43,9 @@ def _plugin(old: str, new: str) -> Edit:
     return Edit("plugin.py", old, new)
 
 
-_ERASE = 'job = api.call("POST", "/v1/erasures", {"email": email}, idempotency_key=request.request_id)'
-_OPT_OUT = ('answer = AcmeClient(config).call("POST", "/v1/opt-outs", {"email": email, "regulation": '
-            'request.regulation},\n                                         idempotency_key=request.request_id)')
+_ERASE = 'job = api.call("POST", "/v1/erasures", who, idempotency_key=request.request_id)'
+_OPT_OUT = ('answer = AcmeClient(config).call("POST", "/v1/opt-outs", {**who, "regulation": request.regulation},\n'
+            '                                         idempotency_key=request.request_id)')
 _CONNECTION_REFUSED = "    except AcmeError as exc:\n        return ConnectionResult("
 _IMPORTS = "from .client import AcmeClient, AcmeError\n"
 
@@ -82,10 +82,10 @@ DEFECTS: tuple[Defect, ...] = (
            (_plugin("    path.write_bytes(data)\n",
                     '    path.write_bytes(data)\n    import tempfile\n'
                     '    tempfile.NamedTemporaryFile(suffix=".json", delete=False).write(data)\n'),),
-           "access_exports_subject_data", "wrote outside the request's output directory: tmp/"),
+           "access_exports_subject_data", "wrote outside the request's output directory (wrote "),
     Defect("access_omits_data", "an export that lacks the data the service holds",
            (_plugin('records = list(job.get("records", []))', "records = []"),),
-           "access_exports_subject_data", "files lack 6 of the 6 values the service holds"),
+           "access_exports_subject_data", "files lack 9 of the 9 values the service holds"),
     Defect("secret_in_export", "a configured secret written into an exported file",
            (_plugin("exported = _write_export(request, records)",
                     'exported = _write_export(request, [*records, {"auth": config["api_key"]}])'),),
@@ -101,7 +101,8 @@ DEFECTS: tuple[Defect, ...] = (
            "deletion_removes_subject", "handle_deletion was still running after"),
     Defect("busy_poller", "next_check_at of 'now': a host polling in a busy loop",
            (_plugin("next_check_at=datetime.now(UTC) + timedelta(seconds=wait)", "next_check_at=datetime.now(UTC)"),),
-           "access_exports_subject_data", "sooner than the declared minimum of 0.01s"),
+           "access_exports_subject_data", "sooner than the declared minimum of 0.01s "
+                                          "(ConformanceTarget.min_check_interval)"),
     Defect("never_finishes", "a request that needs more calls than any host should make",
            (_plugin('if job.get("status") != "ready":', "if True:"),),
            "access_exports_subject_data", "needed more than 10 calls for one request"),
@@ -146,9 +147,10 @@ DEFECTS: tuple[Defect, ...] = (
                     "{config['api_key']}\".encode()).decode())\n        return ConnectionResult("),),
            "no_secret_or_email_in_output", "appeared in log records"),
     Defect("email_in_logs", "an unmasked email in logs",
-           (_plugin('log.info("asked Acme to erase %s", mask_email(email))',
-                    'log.info("asked Acme to erase %s", email)'),),
-           "no_secret_or_email_in_output", "an unmasked email address of the request's subject appeared in log"),
+           (_plugin('log.info("asked Acme to erase %s", _shown(who))',
+                    'log.info("asked Acme to erase %s", who.get("email"))'),),
+           "no_secret_or_email_in_output", "an unmasked email address of a person the request involves appeared in "
+                                           "log records"),
     Defect("no_target", "a connector registering no conformance target",
            (), "connection_with_good_credentials", "registers no conformance target", registers_target=False),
     Defect("no_oracle", "a conformance target without an oracle",
@@ -185,6 +187,238 @@ DEFECTS: tuple[Defect, ...] = (
 )
 
 
+
+# -- harm to everyone, across processes, regulations and the host's own process (issue 23) -------------------
+
+_EXPORT_DONE = "        records = list(job.get(\"records\", []))\n"
+_DELETION_FIRST = '            log.info("asked Acme to erase %s", _shown(who))\n'
+_ACCESS_FIRST = '            log.info("asked Acme to export the data of %s", _shown(who))\n'
+_OPT_OUT_FOUND = '    found = bool(answer.get("found"))\n'
+_CONNECTION = '    started = time.monotonic()\n'
+_LOG = "log = logging.getLogger(__name__)\n"
+_ACCESS_START = ("    api = AcmeClient(config)\n    try:\n        if state is None:\n            who = _who(request)\n"
+                 '            job = api.call("POST", "/v1/exports"')
+_LOOK_ALIKES = ('[c for c in api.call("GET", "/v1/contacts")["contacts"]'
+                ' if c["email"] != request.identities.get("email")'
+                ' and c["email"].split("@")[0] == request.identities.get("email", "").split("@")[0]]')
+
+
+def _connection(extra: str) -> Edit:
+    return _plugin(_CONNECTION, _CONNECTION + extra)
+
+
+def _oracle(old: str, new: str) -> Edit:
+    return Edit("conformance.py", old, new)
+
+
+_NO_WITNESS = _oracle("witness=StorageWitness(simulator),", "")
+_EMAIL_ONLY_ORACLE = _oracle("        return self.simulator.exists(subject)\n",
+                             '        return self.simulator.exists({"email": subject.get("email", "")})\n')
+_IGNORES_CUSTOMER_ID = _plugin('    who = {k: v for k, v in request.identities.items()'
+                               ' if k in ("email", "customer_id")}\n    if not who:\n',
+                               '    who = {k: v for k, v in request.identities.items() if k == "email"}\n'
+                               "    if not who:  # a customer id alone: nobody to find, so nothing to do\n"
+                               '        raise AcmeError("rejected", "no contact")\n'
+                               "    if not who:\n")
+
+HARMS: tuple[Defect, ...] = (
+    Defect("erases_namesake", "a deletion that also erases a look-alike contact (a namesake)",
+           (_plugin(_DELETION_FIRST, _DELETION_FIRST
+                    + f"            for other in {_LOOK_ALIKES}:\n"
+                    + '                api.call("POST", "/v1/erasures", {"email": other["email"]})\n'),),
+           "others_left_untouched[deletion]", "left bystanders[0] erased"),
+    Defect("erases_everyone", "a deletion that erases every contact in the account",
+           (_plugin(_DELETION_FIRST, _DELETION_FIRST
+                    + '            for other in api.call("GET", "/v1/contacts")["contacts"]:\n'
+                    + '                api.call("POST", "/v1/erasures", {"email": other["email"]})\n'),),
+           "others_left_untouched[deletion]", "erased (the oracle's answer before and after)"),
+    Defect("export_holds_namesake", "an access export that also holds a look-alike contact's records",
+           (_plugin(_EXPORT_DONE, _EXPORT_DONE
+                    + f"        for other in {_LOOK_ALIKES}:\n"
+                    + '            extra = api.call("POST", "/v1/exports", {"email": other["email"]})\n'
+                    + "            time.sleep(0.05)\n"
+                    + '            records += api.call("GET", f"/v1/exports/{extra[\'id\']}").get("records", [])\n'),),
+           "others_left_untouched[access]", "holds data of bystanders[0]"),
+    Defect("export_cache", "a module-level cache that hands the previous subject's export to the next",
+           (_plugin(_EXPORT_DONE, "        records = _LAST_EXPORT[0] if _LAST_EXPORT else"
+                                  " list(job.get(\"records\", []))\n"
+                                  "        _LAST_EXPORT[:] = [records]  # downloaded once: reuse it\n"),
+            _plugin(_LOG, _LOG + "_LAST_EXPORT: list[Any] = []\n")),
+           "exports_kept_apart", "export for bystanders[0] holds data of existing_subject"),
+    Defect("ccpa_recorded_as_gdpr", "a CCPA opt-out that records only GDPR",
+           (_plugin('{**who, "regulation": request.regulation}', '{**who, "regulation": "gdpr"}'),),
+           "regulation_served[ccpa]", "does not record the opt-out (its oracle says the subject has not opted out "
+                                      "under ccpa)"),
+    Defect("egress_on_ccpa_only", "traffic to an undeclared host for CCPA requests only",
+           (_plugin(_IMPORTS, _IMPORTS + "\nimport contextlib\nimport socket\n"),
+            _plugin(_OPT_OUT_FOUND, _OPT_OUT_FOUND
+                    + '    if request.regulation == "ccpa":\n'
+                    + "        with contextlib.suppress(OSError), socket.socket() as probe:\n"
+                    + '            probe.connect_ex(("192.0.2.20", 443))\n')),
+           "regulation_served[ccpa]", "contacted the undeclared host 192.0.2.20"),
+    Defect("writes_absolute_path", "an export copied to a hard-coded absolute path",
+           (_plugin("    path.write_bytes(data)\n", "    path.write_bytes(data)\n"
+                    '    Path("/tmp/acme-exports").mkdir(exist_ok=True)\n'
+                    '    (Path("/tmp/acme-exports") / path.name).write_bytes(data)\n'),),
+           "access_exports_subject_data", "wrote outside the request's output directory (created /tmp/acme-exports"),
+    Defect("writes_home_cache", "an export cached under ~/.cache",
+           (_plugin("    path.write_bytes(data)\n", "    path.write_bytes(data)\n"
+                    '    cache = Path.home() / ".cache" / "acme-dsr-exports"\n'
+                    "    cache.mkdir(parents=True, exist_ok=True)\n"
+                    "    (cache / path.name).write_bytes(data)\n"),),
+           "access_exports_subject_data", "/.cache/acme-dsr-exports"),
+    Defect("staging_copy_deleted", "a plaintext staging copy in the temporary folder, deleted a moment later",
+           (_plugin("    path.write_bytes(data)\n", "    import tempfile\n"
+                    '    staging = Path(tempfile.gettempdir()) / f"acme-staging-{stem}.json"\n'
+                    "    staging.write_bytes(data)\n    path.write_bytes(staging.read_bytes())\n"
+                    "    staging.unlink()\n"),),
+           "access_exports_subject_data", "acme-staging-"),
+    Defect("secret_in_file_name", "a file named after part of the API key",
+           (_plugin("def _write_export(request: DsrRequest, records: list[Any]) -> OutputFile:",
+                    'def _write_export(request: DsrRequest, records: list[Any], tag: str = "") -> OutputFile:'),
+            # A side file the result does not list: only the scan of the names of files written can see it.
+            _plugin("    path.write_bytes(data)\n",
+                    '    path.write_bytes(data)\n    (path.parent / f"acme-cache-{tag}.json").write_bytes(b"{}")\n'),
+            _plugin("exported = _write_export(request, records)",
+                    'exported = _write_export(request, records, str(config["api_key"])[:12])')),
+           "access_exports_subject_data", "named a file it wrote after a configured secret"),
+    Defect("secret_hex_in_log", "a secret logged hex-encoded",
+           (_plugin(_CONNECTION_REFUSED, "    except AcmeError as exc:\n"
+                    '        log.debug("key sent: %s", str(config["api_key"]).encode().hex())\n'
+                    "        return ConnectionResult("),),
+           "no_secret_or_email_in_output", "a configured secret (or 8 or more characters of one, or an encoded "
+                                           "form) appeared in log records"),
+    Defect("email_url_encoded_in_log", "an email logged URL-encoded",
+           (_plugin('log.info("asked Acme to erase %s", _shown(who))',
+                    'log.info("asked Acme to erase %s",'
+                    ' __import__("urllib.parse").parse.quote(who.get("email", "")))'),),
+           "no_secret_or_email_in_output", "an unmasked email address of a person the request involves appeared in "
+                                           "log records"),
+    Defect("name_in_log", "the subject's name logged",
+           (_plugin(_EXPORT_DONE, _EXPORT_DONE
+                    + '        log.info("exported the records of %s",'
+                    + ' next((r["name"] for r in records if "name" in r), "?"))\n'),),
+           "no_secret_or_email_in_output", "personal data (a name or another value the target declares) of a person "
+                                           "the request involves appeared in log records"),
+    Defect("phone_in_log", "the subject's phone number logged, digits only",
+           (_plugin(_EXPORT_DONE, _EXPORT_DONE
+                    + '        phone = next((r["phone"] for r in records if "phone" in r), "")\n'
+                    + '        log.info("callback number %s", "".join(c for c in phone if c.isdigit()))\n'),),
+           "no_secret_or_email_in_output", "a phone number of a person the request involves appeared in log records"),
+    Defect("log_handler_private_stream", "a log handler bound at import to a stream of its own, not propagating",
+           (_plugin(_LOG, _LOG + "log.addHandler(logging.StreamHandler(__import__('sys').stderr))\n"
+                    "log.propagate = False\n"),
+            _plugin('log.info("asked Acme to erase %s", _shown(who))',
+                    'log.warning("asked Acme to erase %s", who.get("email"))')),
+           "no_secret_or_email_in_output", "an unmasked email address of a person the request involves appeared in "
+                                           "log records"),
+    Defect("mutates_config", "a hook that changes the settings it was handed",
+           (_plugin(_ACCESS_FIRST, _ACCESS_FIRST + '            config["poll_interval_seconds"] = 0.02\n'),),
+           "host_process_left_as_found", "changed the settings it was handed"),
+    Defect("mutates_request", "a hook that changes the request it was handed",
+           (_plugin(_ACCESS_FIRST, _ACCESS_FIRST
+                    + '            request.identities["email"] = request.identities.get("email", "").upper()\n'),),
+           "host_process_left_as_found", "changed the request it was handed"),
+    Defect("tls_off_process_wide", "TLS verification switched off for the whole process",
+           (_connection("    import ssl\n    ssl._create_default_https_context = ssl._create_unverified_context\n"),),
+           "host_process_left_as_found", "replaced ssl._create_default_https_context"),
+    Defect("default_socket_timeout", "the process-wide default socket timeout changed",
+           (_connection("    import socket\n    socket.setdefaulttimeout(5)\n"),),
+           "host_process_left_as_found", "socket.getdefaulttimeout()"),
+    Defect("proxy_environment", "a proxy set in the process environment",
+           (_connection('    import os\n    os.environ["HTTPS_PROXY"] = "http://proxy.acme-crm.example:3128"\n'),),
+           "host_process_left_as_found", "the environment (HTTPS_PROXY)"),
+    Defect("logging_disabled", "logging switched off for the whole process",
+           (_connection("    logging.disable(logging.INFO)\n"),),
+           "host_process_left_as_found", "logging.disable()"),
+    Defect("changes_cwd", "a hook that changes the working directory",
+           (_plugin(_ACCESS_FIRST, _ACCESS_FIRST + "            __import__('os').chdir(request.output_dir)\n"),),
+           "host_process_left_as_found", "the working directory"),
+    Defect("changes_umask", "a hook that changes the umask",
+           (_connection("    __import__('os').umask(0)\n"),),
+           "host_process_left_as_found", "the umask"),
+    Defect("thread_left_running", "a hook that leaves a thread running",
+           (_plugin(_ACCESS_FIRST, _ACCESS_FIRST
+                    + "            __import__('threading').Thread(target=time.sleep, args=(30,),"
+                    + " daemon=True).start()\n"),),
+           "host_process_left_as_found", "left 1 thread(s) running after it returned"),
+    Defect("idempotency_in_memory", "idempotency kept only in the process's memory",
+           (_plugin(_ERASE, 'job = _SUBMITTED.get(request.request_id) or api.call("POST", "/v1/erasures", who)\n'
+                            "            _SUBMITTED[request.request_id] = job"),
+            _plugin(_LOG, _LOG + "_SUBMITTED: dict[str, Any] = {}\n")),
+           "repeat_and_resume_in_fresh_process", "in a fresh process made 1 new write(s)"),
+    Defect("state_in_memory", "a pending state that only makes sense to the process that wrote it",
+           (_plugin('return _pending(request, config, {"job": job["id"]}, job.get("ready_in_seconds"), '
+                    '"Acme is erasing")',
+                    '_JOBS[request.request_id] = job["id"]\n'
+                    '            return _pending(request, config, {"job": "kept in memory"},'
+                    ' job.get("ready_in_seconds"), "Acme is erasing")'),
+            _plugin('job = api.call("GET", f"/v1/erasures/{state[\'job\']}")',
+                    'job = api.call("GET", f"/v1/erasures/{_JOBS.get(request.request_id, state[\'job\'])}")'),
+            _plugin(_LOG, _LOG + "_JOBS: dict[str, str] = {}\n")),
+           "repeat_and_resume_in_fresh_process", "resumed from its stored state in a fresh process, ended failed"),
+    Defect("repeat_ends_failed", "a repeated request that ends failed",
+           (_plugin(_DELETION_FIRST, _DELETION_FIRST
+                    + '            if job.get("status") == "done":\n'
+                    + '                return Result.failed(request, "rejected",'
+                    + ' "Acme already erased this contact")\n'),),
+           "repeat_is_idempotent[deletion]", "ended failed (rejected) where the first call ended completed"),
+    Defect("module_global_request", "a module-global \"current request\"",
+           (_plugin(_ACCESS_START, '    _CURRENT["request"] = request\n' + _ACCESS_START),
+            _plugin("exported = _write_export(request, records)",
+                    'exported = _write_export(_CURRENT["request"], records)'),
+            _plugin(_LOG, _LOG + "_CURRENT: dict[str, Any] = {}\n")),
+           "concurrent_requests_kept_apart", "people at the same moment: access: "),
+    Defect("sync_returns_pending", "a capability declared synchronous that returns pending",
+           (_plugin("    try:\n        who = _who(request)\n        answer = AcmeClient(config)",
+                    "    if state is None:\n"
+                    '        return Result(request.request_id, request.type, "pending", "recording",\n'
+                    '                      state={"step": 1},\n'
+                    '                      next_check_at=datetime.now(UTC) + timedelta(seconds=0.02))\n'
+                    "    try:\n        who = _who(request)\n        answer = AcmeClient(config)"),),
+           "opt_out_recorded", "returned pending, but the manifest declares it synchronous"),
+    Defect("ignores_customer_id", "a declared identity category (customer_id) ignored",
+           (_IGNORES_CUSTOMER_ID,),
+           "identity_categories_honoured[deletion]", "for existing_subject by its customer_id alone"),
+    Defect("undeclared_setting", "a setting read that the credentials schema does not declare",
+           (Edit("client.py", '        self._timeout = float(config.get("timeout_seconds", 10))\n',
+                 '        self._timeout = float(config.get("timeout_seconds", 10))\n'
+                 '        self._verify = bool(config.get("verify_tls", True))\n'),),
+           "config_keys_declared", "does not declare: verify_tls"),
+    Defect("no_throttle", "no throttle: far above the declared rate limit under a burst",
+           (Edit("client.py", "        _window(account).wait(_LONGEST_WAIT)\n", ""),),
+           "declared_rate_limits_kept", "far over the 60 per second its manifest declares"),
+    Defect("connection_test_writes", "a connection test that writes in the service",
+           (_plugin('        AcmeClient(config).call("GET", "/v1/account")\n',
+                    '        AcmeClient(config).call("GET", "/v1/account")\n'
+                    '        AcmeClient(config).call("POST", "/v1/exports",'
+                    ' {"email": "connection-test@acme-crm.example"})\n'),),
+           "connection_test_changes_nothing", "test_connection made a write in the service"),
+    Defect("oracle_tells_truth_once", "an oracle that tells the truth once, then says \"gone\" (and a deletion that "
+           "deletes nothing)",
+           (_plugin(_ERASE, 'job = api.call("POST", "/v1/exports", who, idempotency_key=request.request_id)'),
+            _NO_WITNESS,
+            _oracle("        return self.simulator.exists(subject)\n",
+                    "        key = repr(sorted(subject.items()))\n"
+                    "        first = key not in self.asked\n        self.asked.add(key)\n"
+                    "        return first and self.simulator.exists(subject)\n"),
+            _oracle("        self.simulator = simulator\n\n    def exists",
+                    "        self.simulator = simulator\n        self.asked: set[str] = set()\n\n    def exists")),
+           "oracle_answers_consistent", "the target's oracle"),
+    Defect("oracle_blind_to_a_category", "an oracle that finds people by email only, sharing the blind spot of a "
+           "connector that ignores customer ids", (_IGNORES_CUSTOMER_ID, _NO_WITNESS, _EMAIL_ONLY_ORACLE),
+           "oracle_answers_consistent", "an oracle must find a person by each identity"),
+    Defect("oracle_contradicts_witness", "an oracle that its target's own witness contradicts",
+           (_IGNORES_CUSTOMER_ID, _EMAIL_ONLY_ORACLE),
+           "oracle_answers_consistent", "the target's oracle and its witness disagree"),
+    Defect("oracle_lacks_writes", "an oracle missing a method",
+           (_oracle("    def writes(self) -> int:\n        return self.simulator.writes()\n", ""),),
+           "host_loads_target_configs", "the conformance target is refused: its oracle lacks writes()"),
+)
+
+ALL: tuple[Defect, ...] = DEFECTS + HARMS
+
+
 def write_connector(root: Path, name: str, edits: tuple[Edit, ...] = (), registers_target: bool = True) -> Path:
     """Copy the example into ``root/name`` as connector ``name``, apply ``edits``, and register entry points."""
     package = root / name
@@ -210,9 +444,9 @@ def write_connector(root: Path, name: str, edits: tuple[Edit, ...] = (), registe
 def write_all(root: Path) -> list[str]:
     """The honest example (as ``acme``) and every broken copy, written into ``root``; returns their names."""
     write_connector(root, HONEST)
-    for defect in DEFECTS:
+    for defect in ALL:
         write_connector(root, defect.name, defect.edits, defect.registers_target)
-    return [HONEST, *(d.name for d in DEFECTS)]
+    return [HONEST, *(d.name for d in ALL)]
 
 
 if __name__ == "__main__":

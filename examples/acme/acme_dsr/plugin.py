@@ -25,11 +25,17 @@ from .client import AcmeClient, AcmeError
 log = logging.getLogger(__name__)
 
 
-def _email(request: DsrRequest) -> str:
-    email = request.identities.get("email")
-    if not email:
-        raise AcmeError("configuration", "Acme finds people by email, and the request has none")
-    return email
+def _who(request: DsrRequest) -> dict[str, str]:
+    """The identities Acme finds a contact by (email, customer id): either is enough."""
+    who = {k: v for k, v in request.identities.items() if k in ("email", "customer_id")}
+    if not who:
+        raise AcmeError("configuration", "Acme finds people by email or customer id, and the request has neither")
+    return who
+
+
+def _shown(who: Mapping[str, str]) -> str:
+    """The contact as a log line may name it: the email masked, else the customer id."""
+    return mask_email(who["email"]) if "email" in who else f"customer {who['customer_id']}"
 
 
 def _pending(request: DsrRequest, config: Mapping[str, Any], state: dict[str, Any], ready_in: Any,
@@ -75,9 +81,9 @@ def handle_access(config: Mapping[str, Any], request: DsrRequest, state: Mapping
     api = AcmeClient(config)
     try:
         if state is None:
-            email = _email(request)
-            job = api.call("POST", "/v1/exports", {"email": email}, idempotency_key=request.request_id)
-            log.info("asked Acme to export the data of %s", mask_email(email))
+            who = _who(request)
+            job = api.call("POST", "/v1/exports", who, idempotency_key=request.request_id)
+            log.info("asked Acme to export the data of %s", _shown(who))
             return _pending(request, config, {"job": job["id"]}, job.get("ready_in_seconds"), "Acme is exporting")
         job = api.call("GET", f"/v1/exports/{state['job']}")
         if job.get("status") != "ready":
@@ -96,9 +102,9 @@ def handle_deletion(config: Mapping[str, Any], request: DsrRequest, state: Mappi
     api = AcmeClient(config)
     try:
         if state is None:
-            email = _email(request)
-            job = api.call("POST", "/v1/erasures", {"email": email}, idempotency_key=request.request_id)
-            log.info("asked Acme to erase %s", mask_email(email))
+            who = _who(request)
+            job = api.call("POST", "/v1/erasures", who, idempotency_key=request.request_id)
+            log.info("asked Acme to erase %s", _shown(who))
             return _pending(request, config, {"job": job["id"]}, job.get("ready_in_seconds"), "Acme is erasing")
         job = api.call("GET", f"/v1/erasures/{state['job']}")
         if job.get("status") != "done":
@@ -113,12 +119,12 @@ def handle_deletion(config: Mapping[str, Any], request: DsrRequest, state: Mappi
 @hookimpl
 def handle_opt_out(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     try:
-        email = _email(request)
-        answer = AcmeClient(config).call("POST", "/v1/opt-outs", {"email": email, "regulation": request.regulation},
+        who = _who(request)
+        answer = AcmeClient(config).call("POST", "/v1/opt-outs", {**who, "regulation": request.regulation},
                                          idempotency_key=request.request_id)
     except AcmeError as exc:
         return _failed(request, exc)
     found = bool(answer.get("found"))
-    log.info("opt-out for %s: %s", mask_email(email), "recorded" if found else "no such contact")
+    log.info("opt-out for %s: %s", _shown(who), "recorded" if found else "no such contact")
     message = "Acme recorded the opt-out" if found else "Acme has no such contact, so there is nothing to change"
     return Result(request.request_id, request.type, "completed", message, summary={"found": found})

@@ -1,17 +1,24 @@
 """A local stand-in for Acme CRM's privacy API, on a loopback port: what the conformance target starts.
 
 It imports nothing from the connector, so the two cannot share a mistake. The harness's oracle reads its
-state directly (:meth:`AcmeSimulator.exists` and friends), never through the connector.
+state directly (:meth:`AcmeSimulator.exists` and friends), never through the connector; its witness reads the
+raw store (:meth:`AcmeSimulator.dump`).
 
 API (JSON; ``Authorization: Bearer <key>``, else 401; ``Idempotency-Key`` makes a repeated POST answer with
-the original job and write nothing):
+the original job and write nothing). A contact is found by ``email`` or ``customer_id`` (either is enough):
 
 * ``GET /v1/account``: 200 when the key is good.
-* ``POST /v1/exports {"email"}`` then ``GET /v1/exports/{id}``: ``processing`` (with ``ready_in_seconds``)
-  until the job is ready, then ``ready`` with the contact's ``records`` (none for an unknown contact).
-* ``POST /v1/erasures {"email"}`` then ``GET /v1/erasures/{id}``: ``processing`` until done; the contact is
-  erased when the job is done.
-* ``POST /v1/opt-outs {"email", "regulation"}``: records the opt-out; ``{"found": false}`` for no contact.
+* ``GET /v1/contacts[?name=…]``: the contacts (``email``, ``customer_id``), all of them or those whose records
+  carry that name.
+* ``POST /v1/exports {"email"|"customer_id"}`` then ``GET /v1/exports/{id}``: ``processing`` (with
+  ``ready_in_seconds``) until the job is ready, then ``ready`` with the contact's ``records`` (none for an
+  unknown contact).
+* ``POST /v1/erasures {"email"|"customer_id"}`` then ``GET /v1/erasures/{id}``: ``processing`` until done; the
+  contact is erased when the job is done.
+* ``POST /v1/opt-outs {"email"|"customer_id", "regulation"}``: records the opt-out; ``{"found": false}`` for no
+  contact.
+
+Every request is logged with its time (:meth:`AcmeSimulator.calls`), as a vendor counts calls against its limits.
 """
 
 from __future__ import annotations
@@ -21,19 +28,27 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["AcmeSimulator"]
 
 _JOB = re.compile(r"^/v1/(exports|erasures)/([A-Za-z0-9-]+)$")
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many clients at once (the harness's bursts) are queued, not refused
+
+
 @dataclass
 class _Contact:
+    email: str
+    customer_id: str | None
     records: list[dict[str, Any]]
     opted_out: set[str] = field(default_factory=set)
 
@@ -41,7 +56,7 @@ class _Contact:
 @dataclass
 class _Job:
     kind: str
-    email: str
+    email: str | None  #: the contact the job is for (None: no such contact)
     ready_at: float
     found: bool = False
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -59,9 +74,11 @@ class AcmeSimulator:
         self._jobs: dict[str, _Job] = {}
         self._keys: dict[tuple[str, str], str] = {}
         self._writes = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._calls: deque[tuple[float, str]] = deque(maxlen=100_000)
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="acme simulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="acme simulator", daemon=True)  # stops within 50 ms of shutdown()
 
     @property
     def url(self) -> str:
@@ -77,37 +94,57 @@ class AcmeSimulator:
             self._server.shutdown()
             self._server.server_close()
 
-    # -- what the target and its oracle use (in process, not HTTP) ------------------------------------------
+    # -- what the target, its oracle and its witness use (in process, not HTTP) ----------------------------
 
     def reset(self) -> None:
+        """Forget every contact, job and write (the log of calls stays: it is the vendor's, not the data's)."""
         with self._lock:
             self._contacts.clear()
             self._jobs.clear()
             self._keys.clear()
             self._writes = 0
 
-    def seed(self, email: str, records: list[dict[str, Any]]) -> None:
+    def seed(self, email: str, records: list[dict[str, Any]], customer_id: str | None = None) -> None:
         with self._lock:
-            self._contacts[email.lower()] = _Contact([dict(r) for r in records])
+            self._contacts[email.lower()] = _Contact(email.lower(), customer_id, [dict(r) for r in records])
 
-    def exists(self, email: str) -> bool:
+    def _find(self, who: Mapping[str, Any]) -> _Contact | None:
+        """The contact with this email or customer id (either is enough)."""
+        email, customer_id = who.get("email"), who.get("customer_id")
+        if isinstance(email, str) and email.lower() in self._contacts:
+            return self._contacts[email.lower()]
+        return next((c for c in self._contacts.values() if customer_id and c.customer_id == customer_id), None)
+
+    def exists(self, who: Mapping[str, str]) -> bool:
         with self._lock:
             self._settle()
-            return email.lower() in self._contacts
+            return self._find(who) is not None
 
-    def opted_out(self, email: str, regulation: str) -> bool:
+    def opted_out(self, who: Mapping[str, str], regulation: str) -> bool:
         with self._lock:
-            contact = self._contacts.get(email.lower())
+            contact = self._find(who)
             return contact is not None and regulation in contact.opted_out
 
-    def records(self, email: str) -> list[dict[str, Any]]:
+    def records(self, who: Mapping[str, str]) -> list[dict[str, Any]]:
         with self._lock:
-            contact = self._contacts.get(email.lower())
+            contact = self._find(who)
             return [dict(r) for r in contact.records] if contact else []
 
     def writes(self) -> int:
         with self._lock:
             return self._writes
+
+    def calls(self) -> list[tuple[float, str]]:
+        """Every request served, as ``(time.monotonic(), "api")``: what Acme counts against its rate limit."""
+        with self._lock:
+            return list(self._calls)
+
+    def dump(self) -> str:
+        """The raw store as JSON text: every contact, as it sits in storage (for an independent witness)."""
+        with self._lock:
+            self._settle()
+            contacts = [{**asdict(c), "opted_out": sorted(c.opted_out)} for c in self._contacts.values()]
+            return json.dumps({"contacts": contacts, "writes": self._writes})
 
     # -- the API ------------------------------------------------------------------------------------------
 
@@ -117,19 +154,21 @@ class AcmeSimulator:
         for job in self._jobs.values():
             if not job.done and now >= job.ready_at:
                 job.done = True
-                contact = self._contacts.get(job.email)
+                contact = self._contacts.get(job.email) if job.email else None
                 job.found = contact is not None
                 if job.kind == "exports" and contact is not None:
                     job.records = [dict(r) for r in contact.records]
-                if job.kind == "erasures":
+                if job.kind == "erasures" and job.email:
                     self._contacts.pop(job.email, None)
 
-    def _start(self, kind: str, email: str, key: str | None) -> dict[str, Any]:
+    def _start(self, kind: str, who: Mapping[str, Any], key: str | None) -> dict[str, Any]:
         if key is not None and (kind, key) in self._keys:
             job_id = self._keys[(kind, key)]
         else:
             job_id = str(uuid.uuid4())
-            self._jobs[job_id] = _Job(kind, email.lower(), time.monotonic() + self.processing_seconds)
+            contact = self._find(who)
+            self._jobs[job_id] = _Job(kind, contact.email if contact else None,
+                                      time.monotonic() + self.processing_seconds)
             self._writes += 1
             if key is not None:
                 self._keys[(kind, key)] = job_id
@@ -146,19 +185,26 @@ class AcmeSimulator:
             answer["records"] = job.records
         return answer
 
-    def _opt_out(self, email: str, regulation: str, key: str | None) -> dict[str, Any]:
-        contact = self._contacts.get(email.lower())
+    def _opt_out(self, who: Mapping[str, Any], regulation: str, key: str | None) -> dict[str, Any]:
+        contact = self._find(who)
         if contact is None:
             return {"found": False}
         if key is None or ("opt-outs", key) not in self._keys:
             contact.opted_out.add(regulation)
             self._writes += 1
             if key is not None:
-                self._keys[("opt-outs", key)] = email
+                self._keys[("opt-outs", key)] = contact.email
         return {"found": True}
+
+    def _contacts_named(self, name: str | None) -> dict[str, Any]:
+        found = [c for c in self._contacts.values()
+                 if name is None or any(r.get("name") == name for r in c.records)]
+        return {"contacts": [{"email": c.email, "customer_id": c.customer_id} for c in found]}
 
     def answer(self, method: str, path: str, headers: Mapping[str, str], body: Any) -> tuple[int, dict[str, Any]]:
         """The status and JSON answer for one request."""
+        with self._lock:
+            self._calls.append((time.monotonic(), "api"))
         if headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {"error": "invalid API key"}
         with self._lock:
@@ -170,19 +216,22 @@ class AcmeSimulator:
         """The answer of the route ``method path`` serves (None: no such route, or a body it cannot take)."""
         if method == "GET":
             return self._get(path)
-        email = body.get("email") if isinstance(body, dict) else None
-        if method != "POST" or not isinstance(email, str):
+        who = body if isinstance(body, dict) else {}
+        if method != "POST" or not any(isinstance(who.get(k), str) for k in ("email", "customer_id")):
             return None
         if path in ("/v1/exports", "/v1/erasures"):
-            return 202, self._start(path.rsplit("/", 1)[1], email, key)
+            return 202, self._start(path.rsplit("/", 1)[1], who, key)
         if path == "/v1/opt-outs":
-            return 200, self._opt_out(email, str(body.get("regulation", "")), key)
+            return 200, self._opt_out(who, str(who.get("regulation", "")), key)
         return None
 
-    def _get(self, path: str) -> tuple[int, dict[str, Any]] | None:
-        if path == "/v1/account":
+    def _get(self, target: str) -> tuple[int, dict[str, Any]] | None:
+        parts = urlsplit(target)
+        if parts.path == "/v1/account":
             return 200, {"account": "Acme test account"}
-        match = _JOB.match(path)
+        if parts.path == "/v1/contacts":
+            return 200, self._contacts_named(parse_qs(parts.query).get("name", [None])[0])
+        match = _JOB.match(parts.path)
         if match and match.group(2) in self._jobs and self._jobs[match.group(2)].kind == match.group(1):
             return 200, self._describe(match.group(2))
         return None
