@@ -15,8 +15,10 @@ workers converge on one set of files, and a call repeated after a lost response 
 even once mParticle's results link has expired. Nothing else found in the folder is ever returned: a planted
 summary, another request's files or record, a changed archive all mean "not delivered yet", and the results are
 downloaded and written again over them. Any problem with an archive
-(:class:`~connector_mparticle.api.results.ArchiveProblem`) deletes what was downloaded and fails as
-``rejected``; a full disk keeps the request pending.
+(:class:`~connector_mparticle.api.results.ArchiveProblem`), a results host the download policy refuses or a file
+larger than ``download.max_bytes`` deletes what was downloaded and keeps the request pending (mParticle did its
+part; the download is tried again, and fixing the setting is enough), as does a full disk. Only mParticle's own
+verdicts end it: 404 (no data), 410 (the link expired).
 
 A host request with an mpid and other identifiers is two OpenDSR requests: their archives are kept apart
 (``…zip`` and ``…-mpid.zip``) and summarised together.
@@ -31,7 +33,7 @@ from typing import Any
 from connector_mparticle.api.opendsr import DsrStatus
 from connector_mparticle.api.receipts import document
 from connector_mparticle.api.results import NO_DATA, merge, summarise, summary_text
-from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError
+from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError, UnsafeResponseError
 from connector_mparticle.files import Folder, Staged, file_error, stem
 from connector_mparticle.flows.common import Flow
 from connector_mparticle.flows.delivery import Delivered, record_name, seal, unseal, vouched
@@ -162,6 +164,13 @@ def _download_and_write(flow: Flow, links: dict[str, str], folder: Folder, file_
         files = _write(flow, folder, file_stem, summary, receipt, fetched, staged) if keep else ()
     except RetryLaterError:
         raise  # not a verdict: the request stays pending (Flow.run)
+    except UnsafeResponseError as exc:
+        # Not a verdict on the request: mParticle completed it, and only what its results link gave (or where it
+        # points) could not be used. The request stays pending, with its state, and the download is tried again
+        # (the link lasts 7 days; then mParticle answers 410, which is final).
+        flow.note("download results", f"refused: {type(exc).__name__}")
+        why = f"mParticle completed the access request, but its results could not be used ({exc.message})"
+        return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
     except MParticleError as exc:
         flow.note("download results", f"refused: {type(exc).__name__}")
         return flow.failed(exc)

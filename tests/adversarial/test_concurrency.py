@@ -103,7 +103,7 @@ def test_processes_finishing_the_same_access_request_never_collide(sandbox: Sand
     assert_disk_matches(results, out)
 
 
-def test_a_repeated_call_returns_the_delivered_files_and_a_failed_one_never_removes_files(
+def test_a_repeated_call_returns_the_delivered_files_and_a_refused_download_never_removes_files(
         sandbox: Sandbox, hostile: HostileServer, tmp_path: Path) -> None:
     handle, _, (req, state) = completed_access(sandbox, hostile, tmp_path)
     good = handle.handle(req, state)
@@ -120,8 +120,8 @@ def test_a_repeated_call_returns_the_delivered_files_and_a_failed_one_never_remo
     data["mparticle"]["requests"][0]["subject_request_id"] = "3f1e8c8e-2b53-4b1e-9d9b-8d0a5c1e2f00"  # another's
     summary.write_text(json.dumps(data))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    failed = handle.handle(req, state)
-    assert failed.status == "failed" and failed.error is not None and failed.error.error_class == "rejected"
+    refused = handle.handle(req, state)  # the broken archive is refused: pending again, nothing removed
+    assert refused.status == "pending" and "results archive" in refused.message
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 

@@ -72,7 +72,7 @@ def test_a_results_url_the_policy_refuses_is_never_contacted(sandbox: Sandbox, h
     sandbox.seed_profile({"email": "jane@example.com"})
     results_url_is(hostile, lambda original: make_url(foreign, hostile.url))
     result = finish_access(sandbox, config_for(hostile, sandbox), tmp_path)
-    assert result.status == "failed" and result.error is not None and result.error.error_class == "rejected", (
+    assert result.status == "pending" and result.state is not None and "could not be used" in result.message, (
         result.message)
     assert foreign.seen == [], "a refused results URL was contacted"
     downloads = hostile.requests(r"\.zip")
@@ -108,7 +108,7 @@ def test_a_download_redirect_to_a_host_not_allowed_is_not_followed(sandbox: Sand
     sandbox.seed_profile({"email": "jane@example.com"})
     hostile.on("GET", r"^/dsr-results/", lambda seen, forward: Answer(302, {"Location": f"{foreign.url}/steal"}))
     result = finish_access(sandbox, config_for(hostile, sandbox), tmp_path)
-    assert result.status == "failed" and result.error is not None and result.error.error_class == "rejected"
+    assert result.status == "pending" and result.state is not None and "could not be used" in result.message
     assert foreign.seen == []
 
 

@@ -1,9 +1,10 @@
-"""Class 6: hostile results archives fail cleanly and in constant memory.
+"""Class 6: hostile results archives are refused cleanly and in constant memory.
 
 Served as mParticle's results file to a real access request: every archive problem (bad CRC, corrupt
 deflate data, encryption, an unknown compression method, a truncated file, wrong-typed fields, lines that
-are not JSON or far too long) ends the request ``failed``/``rejected`` with a reason, and leaves nothing in
-the output directory (no download, no partial summary, no temporary file). mParticle's own published
+are not JSON or far too long) keeps the request ``pending`` with its state and the reason (mParticle completed
+it; the results are downloaded again at the next check), and leaves nothing in the output directory (no
+download, no partial summary, no temporary file). mParticle's own published
 sample layout, macOS metadata included, is read.
 """
 
@@ -114,11 +115,11 @@ def finish_access(sandbox: Sandbox, hostile: HostileServer, folder: Path, conten
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_a_hostile_archive_fails_the_request_and_leaves_nothing(sandbox: Sandbox, hostile: HostileServer,
-                                                                tmp_path: Path, name: str) -> None:
+def test_a_hostile_archive_keeps_the_request_pending_and_leaves_nothing(sandbox: Sandbox, hostile: HostileServer,
+                                                                       tmp_path: Path, name: str) -> None:
     result = finish_access(sandbox, hostile, tmp_path, HOSTILE[name])
-    assert result.status == "failed" and result.error is not None, result.message
-    assert result.error.error_class == "rejected" and "results archive" in result.message
+    assert result.status == "pending" and result.state is not None, result.message
+    assert result.message.startswith("mParticle completed the access request") and "results archive" in result.message
     assert list(tmp_path.iterdir()) == [], "the refused download or a partial summary was left behind"
 
 
