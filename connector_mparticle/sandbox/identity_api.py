@@ -70,12 +70,14 @@ def _not_found() -> Reply:
 
 
 def _resolve(ctx: SandboxContext, call: Call, write: bool) -> Reply:
+    """Search (``write`` False) or identify, login, logout."""
     try:
         known, keys = _known(_body(call, "idsync_request"))
     except Invalid as exc:
         return identity_error(400, "BAD_REQUEST", str(exc))
     read_only = (call.arg("read_only") or "").lower() == "true"
-    match = ctx.store.identify(known, ctx.workspace.current.identity, write=write and not read_only)
+    match = ctx.store.identify(known, ctx.workspace.current.identity, write=write and not read_only,
+                               lookup=not write)
     return _not_found() if match is None else _answer(match, keys)
 
 

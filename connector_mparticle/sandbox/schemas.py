@@ -240,7 +240,7 @@ ADMIN_WORKSPACE: dict[str, Any] = {
     "properties": {
         "identity": {"type": "object", "additionalProperties": False, "properties": {
             "login_ids": _NAMES, "unique_ids": _NAMES, "immutable_ids": _NAMES, "hierarchy": _NAMES,
-            "conflicts": {"enum": ["user_identities", "unique_ids"]}}},
+            "conflicts": {"enum": ["none", "user_identities", "unique_ids"]}}},
         "gdpr_purposes": _NAMES,
         "include_live_profile": {"type": "boolean"},
         "forwarding_partners": {"type": "array", "items": {

@@ -112,8 +112,8 @@ class Store:
         mpids = set().union(*(self._index.get(item, set()) for item in known.items()))
         return [self._profiles[m] for m in mpids]
 
-    def _resolve(self, known: Mapping[str, str], strategy: IdentityStrategy) -> Profile | None:
-        found = resolve(known, self._candidates(known), strategy)
+    def _resolve(self, known: Mapping[str, str], strategy: IdentityStrategy, lookup: bool = False) -> Profile | None:
+        found = resolve(known, self._candidates(known), strategy, lookup=lookup)
         assert found is None or isinstance(found, Profile)
         return found
 
@@ -190,11 +190,13 @@ class Store:
 
     # -- IDSync -----------------------------------------------------------------------------------------
 
-    def identify(self, known: Mapping[str, str], strategy: IdentityStrategy, *, write: bool) -> Match | None:
+    def identify(self, known: Mapping[str, str], strategy: IdentityStrategy, *, write: bool,
+                 lookup: bool = False) -> Match | None:
         """Resolve ``known`` to a profile; with ``write``, add its new identities or create one (identify,
-        login, logout). Without ``write`` (search, read_only) nothing changes and no match is None."""
+        login, logout). Without ``write`` (search, read_only) nothing changes and no match is None; ``lookup``
+        marks a search (see :func:`~connector_mparticle.sandbox.resolution.resolve`)."""
         with self._lock:
-            profile = self._resolve(known, strategy)
+            profile = self._resolve(known, strategy, lookup)
             created = False
             if write:
                 if profile is None:
@@ -370,7 +372,7 @@ class Store:
                 return self._profiles.get(int(identities["mpid"]))
             except ValueError:
                 return None
-        return self._resolve(identities, strategy)
+        return self._resolve(identities, strategy, lookup=True)
 
     def _complete(self, record: DsrRecord, now: float, workspace: WorkspaceSettings) -> None:
         subject = self._subject(record.identities, workspace.identity)

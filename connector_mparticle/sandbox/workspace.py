@@ -24,8 +24,9 @@ DEFAULT_HIERARCHY: tuple[str, ...] = (
     "microsoft_aid", "device_application_stamp",
 )
 DEFAULT_HIERARCHY = DEFAULT_HIERARCHY + tuple(t.name for t in IDENTITY_TYPES if t.name not in DEFAULT_HIERARCHY)
-#: ``identity_conflicts``: which differing values mean "another person" when no login/unique id decides.
-CONFLICT_RULES = ("user_identities", "unique_ids")
+#: ``IdentityStrategy.conflicts``: ``none`` is the documented priority look-up (``guides/idsync/components``);
+#: the others (docs silent) say which differing values mean "another person" when no login/unique id decides.
+CONFLICT_RULES = ("none", "user_identities", "unique_ids")
 #: APIs that may accept OAuth bearer tokens besides the Profile API (which takes nothing else).
 OAUTH_CAPABLE = ("dsr", "events", "identity")
 
@@ -36,15 +37,16 @@ class IdentityStrategy:
 
     The defaults are mParticle's default strategy (profile conversion; customer id is the login and unique
     id; no immutable id, which an account must ask for, e.g. for the Profile API's resolve, where the page
-    calls the customer id the usual one). ``conflicts`` (docs silent): with ``user_identities`` a profile that
-    holds a different value of a user identity the request carries is another person; with ``unique_ids``
-    only unique ids say so."""
+    calls the customer id the usual one). ``conflicts`` (docs silent): ``none`` (the default) follows the
+    documented priority look-up, where a differing lower-priority value does not exclude a profile; with
+    ``user_identities`` a profile that holds a different value of a user identity the request carries is another
+    person; with ``unique_ids`` only unique ids say so."""
 
     login_ids: tuple[str, ...] = ("customer_id",)
     unique_ids: tuple[str, ...] = ("customer_id",)
     immutable_ids: tuple[str, ...] = ()
     hierarchy: tuple[str, ...] = DEFAULT_HIERARCHY
-    conflicts: str = "user_identities"
+    conflicts: str = "none"
 
     def __post_init__(self) -> None:
         for name in (*self.login_ids, *self.unique_ids, *self.immutable_ids, *self.hierarchy):
