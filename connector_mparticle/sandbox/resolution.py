@@ -81,14 +81,16 @@ def _without_conflicts(pool: list[Candidate], known: Mapping[str, str],
         p.identities.get(kind, value) != value and _distinguishes(kind, strategy) for kind, value in known.items())]
 
 
+def _holding(profiles: list[Candidate], kind: str, value: str) -> list[Candidate]:
+    return [p for p in profiles if p.identities.get(kind) == value]
+
+
 def _by_priority(pool: list[Candidate], known: Mapping[str, str], strategy: IdentityStrategy) -> Candidate | None:
     """Rule 3: look profiles up identity by identity, highest priority first, until one is left."""
-    selected: list[Candidate] | None = None
+    selected: list[Candidate] = []
     for kind in (t for t in strategy.hierarchy if t in known):
-        matching = [p for p in (pool if selected is None else selected) if p.identities.get(kind) == known[kind]]
-        if matching:
-            selected = matching
-        if selected is not None and len(selected) == 1:
+        selected = _holding(selected or pool, kind, known[kind]) or selected
+        if len(selected) == 1:
             return selected[0]
     return min(selected, key=lambda p: (p.created_ms, p.mpid)) if selected else None
 
