@@ -90,6 +90,12 @@ INVALID = [
     ({"subject_identities": None, "extensions": {"opendsr.mparticle.com": {"subject_identities": {
         f"other{n}": {"value": str(n), "encoding": "raw"} for n in range(2, 11)} | {
         "other": {"value": "x", "encoding": "raw"}}}}}, None),
+    ({"subject_identities": None, "extensions": {"opendsr.mparticle.com": {"subject_identities": {
+        "email": {"value": "a@b.co", "encoding": "raw"}}}}}, "not in the opendsr.mparticle.com extension"),
+    ({"subject_identities": None, "extensions": {"opendsr.mparticle.com": {"subject_identities": {
+        "controller_customer_id": {"value": "c-1", "encoding": "raw"}}}}}, "unsupported identity type"),
+    ({"subject_identities": None, "extensions": {"opendsr.mparticle.com": {"subject_identities": {
+        "other_id_2": {"value": "x", "encoding": "raw"}}}}}, "unsupported identity type 'other_id_2'"),
     ({"colour": "blue"}, "'colour' was unexpected"),
     ({"api_version": "2.0"}, "$.api_version"),  # "Valid value is 3.0"
     ({"status_callback_urls": ["ftp://host/cb"]}, "$.status_callback_urls[0]"),
@@ -114,6 +120,45 @@ def test_api_version_other_than_3_0_is_refused_and_3_0_or_none_is_accepted(sandb
     assert submit(sandbox, dsr_body(api_version="1.0")).status_code == 400
     assert submit(sandbox, dsr_body(api_version=None)).status_code == 201
     assert submit(sandbox, dsr_body("erasure", api_version="3.0")).status_code == 201
+
+
+#: developers/dsr-api/v3: the keys the opendsr.mparticle.com extension takes ("The identities supported in the
+#: subject_identities element in the opendsr.mparticle.com extension are: ...").
+EXTENSION_KEYS = ["other", *(f"other{n}" for n in range(2, 11)), "mobile_number", "phone_number_2", "phone_number_3"]
+
+
+@pytest.mark.parametrize("key", EXTENSION_KEYS)
+def test_each_documented_extension_identity_is_accepted_there(sandbox: Sandbox, key: str) -> None:
+    body = dsr_body(extensions={"opendsr.mparticle.com": {"subject_identities": {
+        key: {"value": "v-1", "encoding": "raw"}}}})
+    assert submit(sandbox, body).status_code == 201
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_submission_without_content_type_application_json_is_refused(
+    sandbox: Sandbox, content_type: str | None
+) -> None:
+    """dsr-api/v3: the request "takes a JSON request body and requires a Content-Type: application/json
+    header"; the body here is valid JSON, only the header is wrong."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = json.dumps(dsr_body()).encode()
+    response = requests.post(f"{sandbox.url}/v3/requests", data=body, auth=WORKSPACE, timeout=5, headers=headers)
+    assert response.status_code == 400 and "Content-Type: application/json" in response.json()["message"]
+    assert sandbox.dsrs() == []
+    charset = requests.post(f"{sandbox.url}/v3/requests", data=body, auth=WORKSPACE, timeout=5,
+                            headers={"Content-Type": "Application/JSON; charset=utf-8"})
+    assert charset.status_code == 201
+
+
+def test_an_upper_case_request_id_is_echoed_as_sent_and_found_in_either_case(sandbox: Sandbox) -> None:
+    body = dsr_body()
+    body["subject_request_id"] = body["subject_request_id"].upper()
+    created = submit(sandbox, body)
+    assert created.status_code == 201 and created.json()["subject_request_id"] == body["subject_request_id"]
+    for asked in (body["subject_request_id"], body["subject_request_id"].lower()):
+        assert status(sandbox, asked).json()["subject_request_id"] == body["subject_request_id"]
+    again = submit(sandbox, {**body, "subject_request_id": body["subject_request_id"].lower()})
+    assert again.status_code == 400 and "already exists" in again.json()["message"]
 
 
 def test_malformed_json_is_a_400(sandbox: Sandbox) -> None:

@@ -36,17 +36,38 @@ def _signed(ctx: SandboxContext, status: int, body: Any) -> Reply:
 
 
 def _identities(section: dict[str, Any], extension: bool, where: str) -> dict[str, str]:
+    """The identities of one section by canonical name. ``developers/dsr-api/v3`` lists which keys each takes:
+    the eleven "Supported OpenDSR Format" types at the top level; only ``mpid``, ``other``…``other10``,
+    ``mobile_number`` and ``phone_number_2``/``_3`` in the ``opendsr.mparticle.com`` extension."""
     found: dict[str, str] = {}
     for key, entry in section.items():
-        kind = by_dsr_key(key)
         if key == "mpid" and extension:
             found["mpid"] = entry["value"]
             continue
-        if kind is None or (kind.dsr_extension_only and not extension):
-            hint = " (allowed only in the opendsr.mparticle.com extension)" if kind or key == "mpid" else ""
-            raise Invalid(f"{where}: unsupported identity type '{key}'{hint}")
+        kind = by_dsr_key(key)
+        if kind is None or kind.dsr_extension_only != extension:
+            raise Invalid(f"{where}: unsupported identity type '{key}'{_hint(key, extension)}")
         found[kind.name] = entry["value"]
     return found
+
+
+def _hint(key: str, extension: bool) -> str:
+    """Where a known key belongs, when it was sent to the other section."""
+    kind = by_dsr_key(key)
+    if kind is None and key != "mpid":
+        return ""
+    if extension:
+        return " (send it in subject_identities, not in the opendsr.mparticle.com extension)"
+    return " (allowed only in the opendsr.mparticle.com extension)"
+
+
+def _json_content(call: Call) -> None:
+    """``developers/dsr-api/v3``: a submission "takes a JSON request body and requires a Content-Type:
+    application/json header" (a charset parameter may follow). The status is not documented; 400 is the one
+    the page lists for invalid data."""
+    media_type = (call.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise Invalid("the request must carry the header Content-Type: application/json")
 
 
 def _check_request_id(value: str) -> None:
@@ -100,6 +121,7 @@ def parse_request(body: Any) -> tuple[dict[str, str], dict[str, Any], bool]:
 
 def submit(ctx: SandboxContext, call: Call) -> Reply:
     try:
+        _json_content(call)
         body = call.json()
         identities, extensions, skip = parse_request(body)
     except (BadJson, Invalid) as exc:
@@ -109,7 +131,7 @@ def submit(ctx: SandboxContext, call: Call) -> Reply:
     starts, completes, expected = ctx.store.schedule(kind, now, skip)
     partners = ctx.workspace.current.forwarding_partners if kind == "erasure" else ()
     record = DsrRecord(
-        subject_request_id=body["subject_request_id"].lower(), regulation=body["regulation"], request_type=kind,
+        subject_request_id=body["subject_request_id"], regulation=body["regulation"], request_type=kind,
         identities=identities, extensions=extensions, group_id=body.get("group_id"),
         callback_urls=list(body.get("status_callback_urls", [])), received_at=now, starts_at=starts,
         completes_at=completes, expected_completion_at=expected,

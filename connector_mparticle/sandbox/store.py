@@ -295,15 +295,18 @@ class Store:
             return starts, expected + self._overrun, expected
 
     def submit(self, record: DsrRecord) -> str | None:
-        """Add a new request; None, or why not: ``exists`` (same id) or the id of an identical one in flight."""
+        """Add a new request; None, or why not: ``exists`` (same id) or the id of an identical one in flight.
+
+        Requests are kept by their id in lower case (a UUID is the same in either case), while the record keeps
+        the id as the controller sent it, which every answer echoes."""
         with self._lock:
-            if record.subject_request_id in self._dsrs:
+            if record.subject_request_id.lower() in self._dsrs:
                 return "exists"
             for other in self._dsrs.values():
                 if (not other.final and other.request_type == record.request_type
                         and other.identities == record.identities and other.extensions == record.extensions):
                     return other.subject_request_id
-            self._dsrs[record.subject_request_id] = record
+            self._dsrs[record.subject_request_id.lower()] = record
             return None
 
     def dsr(self, subject_request_id: str) -> DsrRecord | None:
