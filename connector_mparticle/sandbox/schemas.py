@@ -174,6 +174,7 @@ ADMIN_WORKSPACE: dict[str, Any] = {
                            "outcome": {"enum": ["sent", "failed", "skipped"]}, "status_message": _NULLABLE_STRING}}},
         "oauth_apis": {"type": "array", "items": {"enum": ["dsr", "events", "identity"]}},
         "profile_not_found_status": {"enum": [400, 404]},
+        "idsync_key_only": {"type": "boolean"},
     },
 }
 

@@ -100,6 +100,9 @@ class WorkspaceSettings:
     #: Profile API status for an unknown or erased mpid. The page documents no 404, only "400: ... the
     #: requested profile is invalid"; 404 is there for testing a client against the other reading.
     profile_not_found_status: int = 400
+    #: IDSync's "API key only" authentication (``x-mp-key`` alone): "only selectively enabled - and is disabled
+    #: by default" (``developers/idsync/http-api``).
+    idsync_key_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gdpr_purposes", frozenset(p.lower() for p in self.gdpr_purposes))
@@ -113,7 +116,8 @@ class WorkspaceSettings:
         return {"identity": self.identity.to_dict(), "gdpr_purposes": sorted(self.gdpr_purposes),
                 "include_live_profile": self.include_live_profile,
                 "forwarding_partners": [p.to_dict() for p in self.forwarding_partners],
-                "oauth_apis": sorted(self.oauth_apis), "profile_not_found_status": self.profile_not_found_status}
+                "oauth_apis": sorted(self.oauth_apis), "profile_not_found_status": self.profile_not_found_status,
+                "idsync_key_only": self.idsync_key_only}
 
     def updated(self, changes: dict[str, Any]) -> WorkspaceSettings:
         """A copy with ``changes`` (JSON, already checked against the admin schema) applied."""
