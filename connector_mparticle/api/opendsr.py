@@ -1,8 +1,9 @@
 """The OpenDSR v3 client: submit, status, probe and results download.
 
 Answers are read strictly: a status must be for the request asked about, carry a status value from the
-spec and timestamps with a time zone in a plausible range. Anything else is :class:`Malformed` (retried,
-and in the end "try again later"), never read as progress or completion.
+spec and timestamps in a plausible range (UTC when they name no zone, as mParticle's v2 examples write
+them). Anything else is :class:`Malformed` (retried, and in the end "try again later"), never read as
+progress or completion.
 """
 
 from __future__ import annotations
@@ -27,18 +28,30 @@ _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzin
 
 
 def read_time(value: Any, field: str) -> datetime | None:
-    """An RFC 3339 timestamp with a time zone in a plausible range, or None; :class:`Malformed` otherwise."""
+    """An ISO 8601 timestamp in a plausible range, or None; :class:`Malformed` otherwise.
+
+    A timestamp without a zone is UTC: mParticle writes ``expected_completion_time`` that way
+    (``developers/dsr-api/v2``: ``"2018-05-07T20:53:48.322652"``) and says the field is "in UTC" (v3)."""
     if value is None:
         return None
     if not isinstance(value, str) or not value:
         raise Malformed(f"{field} that is not a timestamp")
     try:
-        parsed = parse_time(value)
+        parsed = parse_time(value if _zoned(value) else value + "+00:00")
     except (ValueError, OverflowError):
         raise Malformed(f"{field} that is not an RFC 3339 timestamp with a time zone") from None
     if not _EARLIEST <= parsed <= _LATEST:
         raise Malformed(f"{field} out of range ({parsed.year})")
     return parsed
+
+
+def _zoned(value: str) -> bool:
+    """Whether ``value`` names its zone (``Z`` or an offset after the time); a value that does not parse counts
+    as zoned, so :func:`parse_time` reports it."""
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is not None
+    except ValueError:
+        return True
 
 
 def _same_id(value: Any, expected: str) -> bool:
