@@ -35,7 +35,8 @@ def test_identity_search_finds_a_profile_and_reports_only_matched_identities(san
     body = response.json()
     assert body["mpid"] == profile["mpid"]
     assert body["matched_identities"] == {"email": "jane@example.com", "customerid": "c-1"}
-    assert body["is_ephemeral"] is False and body["is_logged_in"] is True
+    # is_logged_in is not in the page (mParticle's SDKs read it); under shape variation it may be absent
+    assert body["is_ephemeral"] is False and body.get("is_logged_in", True) is True
 
 
 def test_identity_search_without_a_match_is_a_404_not_found_error(sandbox: Sandbox) -> None:
@@ -103,6 +104,7 @@ def test_requests_as_mparticle_sdks_send_them_are_accepted(sandbox: Sandbox) -> 
 
 def test_identify_login_and_logout_follow_the_profile_conversion_flow(sandbox: Sandbox) -> None:
     """guides/idsync/profile-conversion-strategy "Identity flow", step by step."""
+    sandbox.set_shapes(variation=False)  # is_logged_in (undocumented) may be absent under shape variation
     launch = idsync(sandbox, "identify", {"ios_idfv": "9876"}).json()
     assert launch["is_logged_in"] is False
     login = idsync(sandbox, "login", {"customerid": "ABC123", "email": "ed.hyde@example.com", "ios_idfv": "9876"})

@@ -87,7 +87,8 @@ def token(ctx: SandboxContext, call: Call) -> Reply:
     if refusal is not None:
         return refusal
     ttl = ctx.config.token_ttl_seconds
-    return Reply(200, {"access_token": ctx.tokens.issue(ttl), "expires_in": int(ttl), "token_type": "Bearer"})
+    body = {"access_token": ctx.tokens.issue(ttl), "expires_in": int(ttl), "token_type": "Bearer"}
+    return Reply(200, ctx.shapes.current.ordered(body, "token"))
 
 
 ROUTES = [Route("POST", r"/oauth/token", "oauth", token, None)]

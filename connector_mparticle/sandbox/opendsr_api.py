@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.dsr_status import iso
 from connector_mparticle.sandbox.errors import dsr_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import IDENTITY_TYPES, by_dsr_key
@@ -145,13 +144,14 @@ def submit(ctx: SandboxContext, call: Call) -> Reply:
         return dsr_error(409, f"There is an in-progress request with the same identities, extensions and type: "
                               f"{refusal}", reason="ConflictException")
     ctx.notify(record)
-    return _signed(ctx, 201, {
-        "expected_completion_time": iso(record.expected_completion_at),
-        "received_time": iso(record.received_at),
+    shapes, key = ctx.shapes.current, (record.seq, "created")
+    return _signed(ctx, 201, shapes.ordered({
+        "expected_completion_time": shapes.timestamp(record.expected_completion_at, *key, "expected"),
+        "received_time": shapes.timestamp(record.received_at, *key, "received"),
         "encoded_request": record.encoded_request,
         "subject_request_id": record.subject_request_id,
         "controller_id": str(ctx.config.credentials.workspace_id),
-    })
+    }, *key))
 
 
 def get_status(ctx: SandboxContext, call: Call) -> Reply:
@@ -179,18 +179,20 @@ def cancel(ctx: SandboxContext, call: Call) -> Reply:
         return dsr_error(400, f"The request is {record.status} and can no longer be cancelled; "
                               "only pending requests can be.")
     ctx.notify(record)
-    return _signed(ctx, 202, {"expected_completion_time": None, "received_time": iso(record.cancelled_at),
-                              "subject_request_id": record.subject_request_id,
-                              "controller_id": str(ctx.config.credentials.workspace_id)})
+    shapes, key = ctx.shapes.current, (record.seq, "cancel")
+    return _signed(ctx, 202, shapes.ordered({
+        "expected_completion_time": None, "received_time": shapes.timestamp(record.cancelled_at, *key),
+        "subject_request_id": record.subject_request_id,
+        "controller_id": str(ctx.config.credentials.workspace_id)}, *key))
 
 
 def discovery(ctx: SandboxContext, call: Call) -> Reply:
-    return _signed(ctx, 200, {
+    return _signed(ctx, 200, ctx.shapes.current.ordered({
         "api_version": "3.0",
         "supported_identities": [{"identity_type": t, "identity_format": "raw"} for t in DISCOVERY_TYPES],
         "supported_subject_request_types": ["access", "erasure", "portability"],
         "processor_certificate": f"{ctx.base_url}/dsr/opendsr_cert.pem",
-    })
+    }, "discovery"))
 
 
 def processor_certificate(ctx: SandboxContext, call: Call) -> Reply:

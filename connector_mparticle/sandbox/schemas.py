@@ -178,12 +178,18 @@ ADMIN_WORKSPACE: dict[str, Any] = {
     },
 }
 
+ADMIN_SHAPES: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"variation": {"type": "boolean"}, "seed": {"type": "integer"}},
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "dsr_request": DSR_REQUEST, "idsync_request": IDSYNC_REQUEST, "idsync_modify": IDSYNC_MODIFY,
     "events_bulk": EVENTS_BULK, "profile_resolve": PROFILE_RESOLVE,
     "oauth_token": OAUTH_TOKEN,
     "admin_profile": ADMIN_PROFILE, "admin_status": ADMIN_STATUS, "admin_limits": ADMIN_LIMITS,
     "admin_faults": ADMIN_FAULTS, "admin_durations": ADMIN_DURATIONS, "admin_workspace": ADMIN_WORKSPACE,
+    "admin_shapes": ADMIN_SHAPES,
 }
 for _schema in SCHEMAS.values():
     Draft202012Validator.check_schema(_schema)

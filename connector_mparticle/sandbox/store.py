@@ -29,6 +29,7 @@ from connector_mparticle.sandbox.identity_types import by_name
 from connector_mparticle.sandbox.records import BatchOutcome, DsrRecord, Durations, Match, Profile, merge_consent
 from connector_mparticle.sandbox.resolution import is_logged_in, resolve
 from connector_mparticle.sandbox.results_zip import write_results_zip
+from connector_mparticle.sandbox.shapes import ShapeBook, ShapeSettings
 from connector_mparticle.sandbox.workspace import IdentityStrategy, WorkspaceSettings
 
 __all__ = ["Store"]
@@ -41,8 +42,9 @@ class Store:
     """Profiles and DSRs, safe to use from many server threads."""
 
     def __init__(self, durations: Mapping[str, Durations], results_ttl: float, overrun: float = 0.0,
-                 padding_bytes: int = 0) -> None:
+                 padding_bytes: int = 0, shapes: ShapeBook | None = None) -> None:
         self._lock = threading.RLock()
+        self._shapes = shapes or ShapeBook(ShapeSettings())  #: the form results files are written in
         self._durations = {k: replace(v) for k, v in durations.items()}
         self._default_timing = (copy.deepcopy(self._durations), results_ttl, overrun)
         self._results_ttl = results_ttl
@@ -306,6 +308,7 @@ class Store:
                 if (not other.final and other.request_type == record.request_type
                         and other.identities == record.identities and other.extensions == record.extensions):
                     return other.subject_request_id
+            record.seq = len(self._dsrs) + 1
             self._dsrs[record.subject_request_id.lower()] = record
             return None
 
@@ -392,7 +395,8 @@ class Store:
         if subject is not None:
             record.results_file = self._dir / f"{record.subject_request_id}.zip"
             write_results_zip(record.results_file, record.subject_request_id, [subject],
-                              workspace.include_live_profile, self.audience_id, self._padding)
+                              workspace.include_live_profile, self.audience_id, self._shapes.current, record.seq,
+                              self._padding)
 
     def count(self, name: str) -> None:
         """Add one to statistic ``name``."""
