@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import zipfile
 from collections import Counter
 from typing import Any
@@ -172,3 +175,20 @@ def test_the_connector_reads_every_timestamp_form_the_sandbox_writes() -> None:
             assert parsed is not None and parsed.utcoffset() is not None
         assert abs((read_time(created["expected_completion_time"], "t") - read_time(  # type: ignore[operator]
             status["expected_completion_time"], "t")).total_seconds()) < 1
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--shapes", "tidy", "--shape-seed", "3"], {"variation": False, "seed": 3}),
+    (["--shapes", "vary"], {"variation": True, "seed": 0}),
+], ids=["tidy", "vary"])
+def test_the_command_line_sets_the_shapes(args: list[str], expected: dict[str, Any]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPARTICLE_SANDBOX_SHAPE")}
+    process = subprocess.Popen([sys.executable, "-m", "connector_mparticle.sandbox", "--port", "0", "--json", *args],
+                               stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        url = json.loads(process.stdout.readline())["url"]
+        assert requests.get(f"{url}/_sandbox/shapes", timeout=5).json() == expected
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
