@@ -200,3 +200,19 @@ def test_an_immutable_id_protects_a_profile_like_a_login_id(sb: Sandbox) -> None
     sb.seed_profile({"customer_id": "c-1", "email": "jane@example.com"})
     assert search(sb, {"email": "jane@example.com"}).status_code == 404
     assert search(sb, {"email": "jane@example.com", "customerid": "c-1"}).status_code == 200
+
+
+def test_the_connector_reaches_a_person_whose_phone_changed_only_under_the_documented_rule(sb: Sandbox) -> None:
+    """End to end: a host's opt-out carrying Jane's email and her old phone number. Under the documented look-up
+    the connector finds her profile and records the opt-out there; under the stricter reading the stale phone
+    hides her, so the opt-out "completes" having changed nothing (the harm that made the default change)."""
+    from tests.support.hosting import mparticle, request
+
+    jane = sb.seed_profile({"email": "jane@example.com", "mobile_number": "+15550199"})
+    result = mparticle(sb).handle(request("opt_out", regulation="ccpa", mobile_number="+15550100"))
+    assert result.status == "completed", result.message
+    consent = sb.profile(jane["mpid"])["consent_state"]["ccpa"]  # type: ignore[index]
+    if rule(sb) == "none":
+        assert result.summary["profile_found"] is True and consent["data_sale_opt_out"]["consented"] is True
+    else:
+        assert result.summary["profile_found"] is False and consent == {}
