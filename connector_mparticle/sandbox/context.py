@@ -69,8 +69,8 @@ class SandboxContext:
 
     def notify(self, record: DsrRecord) -> None:
         """Queue a status callback to each of the request's callback URLs."""
-        for url in record.callback_urls:
-            body = self.status_body(record, purpose=f"callback {url}")
+        for n, url in enumerate(record.callback_urls):  # by position: a URL's port differs from run to run
+            body = self.status_body(record, purpose=f"callback {n}")
             body["status_callback_url"] = url  # the spec requires it (8.6); mParticle's example omits it
             raw = json.dumps(body).encode()
             headers = {"Content-Type": "application/json", **self.signature_headers(raw)}
