@@ -14,14 +14,17 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector_mparticle.sandbox import Sandbox, ShapeSettings
 from connector_mparticle.sandbox.pytest_plugin import shapes_for
-from connector_mparticle.sandbox.shapes import default_settings
+from connector_mparticle.sandbox.shapes import Shapes, default_settings
 from tests.support.mp import WORKSPACE, batch, dsr_body
 
 pytest_plugins = ["pytester"]
@@ -192,3 +195,25 @@ def test_the_command_line_sets_the_shapes(args: list[str], expected: dict[str, A
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+@given(epoch=st.floats(min_value=1.5e9, max_value=4e9, allow_nan=False), seed=st.integers(0, 2**32),
+       key=st.integers(0, 1000))
+def test_an_expected_completion_time_is_never_written_before_the_time_it_stands_for(
+    epoch: float, seed: int, key: int
+) -> None:
+    """Fewer fractional digits cut a time short, but "the estimated time by which the request will be
+    fulfilled" is rounded up: a client that checks at the stated time finds the request done."""
+    shapes = Shapes(ShapeSettings(variation=True, seed=seed))
+    stated = utc(shapes.timestamp(epoch, key, by=True, zoneless=True))  # type: ignore[arg-type]
+    received = utc(shapes.timestamp(epoch, key))  # type: ignore[arg-type]
+    assert received <= epoch + 1e-6 and stated >= epoch - 1e-6 and stated - received < 1.0 + 1e-6
+
+
+def utc(text: str) -> float:
+    """A documented timestamp form as epoch seconds (no zone: UTC), exactly (no float rounding of the digits)."""
+    digits, zone = form(text)
+    whole, _, fraction = text.removesuffix("Z").removesuffix("+00:00").partition(".")
+    seconds = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    assert len(fraction) == digits and zone in ("Z", "+00:00", "none")
+    return seconds + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)

@@ -116,8 +116,7 @@ def _network_performance(schema: Schema) -> None:
 
 
 def _untyped_events(schema: Schema) -> None:
-    for name in ("PreAttributionEvent", "PushReactionEvent"):
-        kind = "pre_attribution" if name.startswith("Pre") else "push_reaction"
+    for name, kind in (("PreAttributionEvent", "pre_attribution"), ("PushReactionEvent", "push_reaction")):
         schema["definitions"][name] = {"type": "object", "properties": {
             "data": {"$ref": "#/definitions/EventData"}, "event_type": {"type": "string", "enum": [kind]}}}
         schema["properties"]["events"]["items"]["oneOf"].append({"$ref": f"#/definitions/{name}"})
@@ -158,8 +157,7 @@ GAPS: tuple[Gap, ...] = (
 
 @cache
 def corrected_schema() -> Schema:
-    """The published schema with every :data:`GAPS` correction applied (a fresh copy is never needed: callers
-    only read it)."""
+    """The published schema with every :data:`GAPS` correction applied (built once; callers must not change it)."""
     schema = published_schema()
     for gap in GAPS:
         gap.apply(schema)

@@ -146,7 +146,7 @@ def submit(ctx: SandboxContext, call: Call) -> Reply:
     ctx.notify(record)
     shapes, key = ctx.shapes.current, (record.seq, "created")
     return _signed(ctx, 201, shapes.ordered({
-        "expected_completion_time": shapes.timestamp(record.expected_completion_at, *key, "expected"),
+        "expected_completion_time": shapes.timestamp(record.expected_completion_at, *key, "expected", by=True),
         "received_time": shapes.timestamp(record.received_at, *key, "received"),
         "encoded_request": record.encoded_request,
         "subject_request_id": record.subject_request_id,

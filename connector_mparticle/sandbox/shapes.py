@@ -22,6 +22,7 @@ request's sequence number and status, an mpid, a field), so one seed reproduces 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import threading
@@ -81,13 +82,17 @@ class Shapes:
             return options[0]
         return options[self.number(*key) % len(options)]
 
-    def timestamp(self, epoch: float | None, *key: Any, zoneless: bool = False) -> str | None:
-        """``epoch`` in ISO 8601 UTC in one of the documented forms (``zoneless``: the v2 form is allowed)."""
+    def timestamp(self, epoch: float | None, *key: Any, zoneless: bool = False, by: bool = False) -> str | None:
+        """``epoch`` in ISO 8601 UTC in one of the documented forms (``zoneless``: the v2 form is allowed).
+
+        Fewer digits cut the time short, except for a time something happens ``by`` (``expected_completion_time``,
+        "the estimated time by which the request will be fulfilled"), which is rounded up so it stays honest."""
         if epoch is None:
             return None
         digits = self.pick((3, *(d for d in _DIGITS if d != 3)), *key, "digits")
         zone = self.pick((*_ZONES, "") if zoneless else _ZONES, *key, "zone")
-        ticks = int(epoch * 10_000_000)  # OpenDSR's seven digits are 100 ns ticks
+        unit = 10 ** (7 - digits)  # OpenDSR's seven digits are 100 ns ticks
+        ticks = math.ceil(epoch * 10_000_000 / unit) * unit if by else int(epoch * 10_000_000) // unit * unit
         seconds, fraction = divmod(ticks, 10_000_000)
         text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return text + (f".{fraction:07d}"[: digits + 1] if digits else "") + zone

@@ -72,12 +72,14 @@ def _event(event: Mapping[str, Any], received_ms: int, event_id: int) -> dict[st
 
 
 def _consent(consent: Any) -> Any:
+    """Each consent state with its regulation, as the sample stores it (``"GDPR"``)."""
     if not isinstance(consent, Mapping):
         return consent
-    return {regulation: {purpose: {"regulation": regulation.upper(), **dict(state)}
-                         for purpose, state in (purposes or {}).items()} if isinstance(purposes, Mapping)
-            else purposes
-            for regulation, purposes in consent.items()}
+    out: dict[str, Any] = {}
+    for regulation, purposes in consent.items():
+        out[regulation] = purposes if not isinstance(purposes, Mapping) else {
+            purpose: {"regulation": regulation.upper(), **dict(state)} for purpose, state in purposes.items()}
+    return out
 
 
 def _filled(section: Any, members: tuple[str, ...], fill: bool) -> Any:
