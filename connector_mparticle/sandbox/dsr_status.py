@@ -61,7 +61,7 @@ def status_body(record: DsrRecord, controller_id: str, results_origin: str, shap
     body = {
         "controller_id": controller_id,
         # developers/dsr-api/v2 writes this field without a zone; v3 "in UTC"
-        "expected_completion_time": shapes.timestamp(expected, *key, zoneless=True, by=True),
+        "expected_completion_time": shapes.timestamp(expected, record.seq, "expected", zoneless=True, by=True),
         "subject_request_id": record.subject_request_id,
         "group_id": record.group_id,
         "request_status": record.status,

@@ -129,6 +129,8 @@ def submit(ctx: SandboxContext, call: Call) -> Reply:
     kind = body["subject_request_type"]
     starts, completes, expected = ctx.store.schedule(kind, now, skip)
     partners = ctx.workspace.current.forwarding_partners if kind == "erasure" else ()
+    # developers/dsr-api/v3: subject_request_id is "the controller-provided identifier"; every answer echoes it
+    # as sent, upper case included (look-ups ignore case: Store.submit).
     record = DsrRecord(
         subject_request_id=body["subject_request_id"], regulation=body["regulation"], request_type=kind,
         identities=identities, extensions=extensions, group_id=body.get("group_id"),
@@ -146,8 +148,8 @@ def submit(ctx: SandboxContext, call: Call) -> Reply:
     ctx.notify(record)
     shapes, key = ctx.shapes.current, (record.seq, "created")
     return _signed(ctx, 201, shapes.ordered({
-        "expected_completion_time": shapes.timestamp(record.expected_completion_at, *key, "expected", by=True),
-        "received_time": shapes.timestamp(record.received_at, *key, "received"),
+        "expected_completion_time": shapes.timestamp(record.expected_completion_at, record.seq, "expected", by=True),
+        "received_time": shapes.timestamp(record.received_at, record.seq, "received"),
         "encoded_request": record.encoded_request,
         "subject_request_id": record.subject_request_id,
         "controller_id": str(ctx.config.credentials.workspace_id),
@@ -181,7 +183,8 @@ def cancel(ctx: SandboxContext, call: Call) -> Reply:
     ctx.notify(record)
     shapes, key = ctx.shapes.current, (record.seq, "cancel")
     return _signed(ctx, 202, shapes.ordered({
-        "expected_completion_time": None, "received_time": shapes.timestamp(record.cancelled_at, *key),
+        "expected_completion_time": None,
+        "received_time": shapes.timestamp(record.cancelled_at, record.seq, "cancelled"),
         "subject_request_id": record.subject_request_id,
         "controller_id": str(ctx.config.credentials.workspace_id)}, *key))
 

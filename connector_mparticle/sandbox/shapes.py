@@ -16,7 +16,10 @@ picks among their optional forms too.
 
 Tidy (variation off) is the sandbox's historical shape: milliseconds and ``Z``, members as written, nulls
 present. Choices never depend on thread timing: each is a hash of the seed and a key naming the answer (a
-request's sequence number and status, an mpid, a field), so one seed reproduces a run.
+request's sequence number and status, an mpid, a field), so one seed reproduces a run. A time keeps the precision
+it was given in every answer that repeats it (keyed by the request and the field, not the answer), as a value
+mParticle stores and serialises would: a client that waits for the stated ``expected_completion_time`` is not
+sent further ahead by a later answer that rounds the same time otherwise.
 """
 
 from __future__ import annotations
