@@ -57,12 +57,12 @@ class ShapeSettings:
 
 
 def default_settings() -> ShapeSettings:
-    """The settings :data:`ENV_SHAPES` and :data:`ENV_SEED` give (tidy, seed 0, when unset)."""
-    mode = os.environ.get(ENV_SHAPES, "tidy").strip().lower()
+    """The settings :data:`ENV_SHAPES` and :data:`ENV_SEED` give (tidy, seed 0, when unset or empty)."""
+    mode = (os.environ.get(ENV_SHAPES) or "tidy").strip().lower()
     if mode not in ("vary", "tidy"):
         raise ValueError(f"{ENV_SHAPES} must be 'vary' or 'tidy', not {mode!r}")
     try:
-        seed = int(os.environ.get(ENV_SEED, "0"))
+        seed = int(os.environ.get(ENV_SEED) or "0")
     except ValueError:
         raise ValueError(f"{ENV_SEED} must be an integer") from None
     return ShapeSettings(mode == "vary", seed)
