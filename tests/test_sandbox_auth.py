@@ -74,6 +74,19 @@ def test_oauth_refuses_wrong_clients_and_audiences(sandbox: Sandbox) -> None:
     assert listed.status_code == 400 and listed.json()["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_a_token_request_without_the_documented_audience_is_refused(sandbox: Sandbox, encoding: str) -> None:
+    """developers/profile-api: the token request body "must contain" audience https://api.mparticle.com; the
+    endpoint (Auth0) refuses a client-credentials request without one, and issues nothing."""
+    body = {k: v for k, v in TOKEN_REQUEST.items() if k != "audience"}
+    sent = {"json": body} if encoding == "json" else {"data": body}
+    refused = requests.post(f"{sandbox.url}/oauth/token", timeout=5, **sent)  # type: ignore[arg-type]
+    assert refused.status_code == 403 and refused.json()["error"] == "access_denied"
+    assert "access_token" not in refused.json()
+    with_audience = {"json": TOKEN_REQUEST} if encoding == "json" else {"data": TOKEN_REQUEST}
+    assert requests.post(f"{sandbox.url}/oauth/token", timeout=5, **with_audience).status_code == 200  # type: ignore[arg-type]
+
+
 def test_requests_oauthlib_client_credentials_flow_reaches_the_profile_api(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,7 +40,7 @@ def test_batch_is_stored_on_a_new_or_existing_profile(sandbox: Sandbox) -> None:
         ({"environment": "staging"}, "$.environment"),
         ({"events": [{"event_type": "teleport", "data": {}}]}, "$.events[0].event_type"),
         ({"events": [{"event_type": "custom_event", "data": {"custom_event_type": "other"}}]}, "'event_name'"),
-        ({"user_identities": {"emial": "typo@example.com"}}, "unknown identity type 'emial'"),
+        ({"user_identities": {"emial": "typo@example.com"}}, "'emial' was unexpected"),
         ({"consent_state": {"ccpa": {"data_sale_opt_out": {"consented": True}}}}, "timestamp_unixtime_ms"),
         ({"consent_state": {"ccpa": {"do_not_track": {"consented": True, "timestamp_unixtime_ms": 1}}}},
          "'do_not_track' was unexpected"),
@@ -72,7 +72,8 @@ EVENT_DATA = {
     "network_performance": {"url": "https://x", "response_code": 200},
     "breadcrumb": {"label": "step 1"}, "profile": {"profile_event_type": "login"}, "push_reaction": {},
     "user_attribute_change": {"user_attribute_name": "plan", "new": "pro", "old": None},
-    "user_identity_change": {"new": {}, "old": {}},
+    "user_identity_change": {"new": {"identity_type": "email", "identity": "new@example.com",
+                                     "timestamp_unixtime_ms": 1_700_000_000_000}, "old": None},
 }
 
 

@@ -105,7 +105,8 @@ RAW_EVENT_TYPES = ["session_start", "session_end", "screen_view", "custom_event"
 RAW_DATA = {"custom_event": {"event_name": "Raw", "custom_event_type": "other"},
             "push_registration": {"register": False, "registration_token": "t"},
             "application_state_transition": {"application_transition_type": "application_exit"},
-            "push_message": {"push_message_type": "action"}, "breadcrumb": {"label": "l"}}
+            "push_message": {"push_message_type": "action"}, "breadcrumb": {"label": "l"},
+            "profile": {"profile_event_type": "logout"}}
 
 
 @pytest.mark.parametrize("event_type", RAW_EVENT_TYPES)

@@ -43,7 +43,8 @@ def test_a_profile_by_mpid_has_the_documented_fields(sandbox: Sandbox, bearer: d
         assert response.status_code == 200
         body = response.json()
         assert body["mpid"] == int(jane["mpid"]) and body["is_opted_out"] is False
-        assert {"created_timestamp_ms", "last_stored_timestamp_ms", "limit_ad_tracking"} <= set(body)
+        assert {"created_timestamp_ms", "last_stored_timestamp_ms"} <= set(body)
+        assert body.get("limit_ad_tracking") is None  # null as in the sample, or absent under shape variation
         assert body["user_identities"] == [{"type": "customer_id", "encoding": "none", "value": "c-1"},
                                            {"type": "email", "encoding": "none", "value": "jane@example.com"}]
         assert body["device_identities"] == [{"type": "google_advertising_id", "encoding": "none", "value": "gaid-1"}]
@@ -113,3 +114,19 @@ def test_opt_out_events_and_device_state_show_in_the_profile(sandbox: Sandbox, b
     [profile] = sandbox.find_profiles(email="opt@example.com")
     answer = by_mpid(sandbox, bearer, profile["mpid"]).json()
     assert answer["is_opted_out"] is True and answer["limit_ad_tracking"] is True
+
+
+def test_an_install_attribution_event_is_stored_on_the_profile(sandbox: Sandbox, bearer: dict[str, str]) -> None:
+    """json-reference "Attribution custom events": custom_event_type attribution, event_name attribution; the
+    publisher and campaign "is stored on the user's profile" (re-engagement attribution is not)."""
+    def attribution(name: str, campaign: str) -> dict[str, Any]:
+        return {"event_type": "custom_event", "data": {
+            "event_name": name, "custom_event_type": "attribution", "timestamp_unixtime_ms": 1_700_000_000_000,
+            "custom_attributes": {"publisher": "ad-network", "campaign": campaign}}}
+
+    body = {"environment": "production", "user_identities": {"email": "installer@example.com"},
+            "events": [attribution("attribution", "spring"), attribution("re-engagement", "autumn")]}
+    assert requests.post(f"{sandbox.url}/v2/events", json=body, auth=INPUT, timeout=5).status_code == 202
+    [profile] = sandbox.find_profiles(email="installer@example.com")
+    answer = by_mpid(sandbox, bearer, profile["mpid"], fields="attribution").json()
+    assert [(a["publisher"], a["campaign"]) for a in answer["attribution"]] == [("ad-network", "spring")]

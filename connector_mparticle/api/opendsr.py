@@ -1,9 +1,10 @@
 """The OpenDSR v3 client: submit, status, probe and results download.
 
 Answers are read strictly, through the decoding layer (:mod:`connector_mparticle.http.answers`): a status must
-be for the request asked about, carry a status value from the spec, RFC 3339 timestamps with a time zone in a
-plausible range and a results link that is a string of reasonable length. Anything else is :class:`Malformed`
-(retried, and in the end "try again later"), never read as progress or completion.
+be for the request asked about, carry a status value from the spec, RFC 3339 timestamps in a plausible range
+(UTC when they name no zone, as mParticle's v2 examples write them) and a results link that is a string of
+reasonable length. Anything else is :class:`Malformed` (retried, and in the end "try again later"), never read
+as progress or completion.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzin
 
 
 def read_time(value: Any, field: str) -> datetime | None:
-    """An RFC 3339 timestamp with a time zone in a plausible range, or None; :class:`Malformed` otherwise."""
-    return field_time(value, field, _EARLIEST, _LATEST)
+    """An RFC 3339 timestamp in a plausible range, or None; :class:`Malformed` otherwise.
+
+    A timestamp without a zone is UTC: mParticle writes ``expected_completion_time`` that way
+    (``developers/dsr-api/v2``: ``"2018-05-07T20:53:48.322652"``) and says the field is "in UTC" (v3)."""
+    return field_time(value, field, _EARLIEST, _LATEST, utc_if_no_zone=True)
 
 
 def _same_id(value: Any, expected: str) -> bool:

@@ -54,6 +54,7 @@ MAX_URL_CHARS = 8192
 #: RFC 3339 (section 5.6), ASCII digits only; seconds 60 is a leap second.
 _RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?"
                       r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
+_NO_ZONE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?")
 _SECONDS = re.compile(r"[0-9]{1,10}")
 _SIZE = re.compile(r"[0-9]{1,19}")
 _PERCENT = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
@@ -305,12 +306,17 @@ def field_enum(value: Any, what: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def field_time(value: Any, what: str, earliest: datetime, latest: datetime) -> datetime | None:
+def field_time(value: Any, what: str, earliest: datetime, latest: datetime, *,
+               utc_if_no_zone: bool = False) -> datetime | None:
     """An RFC 3339 timestamp with a time zone, from ``earliest`` to ``latest``, in UTC; None when absent.
 
-    A leap second (``:60``) is read as the last microsecond of its minute (``datetime`` has no second 60)."""
+    A leap second (``:60``) is read as the last microsecond of its minute (``datetime`` has no second 60). With
+    ``utc_if_no_zone``, a timestamp that names no zone is read as UTC (for fields an API documents "in UTC" and
+    writes without one)."""
     if value is None:
         return None
+    if utc_if_no_zone and isinstance(value, str) and _NO_ZONE.fullmatch(value):
+        value += "Z"
     match = _RFC3339.fullmatch(value) if isinstance(value, str) and len(value) <= 40 else None
     if match is None:
         raise Malformed(f"{what} that is not an RFC 3339 timestamp with a time zone")

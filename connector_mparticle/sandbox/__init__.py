@@ -19,7 +19,8 @@ from connector_mparticle.sandbox.faults import Faults
 from connector_mparticle.sandbox.limits import Limit
 from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox
+from connector_mparticle.sandbox.shapes import ShapeSettings
 from connector_mparticle.sandbox.workspace import ForwardingPartner, IdentityStrategy
 
 __all__ = ["Durations", "Faults", "ForwardingPartner", "IdentityStrategy", "Limit", "Sandbox", "SandboxAdmin",
-           "SandboxAdminError", "SandboxConfig", "SandboxCredentials"]
+           "SandboxAdminError", "SandboxConfig", "SandboxCredentials", "ShapeSettings"]

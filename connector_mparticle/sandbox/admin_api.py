@@ -1,5 +1,5 @@
-"""The sandbox admin API under ``/_sandbox/``: seed and read data, switch limits, faults, durations and
-workspace settings.
+"""The sandbox admin API under ``/_sandbox/``: seed and read data, switch limits, faults, durations, workspace
+settings and shape variation.
 
 It needs no credentials: the sandbox only ever listens on loopback. Every route takes and returns JSON; a body
 of the wrong shape is refused with 400 (each is checked against its schema in
@@ -78,7 +78,7 @@ def get_profile(ctx: SandboxContext, call: Call) -> Reply:
 
 
 def _dsr_view(ctx: SandboxContext, record: DsrRecord) -> dict[str, Any]:
-    data = ctx.status_body(record)
+    data = ctx.status_body(record, tidy=True)  # the sandbox's own API: always the tidy shape
     data.update({"regulation": record.regulation, "subject_request_type": record.request_type,
                  "identities": record.identities, "received_time": iso(record.received_at),
                  "matched_mpids": [str(m) for m in record.matched_mpids], "extensions_sent": record.extensions,
@@ -168,6 +168,19 @@ def put_workspace(ctx: SandboxContext, call: Call) -> Reply:
     return Reply(200, settings.to_dict())
 
 
+def get_shapes(ctx: SandboxContext, call: Call) -> Reply:
+    """Shape variation: whether answers vary among the documented shapes, and the seed."""
+    return Reply(200, ctx.shapes.current.settings.to_dict())
+
+
+def put_shapes(ctx: SandboxContext, call: Call) -> Reply:
+    try:
+        body = _body(call, "admin_shapes")
+    except Refused as exc:
+        return _bad(f"cannot set shapes: {exc}")
+    return Reply(200, ctx.shapes.update(body.get("variation"), body.get("seed")).to_dict())
+
+
 def ignored_consent(ctx: SandboxContext, call: Call) -> Reply:
     """Consent for GDPR purposes the workspace has not defined, which mParticle does not store."""
     return Reply(200, ctx.store.ignored_consent())
@@ -230,6 +243,8 @@ ROUTES = [
     Route("PUT", r"/_sandbox/durations", "admin", put_durations),
     Route("GET", r"/_sandbox/workspace", "admin", get_workspace),
     Route("PUT", r"/_sandbox/workspace", "admin", put_workspace),
+    Route("GET", r"/_sandbox/shapes", "admin", get_shapes),
+    Route("PUT", r"/_sandbox/shapes", "admin", put_shapes),
     Route("GET", r"/_sandbox/consent/ignored", "admin", ignored_consent),
     Route("GET", r"/_sandbox/log", "admin", get_log),
     Route("DELETE", r"/_sandbox/log", "admin", clear_log),

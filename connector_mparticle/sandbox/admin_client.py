@@ -130,6 +130,21 @@ class SandboxAdmin:
         result: dict[str, Any] = self._call("PUT", "/workspace", settings)
         return result
 
+    def shapes(self) -> dict[str, Any]:
+        """Shape variation: ``{"variation": bool, "seed": int}``."""
+        result: dict[str, Any] = self._call("GET", "/shapes")
+        return result
+
+    def set_shapes(self, *, variation: bool | None = None, seed: int | None = None) -> dict[str, Any]:
+        """Switch shape variation on or off and/or set its seed (the others stay as they are)."""
+        body: dict[str, Any] = {}
+        if variation is not None:
+            body["variation"] = variation
+        if seed is not None:
+            body["seed"] = seed
+        result: dict[str, Any] = self._call("PUT", "/shapes", body)
+        return result
+
     def ignored_consent(self) -> list[dict[str, Any]]:
         """Consent sent for GDPR purposes the workspace has not defined (mParticle ignores it)."""
         result: list[dict[str, Any]] = self._call("GET", "/consent/ignored")
@@ -172,5 +187,6 @@ class SandboxAdmin:
         return response.content
 
     def reset(self) -> None:
-        """Forget all profiles, requests, tokens, faults, settings changes and the log; restore default limits."""
+        """Forget all profiles, requests, tokens, faults, settings changes and the log; restore default limits
+        and the shape settings the sandbox started with."""
         self._call("POST", "/reset")

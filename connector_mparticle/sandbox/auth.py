@@ -3,6 +3,8 @@
 - DSR API: HTTP Basic with the workspace key and secret (``developers/dsr-api/v3`` "Authentication").
 - Events and IDSync: HTTP Basic with an input (platform) key and secret (``developers/server/http``,
   ``developers/idsync/http-api``). Events answers 401 when the header is missing, 403 when it is wrong.
+  IDSync also takes its HMAC digest and, where the workspace enables it, the key alone
+  (:mod:`~connector_mparticle.sandbox.hmac_auth`).
 - Profile API: an OAuth bearer token from ``/oauth/token`` (``developers/profile-api`` "Authentication"), nothing
   else.
 
@@ -19,6 +21,7 @@ import hmac
 
 from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.errors import dsr_error, events_error, identity_error, profile_error
+from connector_mparticle.sandbox.hmac_auth import verify
 from connector_mparticle.sandbox.http import Call, Reply, Route
 
 __all__ = ["authenticate"]
@@ -44,6 +47,11 @@ def _same(a: str, b: str) -> bool:
 def authenticate(ctx: SandboxContext, call: Call, route: Route) -> tuple[str, Reply | None]:
     """(client label, None) when the call may proceed; ("", refusal) otherwise."""
     header = call.headers.get("Authorization") or ""
+    if not header and route.api == "identity" and call.headers.get("x-mp-key"):
+        workspace = ctx.workspace.current
+        if verify(call, ctx.config.credentials, workspace.idsync_key_only):
+            return "input", None
+        return "", _refuse(route.api, missing=False)
     if not header:
         return "", _refuse(route.api, missing=True)
     scheme, _, value = header.partition(" ")

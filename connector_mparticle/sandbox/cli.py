@@ -24,6 +24,7 @@ from connector_mparticle.sandbox.faults import APIS, Faults
 from connector_mparticle.sandbox.limits import Limit, default_limits
 from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox
+from connector_mparticle.sandbox.shapes import ShapeSettings, default_settings
 
 __all__ = ["WRITTEN_BY", "WriteFiles", "WriteRefused", "env_file_for", "make_sandbox_command", "sandbox_command",
            "sandbox_files"]
@@ -84,6 +85,13 @@ class SandboxUsageError(click.ClickException):
     """A problem with how the sandbox was started; exit 2 like every usage error of ``mparticle-dsr``."""
 
     exit_code = 2
+
+
+def _shape_settings(mode: str | None, seed: int | None) -> ShapeSettings:
+    """``--shapes`` and ``--shape-seed`` over the environment's defaults."""
+    default = default_settings()
+    return ShapeSettings(default.variation if mode is None else mode == "vary",
+                         default.seed if seed is None else seed)
 
 
 def sandbox_files(sb: Sandbox) -> tuple[str, str]:
@@ -210,6 +218,10 @@ def _options(write_config: bool) -> list[Callable[[Any], Any]]:
                      help="A GDPR consent purpose defined in the workspace (consent for others is ignored)."),
         click.option("--oauth-api", "oauth_apis", multiple=True, type=click.Choice(["dsr", "events", "identity"]),
                      help="Also accept OAuth bearer tokens on this API (mParticle documents Basic only for it)."),
+        click.option("--shapes", type=click.Choice(["tidy", "vary"]), default=None,
+                     help="Answer in one tidy shape, or vary among the shapes mParticle's documents show "
+                          "(default: $MPARTICLE_SANDBOX_SHAPES, else tidy)."),
+        click.option("--shape-seed", type=int, default=None, help="Seed for shape variation (repeatable runs)."),
         click.option("--json", "as_json", is_flag=True, help="Print the base URL and credentials as JSON."),
     ]
 
@@ -232,10 +244,12 @@ def make_sandbox_command(write_files: WriteFiles | None) -> click.Command:
 
 def _configured(port: int, https: bool, limits: tuple[str, ...], durations: tuple[str, ...], overrun: float,
                 results_ttl: float, token_ttl: float, seed: int | None, results_padding: int, live_profile: bool,
-                gdpr_purposes: tuple[str, ...], oauth_apis: tuple[str, ...]) -> SandboxConfig:
+                gdpr_purposes: tuple[str, ...], oauth_apis: tuple[str, ...], shapes: str | None,
+                shape_seed: int | None) -> SandboxConfig:
     config = SandboxConfig(port=port, https=https, overrun_seconds=overrun, results_ttl_seconds=results_ttl,
                            token_ttl_seconds=token_ttl, seed=seed, results_padding_bytes=results_padding,
-                           include_live_profile=live_profile, gdpr_purposes=gdpr_purposes, oauth_apis=oauth_apis)
+                           include_live_profile=live_profile, gdpr_purposes=gdpr_purposes, oauth_apis=oauth_apis,
+                           shapes=_shape_settings(shapes, shape_seed))
     for kind, duration in map(_duration, durations):
         config.durations[kind] = duration
     if limits:

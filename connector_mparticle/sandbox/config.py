@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from connector_mparticle.sandbox.limits import Limit
 from connector_mparticle.sandbox.records import Durations
+from connector_mparticle.sandbox.shapes import ShapeSettings, default_settings
 from connector_mparticle.sandbox.workspace import ForwardingPartner, IdentityStrategy, WorkspaceSettings
 
 __all__ = ["SandboxConfig", "SandboxCredentials"]
@@ -73,9 +74,12 @@ class SandboxConfig:
     forwarding_partners: tuple[ForwardingPartner, ...] = ()  #: outputs erasures are forwarded to
     profile_not_found_status: int = 400  #: Profile API answer for an unknown or erased mpid (400 or 404)
     log_bodies: tuple[str, ...] = ()  #: APIs whose request bodies the request log keeps (never oauth's)
+    idsync_key_only: bool = False  #: IDSync accepts x-mp-key alone (off by default at mParticle)
+    #: answer in every documented shape (shapes.py); default from MPARTICLE_SANDBOX_SHAPES / _SHAPE_SEED
+    shapes: ShapeSettings = field(default_factory=default_settings)
 
     def workspace(self) -> WorkspaceSettings:
         """The workspace settings these switches describe."""
         return WorkspaceSettings(self.identity, frozenset(self.gdpr_purposes), self.include_live_profile,
                                  tuple(self.forwarding_partners), frozenset(self.oauth_apis),
-                                 self.profile_not_found_status)
+                                 self.profile_not_found_status, self.idsync_key_only)

@@ -17,6 +17,7 @@ from connector_mparticle.sandbox.limits import LimitBook, default_limits
 from connector_mparticle.sandbox.pki import PROCESSOR_DOMAIN, SandboxPKI, sign_body
 from connector_mparticle.sandbox.records import DsrRecord
 from connector_mparticle.sandbox.request_log import RequestLog
+from connector_mparticle.sandbox.shapes import ShapeBook
 from connector_mparticle.sandbox.store import Store
 from connector_mparticle.sandbox.tokens import TokenBook
 from connector_mparticle.sandbox.workspace import WorkspaceBook
@@ -31,8 +32,9 @@ class SandboxContext:
         self.config = config
         self.pki = pki
         self.base_url = ""
+        self.shapes = ShapeBook(config.shapes)
         self.store = Store(config.durations, config.results_ttl_seconds, config.overrun_seconds,
-                           config.results_padding_bytes)
+                           config.results_padding_bytes, self.shapes)
         self.workspace = WorkspaceBook(config.workspace())
         self.limits = LimitBook(dict(config.limits or default_limits()))
         self.faults = FaultBook()
@@ -57,16 +59,18 @@ class SandboxContext:
         headers["X-OpenDSR-Signature"] = sign_body(key, body)
         return headers
 
-    def status_body(self, record: DsrRecord) -> dict[str, Any]:
-        """The OpenDSR status object of ``record`` (results linked from a foreign origin under that fault)."""
+    def status_body(self, record: DsrRecord, purpose: str = "status", tidy: bool = False) -> dict[str, Any]:
+        """The OpenDSR status object of ``record`` (results linked from a foreign origin under that fault), in
+        a shape the current shape settings pick for ``purpose`` (always the tidy one with ``tidy``)."""
         foreign = self.faults.get("dsr").foreign_results_url
         origin = "https://results.untrusted.example" if foreign else self.base_url
-        return status_body(record, str(self.config.credentials.workspace_id), origin)
+        shapes = None if tidy else self.shapes.current
+        return status_body(record, str(self.config.credentials.workspace_id), origin, shapes, purpose)
 
     def notify(self, record: DsrRecord) -> None:
         """Queue a status callback to each of the request's callback URLs."""
-        for url in record.callback_urls:
-            body = self.status_body(record)
+        for n, url in enumerate(record.callback_urls):  # by position: a URL's port differs from run to run
+            body = self.status_body(record, purpose=f"callback {n}")
             body["status_callback_url"] = url  # the spec requires it (8.6); mParticle's example omits it
             raw = json.dumps(body).encode()
             headers = {"Content-Type": "application/json", **self.signature_headers(raw)}
@@ -81,6 +85,7 @@ class SandboxContext:
         self.limits.reset()
         self.log.clear()
         self.callbacks.clear()
+        self.shapes.reset()
 
     def close(self) -> None:
         self.callbacks.close()

@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector_mparticle.sandbox.records import DsrRecord
+from connector_mparticle.sandbox.shapes import Shapes, ShapeSettings
 
-__all__ = ["iso", "results_path", "status_body"]
+__all__ = ["OPTIONAL_MEMBERS", "iso", "results_path", "status_body"]
 
 _PARTNER_STATUS = {"pending": "pending", "in_progress": "pending"}
 
 
 def iso(epoch: float | None) -> str | None:
-    """An epoch time as OpenDSR writes it (ISO 8601, milliseconds, ``Z``); None stays None."""
+    """An epoch time in the sandbox's tidy form (ISO 8601, milliseconds, ``Z``); None stays None."""
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -42,15 +43,25 @@ def _forwarding(record: DsrRecord) -> list[dict[str, Any]] | None:
     return entries
 
 
-def status_body(record: DsrRecord, controller_id: str, results_origin: str) -> dict[str, Any]:
+#: Members of a status that are null until they apply; under shape variation they may be left out instead.
+OPTIONAL_MEMBERS = ("group_id", "results_url", "extensions")
+
+
+def status_body(record: DsrRecord, controller_id: str, results_origin: str, shapes: Shapes | None = None,
+                purpose: str = "status") -> dict[str, Any]:
     """The status object of ``record``; a completed access or portability request links its results under
-    ``results_origin``."""
+    ``results_origin``. ``shapes`` (tidy when None) picks its timestamp form, which null members appear and
+    the order of members, for ``purpose`` (``status`` or ``callback``)."""
+    shapes = shapes or Shapes(ShapeSettings())
+    key = (record.seq, record.status, purpose)
     results_url = None
     if record.status == "completed" and record.request_type != "erasure":
         results_url = results_origin + results_path(record)
-    return {
+    expected = record.expected_completion_at if record.status != "cancelled" else None
+    body = {
         "controller_id": controller_id,
-        "expected_completion_time": iso(record.expected_completion_at) if record.status != "cancelled" else None,
+        # developers/dsr-api/v2 writes this field without a zone; v3 "in UTC"
+        "expected_completion_time": shapes.timestamp(expected, record.seq, "expected", zoneless=True, by=True),
         "subject_request_id": record.subject_request_id,
         "group_id": record.group_id,
         "request_status": record.status,
@@ -58,3 +69,4 @@ def status_body(record: DsrRecord, controller_id: str, results_origin: str) -> d
         "results_url": results_url,
         "extensions": _forwarding(record),
     }
+    return dict(shapes.ordered(shapes.drop_nulls(body, OPTIONAL_MEMBERS, *key), *key))

@@ -29,6 +29,7 @@ class Call:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
     client: str = "anonymous"  #: label of the credential that authenticated the call
+    query_string: str = ""  #: the query as sent (IDSync signatures may cover it)
 
     def json(self) -> Any:
         try:

@@ -17,6 +17,7 @@ from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import by_idsync_key
 from connector_mparticle.sandbox.records import Match
 from connector_mparticle.sandbox.schemas import first_problem
+from connector_mparticle.sandbox.shapes import Shapes
 
 __all__ = ["ROUTES"]
 
@@ -54,15 +55,21 @@ def _known(body: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     return canonical, keys
 
 
-def _answer(match: Match, keys: dict[str, str]) -> Reply:
-    return Reply(200, {
+def _answer(shapes: Shapes, match: Match, keys: dict[str, str], path: str) -> Reply:
+    """The documented response body. Under shape variation ``context`` (null here) may be absent, and so may
+    ``is_logged_in``, which the page does not document (mParticle's SDKs read it)."""
+    key = (match.mpid, path, tuple(sorted(match.matched)))
+    body = {
         "context": None,
         "mpid": str(match.mpid),
         # "only identifiers which were matched from your request will be returned"
         "matched_identities": {keys[kind]: value for kind, value in match.matched.items()},
         "is_ephemeral": False,
-        "is_logged_in": match.logged_in,  # not in the page; mParticle's SDKs read it
-    })
+        "is_logged_in": match.logged_in,
+    }
+    if shapes.pick((False, True), *key, "undocumented"):
+        del body["is_logged_in"]
+    return Reply(200, shapes.ordered(shapes.drop_nulls(body, ("context",), *key), *key))
 
 
 def _not_found() -> Reply:
@@ -70,13 +77,15 @@ def _not_found() -> Reply:
 
 
 def _resolve(ctx: SandboxContext, call: Call, write: bool) -> Reply:
+    """Search (``write`` False) or identify, login, logout."""
     try:
         known, keys = _known(_body(call, "idsync_request"))
     except Invalid as exc:
         return identity_error(400, "BAD_REQUEST", str(exc))
     read_only = (call.arg("read_only") or "").lower() == "true"
-    match = ctx.store.identify(known, ctx.workspace.current.identity, write=write and not read_only)
-    return _not_found() if match is None else _answer(match, keys)
+    match = ctx.store.identify(known, ctx.workspace.current.identity, write=write and not read_only,
+                               lookup=not write)
+    return _not_found() if match is None else _answer(ctx.shapes.current, match, keys, call.path)
 
 
 def search(ctx: SandboxContext, call: Call) -> Reply:
@@ -103,8 +112,9 @@ def modify(ctx: SandboxContext, call: Call) -> Reply:
     except (ValueError, LookupError) as exc:  # Invalid is a ValueError
         return identity_error(400, "BAD_REQUEST", str(exc))
     # Body shape from mParticle's web SDK (IdentityModifyResultBody); the swagger says only "object".
-    return Reply(200, {"change_results": [{"identity_type": c["identity_type"], "modified_mpid": str(mpid)}
-                                          for c in body["identity_changes"]]})
+    return Reply(200, ctx.shapes.current.ordered({"change_results": [
+        {"identity_type": c["identity_type"], "modified_mpid": str(mpid)} for c in body["identity_changes"]]},
+        mpid, "modify"))
 
 
 ROUTES = [

@@ -3,7 +3,8 @@
 ``developers/profile-api`` "Authentication": a JSON body with client_id, client_secret, audience
 ``https://api.mparticle.com`` and grant_type ``client_credentials``; the answer is
 ``{access_token, expires_in: 28800, token_type: "Bearer"}``. Form bodies and HTTP Basic client credentials are
-accepted too (standard OAuth 2.0 client authentication, which clients such as requests-oauthlib use).
+accepted too (standard OAuth 2.0 client authentication, which clients such as requests-oauthlib use). A
+request without the audience is refused, as Auth0 (which serves ``sso.auth.mparticle.com``) refuses it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ def _same(given: str | None, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def _audience_refusal(audience: str | None, expected: str) -> Reply | None:
+    """``developers/profile-api``: the body "must contain" ``audience`` = ``https://api.mparticle.com``. The
+    token endpoint is Auth0's, which refuses a client-credentials request without one ("Non-global clients are
+    not allowed access to APIv1", reported in postmanlabs/postman-app-support#2934) and one for an API it
+    does not serve ("Service not enabled within domain")."""
+    if not audience:
+        return _oauth_error(403, "access_denied", "Non-global clients are not allowed access to APIv1")
+    if audience != expected:
+        return _oauth_error(403, "access_denied", f"Service not enabled within domain: {audience}")
+    return None
+
+
 def token(ctx: SandboxContext, call: Call) -> Reply:
     """Issue a bearer token to the sandbox's client for the sandbox's audience."""
     fields = _fields(call)
@@ -70,10 +83,12 @@ def token(ctx: SandboxContext, call: Call) -> Reply:
     creds = ctx.config.credentials
     if not (_same(client[0], creds.client_id) and _same(client[1], creds.client_secret)):
         return _oauth_error(401, "access_denied", "Unauthorized")
-    if fields.get("audience", ctx.config.audience) != ctx.config.audience:
-        return _oauth_error(403, "access_denied", "Service not enabled within domain")
+    refusal = _audience_refusal(fields.get("audience"), ctx.config.audience)
+    if refusal is not None:
+        return refusal
     ttl = ctx.config.token_ttl_seconds
-    return Reply(200, {"access_token": ctx.tokens.issue(ttl), "expires_in": int(ttl), "token_type": "Bearer"})
+    body = {"access_token": ctx.tokens.issue(ttl), "expires_in": int(ttl), "token_type": "Bearer"}
+    return Reply(200, ctx.shapes.current.ordered(body, "token"))
 
 
 ROUTES = [Route("POST", r"/oauth/token", "oauth", token, None)]

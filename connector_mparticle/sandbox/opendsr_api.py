@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.dsr_status import iso
 from connector_mparticle.sandbox.errors import dsr_error
 from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import IDENTITY_TYPES, by_dsr_key
@@ -36,17 +35,38 @@ def _signed(ctx: SandboxContext, status: int, body: Any) -> Reply:
 
 
 def _identities(section: dict[str, Any], extension: bool, where: str) -> dict[str, str]:
+    """The identities of one section by canonical name. ``developers/dsr-api/v3`` lists which keys each takes:
+    the eleven "Supported OpenDSR Format" types at the top level; only ``mpid``, ``other``…``other10``,
+    ``mobile_number`` and ``phone_number_2``/``_3`` in the ``opendsr.mparticle.com`` extension."""
     found: dict[str, str] = {}
     for key, entry in section.items():
-        kind = by_dsr_key(key)
         if key == "mpid" and extension:
             found["mpid"] = entry["value"]
             continue
-        if kind is None or (kind.dsr_extension_only and not extension):
-            hint = " (allowed only in the opendsr.mparticle.com extension)" if kind or key == "mpid" else ""
-            raise Invalid(f"{where}: unsupported identity type '{key}'{hint}")
+        kind = by_dsr_key(key)
+        if kind is None or kind.dsr_extension_only != extension:
+            raise Invalid(f"{where}: unsupported identity type '{key}'{_hint(key, extension)}")
         found[kind.name] = entry["value"]
     return found
+
+
+def _hint(key: str, extension: bool) -> str:
+    """Where a known key belongs, when it was sent to the other section."""
+    kind = by_dsr_key(key)
+    if kind is None and key != "mpid":
+        return ""
+    if extension:
+        return " (send it in subject_identities, not in the opendsr.mparticle.com extension)"
+    return " (allowed only in the opendsr.mparticle.com extension)"
+
+
+def _json_content(call: Call) -> None:
+    """``developers/dsr-api/v3``: a submission "takes a JSON request body and requires a Content-Type:
+    application/json header" (a charset parameter may follow). The status is not documented; 400 is the one
+    the page lists for invalid data."""
+    media_type = (call.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise Invalid("the request must carry the header Content-Type: application/json")
 
 
 def _check_request_id(value: str) -> None:
@@ -100,6 +120,7 @@ def parse_request(body: Any) -> tuple[dict[str, str], dict[str, Any], bool]:
 
 def submit(ctx: SandboxContext, call: Call) -> Reply:
     try:
+        _json_content(call)
         body = call.json()
         identities, extensions, skip = parse_request(body)
     except (BadJson, Invalid) as exc:
@@ -108,8 +129,10 @@ def submit(ctx: SandboxContext, call: Call) -> Reply:
     kind = body["subject_request_type"]
     starts, completes, expected = ctx.store.schedule(kind, now, skip)
     partners = ctx.workspace.current.forwarding_partners if kind == "erasure" else ()
+    # developers/dsr-api/v3: subject_request_id is "the controller-provided identifier"; every answer echoes it
+    # as sent, upper case included (look-ups ignore case: Store.submit).
     record = DsrRecord(
-        subject_request_id=body["subject_request_id"].lower(), regulation=body["regulation"], request_type=kind,
+        subject_request_id=body["subject_request_id"], regulation=body["regulation"], request_type=kind,
         identities=identities, extensions=extensions, group_id=body.get("group_id"),
         callback_urls=list(body.get("status_callback_urls", [])), received_at=now, starts_at=starts,
         completes_at=completes, expected_completion_at=expected,
@@ -123,13 +146,14 @@ def submit(ctx: SandboxContext, call: Call) -> Reply:
         return dsr_error(409, f"There is an in-progress request with the same identities, extensions and type: "
                               f"{refusal}", reason="ConflictException")
     ctx.notify(record)
-    return _signed(ctx, 201, {
-        "expected_completion_time": iso(record.expected_completion_at),
-        "received_time": iso(record.received_at),
+    shapes, key = ctx.shapes.current, (record.seq, "created")
+    return _signed(ctx, 201, shapes.ordered({
+        "expected_completion_time": shapes.timestamp(record.expected_completion_at, record.seq, "expected", by=True),
+        "received_time": shapes.timestamp(record.received_at, record.seq, "received"),
         "encoded_request": record.encoded_request,
         "subject_request_id": record.subject_request_id,
         "controller_id": str(ctx.config.credentials.workspace_id),
-    })
+    }, *key))
 
 
 def get_status(ctx: SandboxContext, call: Call) -> Reply:
@@ -157,18 +181,21 @@ def cancel(ctx: SandboxContext, call: Call) -> Reply:
         return dsr_error(400, f"The request is {record.status} and can no longer be cancelled; "
                               "only pending requests can be.")
     ctx.notify(record)
-    return _signed(ctx, 202, {"expected_completion_time": None, "received_time": iso(record.cancelled_at),
-                              "subject_request_id": record.subject_request_id,
-                              "controller_id": str(ctx.config.credentials.workspace_id)})
+    shapes, key = ctx.shapes.current, (record.seq, "cancel")
+    return _signed(ctx, 202, shapes.ordered({
+        "expected_completion_time": None,
+        "received_time": shapes.timestamp(record.cancelled_at, record.seq, "cancelled"),
+        "subject_request_id": record.subject_request_id,
+        "controller_id": str(ctx.config.credentials.workspace_id)}, *key))
 
 
 def discovery(ctx: SandboxContext, call: Call) -> Reply:
-    return _signed(ctx, 200, {
+    return _signed(ctx, 200, ctx.shapes.current.ordered({
         "api_version": "3.0",
         "supported_identities": [{"identity_type": t, "identity_format": "raw"} for t in DISCOVERY_TYPES],
         "supported_subject_request_types": ["access", "erasure", "portability"],
         "processor_certificate": f"{ctx.base_url}/dsr/opendsr_cert.pem",
-    })
+    }, "discovery"))
 
 
 def processor_certificate(ctx: SandboxContext, call: Call) -> Reply:

@@ -195,7 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
             return api_error(route.api, 400, "BAD_REQUEST", "The request body is too large.")
         if route.api in self.server.ctx.config.log_bodies and route.api != "oauth":  # the token request: a secret
             entry["body"] = body.decode("utf-8", "replace")
-        return route, Call(self.command, parts.path, parse_qs(parts.query), self.headers, body, params)
+        return route, Call(self.command, parts.path, parse_qs(parts.query), self.headers, body, params,
+                           query_string=parts.query)
 
     def _process(self, route: Route, call: Call, entry: dict[str, Any]) -> Reply | None:
         """Faults before, authentication, limits, the handler, faults after; None when the connection was reset."""

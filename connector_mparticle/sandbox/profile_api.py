@@ -50,11 +50,17 @@ def _scoped_fields(ctx: SandboxContext, call: Call) -> list[str] | Reply:
     return refusal if refusal is not None else _fields(call)
 
 
+#: Members the page's sample shows as null; under shape variation they may be absent instead.
+_NULLABLE = ("limit_ad_tracking", "account_userattributes")
+
+
 def _answer(ctx: SandboxContext, profile: Profile | None, fields: list[str]) -> Reply:
     if profile is None:
         status = ctx.workspace.current.profile_not_found_status
         return profile_error(status, "PROFILE_NOT_FOUND", "The requested profile is invalid: no such profile.")
-    return Reply(200, profile_document(profile, fields, ctx.store.audience_id))
+    shapes, key = ctx.shapes.current, (profile.mpid, tuple(fields))
+    document = shapes.drop_nulls(profile_document(profile, fields, ctx.store.audience_id), _NULLABLE, *key)
+    return Reply(200, shapes.ordered(document, *key))
 
 
 def by_mpid(ctx: SandboxContext, call: Call) -> Reply:

@@ -53,17 +53,6 @@ class Profile:
             data["batch_receipts"] = copy.deepcopy(self.receipts)
         return data
 
-    def stored_batches(self) -> list[dict[str, Any]]:
-        """The batches as mParticle keeps them: what was sent, plus the mpid, the time of receipt and the
-        source (mParticle's sample access result, ``static/downloads/portability-response-sample.zip``)."""
-        out = []
-        for batch, receipt in zip(self.batches, self.receipts, strict=True):
-            stored = copy.deepcopy(batch)
-            stored.update(mpid=self.mpid, timestamp_unixtime_ms=receipt["received_timestamp_ms"],
-                          source_info={"channel": "server_to_server", "is_historical": receipt["historical"]})
-            out.append(stored)
-        return out
-
     def keep(self, batch: Mapping[str, Any], now_ms: int, historical: bool) -> None:
         """Keep a batch exactly as it was sent, with its receipt."""
         self.batches.append(copy.deepcopy(dict(batch)))
@@ -123,6 +112,7 @@ class DsrRecord:
     results_expire_at: float | None = None
     matched_mpids: list[int] = field(default_factory=list)
     cancelled_at: float | None = None
+    seq: int = 0  #: the order it came in (1, 2, ...): names it to shape variation, whatever its random id
 
     @property
     def final(self) -> bool:

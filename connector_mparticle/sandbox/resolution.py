@@ -4,16 +4,24 @@ The same rules serve IDSync (search, identify, login, logout), Events batches an
 they do (``guides/data-subject-requests``: "the same identity resolution process used for general
 identification requests made to IDSync"). From ``guides/idsync/user-data`` and ``guides/idsync/components``:
 
-1. A profile holding a login id can only be returned when the request carries a matching login id; the same
-   holds for immutable ids. So device ids alone (or, with the default strategy, an email alone) never reach a
-   profile that has a customer id.
-2. Login and unique ids decide: when the request's login or unique ids match profiles, only those compete.
-3. Otherwise a profile that holds a different value of an identity the request carries is another person
-   (docs silent; ``IdentityStrategy.conflicts`` chooses which identities count), so it is not returned and a
-   write creates a separate profile instead of merging two people.
-4. Among what is left, the identity hierarchy decides: the highest-ranked identity that matches narrows the
-   candidates, lower ones break ties, until one profile is left. A tie that survives every identity goes to
-   the oldest profile (docs silent).
+1. Login ids protect known profiles: "a record with at least one login ID can only be returned if the identify
+   request includes a matching login ID"; the same holds for immutable ids. So device ids alone (or, with the
+   default strategy, an email alone) never reach a profile that has a customer id.
+2. Under an immutable-id strategy a *look-up* (search, a DSR) returns only a profile the request matches by an
+   immutable id: the documented search by email for a profile holding no immutable id answers "User Profile
+   Not Found" because "the request does not match any known immutable IDs". Identify-style writes (identify,
+   login, logout, Events batches) are not gated this way (docs silent; gating them would create a new profile
+   for every anonymous request).
+3. The identity priority decides: "mParticle looks up matching profiles for each identifier in the order
+   defined by the identity priority until a single profile can be returned". The highest-ranked identity of the
+   request that matches profiles selects them; lower-ranked ones only break ties among those (the page's first
+   example returns Profile 1 although its IDFV differs from the request's). An identity that matches none of
+   the remaining profiles is skipped. A tie no identity breaks goes to the oldest profile (docs silent).
+
+``IdentityStrategy.conflicts`` (docs silent) switches on the stricter reading the sandbox used before: with
+``user_identities`` (or ``unique_ids``), when no login or unique id of the request decides, a profile that holds a
+*different* value of a user identity (or of a unique id) the request carries is taken for another person and
+is not returned. The default, ``none``, is the documented algorithm above.
 """
 
 from __future__ import annotations
@@ -40,58 +48,62 @@ class Candidate(Protocol):
     def created_ms(self) -> int: ...
 
 
+def _matches(profile: Candidate, known: Mapping[str, str], kinds: Iterable[str]) -> bool:
+    """Whether the profile holds one of the request's values of ``kinds``."""
+    return any(t in known and profile.identities.get(t) == known[t] for t in kinds)
+
+
 def _protected(profile: Candidate, known: Mapping[str, str], strategy: IdentityStrategy) -> bool:
     """Rule 1: the profile has login (or immutable) ids and the request matches none of them."""
     for kinds in (strategy.login_ids, strategy.immutable_ids):
         held = [t for t in kinds if t in profile.identities]
-        if held and not any(known.get(t) == profile.identities[t] for t in held):
+        if held and not _matches(profile, known, held):
             return True
     return False
 
 
-def _decided(profile: Candidate, known: Mapping[str, str], strategy: IdentityStrategy) -> bool:
-    """Rule 2: the profile matches one of the request's login or unique ids."""
-    deciding = set(strategy.login_ids) | set(strategy.unique_ids)
-    return any(profile.identities.get(t) == v for t, v in known.items() if t in deciding)
-
-
 def _distinguishes(kind: str, strategy: IdentityStrategy) -> bool:
-    """Whether two values of ``kind`` mean two people (``IdentityStrategy.conflicts`` says which count)."""
+    """Whether two values of ``kind`` mean two people under the ``conflicts`` setting."""
     if strategy.conflicts == "unique_ids":
         return kind in strategy.unique_ids
     identity = by_name(kind)
     return identity is not None and not identity.device
 
 
-def _conflicts(profile: Candidate, known: Mapping[str, str], strategy: IdentityStrategy) -> bool:
-    """Rule 3: the profile holds another value of an identity the request carries."""
-    return any(profile.identities.get(kind, value) != value and _distinguishes(kind, strategy)
-               for kind, value in known.items())
+def _without_conflicts(pool: list[Candidate], known: Mapping[str, str],
+                       strategy: IdentityStrategy) -> list[Candidate]:
+    """The ``conflicts`` setting (docs silent): unless a login or unique id decides, drop profiles holding
+    another value of an identity the request carries."""
+    if strategy.conflicts == "none":
+        return pool
+    decided = [p for p in pool if _matches(p, known, (*strategy.login_ids, *strategy.unique_ids))]
+    return decided or [p for p in pool if not any(
+        p.identities.get(kind, value) != value and _distinguishes(kind, strategy) for kind, value in known.items())]
 
 
-def _eligible(known: Mapping[str, str], candidates: Iterable[Candidate],
-              strategy: IdentityStrategy) -> list[Candidate]:
-    """Rules 1 to 3: the candidates the request may resolve to."""
-    pool = [p for p in candidates if not _protected(p, known, strategy)]
-    decided = [p for p in pool if _decided(p, known, strategy)]
-    return decided or [p for p in pool if not _conflicts(p, known, strategy)]
+def _holding(profiles: list[Candidate], kind: str, value: str) -> list[Candidate]:
+    return [p for p in profiles if p.identities.get(kind) == value]
 
 
-def _narrowed(pool: list[Candidate], known: Mapping[str, str], strategy: IdentityStrategy) -> list[Candidate]:
-    """Rule 4: narrow ``pool`` by each identity of the hierarchy the request carries, highest first."""
+def _by_priority(pool: list[Candidate], known: Mapping[str, str], strategy: IdentityStrategy) -> Candidate | None:
+    """Rule 3: look profiles up identity by identity, highest priority first, until one is left."""
+    selected: list[Candidate] = []
     for kind in (t for t in strategy.hierarchy if t in known):
-        if len(pool) == 1:
-            break
-        pool = [p for p in pool if p.identities.get(kind) == known[kind]] or pool
-    return pool
+        selected = _holding(selected or pool, kind, known[kind]) or selected
+        if len(selected) == 1:
+            return selected[0]
+    return min(selected, key=lambda p: (p.created_ms, p.mpid)) if selected else None
 
 
-def resolve(known: Mapping[str, str], candidates: Iterable[Candidate], strategy: IdentityStrategy) -> Candidate | None:
-    """The profile ``known`` (canonical type -> value) resolves to among ``candidates`` (those sharing a value)."""
-    pool = _eligible(known, candidates, strategy)
-    if not pool:
-        return None
-    return min(_narrowed(pool, known, strategy), key=lambda p: (p.created_ms, p.mpid))
+def resolve(known: Mapping[str, str], candidates: Iterable[Candidate], strategy: IdentityStrategy, *,
+            lookup: bool = False) -> Candidate | None:
+    """The profile ``known`` (canonical type -> value) resolves to among ``candidates`` (those sharing a value).
+
+    ``lookup`` is True for a search or a DSR (rule 2 applies), False for identify-style writes."""
+    pool = [p for p in candidates if not _protected(p, known, strategy)]
+    if lookup and strategy.immutable_ids:
+        pool = [p for p in pool if _matches(p, known, strategy.immutable_ids)]
+    return _by_priority(_without_conflicts(pool, known, strategy), known, strategy)
 
 
 def is_logged_in(identities: Mapping[str, str], strategy: IdentityStrategy) -> bool:

@@ -156,6 +156,8 @@ class Sandbox:
     set_durations = _ViaAdmin(SandboxAdmin.set_durations)
     workspace = _ViaAdmin(SandboxAdmin.workspace)
     set_workspace = _ViaAdmin(SandboxAdmin.set_workspace)
+    shapes = _ViaAdmin(SandboxAdmin.shapes)
+    set_shapes = _ViaAdmin(SandboxAdmin.set_shapes)
     ignored_consent = _ViaAdmin(SandboxAdmin.ignored_consent)
     request_log = _ViaAdmin(SandboxAdmin.request_log)
     clear_log = _ViaAdmin(SandboxAdmin.clear_log)

@@ -29,6 +29,7 @@ from connector_mparticle.sandbox.identity_types import by_name
 from connector_mparticle.sandbox.records import BatchOutcome, DsrRecord, Durations, Match, Profile, merge_consent
 from connector_mparticle.sandbox.resolution import is_logged_in, resolve
 from connector_mparticle.sandbox.results_zip import write_results_zip
+from connector_mparticle.sandbox.shapes import ShapeBook, ShapeSettings
 from connector_mparticle.sandbox.workspace import IdentityStrategy, WorkspaceSettings
 
 __all__ = ["Store"]
@@ -41,8 +42,9 @@ class Store:
     """Profiles and DSRs, safe to use from many server threads."""
 
     def __init__(self, durations: Mapping[str, Durations], results_ttl: float, overrun: float = 0.0,
-                 padding_bytes: int = 0) -> None:
+                 padding_bytes: int = 0, shapes: ShapeBook | None = None) -> None:
         self._lock = threading.RLock()
+        self._shapes = shapes or ShapeBook(ShapeSettings())  #: the form results files are written in
         self._durations = {k: replace(v) for k, v in durations.items()}
         self._default_timing = (copy.deepcopy(self._durations), results_ttl, overrun)
         self._results_ttl = results_ttl
@@ -112,8 +114,8 @@ class Store:
         mpids = set().union(*(self._index.get(item, set()) for item in known.items()))
         return [self._profiles[m] for m in mpids]
 
-    def _resolve(self, known: Mapping[str, str], strategy: IdentityStrategy) -> Profile | None:
-        found = resolve(known, self._candidates(known), strategy)
+    def _resolve(self, known: Mapping[str, str], strategy: IdentityStrategy, lookup: bool = False) -> Profile | None:
+        found = resolve(known, self._candidates(known), strategy, lookup=lookup)
         assert found is None or isinstance(found, Profile)
         return found
 
@@ -190,11 +192,13 @@ class Store:
 
     # -- IDSync -----------------------------------------------------------------------------------------
 
-    def identify(self, known: Mapping[str, str], strategy: IdentityStrategy, *, write: bool) -> Match | None:
+    def identify(self, known: Mapping[str, str], strategy: IdentityStrategy, *, write: bool,
+                 lookup: bool = False) -> Match | None:
         """Resolve ``known`` to a profile; with ``write``, add its new identities or create one (identify,
-        login, logout). Without ``write`` (search, read_only) nothing changes and no match is None."""
+        login, logout). Without ``write`` (search, read_only) nothing changes and no match is None; ``lookup``
+        marks a search (see :func:`~connector_mparticle.sandbox.resolution.resolve`)."""
         with self._lock:
-            profile = self._resolve(known, strategy)
+            profile = self._resolve(known, strategy, lookup)
             created = False
             if write:
                 if profile is None:
@@ -293,15 +297,19 @@ class Store:
             return starts, expected + self._overrun, expected
 
     def submit(self, record: DsrRecord) -> str | None:
-        """Add a new request; None, or why not: ``exists`` (same id) or the id of an identical one in flight."""
+        """Add a new request; None, or why not: ``exists`` (same id) or the id of an identical one in flight.
+
+        Requests are kept by their id in lower case (a UUID is the same in either case), while the record keeps
+        the id as the controller sent it, which every answer echoes."""
         with self._lock:
-            if record.subject_request_id in self._dsrs:
+            if record.subject_request_id.lower() in self._dsrs:
                 return "exists"
             for other in self._dsrs.values():
                 if (not other.final and other.request_type == record.request_type
                         and other.identities == record.identities and other.extensions == record.extensions):
                     return other.subject_request_id
-            self._dsrs[record.subject_request_id] = record
+            record.seq = len(self._dsrs) + 1
+            self._dsrs[record.subject_request_id.lower()] = record
             return None
 
     def dsr(self, subject_request_id: str) -> DsrRecord | None:
@@ -370,7 +378,7 @@ class Store:
                 return self._profiles.get(int(identities["mpid"]))
             except ValueError:
                 return None
-        return self._resolve(identities, strategy)
+        return self._resolve(identities, strategy, lookup=True)
 
     def _complete(self, record: DsrRecord, now: float, workspace: WorkspaceSettings) -> None:
         subject = self._subject(record.identities, workspace.identity)
@@ -387,7 +395,8 @@ class Store:
         if subject is not None:
             record.results_file = self._dir / f"{record.subject_request_id}.zip"
             write_results_zip(record.results_file, record.subject_request_id, [subject],
-                              workspace.include_live_profile, self.audience_id, self._padding)
+                              workspace.include_live_profile, self.audience_id, self._shapes.current, record.seq,
+                              self._padding)
 
     def count(self, name: str) -> None:
         """Add one to statistic ``name``."""

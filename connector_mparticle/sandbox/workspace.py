@@ -24,8 +24,9 @@ DEFAULT_HIERARCHY: tuple[str, ...] = (
     "microsoft_aid", "device_application_stamp",
 )
 DEFAULT_HIERARCHY = DEFAULT_HIERARCHY + tuple(t.name for t in IDENTITY_TYPES if t.name not in DEFAULT_HIERARCHY)
-#: ``identity_conflicts``: which differing values mean "another person" when no login/unique id decides.
-CONFLICT_RULES = ("user_identities", "unique_ids")
+#: ``IdentityStrategy.conflicts``: ``none`` is the documented priority look-up (``guides/idsync/components``);
+#: the others (docs silent) say which differing values mean "another person" when no login/unique id decides.
+CONFLICT_RULES = ("none", "user_identities", "unique_ids")
 #: APIs that may accept OAuth bearer tokens besides the Profile API (which takes nothing else).
 OAUTH_CAPABLE = ("dsr", "events", "identity")
 
@@ -36,15 +37,16 @@ class IdentityStrategy:
 
     The defaults are mParticle's default strategy (profile conversion; customer id is the login and unique
     id; no immutable id, which an account must ask for, e.g. for the Profile API's resolve, where the page
-    calls the customer id the usual one). ``conflicts`` (docs silent): with ``user_identities`` a profile that
-    holds a different value of a user identity the request carries is another person; with ``unique_ids``
-    only unique ids say so."""
+    calls the customer id the usual one). ``conflicts`` (docs silent): ``none`` (the default) follows the
+    documented priority look-up, where a differing lower-priority value does not exclude a profile; with
+    ``user_identities`` a profile that holds a different value of a user identity the request carries is another
+    person; with ``unique_ids`` only unique ids say so."""
 
     login_ids: tuple[str, ...] = ("customer_id",)
     unique_ids: tuple[str, ...] = ("customer_id",)
     immutable_ids: tuple[str, ...] = ()
     hierarchy: tuple[str, ...] = DEFAULT_HIERARCHY
-    conflicts: str = "user_identities"
+    conflicts: str = "none"
 
     def __post_init__(self) -> None:
         for name in (*self.login_ids, *self.unique_ids, *self.immutable_ids, *self.hierarchy):
@@ -98,6 +100,9 @@ class WorkspaceSettings:
     #: Profile API status for an unknown or erased mpid. The page documents no 404, only "400: ... the
     #: requested profile is invalid"; 404 is there for testing a client against the other reading.
     profile_not_found_status: int = 400
+    #: IDSync's "API key only" authentication (``x-mp-key`` alone): "only selectively enabled - and is disabled
+    #: by default" (``developers/idsync/http-api``).
+    idsync_key_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gdpr_purposes", frozenset(p.lower() for p in self.gdpr_purposes))
@@ -111,7 +116,8 @@ class WorkspaceSettings:
         return {"identity": self.identity.to_dict(), "gdpr_purposes": sorted(self.gdpr_purposes),
                 "include_live_profile": self.include_live_profile,
                 "forwarding_partners": [p.to_dict() for p in self.forwarding_partners],
-                "oauth_apis": sorted(self.oauth_apis), "profile_not_found_status": self.profile_not_found_status}
+                "oauth_apis": sorted(self.oauth_apis), "profile_not_found_status": self.profile_not_found_status,
+                "idsync_key_only": self.idsync_key_only}
 
     def updated(self, changes: dict[str, Any]) -> WorkspaceSettings:
         """A copy with ``changes`` (JSON, already checked against the admin schema) applied."""

@@ -2,8 +2,8 @@
 
 "No profile" completes an opt-out and verifies an erasure, and "completed" ends a request: each must be
 mParticle saying so. Answers that only look like success (a 200 without a valid mpid, a 404 without IDSync's
-not-found error, a status for another request, a status value outside the spec, a timestamp without a time
-zone or out of range) are classified (retried, pending, or failed with a reason), never read as a verdict and
+not-found error, a status for another request, a status value outside the spec, a timestamp that is not a
+time or out of range) are classified (retried, pending, or failed with a reason), never read as a verdict and
 never ``internal``.
 """
 
@@ -84,8 +84,10 @@ BAD_STATUS = {
     "status-upper-case": lambda b: {**b, "request_status": "COMPLETED"},
     "status-null": lambda b: {**b, "request_status": None},
     "status-missing": lambda b: {k: v for k, v in b.items() if k != "request_status"},
-    "naive-timestamp": lambda b: {**b, "request_status": "completed",
-                                  "expected_completion_time": "2026-12-01T00:00:00"},
+    # A time without a zone is mParticle's own form (developers/dsr-api/v2), read as UTC; a date that does not
+    # exist is not.
+    "impossible-timestamp": lambda b: {**b, "request_status": "completed",
+                                       "expected_completion_time": "2026-13-01T00:00:00Z"},
     "year-9999": lambda b: {**b, "expected_completion_time": "9999-12-31T23:59:59Z"},
     "year-1": lambda b: {**b, "expected_completion_time": "0001-01-01T00:00:00Z"},
     "timestamp-number": lambda b: {**b, "expected_completion_time": 1764000000},
