@@ -225,10 +225,11 @@ def test_any_archive_content_is_read_or_refused(entries: list[tuple[str, bytes]]
     assert [p.name for p in folder.iterdir()] == ["results.zip"]
 
 
-def test_a_zip_bomb_from_mparticle_fails_the_access_request_and_is_deleted(tmp_path: Path) -> None:
-    """End to end: the sandbox serves a zip bomb as the results file; nothing of it is kept."""
+def test_a_zip_bomb_from_mparticle_is_refused_and_deleted_and_the_request_stays_pending(tmp_path: Path) -> None:
+    """End to end: the sandbox serves a zip bomb as the results file; nothing of it is kept, and the request waits
+    to download again (mParticle completed it; only the file was unusable)."""
     from connector_mparticle.sandbox import Sandbox
-    from tests.support.hosting import drive, mparticle, request
+    from tests.support.hosting import mparticle, request
 
     with Sandbox() as sb:
         sb.seed_profile({"email": "jane@example.com"})
@@ -239,7 +240,7 @@ def test_a_zip_bomb_from_mparticle_fails_the_access_request_and_is_deleted(tmp_p
         [record] = sb.ctx.store.dsrs()  # a copy; its results_file is the one the sandbox serves
         assert record.results_file is not None
         record.results_file.write_bytes(HOSTILE_ZIPS["zip-bomb"])
-        result, _ = drive(handle, request("access", output_dir=str(tmp_path)), state=dict(first.state or {}))
-    assert result.status == "failed" and result.error is not None and result.error.error_class == "rejected"
+        result = handle.handle(request("access", output_dir=str(tmp_path)), dict(first.state or {}))
+    assert result.status == "pending" and result.state is not None
     assert "zip bomb" in result.message
     assert list(tmp_path.iterdir()) == []

@@ -164,21 +164,26 @@ def _download_and_write(flow: Flow, links: dict[str, str], folder: Folder, file_
         files = _write(flow, folder, file_stem, summary, receipt, fetched, staged) if keep else ()
     except RetryLaterError:
         raise  # not a verdict: the request stays pending (Flow.run)
-    except UnsafeResponseError as exc:
-        # Not a verdict on the request: mParticle completed it, and only what its results link gave (or where it
-        # points) could not be used. The request stays pending, with its state, and the download is tried again
-        # (the link lasts 7 days; then mParticle answers 410, which is final).
-        flow.note("download results", f"refused: {type(exc).__name__}")
-        why = f"mParticle completed the access request, but its results could not be used ({exc.message})"
-        return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
     except MParticleError as exc:
-        flow.note("download results", f"refused: {type(exc).__name__}")
-        return flow.failed(exc)
+        return _refused(flow, exc)
     finally:
         for item in staged:
             item.discard()
     return flow.result("completed", _message(results), files=files,
                        summary={**results, "downloaded_at": downloaded_at})
+
+
+def _refused(flow: Flow, exc: MParticleError) -> Result:
+    """The result when the results could not be taken: mParticle's own verdicts (404 handled before, 410) end the
+    request; anything the connector refused (the archive, where the link points, its size) does not."""
+    flow.note("download results", f"refused: {type(exc).__name__}")
+    if not isinstance(exc, UnsafeResponseError):
+        return flow.failed(exc)
+    # Not a verdict on the request: mParticle completed it, and only what its results link gave (or where it
+    # points) could not be used. The request stays pending, with its state, and the download is tried again (the
+    # link lasts 7 days; then mParticle answers 410, which is final).
+    why = f"mParticle completed the access request, but its results could not be used ({exc.message})"
+    return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
 
 
 def _summary_document(flow: Flow, fetched: list[_Fetched], file_stem: str, results: dict[str, Any],
