@@ -9,6 +9,7 @@ time, validates what comes back, and never lets an exception from a connector re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import traceback
@@ -78,6 +79,13 @@ class ConnectorHandle:
 
     def __repr__(self) -> str:
         return f"ConnectorHandle({self.name!r}, version={self.manifest.version!r})"
+
+    @property
+    def config_id(self) -> str:
+        """A short hash that tells this connector's configuration apart from any other (workers of one fleet
+        compare it); it holds nothing that can be read back."""
+        canonical = json.dumps(self._config, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
     def redactor(self) -> Redactor:
