@@ -13,12 +13,12 @@ import importlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from connector_mparticle.cli.exits import CliError
-from dsr_framework.config import ConfigFileError, read_config_file, read_env_file
+from dsr_framework.config import ConfigFileError, expand_environment, read_config_file, read_env_file
 from dsr_framework.host import ConnectorHandle, load_host
 from dsr_framework.manifest import load_manifest
 from dsr_framework.validation import schema_nodes, secret_paths, values_at
@@ -32,10 +32,12 @@ REGULATIONS = ("gdpr", "ccpa")
 
 @dataclass(frozen=True)
 class LoadedConnector:
-    """The loaded connector and the regulation new requests get when ``--regulation`` is not given."""
+    """The loaded connector, the regulation new requests get when ``--regulation`` is not given, and the
+    settings as the connector receives them (environment expanded: they hold secrets, never print them)."""
 
     handle: ConnectorHandle
     default_regulation: str
+    config: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -150,4 +152,4 @@ def load_connector(config_path: Path, env_file: Path | None, warn: Callable[[str
             raise CliError(f"{config_path}: {problem.message}", unknown_key_hints(raw, schema), kind="configuration")
         raise CliError(str(problem), kind="configuration")
     default = configured if configured in REGULATIONS else "gdpr"
-    return LoadedConnector(host.connector(CONNECTOR), default)
+    return LoadedConnector(host.connector(CONNECTOR), default, expand_environment(settings, environ))
