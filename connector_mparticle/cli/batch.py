@@ -52,7 +52,7 @@ from dsr_framework.batch import (
 from dsr_framework.batch.files import private_folder
 from dsr_framework.batch.plan import Open
 from dsr_framework.batch.progress import display_for
-from dsr_framework.batch.runner import Admission, Outcome
+from dsr_framework.batch.runner import Admission, ExecutorStopped, Outcome
 from dsr_framework.display import human_duration
 from dsr_framework.models import DsrRequest
 
@@ -260,6 +260,7 @@ def _run(backlog: Backlog, inv: BatchInvocation, loaded: LoadedConnector, settin
          fleet: FleetSetup | None, console: Console) -> Outcome:
     stop = StopFlag()
     display = display_for(Console(stderr=True))
+    began = time.monotonic()
     with _Signals(stop, console).installed():
         try:
             if fleet is not None:
@@ -267,6 +268,9 @@ def _run(backlog: Backlog, inv: BatchInvocation, loaded: LoadedConnector, settin
                                    display=display, stop=stop, wait=inv.wait, rate=fleet.rate)
             return backlog.run(loaded.handle.handle, _planner(loaded, settings), workers=inv.in_flight,
                                display=display, stop=stop, wait=inv.wait, meter=_meter(loaded))
+        except ExecutorStopped as exc:
+            console.print(f"[red]stopped: {exc}[/]", soft_wrap=True, highlight=False)
+            return Outcome(backlog.store.counts(), True, None, time.monotonic() - began)
         finally:
             display.close()
 

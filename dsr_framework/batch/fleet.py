@@ -43,6 +43,7 @@ from typing import Any
 from celery import Celery
 
 from dsr_framework.batch.progress import CallRate, Meter
+from dsr_framework.batch.runner import ExecutorStopped
 from dsr_framework.batch.step import Job, Sink, run_step
 from dsr_framework.host import ConnectorHandle
 from dsr_framework.models import DsrRequest, Result
@@ -116,7 +117,7 @@ class Keys:
         return f"dsr-batch:{self.batch}:results"
 
 
-class FleetRefused(RuntimeError):
+class FleetRefused(ExecutorStopped):
     """A worker refused a step: it runs another connector configuration than the coordinator."""
 
 

@@ -26,11 +26,15 @@ from dsr_framework.batch.step import Job, Sink
 from dsr_framework.batch.store import Counts, Store
 from dsr_framework.models import Result
 
-__all__ = ["Admission", "Executor", "Outcome", "Runner", "StopFlag"]
+__all__ = ["Admission", "Executor", "ExecutorStopped", "Outcome", "Runner", "StopFlag"]
 
 TICK_SECONDS = 0.25  #: the longest the loop waits without looking at the clock, the stop flag and the progress
 REPLAN_SECONDS = 2.0  #: how often the ETA is worked out again from the store
 IDLE_SECONDS = 60.0
+
+
+class ExecutorStopped(RuntimeError):
+    """The executor cannot go on (a fleet worker refused a step); the backlog stops where it is, resumable."""
 
 
 class Executor(Protocol):
