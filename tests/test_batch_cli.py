@@ -60,7 +60,7 @@ def test_dry_run_prints_the_plan_and_sends_nothing(sb: Sandbox, tmp_path: Path) 
     assert "30 request(s) for mparticle: 10 access, 10 deletion, 10 opt_out" in done.output
     assert "binding: the dsr limit" in done.output and "sending" not in done.output
     plan = json.loads(done.stdout[done.stdout.index("{"):])["plan"]
-    assert plan["calls"]["dsr"] == 50 and plan["binding"]["api"] == "dsr"
+    assert plan["calls"]["dsr"] == 60 and plan["binding"]["api"] == "dsr"
     assert sb.request_log() == [] and not (tmp_path / "b.csv.batch").exists()
 
 

@@ -30,6 +30,8 @@ __all__ = ["Admission", "Executor", "ExecutorStopped", "Outcome", "Runner", "Sto
 
 TICK_SECONDS = 0.25  #: the longest the loop waits without looking at the clock, the stop flag and the progress
 REPLAN_SECONDS = 2.0  #: how often the ETA is worked out again from the store
+SHOW_SECONDS = 0.5  #: how often the progress is redrawn
+RECOUNT_SECONDS = 10.0  #: how often the long-window caps are counted again from the store (in between, locally)
 IDLE_SECONDS = 60.0
 
 
@@ -93,6 +95,7 @@ class Admission:
 
     def __init__(self, plan: Plan, store: Store, now: float) -> None:
         self._plan, self._store, self._now = plan, store, now
+        self.counted_at = now
         self._caps = [b for b in plan.budgets if b.cap]
         self.left: dict[str, float] = {}
         self.refused = False
@@ -139,6 +142,8 @@ class Runner(Sink):
         self._plan = planner(store.open_by_type())
         self._planned_at = time.monotonic()
         self._held_until = 0.0  #: new requests wait for a long-window cap until then
+        self._admission: Admission | None = None
+        self._shown = float("-inf")
 
     # -- the sink: every result, as it arrives ----------------------------------------------------------
 
@@ -185,12 +190,22 @@ class Runner(Sink):
         if free <= 0:
             return
         now = time.time()
-        admit = Admission(self._plan, self.store, now) if any(b.cap for b in self._plan.budgets) else None
+        admit = self._admit(now)
         claims = self.store.claim(free, now, admit, new=now >= self._held_until)
         if admit is not None and admit.refused:
             self._held_until = admit.reopens_at()
+            self._admission = None  # counted again when the cap reopens
         if claims:
             self.executor.start([Job(c.request, c.state, c.token) for c in claims], self)
+
+    def _admit(self, now: float) -> Admission | None:
+        """The caps' admission, counted from the store every :data:`RECOUNT_SECONDS` (locally in between)."""
+        if not any(b.cap for b in self._plan.budgets):
+            return None
+        if self._admission is None or now - self._admission.counted_at > RECOUNT_SECONDS:
+            self._admission = Admission(self._plan, self.store, now)
+        self._admission.refused = False  # this pass's refusals only
+        return self._admission
 
     def _next_wake(self) -> float | None:
         """When the next request is due: a check, or a new request (once its cap has room again)."""
@@ -218,8 +233,9 @@ class Runner(Sink):
         return not self.wait and wake - time.time() > self.idle_seconds
 
     def _show(self, force: bool = False) -> None:
-        if self.display is None:
+        if self.display is None or (not force and time.monotonic() - self._shown < SHOW_SECONDS):
             return
+        self._shown = time.monotonic()
         if self._meter is not None:
             self._meter.read()
         if force or time.monotonic() - self._planned_at >= REPLAN_SECONDS:
