@@ -118,13 +118,18 @@ def drive(
     latest = result if result is not None else make_call(dict(state) if state is not None else None)
     while not latest.final and not (stop is not None and stop()):
         left = _seconds_until(latest.next_check_at)
-        if max_wait is not None and left > max_wait:
+        if _beyond(left, max_wait):
             break
         _check_budget(latest, left, deadline, budget, calls)
         if not _wait(latest, left, on_wait, stop, tick, sleep):
             break
         latest = make_call(stored_state(latest))
     return Driven(latest, seen, calls)
+
+
+def _beyond(left: float, max_wait: float | None) -> bool:
+    """True when the next check is further away than the caller is willing to wait."""
+    return max_wait is not None and left > max_wait
 
 
 def _check_budget(pending: Result, left: float, deadline: float | None, budget: float | None, calls: int) -> None:
