@@ -71,7 +71,11 @@ class Budget:
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10 else f"{value:,.3g}"
+    """``1,000``, ``202.5``, ``22.5``, ``0.75``: whole numbers as they are, others to a tenth (three significant
+    digits below 100)."""
+    if value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:,.1f}".rstrip("0").rstrip(".") if value >= 100 else f"{value:,.3g}"
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ class Runner(Sink):
         self.executor.adopt([Job(c.request, c.state, c.token) for c in self.store.claims()], self)
         try:
             while not self.stop.now:
-                self.executor.collect(self._patience())
+                self.executor.collect(TICK_SECONDS if self.stop.soon else self._patience())
                 if self.stop.soon:
                     if self.executor.in_flight() == 0:
                         break
