@@ -129,6 +129,14 @@ def test_a_backlog_in_use_is_left_alone(sb: Sandbox, tmp_path: Path) -> None:
     assert done.exit_code == 3 and "in use by process" in done.output and sb.request_log() == []
 
 
+def test_a_setting_only_the_connector_can_judge_is_refused_before_anything_is_sent(sb: Sandbox,
+                                                                                  tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mp.yaml", sb.url, signature_trust_store=str(tmp_path / "gone.pem"))
+    done = batch(str(backlog_file(tmp_path / "b.csv", rows(2))), "--config", str(config))
+    assert done.exit_code == 2 and "$.signature_trust_store: no such file" in done.output
+    assert sb.request_log() == [] and not (tmp_path / "b.csv.batch").exists()
+
+
 def test_the_fleet_needs_a_shared_budget(sb: Sandbox, tmp_path: Path) -> None:
     config = write_config(tmp_path / "mp.yaml", sb.url, **FAST)
     done = batch(str(backlog_file(tmp_path / "b.csv", rows(2))), "--config", str(config), "--fleet")

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -31,12 +31,12 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from connector_mparticle.cli.config_file import LoadedConnector, load_connector, setup_logging
+from connector_mparticle.cli.config_file import LoadedConnector, load_connector, settings_of, setup_logging
 from connector_mparticle.cli.exits import EXIT_CODES, EXIT_COMPLETED, EXIT_FAILED, EXIT_PENDING, CliError, StateBusy
 from connector_mparticle.cli.fleet import FleetSetup, fleet_setup
 from connector_mparticle.cli.privacy_requests import config_option, env_option
 from connector_mparticle.cli.render import print_copyable
-from connector_mparticle.settings import Settings, parse_settings
+from connector_mparticle.settings import Settings
 from dsr_framework.batch import (
     Backlog,
     BacklogBusy,
@@ -134,8 +134,6 @@ def _backlog(inv: BatchInvocation) -> Iterator[Backlog]:
     except BacklogBusy as exc:
         raise StateBusy(f"{exc}. Run this again when that command has finished.") from None
     except (UnsafePath, OSError) as exc:
-        if isinstance(exc, CliError):
-            raise
         raise CliError(f"cannot use the backlog folder {inv.folder}: {exc}", kind="store") from None
 
 
@@ -159,7 +157,7 @@ def _limits(settings: Settings) -> dict[str, float]:
     return dict(settings.throttle.limits)
 
 
-def _planner(loaded: LoadedConnector, settings: Settings) -> Any:
+def _planner(loaded: LoadedConnector, settings: Settings) -> Callable[[Open], Plan]:
     manifest = loaded.handle.manifest
     return lambda open_requests: plan_backlog(open_requests, manifest, settings.throttle.target_share,
                                               _limits(settings))
@@ -302,7 +300,7 @@ def run_batch(inv: BatchInvocation) -> NoReturn:
     setup_logging(inv.verbose)
     loaded = load_connector(inv.config, inv.env_file, lambda text: notes.print(f"[yellow]warning:[/] {text}",
                                                                              soft_wrap=True, highlight=False))
-    settings = parse_settings(loaded.config)
+    settings = settings_of(loaded, inv.config)
     requests = _read(inv, loaded)
     fleet = fleet_setup(loaded, settings) if inv.fleet else None
     if inv.dry_run:

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from connector_mparticle.cli.exits import CliError
+from connector_mparticle.errors import ConfigurationError
+from connector_mparticle.settings import Settings, parse_settings
 from dsr_framework.config import ConfigFileError, expand_environment, read_config_file, read_env_file
 from dsr_framework.host import ConnectorHandle, load_host
 from dsr_framework.manifest import load_manifest
 from dsr_framework.validation import schema_nodes, secret_paths, values_at
 
-__all__ = ["LoadedConnector", "load_connector", "setup_logging"]
+__all__ = ["LoadedConnector", "load_connector", "settings_of", "setup_logging"]
 
 CONNECTOR = "mparticle"
 #: Regulations a request can carry; the config's ``from_request`` means "each request's own".
@@ -153,3 +155,13 @@ def load_connector(config_path: Path, env_file: Path | None, warn: Callable[[str
         raise CliError(str(problem), kind="configuration")
     default = configured if configured in REGULATIONS else "gdpr"
     return LoadedConnector(host.connector(CONNECTOR), default, expand_environment(settings, environ))
+
+
+def settings_of(loaded: LoadedConnector, config_path: Path) -> Settings:
+    """The connector's typed settings, for commands that plan with them (``batch``, ``worker``); what the schema
+    alone cannot see (a trust store file that is missing, intervals that contradict each other) is a
+    :class:`CliError` here, before anything is sent."""
+    try:
+        return parse_settings(loaded.config)
+    except ConfigurationError as exc:
+        raise CliError(f"{config_path}: {loaded.handle.redactor(exc.message)}", kind="configuration") from None

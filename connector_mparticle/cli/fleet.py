@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from connector_mparticle.cli.config_file import LoadedConnector, load_connector, setup_logging
+from connector_mparticle.cli.config_file import LoadedConnector, load_connector, settings_of, setup_logging
 from connector_mparticle.cli.exits import EXIT_CODES, CliError
 from connector_mparticle.cli.privacy_requests import config_option, env_option
-from connector_mparticle.settings import Settings, parse_settings
+from connector_mparticle.settings import Settings
 from dsr_framework.batch.progress import CallRate
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def build_app(config: Path, env_file: Path | None) -> Celery:
     from dsr_framework.batch.fleet import make_app
 
     loaded = load_connector(config, env_file, lambda text: click.echo(f"warning: {text}", err=True))
-    broker_url = _prerequisites(parse_settings(loaded.config))
+    broker_url = _prerequisites(settings_of(loaded, config))
     return make_app(broker_url, _loader(config, env_file), loaded.handle.name)
 
 
