@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsr_framework import DsrRequest, Result
 from dsr_framework.batch import Backlog, BacklogBusy, StoreConflict, UnsafePath
@@ -43,6 +45,22 @@ def test_requests_are_claimed_nearest_due_date_first_then_in_file_order(store: S
     store.add([request("A"), request("B", 30), request("C", -2), request("D"), request("E", 1)])
     claimed = [c.request.request_id for c in store.claim(5, time.time())]
     assert claimed == ["C", "E", "B", "A", "D"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-10, 40)), min_size=1, max_size=25), st.integers(1, 6))
+def test_claims_follow_due_dates_then_file_order_and_never_repeat(dues: list[int | None], batch: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        store = Store.open(Path(scratch) / "store.sqlite")
+        store.add([request(f"R{i}", due) for i, due in enumerate(dues)])
+        claimed: list[str] = []
+        while claims := store.claim(batch, time.time()):
+            claimed += [c.request.request_id for c in claims]
+        store.close()
+    expected = sorted(range(len(dues)), key=lambda i: (dues[i] is None, dues[i] or 0, i))
+    assert claimed == [f"R{i}" for i in expected]
 
 
 def test_a_claimed_request_is_not_claimed_again_and_only_its_token_records_or_releases(store: Store) -> None:

@@ -105,3 +105,14 @@ def test_a_fleet_with_a_worker_killed_mid_call_loses_nothing_and_creates_nothing
     for row in rows[:COUNT]:
         if row["type"] == "opt_out":
             assert profiles[mpids[row["request_id"]]]["event_batch_count"] == 1, row  # consent recorded once
+
+
+def test_the_fleet_benchmark_runs_and_writes_its_results(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "bench.fleet", "--quick"], cwd=root, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "BENCH_RESULTS_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads((tmp_path / "fleet.json").read_text())["figures"]
+    for run in figures["runs"].values():
+        assert run["lost"] == 0 and run["request_ids_without_exactly_one"] == 0 and run["http_429"] == 0
+    assert figures["runs"]["fleet"]["killed_worker"]["pid"] > 0
