@@ -67,6 +67,12 @@ def test_every_problem_is_named_with_its_line_and_never_with_an_identifiers_valu
     ("b.csv", "request_id,type,Email\n", "identifier categories in lower case"),
     ("b.csv", "request_id,type,email,email\n", "more than once"),
     ("b.jsonl", "{not json\n[1]\n", "is not JSON"),
+    ("b.jsonl", '{"request_id": "J", "type": "access", "identities": {"email": "a@b.co"}, "typo": 1}\n',
+     "'typo' was unexpected"),
+    ("b.jsonl", '{"request_id": "J", "type": "access", "identities": {"email": 42}}\n',
+     r"\$\.identities\.email: must be of type string"),
+    ("b.jsonl", '{"request_id": "J", "type": "access", "identities": {"email": "a@b.co"}, "due_at": "2025-07-01"}\n',
+     r"\$\.due_at: must match"),
 ])
 def test_a_file_that_cannot_be_a_backlog_says_why(tmp_path: Path, name: str, text: str, expected: str) -> None:
     with pytest.raises(InputError, match=expected):
