@@ -128,9 +128,10 @@ def _request(document: Mapping[str, Any]) -> DsrRequest:
     try:
         if set(document) - _FIELDS:
             raise KeyError("a field the schema does not know")
+        due = document.get("due_at")
         return DsrRequest(document["request_id"], document["type"], document["regulation"],
                           dict(document["identities"]), parse_time(document["submitted_at"]),
-                          document.get("output_dir"), parse_time(document["due_at"]) if document.get("due_at") else None)
+                          document.get("output_dir"), parse_time(due) if due else None)
     except (KeyError, TypeError, ValueError, AttributeError):  # SchemaViolation too: report the document's paths
         return DsrRequest.from_dict(document)
 
