@@ -72,6 +72,7 @@ def drive(
     result: Result | None = None,
     budget: float | None = None,
     max_calls: int | None = None,
+    max_wait: float | None = None,
     on_result: Callable[[Result], None] | None = None,
     on_wait: Callable[[Result, float], None] | None = None,
     stop: Callable[[], bool] | None = None,
@@ -87,6 +88,9 @@ def drive(
         budget: seconds from now after which a request still pending raises :class:`StillPending` (before
             waiting past it, rather than after); ``None`` waits as long as the service asks.
         max_calls: raise :class:`StillPending` instead of making more calls than this.
+        max_wait: return a pending result as it is, instead of waiting, when its next check is more than this
+            many seconds away (0: make only the checks that are already due). A host that schedules pending
+            requests itself (:mod:`dsr_framework.batch`) drives each request one step at a time this way.
         on_result: called with every result, as soon as it arrives (to save it, check it, show it).
         on_wait: called while waiting, at least every ``tick`` seconds, with the pending result and the
             seconds left until its ``next_check_at``.
@@ -114,11 +118,18 @@ def drive(
     latest = result if result is not None else make_call(dict(state) if state is not None else None)
     while not latest.final and not (stop is not None and stop()):
         left = _seconds_until(latest.next_check_at)
+        if _beyond(left, max_wait):
+            break
         _check_budget(latest, left, deadline, budget, calls)
         if not _wait(latest, left, on_wait, stop, tick, sleep):
             break
         latest = make_call(stored_state(latest))
     return Driven(latest, seen, calls)
+
+
+def _beyond(left: float, max_wait: float | None) -> bool:
+    """True when the next check is further away than the caller is willing to wait."""
+    return max_wait is not None and left > max_wait
 
 
 def _check_budget(pending: Result, left: float, deadline: float | None, budget: float | None, calls: int) -> None:

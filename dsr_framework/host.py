@@ -9,6 +9,7 @@ time, validates what comes back, and never lets an exception from a connector re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import traceback
@@ -94,6 +95,13 @@ class ConnectorHandle:
         if dict(wrapped) != dict(self._config):
             raise ValueError("observe_config: the wrapped settings differ from the settings")
         self._config = wrapped
+
+    @property
+    def config_id(self) -> str:
+        """A short hash that tells this connector's configuration apart from any other (workers of one fleet
+        compare it); it holds nothing that can be read back."""
+        canonical = json.dumps(self._config, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
     def redactor(self) -> Redactor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from types import ModuleType
@@ -15,7 +15,7 @@ import yaml
 from dsr_framework.models import Regulation
 from dsr_framework.validation import framework_validator, load_schema, validate
 
-__all__ = ["REGULATIONS", "Capability", "Manifest", "RateLimit", "contract_problems", "load_manifest",
+__all__ = ["REGULATIONS", "Capability", "Manifest", "RateLimit", "RequestCost", "contract_problems", "load_manifest",
            "plugin_package"]
 
 MANIFEST_FILE = "manifest.yaml"
@@ -57,6 +57,28 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class RequestCost:
+    """What one request of a type costs in remote calls, by API (``request_costs`` in the manifest)."""
+
+    calls: Mapping[str, float]
+    calls_per_identifier: Mapping[str, float] = field(default_factory=dict)
+    completion_seconds: float = 0.0  #: the longest the vendor takes to make one request final
+    note: str = ""
+
+    def for_request(self, identifiers: int) -> dict[str, float]:
+        """The calls, by API, of one request carrying ``identifiers`` identifiers."""
+        total = dict(self.calls)
+        for api, calls in self.calls_per_identifier.items():
+            total[api] = total.get(api, 0.0) + calls * identifiers
+        return total
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RequestCost:
+        return cls(dict(data["calls"]), dict(data.get("calls_per_identifier", {})),
+                   float(data.get("completion_seconds", 0.0)), data.get("note", ""))
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A validated connector manifest plus the package it came from (to find its credentials schema)."""
 
@@ -79,6 +101,8 @@ class Manifest:
     min_check_interval_seconds: float | None = None
     #: ``regulations``: those whose requests it carries out (default: every regulation of the request contract).
     regulations: tuple[str, ...] = REGULATIONS
+    #: ``request_costs``: remote calls per request type (empty: not declared).
+    request_costs: Mapping[str, RequestCost] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], root: Traversable | None = None) -> Manifest:
@@ -105,6 +129,7 @@ class Manifest:
             call_seconds=_number(data.get("timing", {}).get("call_seconds")),
             min_check_interval_seconds=_number(data.get("timing", {}).get("min_check_interval_seconds")),
             regulations=tuple(data.get("regulations", REGULATIONS)),
+            request_costs={kind: RequestCost.from_dict(cost) for kind, cost in data.get("request_costs", {}).items()},
         )
 
     def capability(self, hook: str) -> Capability | None:

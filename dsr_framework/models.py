@@ -73,6 +73,8 @@ class DsrRequest:
     identities: Mapping[str, str]
     submitted_at: datetime
     output_dir: str | None = None
+    #: When the request must be answered (optional); hosts order a backlog by it, connectors may ignore it.
+    due_at: datetime | None = None
 
     def __post_init__(self) -> None:
         # The identity rule in code as well as in the schema (tests prove they agree): a value mParticle would
@@ -93,6 +95,8 @@ class DsrRequest:
         }
         if self.output_dir is not None:
             out["output_dir"] = self.output_dir
+        if self.due_at is not None:
+            out["due_at"] = format_time(self.due_at)
         return out
 
     @classmethod
@@ -106,6 +110,7 @@ class DsrRequest:
             identities=dict(data["identities"]),
             submitted_at=parse_time(data["submitted_at"]),
             output_dir=data.get("output_dir"),
+            due_at=parse_time(data["due_at"]) if data.get("due_at") else None,
         )
 
     def __repr__(self) -> str:

@@ -12,8 +12,10 @@ Exit codes (every command, click's own usage errors included):
 Secrets never come from command-line arguments (they show in ``ps``): the config file refers to them as
 ``${NAME}``, read from the environment or from ``--env-file``. Modules: :mod:`.exits` (the table above and
 how errors are printed), :mod:`.config_file` (config and env files), :mod:`.state_file` (``--state``),
-:mod:`.requests` (the request commands and ``check``), :mod:`.render` (what is shown), :mod:`.sandbox_files`
-(``sandbox --write-config``). Every file any command writes goes through :mod:`connector_mparticle.files`.
+:mod:`.privacy_requests` (the request commands and ``check``), :mod:`.batch` (a backlog from a file),
+:mod:`.fleet` (``batch --fleet`` and ``worker``: the backlog on Celery), :mod:`.render` (what is shown),
+:mod:`.sandbox_files` (``sandbox --write-config``). Every file a request command writes goes through
+:mod:`connector_mparticle.files`; a backlog's store and reports through :mod:`dsr_framework.batch.files`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import click
 
+from connector_mparticle.cli.batch import batch_command
 from connector_mparticle.cli.exits import (
     EXIT_CODES,
     EXIT_COMPLETED,
@@ -32,6 +35,7 @@ from connector_mparticle.cli.exits import (
     EXIT_USAGE,
     report,
 )
+from connector_mparticle.cli.fleet import worker_command
 from connector_mparticle.cli.privacy_requests import check_command, request_command
 from connector_mparticle.cli.sandbox_files import write_sandbox_files
 from connector_mparticle.sandbox.cli import make_sandbox_command
@@ -63,7 +67,7 @@ class _Main(click.Group):
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(package_name="connector-mparticle")
 def main() -> None:
-    """Privacy requests (access, deletion, opt-out) in mParticle, one at a time, by hand.
+    """Privacy requests (access, deletion, opt-out) in mParticle: one by hand, or a backlog from a file.
 
     New here? Run `mparticle-dsr demo`, or `mparticle-dsr sandbox --write-config mparticle.yaml` in one
     terminal and `mparticle-dsr check --config mparticle.yaml --env-file mparticle.env` in another.
@@ -82,3 +86,5 @@ main.add_command(check_command)
 main.add_command(request_command("access", "access", "Get a copy of the subject's data (OpenDSR access)."))
 main.add_command(request_command("deletion", "delete", "Erase the subject (OpenDSR erasure), then verify it."))
 main.add_command(request_command("opt_out", "opt-out", "Record the subject's opt-out as consent state."))
+main.add_command(batch_command)
+main.add_command(worker_command)

@@ -19,8 +19,8 @@ from typing import Any
 
 from connector_mparticle.cli.exits import CliError
 from connector_mparticle.cli.state_file import state_file_key
-from connector_mparticle.errors import MParticleError
-from connector_mparticle.settings import parse_settings
+from connector_mparticle.errors import ConfigurationError, MParticleError
+from connector_mparticle.settings import Settings, parse_settings
 from dsr_framework.config import (
     ConfigFileError,
     MissingEnvironment,
@@ -42,12 +42,15 @@ REGULATIONS = ("gdpr", "ccpa")
 
 @dataclass(frozen=True)
 class LoadedConnector:
-    """The loaded connector, the regulation new requests get when ``--regulation`` is not given, and the key
-    ``--state`` files are signed with (from the DSR credentials: :mod:`.state_file`)."""
+    """The loaded connector, the regulation new requests get when ``--regulation`` is not given, the key
+    ``--state`` files are signed with (from the DSR credentials: :mod:`.state_file`), and the settings as the
+    connector receives them (environment expanded: they hold secrets, never print them)."""
 
     handle: ConnectorHandle
     default_regulation: str
-    state_key: bytes = field(default=b"", repr=False)
+    state_key: bytes = field(repr=False)
+    config: Mapping[str, Any] = field(repr=False)
+    settings: Settings = field(repr=False)
 
 
 class _ForPeople(logging.Formatter):
@@ -177,13 +180,21 @@ def load_connector(config_path: Path, env_file: Path | None, warn: Callable[[str
             raise CliError(f"{config_path}: {problem.message}", unknown_key_hints(raw, schema), kind="configuration")
         raise CliError(str(problem), kind="configuration")
     default = configured if configured in REGULATIONS else "gdpr"
-    return LoadedConnector(host.connector(CONNECTOR), default, _state_file_key(settings, environ))
+    handle = host.connector(CONNECTOR)
+    expanded, parsed = _typed_settings(settings, environ, config_path, handle.redactor)
+    return LoadedConnector(handle, default, state_file_key(parsed.dsr_auth.secrets()), expanded, parsed)
 
 
-def _state_file_key(config: Mapping[str, Any], environ: Mapping[str, str]) -> bytes:
-    """The key for ``--state`` files, from the DSR credentials the config names (already validated)."""
+def _typed_settings(settings: Mapping[str, Any], environ: Mapping[str, str], config_path: Path,
+                    redactor: Callable[[str], str]) -> tuple[Mapping[str, Any], Settings]:
+    """The settings as the connector receives them (environment expanded) and typed. What the schema alone
+    cannot see (a trust store file that is missing, intervals that contradict each other) is a :class:`CliError`
+    here, before anything is sent."""
     try:
-        settings = parse_settings(expand_environment(config, environ))
-    except (MParticleError, MissingEnvironment, ValueError) as exc:  # the host accepted it: not expected
-        raise CliError(f"cannot read the DSR credentials ({type(exc).__name__})", kind="configuration") from None
-    return state_file_key(settings.dsr_auth.secrets())
+        expanded = expand_environment(settings, environ)
+        return expanded, parse_settings(expanded)
+    except ConfigurationError as exc:
+        raise CliError(f"{config_path}: {redactor(exc.message)}", kind="configuration") from None
+    except (MParticleError, MissingEnvironment, ValueError) as exc:  # the host accepted them: not expected
+        raise CliError(f"{config_path}: the settings cannot be read ({type(exc).__name__})",
+                       kind="configuration") from None

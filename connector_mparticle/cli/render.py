@@ -9,7 +9,6 @@ shown, not obeyed).
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -17,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dsr_framework import DsrRequest, Result
+from dsr_framework.display import human_duration
 from dsr_framework.models import ConnectionResult, format_time
 from dsr_framework.redact import mask_email
 from dsr_framework.text import for_people
@@ -25,22 +25,6 @@ __all__ = ["STATUS_STYLE", "checks_table", "describe_request", "human_duration",
            "print_copyable", "result_table", "waiting_line"]
 
 STATUS_STYLE = {"completed": "green", "failed": "red", "pending": "yellow"}
-_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
-
-
-def human_duration(seconds: float) -> str:
-    """``4 min 10 s``, ``2 d 3 h``, ``0.4 s``: the two largest units, rounded up so a wait is never understated."""
-    if seconds < 10:
-        return f"{max(seconds, 0):.1f} s"
-    left = math.ceil(seconds)
-    parts: list[str] = []
-    for name, size in _UNITS:
-        if left >= size or (name == "s" and not parts):
-            parts.append(f"{left // size} {name}")
-            left %= size
-        if len(parts) == 2:
-            break
-    return " ".join(p for p in parts if not p.startswith("0 ")) or "0 s"
 
 
 def mask_identifier(name: str, value: str) -> str:

@@ -79,6 +79,7 @@ class Throttle:
         self._target = target_share * 100.0
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._spent: dict[str, int] = dict.fromkeys(budgets, 0)
 
     @classmethod
     def build(cls, limits: dict[str, tuple[float, float]], target_share: float, backend: str = "memory",
@@ -109,6 +110,8 @@ class Throttle:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not _try(budget.limiter, api, remaining):
                 raise RetryLaterError(f"the {api} API budget is used up for now; try again shortly", api=api)
+        with self._lock:
+            self._spent[api] += weight
         if not budget.paced or budget.slowdown <= 1.0:
             return
         # Slowing down: calls from every thread take turns, each spaced by the extra time the slowdown
@@ -123,6 +126,11 @@ class Throttle:
             budget.next_start = start + spacing
         if start > now:
             self._sleep(start - now)
+
+    def spent(self) -> dict[str, int]:
+        """Calls each budget has let through in this process so far (a host's progress shows their rate)."""
+        with self._lock:
+            return dict(self._spent)
 
     def observe(self, api: str, status: int, usage_header: str | None) -> None:
         """Adapt to what mParticle reported: the usage percentage on success, or a 429."""

@@ -1,0 +1,112 @@
+"""The backlog's report: one line per request, as CSV (for people) and JSON (for tools), written 0600.
+
+Each line says how the request ended (``completed``, ``failed``, ``pending``: not final yet, ``not started``),
+the error class of a failure, whether a completed request was verified (:func:`verification_of`, the one place
+the report reads it), the result's message, the files the result names (receipts, results archives: the
+evidence) and the timings, with ``on_time`` against the request's ``due_at``. Identifiers are not repeated
+here (the request id is the key), but messages and file names may carry masked ones: the report is private.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dsr_framework.batch.files import write_private
+from dsr_framework.batch.store import Row, Store
+from dsr_framework.models import format_time, parse_time
+
+__all__ = ["FIELDS", "report_lines", "verification_of", "write_reports"]
+
+FIELDS = ("request_id", "type", "regulation", "due_at", "outcome", "error_class", "verification",
+          "verification_detail", "message", "files", "calls", "retries", "started_at", "finished_at", "on_time")
+OUTCOMES = {"new": "not started", "pending": "pending", "completed": "completed", "failed": "failed"}
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts with these
+
+
+def verification_of(result: Mapping[str, Any] | None) -> tuple[str, str]:
+    """Whether a completed request was verified, and why not: ``("verified" | "unverified" | "not reported", detail)``.
+
+    The one place the report reads verification. The result contract does not carry it yet, so it is read from
+    the summary keys connectors use today (``verified``: bool, ``not_verifiable``: the reasons, as the mParticle
+    connector reports them). When the contract gains a first-class ``verification`` field, read it here.
+    """
+    if result is None or result.get("status") != "completed":
+        return "", ""
+    summary = result.get("summary") or {}
+    reasons = summary.get("not_verifiable") or []
+    detail = "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else str(reasons)
+    if isinstance(summary.get("verified"), bool):
+        return ("verified" if summary["verified"] else "unverified"), detail
+    return ("unverified", detail) if detail else ("not reported", "")
+
+
+def _time(epoch: float | None) -> str:
+    return format_time(datetime.fromtimestamp(epoch, UTC)) if epoch is not None else ""
+
+
+def _on_time(row: Row) -> str:
+    due = row.request.get("due_at")
+    if not due:
+        return ""
+    deadline = parse_time(due).timestamp()
+    if row.finished_at is not None:
+        return "yes" if row.finished_at <= deadline else "no"
+    return "overdue" if datetime.now(UTC).timestamp() > deadline else ""
+
+
+def report_line(row: Row) -> dict[str, Any]:
+    """One request's line of the report."""
+    result = row.result or {}
+    error = result.get("error") or {}
+    verdict, detail = verification_of(row.result)
+    return {
+        "request_id": row.request["request_id"], "type": row.request["type"],
+        "regulation": row.request["regulation"], "due_at": row.request.get("due_at", ""),
+        "outcome": OUTCOMES[row.status], "error_class": error.get("class", "") if row.status == "failed" else "",
+        "verification": verdict, "verification_detail": detail, "message": result.get("message", ""),
+        "files": [f["path"] for f in result.get("files", [])], "calls": row.calls, "retries": row.retries,
+        "started_at": _time(row.started_at), "finished_at": _time(row.finished_at), "on_time": _on_time(row),
+    }
+
+
+def report_lines(store: Store) -> list[dict[str, Any]]:
+    return [report_line(row) for row in store.rows()]
+
+
+def _cell(value: Any) -> str:
+    text = "; ".join(value) if isinstance(value, list) else str(value)
+    return f"'{text}" if text.startswith(_FORMULA) else text
+
+
+def _csv(lines: Iterable[Mapping[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(FIELDS)
+    for line in lines:
+        writer.writerow([_cell(line[name]) for name in FIELDS])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _json(lines: list[dict[str, Any]]) -> bytes:
+    outcomes = Counter(line["outcome"] for line in lines)
+    errors = Counter(line["error_class"] for line in lines if line["error_class"])
+    summary = {"generated_at": format_time(datetime.now(UTC)), "requests": len(lines), "outcomes": dict(outcomes),
+               "error_classes": dict(errors)}
+    body = ",\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
+    return f'{{"summary": {json.dumps(summary)},\n"requests": [\n{body}\n]}}\n'.encode()
+
+
+def write_reports(store: Store, folder: Path, name: str = "report") -> tuple[Path, Path]:
+    """Write ``report.csv`` and ``report.json`` into ``folder`` (replacing them atomically); their paths."""
+    lines = report_lines(store)
+    paths = folder / f"{name}.csv", folder / f"{name}.json"
+    write_private(paths[0], _csv(lines))
+    write_private(paths[1], _json(lines))
+    return paths

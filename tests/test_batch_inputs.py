@@ -1,0 +1,87 @@
+"""Reading a backlog: CSV and JSON Lines become the requests that are sent, and every problem is named at once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dsr_framework.batch import Defaults, InputError, read_requests
+
+DEFAULTS = Defaults(regulation="ccpa", output_dir="/srv/backlog/files",
+                    submitted_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_csv_row_becomes_the_request_with_its_identifiers_and_the_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "b.csv", "\ufeffrequest_id,type,due_at,email,customer_id,push_token\n"
+                 "T-1,deletion,2025-07-01T00:00:00Z,jane@example.com,C-1,\n"
+                 "\n"
+                 "T-2,opt_out,,sam@example.com,,tok-9\n")
+    first, second = read_requests(path, DEFAULTS)
+    assert first.to_dict() == {
+        "request_id": "T-1", "type": "deletion", "regulation": "ccpa", "submitted_at": "2025-01-02T03:04:05.000Z",
+        "identities": {"email": "jane@example.com", "customer_id": "C-1"}, "output_dir": "/srv/backlog/files",
+        "due_at": "2025-07-01T00:00:00.000Z"}
+    assert second.identities == {"email": "sam@example.com", "push_token": "tok-9"} and second.due_at is None
+
+
+def test_jsonl_lines_are_requests_in_the_contracts_form(tmp_path: Path) -> None:
+    lines = [{"request_id": "J-1", "type": "access", "regulation": "gdpr", "identities": {"email": "a@example.com"},
+              "submitted_at": "2024-12-01T10:00:00+01:00", "output_dir": "/elsewhere"},
+             {"request_id": "J-2", "type": "opt_out", "identities": {"phone": "+1 800 555 1111"}, "due_at": None}]
+    path = write(tmp_path, "b.jsonl", "\n".join(json.dumps(line) for line in lines) + "\n\n")
+    one, two = read_requests(path, DEFAULTS)
+    assert (one.regulation, one.output_dir, one.submitted_at) == ("gdpr", "/elsewhere",
+                                                                  datetime(2024, 12, 1, 9, tzinfo=UTC))
+    assert (two.regulation, two.output_dir) == ("ccpa", "/srv/backlog/files")
+
+
+def test_every_problem_is_named_with_its_line_and_never_with_an_identifiers_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "b.csv", "request_id,type,email,phone\n"
+                 "T-1,erasure,jane@example.com,\n"        # not a type
+                 "T-2,deletion,not-an-email-secret,\n"    # bad email
+                 "T-3,access,,\n"                         # no identifier
+                 "T-4,access,ok@example.com\n"            # a cell short
+                 "T-1,access,again@example.com,\n"        # a duplicate id
+                 "T 5,access,x@example.com,\n")           # a bad id
+    with pytest.raises(InputError) as caught:
+        read_requests(path, DEFAULTS)
+    problems = caught.value.problems
+    lines = list(dict.fromkeys(p.split(":")[0] for p in problems))  # a line may break more than one rule
+    assert lines == ["line 2", "line 3", "line 4", "line 5", "line 6", "line 7"]
+    assert "access" in problems[0] and "deletion" in problems[0]
+    assert "$.identities.email" in problems[1] and "not-an-email-secret" not in str(caught.value)
+    assert "also on line 2" in problems[4]
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("b.txt", "x", "name the file .csv or .jsonl"),
+    ("b.csv", "", "holds no requests"),
+    ("b.csv", "request_id,type,Email\n", "identifier categories in lower case"),
+    ("b.csv", "request_id,type,email,email\n", "more than once"),
+    ("b.jsonl", "{not json\n[1]\n", "is not JSON"),
+    ("b.jsonl", '{"request_id": "J", "type": "access", "identities": {"email": "a@b.co"}, "typo": 1}\n',
+     "Additional properties are not allowed here"),
+    ("b.jsonl", '{"request_id": "J", "type": "access", "identities": {"email": 42}}\n',
+     r"\$\.identities\.email: must be of type string"),
+    ("b.jsonl", '{"request_id": "J", "type": "access", "identities": {"email": "a@b.co"}, "due_at": "2025-07-01"}\n',
+     r"\$\.due_at: must match"),
+])
+def test_a_file_that_cannot_be_a_backlog_says_why(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    with pytest.raises(InputError, match=expected):
+        read_requests(write(tmp_path, name, text), DEFAULTS)
+
+
+def test_a_long_list_of_problems_is_cut_but_counted(tmp_path: Path) -> None:
+    rows = "".join(f"T-{i},nope,a{i}@example.com\n" for i in range(30))
+    with pytest.raises(InputError) as caught:
+        read_requests(write(tmp_path, "b.csv", "request_id,type,email\n" + rows), DEFAULTS)
+    assert len(caught.value.problems) == 30 and "… and 10 more" in str(caught.value)
