@@ -45,8 +45,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).with_name("mparticle-dsr")
 CHART = ROOT / "docs" / "fleet-benchmark.png"
 SHARE = 0.75
-SECRETS = {"MP_WORKSPACE_KEY": "sandbox-workspace-key", "MP_WORKSPACE_SECRET": "sandbox-workspace-secret",
-           "MP_INPUT_KEY": "sandbox-input-key", "MP_INPUT_SECRET": "sandbox-input-secret"}
 MIX = (("deletion", 0.40), ("access", 0.35), ("opt_out", 0.25))
 FAILING_SHARE = 0.01  #: of each of deletion and opt-out: no identifier mParticle can use
 
@@ -108,7 +106,9 @@ def write_config(folder: Path, sb: Sandbox, dsr_per_minute: float,
                  redis_url: str | None) -> tuple[Path, dict[str, str]]:
     throttle: dict[str, Any] = {"target_share": SHARE,
                                 "limits": {"dsr": dsr_per_minute / 60.0, "identity": 400, "events": 400}}
-    env = {**os.environ, **SECRETS}
+    creds = sb.config.credentials  # passed as the environment variables a real deployment would use
+    env = {**os.environ, "MP_WORKSPACE_KEY": creds.workspace_key, "MP_WORKSPACE_SECRET": creds.workspace_secret,
+           "MP_INPUT_KEY": creds.input_key, "MP_INPUT_SECRET": creds.input_secret}
     if redis_url is not None:
         throttle.update(backend="redis", redis_url="${BENCH_REDIS}")
         env["BENCH_REDIS"] = redis_url

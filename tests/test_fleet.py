@@ -115,4 +115,7 @@ def test_the_fleet_benchmark_runs_and_writes_its_results(tmp_path: Path) -> None
     figures = json.loads((tmp_path / "fleet.json").read_text())["figures"]
     for run in figures["runs"].values():
         assert run["lost"] == 0 and run["request_ids_without_exactly_one"] == 0 and run["http_429"] == 0
+        # Only the designed failures (no identifier mParticle can use) may fail; the rest completed.
+        assert run["completed"] == run["requests"] - sum(run["failed_by_class"].values()), run["failed_by_class"]
+        assert set(run["failed_by_class"]) <= {"configuration"}, run["failed_by_class"]
     assert figures["runs"]["fleet"]["killed_worker"]["pid"] > 0
