@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
@@ -121,14 +122,15 @@ def test_a_traceback_logged_through_the_redacting_logger_is_redacted_too(caplog:
     assert "ValueError" in text and "KeyError" in text and not traces(text, secret)
 
 
-def test_rotating_secrets_are_bounded_and_lasting_ones_are_kept() -> None:
-    from dsr_framework.redact import ROTATING_KEPT
+def test_rotating_secrets_are_bounded_per_source_and_lasting_ones_are_kept() -> None:
+    from dsr_framework.redact import TOKENS_PER_SOURCE
 
     lasting = "Zq8vLm3pXr7tWc2n"
     redactor = Redactor([lasting])
-    tokens = [secrets.token_urlsafe(24) for _ in range(ROTATING_KEPT + 3)]
+    later = time.monotonic() + 3600
+    tokens = [secrets.token_urlsafe(24) for _ in range(TOKENS_PER_SOURCE + 3)]
     for token in tokens:
-        redactor.register(token, rotating=True)
+        redactor.register(token, rotating=True, source="client-a", expires_at=later)
     assert redactor.leaks(f"x {lasting[2:12]} y")
-    assert all(redactor.leaks(token) for token in tokens[-ROTATING_KEPT:])
-    assert not redactor.leaks(tokens[0])  # an expired token long replaced by others opens nothing
+    assert all(redactor.leaks(token) for token in tokens[-TOKENS_PER_SOURCE - 1:])
+    assert not redactor.leaks(tokens[0])  # replaced by many since: the source no longer sends it
