@@ -3,18 +3,29 @@ logs, the terminal.
 
 **The rule** (:meth:`Redactor.leaks`, the only one for outgoing text). A text leaks a secret when it holds,
 ignoring case, any run of :data:`FRAGMENT_LENGTH` (8) characters of one of the secret's forms (or a whole form,
-for a secret shorter than that), or does so once its percent-, JSON- or HTML-escapes are decoded (a server may
-escape every character of what it echoes). A secret leaves a process in more forms than its own text, and a
-hostile server can echo any of them back, whole or cut short, or lower-cased (in a host name). The forms
-(:func:`secret_forms`): the secret itself; JSON-escaped; URL-encoded as a query or form body writes it; the
+for a secret shorter than that), or does so once decoded. A secret leaves a process in more forms than its own
+text, and a hostile server can echo any of them back, whole or cut short, or lower-cased (in a host name). The
+forms (:func:`secret_forms`): the secret itself; JSON-escaped; URL-encoded as a query or form body writes it; the
 base64 characters it alone determines at each of the three alignments (that is how a Basic ``key:secret``
 header carries it, for any key length; standard and URL-safe alphabets); reversed; and hex, where a run means
-eight characters of the secret (16 hex digits, so a SHA-256 digest cannot match by chance).
+eight characters of the secret (16 hex digits, so a SHA-256 digest cannot match by chance). What a connector
+really sends (the Basic header value, the base64 of ``key:secret``, each access token) is registered as a secret
+of its own. The decodings (:data:`_DECODERS`, two rounds): percent, JSON/C and HTML escapes, controls and
+spacing removed, NFKC, and runs of hex, base64 (either alphabet, padded or not, at any alignment) and base32
+text, so the header quoted in hex is found; one binary layer is decoded, not a binary layer of a binary layer.
+Beyond the rule: other encodings (base85, rot13, quoted-printable, compression, look-alike letters, a secret
+cut into pieces shorter than a run), which no substring rule can follow.
 
 :meth:`Redactor.scrub` cuts every leak out of a text (``***``) and withholds the whole text
-(:data:`WITHHELD`) when only a decoded view leaks; what it returns never leaks (it checks). ``Redactor(text)``
-also masks email addresses, for messages and logs. The host facade, the conformance harness and the
-connector's results, state, receipts and logs all use this one rule.
+(:data:`WITHHELD`) when only a decoded view leaks; what it returns never leaks (it checks).
+:meth:`Redactor.scrub_json` also withholds a string whose JSON form leaks (``json.dumps`` writes a TAB as
+backslash and ``t``), and :meth:`Redactor.written` checks the final bytes of a file before it is written.
+``Redactor(text)`` also masks email addresses, for messages and logs. The host facade, the conformance harness
+and the connector's results, state, receipts, files and logs all use this one rule.
+
+**Cost.** Each secret is indexed as a set of its fixed-length runs (linear in its length: a 16 kB access token
+registers in about 0.15 s of CPU), and a text is scanned by looking up its windows in that set, once for every
+secret together.
 """
 
 from __future__ import annotations
@@ -165,54 +176,53 @@ def _may_be_encoded(text: str) -> bool:
     return not text.isascii() or _ENCODED.search(text) is not None
 
 
-def _decoded_runs(text: str, runs: re.Pattern[str], decode: Callable[[str], bytes], group: int) -> str:
+def _decoded_runs(text: str, runs: re.Pattern[str], decode: Callable[[str], bytes], group: int, pad: str) -> str:
     """Every run of ``runs`` in ``text`` decoded at each of the ``group`` alignments it can start at (a run may
-    begin with characters of the text around the encoded value), joined by spaces; UTF-8, an undecodable byte
-    read as U+FFFD, so ASCII survives around it; only its legible pieces (:data:`_LEGIBLE`) are kept. As long as
-    the runs, ``group`` times over, at most."""
+    begin with characters of the text around the encoded value): UTF-8, an undecodable byte read as U+FFFD, so
+    ASCII survives around it, controls dropped (which also reads UTF-16 as the text it holds), and only the
+    legible pieces kept (:data:`_LEGIBLE`). At most as long as the runs, ``group`` times over.
+
+    The runs are decoded together, one call per alignment: each is completed to whole groups with ``pad`` (a digit
+    of zero bits, never ``=``, which would end the decoding), so each decodes as it would alone. A text of many
+    words is many runs, and a call for each was most of the cost.
+    """
+    found = [m.group() for m in runs.finditer(text)]
     views = []
-    for found in runs.finditer(text):
-        run = found.group()
-        for skip in range(min(group, len(run))):
-            try:
-                views += _LEGIBLE.findall(_CONTROLS.sub("", decode(run[skip:]).decode("utf-8", "replace")))
-            except ValueError:  # not this encoding at this alignment
-                continue
+    for skip in range(group):
+        joined = "".join(piece + pad * (-len(piece) % group) for run in found if (piece := run[skip:]))
+        try:
+            decoded = decode(joined).decode("utf-8", "replace")
+        except ValueError:  # not this encoding at this alignment
+            continue
+        views += _LEGIBLE.findall(_CONTROLS.sub("", decoded))
     return " ".join(views)
 
 
 #: The pieces of decoded bytes worth looking at: MIN_SECRET characters or more that are text (bytes that are not
-#: UTF-8 end a piece; controls are dropped, which also reads UTF-16 as the text it holds). Bytes decoded from text
-#: that was not an encoding are mostly not text, so what a decoding adds to look at stays small.
+#: UTF-8 end a piece). Bytes decoded from text that was not an encoding are mostly not text, so what a decoding
+#: adds to look at stays small.
 _LEGIBLE = re.compile(r"[^\ufffd]{4,}")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _hex(run: str) -> bytes:
-    return bytes.fromhex(run[:len(run) - len(run) % 2])
-
-
-def _base64(run: str) -> bytes:
-    """Both alphabets read as the standard one (see :func:`_from_base64`); a last group of two or three characters
-    is padded."""
-    run = run[:len(run) - 1] if len(run) % 4 == 1 else run
-    return binascii.a2b_base64(run + "=" * (-len(run) % 4))
-
-
-def _base32(run: str) -> bytes:
-    return base64.b32decode(run[:len(run) - len(run) % 8].upper())
-
-
 def _from_hex(text: str) -> str:
-    return _decoded_runs(text, _HEX_TEXT, _hex, 2)
+    return _decoded_runs(text, _HEX_TEXT, bytes.fromhex, 2, "0")
 
 
 def _from_base64(text: str) -> str:
-    return _decoded_runs(text.translate(_TO_STANDARD), _BASE64_TEXT, _base64, 4)
+    # Both alphabets read as the standard one.
+    return _decoded_runs(text.translate(_TO_STANDARD), _BASE64_TEXT, binascii.a2b_base64, 4, "A")
 
 
 def _from_base32(text: str) -> str:
-    return _decoded_runs(text, _BASE32_TEXT, _base32, 8)
+    return _decoded_runs(text.upper(), _BASE32_TEXT, base64.b32decode, 8, "A")
+
+
+def _when(trigger: str, decode: Callable[[str], str]) -> Callable[[str], str]:
+    """``decode``, called only on a text where ``trigger`` is found (the text itself otherwise: nothing to decode,
+    and most texts have nothing; a search in C costs far less than the decoding)."""
+    found = re.compile(trigger).search
+    return lambda text: decode(text) if found(text) else text
 
 
 def _decoded_views(views: list[tuple[str, bool]], seen: set[str]) -> list[tuple[str, bool]]:
@@ -232,8 +242,11 @@ def _decoded_views(views: list[tuple[str, bool]], seen: set[str]) -> list[tuple[
 #: base64 characters, and the Basic header built from it, are forms already, so one binary layer over them is
 #: found; more layers, and other encodings (base85, rot13, look-alike letters), are beyond this rule).
 _DECODERS: tuple[tuple[Callable[[str], str], bool], ...] = (
-    (unquote_plus, False), (_unescape, False), (html.unescape, False), (without_controls, False),
-    (_unspaced, False), (_compatible, False), (_from_hex, True), (_from_base64, True), (_from_base32, True))
+    (_when(r"[%+]", unquote_plus), False), (_when(r"\\", _unescape), False), (_when("&", html.unescape), False),
+    (_when(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\x7f]", without_controls), False),
+    (_when(f"{_SPACED.pattern}|{_HEX_PAIRS.pattern}", _unspaced), False), (_compatible, False),
+    (_when(_HEX_TEXT.pattern, _from_hex), True), (_when(_BASE64_TEXT.pattern, _from_base64), True),
+    (_when(_BASE32_TEXT.pattern, _from_base32), True))
 
 
 @dataclass(frozen=True)
@@ -335,6 +348,9 @@ def _with_tokens(rotating: Mapping[Hashable, tuple[_Token, ...]], source: Hashab
     return tokens
 
 
+_WRITTEN_AS_IS = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')  #: text ``json.dumps`` writes unchanged
+
+
 class Redactor:
     """Finds and hides known secrets by the one rule (see the module docstring); thread-safe.
 
@@ -398,7 +414,9 @@ class Redactor:
 
     def _scrub_for_json(self, text: str) -> str:
         cut = self.scrub(text)
-        written = (json.dumps(cut)[1:-1], json.dumps(cut, ensure_ascii=False)[1:-1])
+        if _WRITTEN_AS_IS.fullmatch(cut):  # nothing JSON escapes: it is written as it is
+            return cut
+        written = {json.dumps(cut)[1:-1], json.dumps(cut, ensure_ascii=False)[1:-1]} - {cut}  # what JSON changed
         return cut if not any(self.leaks(w) for w in written) else WITHHELD
 
     def finds_secret(self, text: str) -> bool:
