@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import html
 import json
 import logging
@@ -58,6 +59,8 @@ _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 MIN_SECRET = 4  #: shorter "secrets" would redact ordinary words; schemas require longer ones anyway
 FRAGMENT_LENGTH = 8  #: a run this long of a secret (or of one of its forms) counts as leaking it
 _HEX_RUN = 2 * FRAGMENT_LENGTH  #: hex spends two digits per byte: a run of eight bytes of the secret
+_VERDICTS_KEPT = 4096  #: decoded-leak verdicts remembered (16-byte digests), then forgotten all at once
+INPUT_RUN = 16  #: a run this long of a form counts in large input (:meth:`Redactor.holds_part`)
 MASK = "***"
 TOKENS_PER_SOURCE = 4  #: earlier, still valid tokens kept per token source besides the one it uses now
 #: What :meth:`Redactor.scrub` returns for text that hides a secret in a form it cannot cut out.
@@ -288,7 +291,7 @@ class _Compiled:
     """The matchers in force, published at once so readers never see half of them: one for the lasting
     secrets, and one per rotating secret of each token source (each built once). Immutable once made."""
 
-    __slots__ = ("hex_runs", "lasting", "matchers", "rotating", "runs", "secrets", "short")
+    __slots__ = ("decoded", "hex_runs", "lasting", "matchers", "rotating", "runs", "secrets", "short")
 
     def __init__(self, lasting: _Matcher = _NOTHING,
                  rotating: Mapping[Hashable, tuple[_Token, ...]] | None = None) -> None:
@@ -300,6 +303,9 @@ class _Compiled:
         self.runs = lasting.runs.union(*(m.runs for m in self.matchers[1:]))
         self.hex_runs = lasting.hex_runs.union(*(m.hex_runs for m in self.matchers[1:]))
         self.short = tuple({f for m in self.matchers for f in m.short})
+        #: :meth:`Redactor._decoded_leak`'s verdicts for these secrets, by a digest of the text (never the text,
+        #: which may hold personal data): the same texts (ids, messages, the trail) are checked again and again.
+        self.decoded: dict[bytes, bool] = {}
 
 
 def _runs(text: str, length: int) -> set[str]:
@@ -346,6 +352,10 @@ def _with_tokens(rotating: Mapping[Hashable, tuple[_Token, ...]], source: Hashab
     added = tuple(_Token(_Matcher.of(frozenset([s])), expires_at) for s in sorted(new))
     tokens[source] = (*tokens.get(source, ())[-TOKENS_PER_SOURCE:], *added)
     return tokens
+
+
+def _in_any(text: str, forms: list[str]) -> bool:
+    return any(text in form for form in forms)
 
 
 _WRITTEN_AS_IS = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')  #: text ``json.dumps`` writes unchanged
@@ -430,11 +440,21 @@ class Redactor:
         return any(form in folded for m in compiled.matchers for form in m.whole)
 
     def holds_part(self, text: str) -> bool:
-        """True when ``text`` holds a whole form or a run of :data:`FRAGMENT_LENGTH` characters of one, as it is
-        (not decoded). For large input, such as the members of a results archive: decoding every view of
-        gigabytes would take too long, while a run of a secret cannot be in mParticle's data by chance (a secret
-        split across lines or members is found by its runs, down to pieces of :data:`FRAGMENT_LENGTH`)."""
-        return bool(self._compiled.secrets) and self._leaks_as_is(self._compiled, text)
+        """True when ``text`` holds a whole form, or a run of :data:`INPUT_RUN` (16) characters of one, as it is
+        (not decoded). For large input, such as a results archive handed on as it came: decoding every view of
+        gigabytes would take too long, and in gigabytes of data (push tokens, ids: random-looking text) an
+        8-character run of some form turns up by chance (about once in 100 MB of random base64), while 16 never
+        does. A secret split into pieces is found down to pieces of 16 characters."""
+        compiled = self._compiled
+        if not compiled.secrets:
+            return False
+        folded = _fold(text)
+        forms = [form for m in compiled.matchers for form in m.whole]
+        if any(form in folded for form in forms if len(form) <= INPUT_RUN):
+            return True
+        # The 8-character runs found are rare; each is confirmed by the 16 characters that start with it.
+        windows = {folded[start:start + INPUT_RUN] for start, _ in Redactor._spans(compiled, folded)}
+        return any(_in_any(window, forms) for window in windows if len(window) == INPUT_RUN)
 
     def written(self, data: bytes, what: str) -> bytes:
         """``data``, UTF-8 text about to be written to a file, unchanged once the rule has looked at it as it
@@ -458,6 +478,17 @@ class Redactor:
         base32 runs, alone or under or over one layer of escapes (see :data:`_DECODERS`)."""
         if not _may_be_encoded(text):
             return False
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        verdict = compiled.decoded.get(key)
+        if verdict is None:
+            verdict = Redactor._any_view_leaks(compiled, text)
+            if len(compiled.decoded) >= _VERDICTS_KEPT:
+                compiled.decoded.clear()
+            compiled.decoded[key] = verdict
+        return verdict
+
+    @staticmethod
+    def _any_view_leaks(compiled: _Compiled, text: str) -> bool:
         seen, views = {text}, [(text, True)]
         for _ in range(2):
             views = _decoded_views(views, seen)

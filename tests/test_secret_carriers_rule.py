@@ -150,3 +150,14 @@ def test_an_unknown_key_of_a_host_entry_is_counted_never_quoted(caplog: pytest.L
         HostConfig.from_dict({"connectors": {"mparticle": {"enabled": True, "config": {}, secret: 1}}})
     shown = str(raised.value) + caplog.text
     assert "1 unknown key" in shown and secret[:8] not in shown
+
+
+def test_large_input_counts_sixteen_characters_so_random_data_never_matches_by_chance() -> None:
+    """A results archive is checked with :meth:`Redactor.holds_part`: 16 characters of a form, not 8, since
+    megabytes of random-looking data (push tokens, ids) hold some 8-character run of some form now and then."""
+    secret = secrets.token_urlsafe(32)
+    redactor = Redactor([secret, "wk" + secrets.token_hex(8)])
+    assert redactor.holds_part(f"note: {secret[5:21]}.") and not redactor.holds_part(f"note: {secret[5:20]}.")
+    assert redactor.holds_part(secret[::-1][3:19]) and redactor.holds_part(secret.encode().hex()[6:40])
+    data = "\n".join(secrets.token_urlsafe(48) for _ in range(30_000))  # 2 MB of random base64
+    assert not redactor.holds_part(data)
