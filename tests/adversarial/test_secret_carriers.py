@@ -132,13 +132,16 @@ def test_a_tab_in_the_receipt_domain_header_does_not_fail_the_request(sandbox: S
                                                                         hostile: HostileServer) -> None:
     """Class 6: X-OpenDSR-Processor-Domain is kept in the receipt; a TAB before seven characters of the secret
     became eight in the JSON, the facade withheld the whole result, and the request failed and lost its state."""
-    at = next(i for i, c in enumerate(SECRET[:-8]) if c.lower() in "tbf")
+    at = next((i for i, c in enumerate(SECRET[:-8]) if c.lower() in "tbf"), None)
+    if at is None:
+        pytest.skip("this run's secret has no letter that an escape of a header's control character writes")
     control = {"t": "\t", "b": "\b", "f": "\f"}[SECRET[at].lower()]
 
     def tamper(seen: Seen, forward: Callable[[], Answer]) -> Answer:
         answer = forward()
-        return Answer(answer.status, {**answer.headers, "X-OpenDSR-Processor-Domain": control + SECRET[at + 1:at + 8]},
-                      answer.body)
+        # after another character: a TAB at either end of a header value is whitespace, dropped by the parser
+        value = "p" + control + SECRET[at + 1:at + 8]
+        return Answer(answer.status, {**answer.headers, "X-OpenDSR-Processor-Domain": value}, answer.body)
 
     hostile.on("POST", r"^/v3/requests$", tamper)
     result = handle_for(config_for(hostile, sandbox)).handle(request("access"))
