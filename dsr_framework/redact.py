@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
-from dsr_framework.text import without_controls
+from dsr_framework.text import for_people, without_controls
 
 __all__ = ["FRAGMENT_LENGTH", "MASK", "WITHHELD", "LeakInOutput", "RedactingFilter", "RedactingLogger", "Redactor",
            "mask_email", "redact_strings", "secret_forms"]
@@ -358,6 +358,16 @@ def _in_any(text: str, forms: list[str]) -> bool:
     return any(text in form for form in forms)
 
 
+def _written_forms(text: str) -> set[str]:
+    """What ``text`` becomes where it is written, when that differs from ``text``: a JSON string (with and without
+    ``ensure_ascii``, ``DEL`` escaped as :func:`~dsr_framework.text.json_for_people` does) and the text shown to a
+    person (:func:`~dsr_framework.text.for_people`). Empty for most texts, which none of them changes."""
+    if _WRITTEN_AS_IS.fullmatch(text):
+        return set()
+    return {json.dumps(text)[1:-1].replace("\x7f", "\\u007f"), json.dumps(text, ensure_ascii=False)[1:-1],
+            for_people(text)} - {text}
+
+
 _WRITTEN_AS_IS = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')  #: text ``json.dumps`` writes unchanged
 
 
@@ -401,14 +411,17 @@ class Redactor:
 
     def scrub(self, text: str) -> str:
         """``text`` with every leak cut out (``***``), or :data:`WITHHELD` when a leak shows only once its
-        escapes are decoded; the text returned never leaks. Emails are left as they are."""
+        escapes are decoded, or once it is written out (:func:`_written_forms`: ``json.dumps`` and
+        :func:`~dsr_framework.text.for_people` turn a TAB into backslash and ``t``, which with seven characters of a
+        secret a server put after it makes a run); the text returned never leaks. Emails are left as they are."""
         compiled = self._compiled
         if not compiled.secrets:
             return text
         cut = self._cut(compiled, text)
         # Text with nothing cut was looked at whole; text with cuts is looked at again, in case joining
         # what was around a cut (or a secret holding the mask's own characters) made a new run.
-        if not self._decoded_leak(compiled, cut) and (cut == text or not self._leaks_as_is(compiled, cut)):
+        if not self._decoded_leak(compiled, cut) and (cut == text or not self._leaks_as_is(compiled, cut)) and \
+                not any(self.leaks(form) for form in _written_forms(cut)):
             return cut
         return WITHHELD if not self._leaks_as_is(compiled, WITHHELD) else MASK
 
@@ -417,17 +430,8 @@ class Redactor:
         return mask_email(self.scrub(text))
 
     def scrub_json(self, value: Any) -> Any:
-        """``value`` (JSON) with every string in it, keys included, scrubbed so that it does not leak as JSON
-        writes it either: ``json.dumps`` turns a TAB into backslash and ``t``, which with the seven characters
-        a server put after it can make a run (a string whose written form leaks is withheld)."""
-        return redact_strings(value, self._scrub_for_json)
-
-    def _scrub_for_json(self, text: str) -> str:
-        cut = self.scrub(text)
-        if _WRITTEN_AS_IS.fullmatch(cut):  # nothing JSON escapes: it is written as it is
-            return cut
-        written = {json.dumps(cut)[1:-1], json.dumps(cut, ensure_ascii=False)[1:-1]} - {cut}  # what JSON changed
-        return cut if not any(self.leaks(w) for w in written) else WITHHELD
+        """``value`` (JSON) with every string in it, keys included, scrubbed."""
+        return redact_strings(value, self.scrub)
 
     def finds_secret(self, text: str) -> bool:
         """True when ``text`` holds a whole form of a secret. Not the rule for outgoing text (that is

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from dsr_framework.models import AuditEvent, Result
 from dsr_framework.outgoing import clean_result
-from dsr_framework.redact import MASK, WITHHELD, Redactor
+from dsr_framework.redact import MASK, WITHHELD, Redactor, _written_forms
 from tests.support.secrets import ENCODINGS, NOISE, SECRETS, echoes, traces
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -51,7 +51,8 @@ def test_two_secrets_split_across_two_fields_are_each_cut_out(data: st.DataObjec
 def test_text_without_a_run_of_the_secret_is_left_as_it_is(secret: str, before: str, after: str) -> None:
     redactor = Redactor([secret])
     text = before + secret[:7] + after  # seven characters are not a trace
-    if not redactor.leaks(text):
+    # ... unless writing the text (as JSON, or for a person) adds the eighth: '000000"' is written '000000\"'
+    if not redactor.leaks(text) and not any(redactor.leaks(form) for form in _written_forms(text)):
         assert redactor.scrub(text) == text
 
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from connector_mparticle.settings import AuthSettings
 from dsr_framework.config import HostConfig
 from dsr_framework.redact import TOKENS_PER_SOURCE, LeakInOutput, Redactor
+from dsr_framework.text import for_people, json_for_people
 
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -76,7 +77,7 @@ def test_the_encoded_secret_itself_leaks(key: str, secret: str, encoding: str) -
 
 @PROPERTY
 @given(URLSAFE, st.data())
-def test_a_string_scrubbed_for_json_does_not_leak_as_json_writes_it(secret: str, data: st.DataObject) -> None:
+def test_a_scrubbed_string_does_not_leak_as_json_or_a_terminal_writes_it(secret: str, data: st.DataObject) -> None:
     """A server sends a control character followed by seven characters of the secret, where the secret's own
     character is the letter ``json.dumps`` writes for that control (``\\t``, ``\\n``, ``\\r``, ``\\b``, ``\\f``):
     before, the string passed the rule and the written JSON held eight characters of the secret."""
@@ -87,6 +88,8 @@ def test_a_string_scrubbed_for_json_does_not_leak_as_json_writes_it(secret: str,
     value = redactor.scrub_json({"nickname": text, text: [text]})
     for ascii_only in (True, False):
         assert not redactor.leaks(json.dumps(value, ensure_ascii=ascii_only))
+    message = redactor(text)  # a message: shown to a person, or as JSON on the terminal
+    assert not redactor.leaks(for_people(message)) and not redactor.leaks(json_for_people({"message": message}))
 
 
 def test_the_final_bytes_are_checked_before_a_file_is_written() -> None:
