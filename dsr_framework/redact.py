@@ -17,9 +17,10 @@ Beyond the rule: other encodings (base85, rot13, quoted-printable, compression, 
 cut into pieces shorter than a run), which no substring rule can follow.
 
 :meth:`Redactor.scrub` cuts every leak out of a text (``***``) and withholds the whole text
-(:data:`WITHHELD`) when only a decoded view leaks; what it returns never leaks (it checks).
-:meth:`Redactor.scrub_json` also withholds a string whose JSON form leaks (``json.dumps`` writes a TAB as
-backslash and ``t``), and :meth:`Redactor.written` checks the final bytes of a file before it is written.
+(:data:`WITHHELD`) when only a decoded view leaks, or when the text as written leaks (``json.dumps`` and
+``for_people`` write a TAB as backslash and ``t``, the eighth character next to seven a server sent); what it
+returns never leaks (it checks). :meth:`Redactor.written` checks the final bytes of a file before it is
+written, and :meth:`Redactor.holds_part` judges large input (a results archive) by runs of 16.
 ``Redactor(text)`` also masks email addresses, for messages and logs. The host facade, the conformance harness
 and the connector's results, state, receipts, files and logs all use this one rule.
 

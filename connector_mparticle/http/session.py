@@ -59,7 +59,7 @@ class _Quiet:
 
     @debuglevel.setter
     def debuglevel(self, value: int) -> None:
-        pass  # http.client.HTTPConnection.__init__ and set_debuglevel assign it: never anything but 0 here
+        pass  # set_debuglevel (and any code) may assign it: never anything but 0 here
 
 
 class _WatchedHTTPConnection(_Quiet, HTTPConnection):
