@@ -6,7 +6,7 @@ anywhere else) for the life of the process.
 
 Each API gets its own credential object, bound to that API's origin: the same input key and secret serve the
 Events and Identity APIs, but each copy goes only to its own host. One OAuth token source per client serves
-every API configured with that client.
+every API configured with that client and audience.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from connector_mparticle.http.transport import ApiClient
 from connector_mparticle.settings import AuthSettings, Settings, config_fingerprint, parse_settings
 from dsr_framework.redact import RedactingLogger, Redactor
 
-__all__ = ["MParticleConnector", "connector_for"]
+__all__ = ["MParticleConnector", "connector_for", "connector_in_use"]
 
 _CACHE: OrderedDict[str, MParticleConnector] = OrderedDict()
 _CACHE_SIZE = 16
@@ -54,9 +54,11 @@ class MParticleConnector:
             settings.throttle.redis_url,
             keys=budget_keys(settings))
         self.session = HardenedSession(settings.verify, USER_AGENT)
-        self._tokens: dict[tuple[str, str], TokenSource] = {}
+        self._tokens: dict[tuple[str, str, str], TokenSource] = {}
         self._signatures: ProcessorSignatures | None = None
         self._signatures_lock = threading.Lock()
+        self._calls = 0  #: hook calls using this connector now (guarded by the cache's lock)
+        self._retired = False  #: dropped from the cache: closed when the last call ends
         download_policy = settings.download_policy()
 
         def client(api: str, base_url: str, auth: AuthSettings) -> ApiClient:
@@ -88,7 +90,7 @@ class MParticleConnector:
         origin = self.settings.origin(api)
         if auth.kind == "basic":
             return BasicAuth(origin, auth.key, auth.secret)
-        key = (auth.token_url, auth.client_id)
+        key = (auth.token_url, auth.client_id, auth.audience)  # a token for one audience is not sent to another
         if key not in self._tokens:
             self._tokens[key] = TokenSource(auth.token_url, auth.client_id, auth.client_secret, auth.audience,
                                             verify=self.settings.verify, redactor=self.redactor, api=api)
@@ -122,21 +124,51 @@ def connector_for(config: Mapping[str, Any]) -> MParticleConnector:
     """The cached connector for ``config`` (validated; :class:`ConfigurationError` lists every problem).
 
     A configuration seen before is found by its fingerprint without validating it again: hooks receive the
-    same configuration on every call."""
+    same configuration on every call. A hook call uses :func:`connector_in_use` instead, which keeps the connector
+    open until the call ends."""
+    return _cached(config, hold=False)
+
+
+class connector_in_use:  # used like a function: ``with connector_in_use(config) as conn``
+    """:func:`connector_for` (looked up, and a bad configuration raised, when this is made), held for the
+    ``with`` block: when the cache drops the connector meanwhile (other configurations' calls filled it), it is
+    closed only once the last call using it has ended. Closing it stops redacting what the HTTP and OAuth
+    libraries log with its secrets, and closes its session: neither may happen under a call still sending them."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.connector = _cached(config, hold=True)
+
+    def __enter__(self) -> MParticleConnector:
+        return self.connector
+
+    def __exit__(self, *exc_info: object) -> None:
+        connector = self.connector
+        with _cache_lock:
+            connector._calls -= 1
+            done = connector._retired and connector._calls == 0
+        if done:
+            connector.close()
+
+
+def _cached(config: Mapping[str, Any], hold: bool) -> MParticleConnector:
     key = config_fingerprint(config)
     with _cache_lock:
         found = _CACHE.get(key)
         if found is not None:
             _CACHE.move_to_end(key)
+            found._calls += hold
             return found
     settings = parse_settings(config)
+    retired = []
     with _cache_lock:
-        found = _CACHE.get(key)
-        if found is not None:
-            return found
-        connector = MParticleConnector(settings)
+        connector = _CACHE.get(key) or MParticleConnector(settings)
         _CACHE[key] = connector
+        connector._calls += hold
         while len(_CACHE) > _CACHE_SIZE:
             _, old = _CACHE.popitem(last=False)
-            old.close()
-        return connector
+            old._retired = True
+            if old._calls == 0:
+                retired.append(old)
+    for old in retired:
+        old.close()
+    return connector

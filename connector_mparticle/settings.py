@@ -9,6 +9,7 @@ Hosts per pod live in :data:`POD_HOSTS`; mParticle's published limits live in ``
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import hashlib
@@ -78,6 +79,20 @@ class AuthSettings:
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.key, self.secret, self.client_secret) if s)
+
+    def wire_secrets(self) -> tuple[str, ...]:
+        """What these credentials become on the wire, hidden like the credentials themselves: the Basic
+        ``Authorization`` header value and the base64 of ``key:secret`` it carries (a server that quotes the
+        header, or encodes it once more, quotes these)."""
+        if self.kind != "basic" or not (self.key and self.secret):
+            return ()
+        pair = f"{self.key}:{self.secret}"
+        try:
+            raw = pair.encode("latin-1")  # as requests encodes it
+        except UnicodeEncodeError:
+            raw = pair.encode()
+        encoded = base64.b64encode(raw).decode("ascii")
+        return (f"Basic {encoded}", encoded)
 
 
 @dataclass(frozen=True)
@@ -200,7 +215,9 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in the settings (for redaction)."""
         profile = self.profile.auth.secrets() if self.profile else ()
+        auths = (self.dsr_auth, self.input_auth, *((self.profile.auth,) if self.profile else ()))
         return (*self.dsr_auth.secrets(), *self.input_auth.secrets(), *profile,
+                *(w for a in auths for w in a.wire_secrets()),
                 *((self.throttle.redis_url,) if self.throttle.redis_url else ()))
 
     @property

@@ -190,9 +190,10 @@ def _connector_entry(name: str, entry: Any, problems: list[str]) -> ConnectorCon
     if not isinstance(entry, Mapping):
         problems.append(f"$.connectors.{name} must be a mapping")
         return None
-    extra = sorted(set(entry) - {"enabled", "config"})
-    if extra:
-        problems.append(f"$.connectors.{name}: unknown key(s) {', '.join(extra)}")
+    extra = set(entry) - {"enabled", "config"}
+    if extra:  # counted, never quoted: a key can be a value typed in the wrong place (a secret, say)
+        problems.append(f"$.connectors.{name}: {len(extra)} unknown key(s); only 'enabled' and 'config' belong "
+                        "here")
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
         problems.append(f"$.connectors.{name}.enabled must be true or false")

@@ -3,23 +3,37 @@ logs, the terminal.
 
 **The rule** (:meth:`Redactor.leaks`, the only one for outgoing text). A text leaks a secret when it holds,
 ignoring case, any run of :data:`FRAGMENT_LENGTH` (8) characters of one of the secret's forms (or a whole form,
-for a secret shorter than that), or does so once its percent-, JSON- or HTML-escapes are decoded (a server may
-escape every character of what it echoes). A secret leaves a process in more forms than its own text, and a
-hostile server can echo any of them back, whole or cut short, or lower-cased (in a host name). The forms
-(:func:`secret_forms`): the secret itself; JSON-escaped; URL-encoded as a query or form body writes it; the
+for a secret shorter than that), or does so once decoded. A secret leaves a process in more forms than its own
+text, and a hostile server can echo any of them back, whole or cut short, or lower-cased (in a host name). The
+forms (:func:`secret_forms`): the secret itself; JSON-escaped; URL-encoded as a query or form body writes it; the
 base64 characters it alone determines at each of the three alignments (that is how a Basic ``key:secret``
 header carries it, for any key length; standard and URL-safe alphabets); reversed; and hex, where a run means
-eight characters of the secret (16 hex digits, so a SHA-256 digest cannot match by chance).
+eight characters of the secret (16 hex digits, so a SHA-256 digest cannot match by chance). What a connector
+really sends (the Basic header value, the base64 of ``key:secret``, each access token) is registered as a secret
+of its own. The decodings (:data:`_DECODERS`, two rounds): percent, JSON/C and HTML escapes, controls and
+spacing removed, NFKC, and runs of hex, base64 (either alphabet, padded or not, at any alignment) and base32
+text, so the header quoted in hex is found; one binary layer is decoded, not a binary layer of a binary layer.
+Beyond the rule: other encodings (base85, rot13, quoted-printable, compression, look-alike letters, a secret
+cut into pieces shorter than a run), which no substring rule can follow.
 
 :meth:`Redactor.scrub` cuts every leak out of a text (``***``) and withholds the whole text
-(:data:`WITHHELD`) when only a decoded view leaks; what it returns never leaks (it checks). ``Redactor(text)``
-also masks email addresses, for messages and logs. The host facade, the conformance harness and the
-connector's results, state, receipts and logs all use this one rule.
+(:data:`WITHHELD`) when only a decoded view leaks, or when the text as written leaks (``json.dumps`` and
+``for_people`` write a TAB as backslash and ``t``, the eighth character next to seven a server sent); what it
+returns never leaks (it checks). :meth:`Redactor.written` checks the final bytes of a file before it is
+written, and :meth:`Redactor.holds_part` judges large input (a results archive) by runs of 16.
+``Redactor(text)`` also masks email addresses, for messages and logs. The host facade, the conformance harness
+and the connector's results, state, receipts, files and logs all use this one rule.
+
+**Cost.** Each secret is indexed as a set of its fixed-length runs (linear in its length: a 16 kB access token
+registers in about 0.15 s of CPU), and a text is scanned by looking up its windows in that set, once for every
+secret together.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import html
 import json
 import logging
@@ -27,16 +41,17 @@ import math
 import re
 import sys
 import threading
+import time
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
-from dsr_framework.text import without_controls
+from dsr_framework.text import for_people, without_controls
 
-__all__ = ["FRAGMENT_LENGTH", "MASK", "WITHHELD", "RedactingFilter", "RedactingLogger", "Redactor", "mask_email",
-           "redact_strings", "secret_forms"]
+__all__ = ["FRAGMENT_LENGTH", "MASK", "WITHHELD", "LeakInOutput", "RedactingFilter", "RedactingLogger", "Redactor",
+           "mask_email", "redact_strings", "secret_forms"]
 
 _EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-])[\w.-]*\.([A-Za-z]{2,})\b")
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
@@ -45,10 +60,16 @@ _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 MIN_SECRET = 4  #: shorter "secrets" would redact ordinary words; schemas require longer ones anyway
 FRAGMENT_LENGTH = 8  #: a run this long of a secret (or of one of its forms) counts as leaking it
 _HEX_RUN = 2 * FRAGMENT_LENGTH  #: hex spends two digits per byte: a run of eight bytes of the secret
+_VERDICTS_KEPT = 4096  #: decoded-leak verdicts remembered (16-byte digests), then forgotten all at once
+INPUT_RUN = 16  #: a run this long of a form counts in large input (:meth:`Redactor.holds_part`)
 MASK = "***"
-ROTATING_KEPT = 4  #: rotating secrets (access tokens) kept, most recent first
+TOKENS_PER_SOURCE = 4  #: earlier, still valid tokens kept per token source besides the one it uses now
 #: What :meth:`Redactor.scrub` returns for text that hides a secret in a form it cannot cut out.
 WITHHELD = "[withheld: the text held a credential]"
+
+
+class LeakInOutput(ValueError):
+    """Text about to be written would hold a secret by the rule (see :meth:`Redactor.written`)."""
 
 
 def mask_email(text: str) -> str:
@@ -143,8 +164,15 @@ def _compatible(text: str) -> str:
 
 _SPACED = re.compile(r".(?P<sep>[\s.,;:|·_-])(?:.(?P=sep)){6,}.")
 _HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?P<hexsep>[\s:.-])(?:[0-9A-Fa-f]{2}(?P=hexsep)){6,}[0-9A-Fa-f]{2}")
-#: What a decoder could change in an ASCII text: an escape, a control character, a spaced-out run, a hex dump.
-_ENCODED = re.compile(rf"[%\\&\x00-\x1f\x7f]|{_SPACED.pattern}|{_HEX_PAIRS.pattern}")
+_HEX_TEXT = re.compile(r"[0-9A-Fa-f]{8,}")  #: four bytes or more written in hex
+#: eight bytes or more in base64 (either alphabet): a run of a secret. A short secret (4 to 7 characters) alone in
+#: base64 is not looked for: every word of 6 letters would be a candidate.
+_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/_-]{11,}")
+_BASE32_TEXT = re.compile(r"[A-Za-z2-7]{13,}")  #: eight bytes or more in base32
+_TO_STANDARD = str.maketrans("-_", "+/")
+#: What a decoder could change in an ASCII text: an escape, a control character, a spaced-out run, a hex dump, a
+#: run that reads as hex, base64 or base32.
+_ENCODED = re.compile(rf"[%\\&\x00-\x1f\x7f]|{_SPACED.pattern}|{_HEX_PAIRS.pattern}|{_BASE64_TEXT.pattern}")
 
 
 def _may_be_encoded(text: str) -> bool:
@@ -152,94 +180,207 @@ def _may_be_encoded(text: str) -> bool:
     return not text.isascii() or _ENCODED.search(text) is not None
 
 
-#: The decodings under which a text is looked at again: a server may escape every character of an echo, put an
-#: invisible character between every two (which a terminal would not show), space them out, or write them in
-#: fullwidth forms.
-_DECODERS: tuple[Callable[[str], str], ...] = (unquote_plus, _unescape, html.unescape, without_controls, _unspaced,
-                                               _compatible)
+def _decoded_runs(text: str, runs: re.Pattern[str], decode: Callable[[str], bytes], group: int, pad: str) -> str:
+    """Every run of ``runs`` in ``text`` decoded at each of the ``group`` alignments it can start at (a run may
+    begin with characters of the text around the encoded value): UTF-8, an undecodable byte read as U+FFFD, so
+    ASCII survives around it, controls dropped (which also reads UTF-16 as the text it holds), and only the
+    legible pieces kept (:data:`_LEGIBLE`). At most as long as the runs, ``group`` times over.
+
+    The runs are decoded together, one call per alignment: each is completed to whole groups with ``pad`` (a digit
+    of zero bits, never ``=``, which would end the decoding), so each decodes as it would alone. A text of many
+    words is many runs, and a call for each was most of the cost.
+    """
+    found = [m.group() for m in runs.finditer(text)]
+    views = []
+    for skip in range(group):
+        joined = "".join(piece + pad * (-len(piece) % group) for run in found if (piece := run[skip:]))
+        try:
+            decoded = decode(joined).decode("utf-8", "replace")
+        except ValueError:  # not this encoding at this alignment
+            continue
+        views += _LEGIBLE.findall(_CONTROLS.sub("", decoded))
+    return " ".join(views)
+
+
+#: The pieces of decoded bytes worth looking at: MIN_SECRET characters or more that are text (bytes that are not
+#: UTF-8 end a piece). Bytes decoded from text that was not an encoding are mostly not text, so what a decoding
+#: adds to look at stays small.
+_LEGIBLE = re.compile(r"[^\ufffd]{4,}")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _from_hex(text: str) -> str:
+    return _decoded_runs(text, _HEX_TEXT, bytes.fromhex, 2, "0")
+
+
+def _from_base64(text: str) -> str:
+    # Both alphabets read as the standard one.
+    return _decoded_runs(text.translate(_TO_STANDARD), _BASE64_TEXT, binascii.a2b_base64, 4, "A")
+
+
+def _from_base32(text: str) -> str:
+    return _decoded_runs(text.upper(), _BASE32_TEXT, base64.b32decode, 8, "A")
+
+
+def _when(trigger: str, decode: Callable[[str], str]) -> Callable[[str], str]:
+    """``decode``, called only on a text where ``trigger`` is found (the text itself otherwise: nothing to decode,
+    and most texts have nothing; a search in C costs far less than the decoding)."""
+    found = re.compile(trigger).search
+    return lambda text: decode(text) if found(text) else text
+
+
+def _decoded_views(views: list[tuple[str, bool]], seen: set[str]) -> list[tuple[str, bool]]:
+    """The views one round of :data:`_DECODERS` makes of ``views`` (each with whether a binary decoding may still
+    apply to it) that were not ``seen`` before; they are added to ``seen``."""
+    made = [(d, any_decoder and not binary) for view, any_decoder in views
+            for decode, binary in _DECODERS if any_decoder or not binary
+            if (d := decode(view)) not in seen]
+    seen.update(view for view, _ in made)
+    return made
+
+
+#: The decodings under which a text is looked at again, each marked binary or not: a server may escape every
+#: character of an echo, put an invisible character between every two (which a terminal would not show), space
+#: them out, write them in fullwidth forms, or quote a value (the Authorization header itself, say) in hex, base64
+#: or base32. Two rounds; a binary decoding is not applied to the output of another (each secret's hex form and
+#: base64 characters, and the Basic header built from it, are forms already, so one binary layer over them is
+#: found; more layers, and other encodings (base85, rot13, look-alike letters), are beyond this rule).
+_DECODERS: tuple[tuple[Callable[[str], str], bool], ...] = (
+    (_when(r"[%+]", unquote_plus), False), (_when(r"\\", _unescape), False), (_when("&", html.unescape), False),
+    (_when(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\x7f]", without_controls), False),
+    (_when(f"{_SPACED.pattern}|{_HEX_PAIRS.pattern}", _unspaced), False), (_compatible, False),
+    (_when(_HEX_TEXT.pattern, _from_hex), True), (_when(_BASE64_TEXT.pattern, _from_base64), True),
+    (_when(_BASE32_TEXT.pattern, _from_base32), True))
 
 
 @dataclass(frozen=True)
 class _Matcher:
-    """Everything one set of secrets is matched with."""
+    """Everything one set of secrets is matched with (never shown: each field holds the secrets or parts of
+    them, so the generated ``repr`` prints none of them)."""
 
-    secrets: frozenset[str]
-    whole: re.Pattern[str] | None  #: every form, whole (for :meth:`Redactor.finds_secret`)
-    short: re.Pattern[str] | None  #: the forms shorter than a run, whole (a run of a longer form finds it)
-    #: Where a run of a form starts in a folded text: 8 characters of a form, or 16 digits of a hex form.
-    runs: re.Pattern[str] | None
+    secrets: frozenset[str] = field(repr=False)
+    #: every form, folded and whole (for :meth:`Redactor.finds_secret`), with each secret's whole hex form
+    whole: tuple[str, ...] = field(repr=False)
+    short: tuple[str, ...] = field(repr=False)  #: the folded forms shorter than a run, whole
+    runs: frozenset[str] = field(repr=False)  #: every folded run of :data:`FRAGMENT_LENGTH` characters of a form
+    hex_runs: frozenset[str] = field(repr=False)  #: every run of :data:`_HEX_RUN` digits of a hex form
 
     @classmethod
     def of(cls, secrets: frozenset[str]) -> _Matcher:
-        forms = {form for secret in secrets for form in secret_forms(secret)}
-        short = {form for form in forms if len(form) < FRAGMENT_LENGTH}
-        runs = _all_runs(forms, secrets)
-        # A lookahead finds overlapping runs; a trie lets the regex engine (in C) branch by character instead
-        # of trying a thousand alternatives at every position: about five times faster than a Python loop.
-        # Whole forms include each secret's whole hex form (16 digits and more: no digest matches it by chance).
-        whole = forms | {_hex_form(s) for s in secrets if len(s) >= FRAGMENT_LENGTH}
-        return cls(secrets, _any_of(whole), _any_of(short), re.compile(f"(?=({_trie(runs)}))") if runs else None)
+        """The matcher for ``secrets``. Building it costs time and memory linear in the secrets' length (a set
+        of fixed-length windows, looked up by hashing, instead of a regular expression whose compilation grew
+        faster than that: a 16 kB access token took seconds)."""
+        forms = {_fold(form) for secret in secrets for form in secret_forms(secret)}
+        hexes = {_hex_form(s) for s in secrets if len(s) >= FRAGMENT_LENGTH}
+        return cls(secrets, tuple(sorted(forms | hexes, key=len, reverse=True)),
+                   tuple(f for f in forms if len(f) < FRAGMENT_LENGTH),
+                   _all_runs(forms, FRAGMENT_LENGTH), _all_runs(hexes, _HEX_RUN))
 
 
-_NOTHING = _Matcher(frozenset(), None, None, None)
+_NOTHING = _Matcher(frozenset(), (), (), frozenset(), frozenset())
+
+
+@dataclass(frozen=True)
+class _Token:
+    """A rotating secret (an access token) and the monotonic time after which it opens nothing."""
+
+    matcher: _Matcher = field(repr=False)
+    expires_at: float
 
 
 class _Compiled:
     """The matchers in force, published at once so readers never see half of them: one for the lasting
-    secrets, and one per rotating secret (each compiled once: a token is a long secret, and compiling every
-    form of it takes a good part of a second). Immutable once made."""
+    secrets, and one per rotating secret of each token source (each built once). Immutable once made."""
 
-    __slots__ = ("lasting", "matchers", "rotating", "secrets")
+    __slots__ = ("decoded", "hex_runs", "lasting", "matchers", "rotating", "runs", "secrets", "short")
 
-    def __init__(self, lasting: _Matcher = _NOTHING, rotating: tuple[_Matcher, ...] = ()) -> None:
-        self.lasting, self.rotating = lasting, rotating
-        self.matchers = (lasting, *rotating)
-        self.secrets = lasting.secrets.union(*(m.secrets for m in rotating))
-
-
-def _any_of(forms: set[str]) -> re.Pattern[str] | None:
-    # Case-insensitive: URL parsing lower-cases hosts, so a secret a server puts in one comes back so.
-    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)),
-                      re.IGNORECASE) if forms else None
+    def __init__(self, lasting: _Matcher = _NOTHING,
+                 rotating: Mapping[Hashable, tuple[_Token, ...]] | None = None) -> None:
+        self.lasting = lasting
+        self.rotating: dict[Hashable, tuple[_Token, ...]] = dict(rotating or {})
+        self.matchers = (lasting, *(t.matcher for tokens in self.rotating.values() for t in tokens))
+        self.secrets = lasting.secrets.union(*(m.secrets for m in self.matchers))
+        # One set of windows for every secret: a text is scanned once, whatever the number of secrets.
+        self.runs = lasting.runs.union(*(m.runs for m in self.matchers[1:]))
+        self.hex_runs = lasting.hex_runs.union(*(m.hex_runs for m in self.matchers[1:]))
+        self.short = tuple({f for m in self.matchers for f in m.short})
+        #: :meth:`Redactor._decoded_leak`'s verdicts for these secrets, by a digest of the text (never the text,
+        #: which may hold personal data): the same texts (ids, messages, the trail) are checked again and again.
+        self.decoded: dict[bytes, bool] = {}
 
 
 def _runs(text: str, length: int) -> set[str]:
     return {text[i:i + length] for i in range(len(text) - length + 1)}
 
 
-def _all_runs(forms: set[str], secrets: frozenset[str]) -> set[str]:
-    """The folded runs that count as leaking: 8 characters of a form, 16 digits of a secret's hex form."""
-    runs = {run for form in forms for run in _runs(_fold(form), FRAGMENT_LENGTH)}
-    return runs | {run for s in secrets if len(s) >= FRAGMENT_LENGTH for run in _runs(_hex_form(s), _HEX_RUN)}
+def _all_runs(texts: Iterable[str], length: int) -> frozenset[str]:
+    return frozenset(run for text in texts for run in _runs(text, length))
 
 
-def _trie(words: Iterable[str]) -> str:
-    """A regular expression matching exactly ``words``, as a trie; the longest word first where one is a
-    prefix of another."""
-    root: dict[str, Any] = {}
+_CHUNK = 1 << 16  #: windows of a text looked up at once (bounds the memory a scan takes)
+_HEX_DIGITS = re.compile(f"[0-9a-f]{{{_HEX_RUN},}}")
+
+
+def _hits(folded: str, runs: frozenset[str], length: int, first_only: bool) -> set[str]:
+    """The windows of ``folded`` of ``length`` characters that are in ``runs``. The lookups run in C: a chunk's
+    windows are cut out by a comprehension and intersected with the set."""
+    found: set[str] = set()
+    last = len(folded) - length + 1
+    for start in range(0, max(last, 0), _CHUNK):
+        found |= runs.intersection([folded[i:i + length] for i in range(start, min(start + _CHUNK, last))])
+        if found and first_only:
+            break
+    return found
+
+
+def _occurrences(folded: str, words: Iterable[str]) -> list[tuple[int, int]]:
+    spans = []
     for word in words:
-        node = root
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
+        at = folded.find(word)
+        while at >= 0:
+            spans.append((at, at + len(word)))
+            at = folded.find(word, at + 1)
+    return spans
 
-    def pattern(node: dict[str, Any]) -> str:
-        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
-        return f"(?:{body})?" if "" in node else body
 
-    return pattern(root)
+def _with_tokens(rotating: Mapping[Hashable, tuple[_Token, ...]], source: Hashable, new: set[str],
+                 expires_at: float) -> dict[Hashable, tuple[_Token, ...]]:
+    """``rotating`` with ``new`` added for ``source``: expired tokens dropped (but each source's last one, which it
+    may still send until it fetches the next), and at most :data:`TOKENS_PER_SOURCE` earlier ones kept for it."""
+    now = time.monotonic()
+    tokens = {key: kept for key, held in rotating.items()
+              if (kept := tuple(t for t in held if t.expires_at > now) or (held[-1:] if key != source else ()))}
+    added = tuple(_Token(_Matcher.of(frozenset([s])), expires_at) for s in sorted(new))
+    tokens[source] = (*tokens.get(source, ())[-TOKENS_PER_SOURCE:], *added)
+    return tokens
+
+
+def _in_any(text: str, forms: list[str]) -> bool:
+    return any(text in form for form in forms)
+
+
+def _written_forms(text: str) -> set[str]:
+    """What ``text`` becomes where it is written, when that differs from ``text``: a JSON string (with and without
+    ``ensure_ascii``, ``DEL`` escaped as :func:`~dsr_framework.text.json_for_people` does) and the text shown to a
+    person (:func:`~dsr_framework.text.for_people`). Empty for most texts, which none of them changes."""
+    if _WRITTEN_AS_IS.fullmatch(text):
+        return set()
+    return {json.dumps(text)[1:-1].replace("\x7f", "\\u007f"), json.dumps(text, ensure_ascii=False)[1:-1],
+            for_people(text)} - {text}
+
+
+_WRITTEN_AS_IS = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')  #: text ``json.dumps`` writes unchanged
 
 
 class Redactor:
     """Finds and hides known secrets by the one rule (see the module docstring); thread-safe.
 
     Secrets can be added while running (:meth:`register`), for values a connector obtains itself, such as
-    OAuth access tokens: those are *rotating*, and only the :data:`ROTATING_KEPT` most recent are kept (a
-    worker running for weeks fetches a token every few hours; an expired one opens nothing, and keeping every
-    one would make each new registration, and each scan, slower without end).
+    OAuth access tokens: those are *rotating*. Each token is kept for as long as it is valid (``expires_at``,
+    on :func:`time.monotonic`'s clock), per token ``source``; the token a source registered last is never
+    dropped, whatever the other sources do, and at most :data:`TOKENS_PER_SOURCE` earlier ones that have not
+    expired are kept with it (a server that hands out a new token on every call cannot make the scan grow
+    without end, and an earlier token is one the source no longer sends).
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
@@ -247,37 +388,41 @@ class Redactor:
         self._compiled = _Compiled()
         self.register(*secrets)
 
-    def register(self, *secrets: str, rotating: bool = False) -> None:
-        """Also hide ``secrets`` from now on (``rotating``: short-lived values such as access tokens)."""
+    def register(self, *secrets: str, rotating: bool = False, source: Hashable = None,
+                 expires_at: float = math.inf) -> None:
+        """Also hide ``secrets`` from now on. ``rotating``: short-lived values such as access tokens, kept per
+        ``source`` until ``expires_at`` (monotonic seconds)."""
         with self._lock:
             compiled = self._compiled
             new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET} - compiled.secrets
             if not new:
                 return
-            if rotating:
-                added = tuple(_Matcher.of(frozenset([s])) for s in sorted(new))
-                self._compiled = _Compiled(compiled.lasting, (*compiled.rotating, *added)[-ROTATING_KEPT:])
-            else:
+            if not rotating:
                 self._compiled = _Compiled(_Matcher.of(compiled.lasting.secrets | new), compiled.rotating)
+            else:
+                self._compiled = _Compiled(compiled.lasting, _with_tokens(compiled.rotating, source, new, expires_at))
 
     # -- the rule ----------------------------------------------------------------------------------------
 
     def leaks(self, text: str) -> bool:
         """True when ``text`` holds a secret by the rule: a whole form, a run of :data:`FRAGMENT_LENGTH`
-        characters of one, or either once escapes are decoded."""
+        characters of one, or either once escapes or hex/base64/base32 runs are decoded."""
         compiled = self._compiled
         return bool(compiled.secrets) and (self._leaks_as_is(compiled, text) or self._decoded_leak(compiled, text))
 
     def scrub(self, text: str) -> str:
         """``text`` with every leak cut out (``***``), or :data:`WITHHELD` when a leak shows only once its
-        escapes are decoded; the text returned never leaks. Emails are left as they are."""
+        escapes are decoded, or once it is written out (:func:`_written_forms`: ``json.dumps`` and
+        :func:`~dsr_framework.text.for_people` turn a TAB into backslash and ``t``, which with seven characters of a
+        secret a server put after it makes a run); the text returned never leaks. Emails are left as they are."""
         compiled = self._compiled
         if not compiled.secrets:
             return text
         cut = self._cut(compiled, text)
         # Text with nothing cut was looked at whole; text with cuts is looked at again, in case joining
         # what was around a cut (or a secret holding the mask's own characters) made a new run.
-        if not self._decoded_leak(compiled, cut) and (cut == text or not self._leaks_as_is(compiled, cut)):
+        if not self._decoded_leak(compiled, cut) and (cut == text or not self._leaks_as_is(compiled, cut)) and \
+                not any(self.leaks(form) for form in _written_forms(cut)):
             return cut
         return WITHHELD if not self._leaks_as_is(compiled, WITHHELD) else MASK
 
@@ -291,27 +436,68 @@ class Redactor:
 
     def finds_secret(self, text: str) -> bool:
         """True when ``text`` holds a whole form of a secret. Not the rule for outgoing text (that is
-        :meth:`leaks`): for judging input, such as a results archive, where a whole credential means the
+        :meth:`leaks`): for judging input, such as personal data, where a whole credential means the
         input is not what it claims to be, while a chance 8-character run in megabytes of data does not."""
-        return any(m.whole is not None and m.whole.search(text) is not None for m in self._compiled.matchers)
+        compiled = self._compiled
+        if not compiled.secrets:
+            return False
+        folded = _fold(text)
+        return any(form in folded for m in compiled.matchers for form in m.whole)
+
+    def holds_part(self, text: str) -> bool:
+        """True when ``text`` holds a whole form, or a run of :data:`INPUT_RUN` (16) characters of one, as it is
+        (not decoded). For large input, such as a results archive handed on as it came: decoding every view of
+        gigabytes would take too long, and in gigabytes of data (push tokens, ids: random-looking text) an
+        8-character run of some form turns up by chance (about once in 100 MB of random base64), while 16 never
+        does. A secret split into pieces is found down to pieces of 16 characters."""
+        compiled = self._compiled
+        if not compiled.secrets:
+            return False
+        folded = _fold(text)
+        forms = [form for m in compiled.matchers for form in m.whole]
+        if any(form in folded for form in forms if len(form) <= INPUT_RUN):
+            return True
+        # The 8-character runs found are rare; each is confirmed by the 16 characters that start with it.
+        windows = {folded[start:start + INPUT_RUN] for start, _ in Redactor._spans(compiled, folded)}
+        return any(_in_any(window, forms) for window in windows if len(window) == INPUT_RUN)
+
+    def written(self, data: bytes, what: str) -> bytes:
+        """``data``, UTF-8 text about to be written to a file, unchanged once the rule has looked at it as it
+        will be read: the check runs on the final bytes, after every encoding (``json.dumps`` turns a TAB into
+        backslash and ``t``, which with seven characters of a secret a server put after it makes a run).
+        :class:`LeakInOutput` if it leaks."""
+        if self.leaks(data.decode("utf-8", "replace")):
+            raise LeakInOutput(f"{what} would hold part of a credential, so it is not written")
+        return data
 
     # -- how ---------------------------------------------------------------------------------------------
 
     @staticmethod
     def _leaks_as_is(compiled: _Compiled, text: str) -> bool:
-        return any(m.short is not None and m.short.search(text) is not None for m in compiled.matchers) or \
-            bool(Redactor._spans(compiled, text, first_only=True))
+        folded = _fold(text)
+        return any(form in folded for form in compiled.short) or bool(Redactor._spans(compiled, folded, True))
 
     @staticmethod
     def _decoded_leak(compiled: _Compiled, text: str) -> bool:
-        """True when a decoding of ``text`` (percent, JSON or HTML escapes; two rounds) leaks."""
+        """True when a decoding of ``text`` leaks: escapes (percent, JSON, HTML; two rounds), and hex, base64 or
+        base32 runs, alone or under or over one layer of escapes (see :data:`_DECODERS`)."""
         if not _may_be_encoded(text):
             return False
-        seen, views = {text}, [text]
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        verdict = compiled.decoded.get(key)
+        if verdict is None:
+            verdict = Redactor._any_view_leaks(compiled, text)
+            if len(compiled.decoded) >= _VERDICTS_KEPT:
+                compiled.decoded.clear()
+            compiled.decoded[key] = verdict
+        return verdict
+
+    @staticmethod
+    def _any_view_leaks(compiled: _Compiled, text: str) -> bool:
+        seen, views = {text}, [(text, True)]
         for _ in range(2):
-            views = [d for view in views for decode in _DECODERS if (d := decode(view)) not in seen]
-            seen.update(views)
-            if any(Redactor._leaks_as_is(compiled, view) for view in views):
+            views = _decoded_views(views, seen)
+            if any(Redactor._leaks_as_is(compiled, view) for view, _ in views):
                 return True
         return False
 
@@ -319,8 +505,8 @@ class Redactor:
     def _cut(compiled: _Compiled, text: str) -> str:
         """``text`` with every span covered by a whole short form or a run of a form replaced by one mask (the
         spans are found on the original text together, so cutting one cannot break another apart)."""
-        spans = sorted(Redactor._spans(compiled, text) + [
-            found.span() for m in compiled.matchers if m.short is not None for found in m.short.finditer(text)])
+        folded = _fold(text)
+        spans = sorted(Redactor._spans(compiled, folded) + _occurrences(folded, compiled.short))
         out: list[str] = []
         last = 0
         for start, end in spans:
@@ -332,19 +518,19 @@ class Redactor:
         return "".join(out) + text[last:] if out else text
 
     @staticmethod
-    def _spans(compiled: _Compiled, text: str, first_only: bool = False) -> list[tuple[int, int]]:
-        """The spans of ``text`` where a run of a form starts and ends."""
-        patterns = [m.runs for m in compiled.matchers if m.runs is not None]
-        if not patterns or len(text) < FRAGMENT_LENGTH:
+    def _spans(compiled: _Compiled, folded: str, first_only: bool = False) -> list[tuple[int, int]]:
+        """The spans of the (folded) text covered by a run of a form, or by 16 digits of a hex form."""
+        if len(folded) < FRAGMENT_LENGTH or not compiled.runs:
             return []
-        folded = _fold(text)
-        spans: list[tuple[int, int]] = []
-        for runs in patterns:
-            for match in runs.finditer(folded):
-                spans.append((match.start(), match.start() + len(match.group(1))))
-                if first_only:
-                    return spans
-        return spans
+        found = _hits(folded, compiled.runs, FRAGMENT_LENGTH, first_only)
+        if found and first_only:
+            return [(0, 0)]
+        if compiled.hex_runs:
+            for digits in _HEX_DIGITS.finditer(folded):
+                found |= _hits(digits.group(), compiled.hex_runs, _HEX_RUN, first_only)
+                if found and first_only:
+                    return [(0, 0)]
+        return _occurrences(folded, found)
 
     def __repr__(self) -> str:
         return f"Redactor(<{len(self._compiled.secrets)} hidden values>)"

@@ -20,6 +20,8 @@ the file.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import lzma
 import zipfile
 import zlib
@@ -158,37 +160,101 @@ def _metadata(name: str) -> bool:
 
 
 def _entries(archive: zipfile.ZipFile, max_uncompressed: int) -> list[zipfile.ZipInfo]:
-    """The entries to read, once their number, declared sizes and compression ratios are acceptable."""
-    infos = [i for i in archive.infolist() if not i.is_dir() and not _metadata(i.filename)]
-    if len(infos) > MAX_ENTRIES:
+    """The entries to read, once the number, declared sizes and compression ratios of all entries (every one is
+    decompressed to be checked for credentials) are acceptable."""
+    every = archive.infolist()
+    if len(every) > MAX_ENTRIES:
         raise ArchiveProblem(f"it has more than {MAX_ENTRIES} entries")
-    if sum(i.file_size for i in infos) > max_uncompressed or any(
-            i.file_size > 1_000_000 and i.file_size > MAX_RATIO * max(1, i.compress_size) for i in infos):
+    if sum(i.file_size for i in every) > max_uncompressed or any(
+            i.file_size > 1_000_000 and i.file_size > MAX_RATIO * max(1, i.compress_size) for i in every):
         raise ArchiveProblem("it would expand too far (a zip bomb?)")
-    return infos
+    return [i for i in every if not i.is_dir() and not _metadata(i.filename)]
 
 
 def summarise(path: Path | IO[bytes], max_uncompressed: int, check: Callable[[], None] = lambda: None,
               holds_secret: Callable[[str], bool] = lambda _: False) -> dict[str, Any]:
     """What a results zip holds: profiles, identities, attributes, consent, event counts and dates.
 
-    ``check`` is called between chunks (the hook call's deadline); ``holds_secret`` is asked about every line
-    (an archive that carries one of the connector's own credentials is not mParticle's data).
+    ``check`` is called between chunks (the hook call's deadline). ``holds_secret`` is asked about everything the
+    archive carries, since the file is handed on as it came: its raw bytes, every member's content (read or not),
+    name, comment and extra field, and the archive's comment. An archive that carries part of one of the
+    connector's own credentials is not mParticle's data.
     """
     try:
         archive = zipfile.ZipFile(path)
     except _READ_ERRORS as exc:
         raise ArchiveProblem(f"it is not a valid zip file ({type(exc).__name__})") from None
     with archive:
+        entries = _entries(archive, max_uncompressed)
+        _carried(archive, path, check, holds_secret)
         summary = Summary()
-        for info in _entries(archive, max_uncompressed):
+        for info in entries:
             summary.add_entry(info.filename)
-            _read_entry(archive, info, summary, check, holds_secret)
+            _read_entry(archive, info, summary, check)
         return summary.to_dict()
 
 
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: Summary, check: Callable[[], None],
-                holds_secret: Callable[[str], bool]) -> None:
+_OVERLAP = 64  #: characters each chunk shares with the next, so that a run across a boundary is seen whole
+
+
+def _chunks(stream: IO[bytes], check: Callable[[], None], encoding: str) -> Iterator[str]:
+    """``stream`` as text, in chunks that overlap by :data:`_OVERLAP` characters."""
+    decoder = codecs.getincrementaldecoder(encoding)("replace")
+    tail = ""
+    while block := stream.read(CHUNK_BYTES):
+        check()
+        text = tail + decoder.decode(block)
+        yield text
+        tail = text[-_OVERLAP:]
+
+
+def _carried(archive: zipfile.ZipFile, path: Path | IO[bytes], check: Callable[[], None],
+             holds_secret: Callable[[str], bool]) -> None:
+    """:class:`ArchiveProblem` when anything in the archive holds part of a credential: the names, comments and
+    extra fields, every byte of the file (stored members, data before, between or after them), and every member's
+    content once decompressed."""
+    meta = [archive.comment, *(f for i in archive.infolist() for f in (i.filename.encode(), i.comment, i.extra))]
+    if any(holds_secret(m.decode("latin-1")) or holds_secret(m.decode("utf-8", "replace")) for m in meta):
+        raise _carries("a name, comment or extra field")
+    with _raw(path) as raw:
+        if any(holds_secret(text) for text in _chunks(raw, check, "latin-1")):
+            raise _carries("the file")
+    for info in archive.infolist():
+        _member_carries(archive, info, check, holds_secret)
+
+
+def _carries(where: str) -> ArchiveProblem:
+    return ArchiveProblem(f"{where} carries part of one of the connector's credentials, which mParticle's data "
+                          "never does")
+
+
+def _member_carries(archive: zipfile.ZipFile, info: zipfile.ZipInfo, check: Callable[[], None],
+                    holds_secret: Callable[[str], bool]) -> None:
+    shown = clip(info.filename, 80)  # a name is the server's text: quoted short
+    try:
+        with archive.open(info) as stream:
+            if any(holds_secret(text) for text in _chunks(stream, check, "utf-8")):
+                raise _carries(f"the member {shown}")
+    except _READ_ERRORS as exc:
+        raise ArchiveProblem(f"{shown} cannot be read ({type(exc).__name__}: {_reason(exc)})") from None
+
+
+@contextlib.contextmanager
+def _raw(path: Path | IO[bytes]) -> Iterator[IO[bytes]]:
+    """The archive's bytes from the start: the file at ``path``, or the stream rewound (and left where it was)."""
+    if isinstance(path, Path):
+        with path.open("rb") as stream:
+            yield stream
+        return
+    at = path.tell()
+    path.seek(0)
+    try:
+        yield path
+    finally:
+        path.seek(at)
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: Summary, check: Callable[[], None]) -> None:
     """Read one entry into ``summary`` by the last part of its name: ``profile.jsonl``, other ``.jsonl``
     files (event batches), ``empty.txt``; anything else is listed but not read."""
     name = info.filename.rsplit("/", 1)[-1]
@@ -203,7 +269,7 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: Summar
         with archive.open(info) as stream:
             for number, line in _lines(stream, shown, check):
                 where = f"line {number} of {shown}"
-                _read_line(read, _json(_text(line, where, holds_secret), where), where)
+                _read_line(read, _json(_text(line, where), where), where)
     except ArchiveProblem:
         raise
     except _READ_ERRORS as exc:
@@ -218,14 +284,11 @@ def _read_line(read: Callable[[Any, str], None], data: Any, where: str) -> None:
         raise ArchiveProblem(f"{where} cannot be read ({exc})") from None
 
 
-def _text(line: bytes, where: str, holds_secret: Callable[[str], bool]) -> str:
+def _text(line: bytes, where: str) -> str:
     try:
-        text = line.decode("utf-8")
+        return line.decode("utf-8")
     except UnicodeDecodeError:
         raise ArchiveProblem(f"{where} is not UTF-8") from None
-    if holds_secret(text):
-        raise ArchiveProblem(f"{where} contains one of the connector's credentials, which mParticle's data never does")
-    return text
 
 
 def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:

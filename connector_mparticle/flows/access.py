@@ -42,7 +42,7 @@ from connector_mparticle.flows.subject import masked_identities
 from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import Download
 from dsr_framework.models import OutputFile, Result, format_time, utcnow
-from dsr_framework.redact import redact_strings
+from dsr_framework.redact import LeakInOutput, redact_strings
 from dsr_framework.text import for_people
 
 __all__ = ["KIND", "finish_access"]
@@ -141,11 +141,12 @@ def _fetch(flow: Flow, part: Part, url: str, into: Staged) -> _Fetched:
     with into.reader() as source:
         results = summarise(source, MAX_EXPANSION * download.size_bytes + 1_000_000,
                             check=deadline.check if deadline else lambda: None,
-                            holds_secret=conn.redactor.finds_secret)
-    # What the summaries quote comes from the server: cut out any fragment of a credential, and make every
-    # string safe to show a person (the summaries are read in terminals and editors).
+                            holds_secret=conn.redactor.holds_part)
+    # What the summaries quote comes from the server: make every string safe to show a person (the summaries are
+    # read in terminals and editors), then cut out any fragment of a credential: in this order, so that the
+    # escapes for_people writes are looked at too (the files written are checked once more, as written).
     return _Fetched(part, into, download,
-                    redact_strings(results, lambda text: for_people(conn.redactor.scrub(text))))
+                    redact_strings(results, lambda text: conn.redactor.scrub(for_people(text))))
 
 
 def _download_and_write(flow: Flow, links: dict[str, str], folder: Folder, file_stem: str, keep: bool) -> Result:
@@ -209,8 +210,13 @@ def _write(flow: Flow, folder: Folder, file_stem: str, summary: dict[str, Any], 
            fetched: list[_Fetched], staged: list[Staged]) -> tuple[OutputFile, ...]:
     """Write both summaries and the receipt under temporary names, rename every file into place, then seal
     the delivery record that vouches for them (until then, nothing in the folder is vouched for)."""
-    texts = {"json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
-             "txt": summary_text(summary).encode(), "receipt": receipt}
+    written = flow.conn.redactor.written
+    try:
+        texts = {"json": written((json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(), "the summary"),
+                 "txt": written(summary_text(summary).encode(), "the readable summary"),
+                 "receipt": written(receipt, "the receipt")}
+    except LeakInOutput as exc:  # what the server sent made it so: not a verdict on the request (see _refused)
+        raise UnsafeResponseError(str(exc), api="dsr") from None
     kinds: list[tuple[Staged, str, str]] = [(f.staged, "application/zip", ARCHIVE_DESCRIPTION)
                                             for f in fetched if f.download is not None]
     for key, (suffix, media_type, description) in WRITTEN.items():

@@ -118,6 +118,11 @@ class TokenSource:
         self._expires_at = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What identifies this source: a token is minted for one client at one endpoint for one audience."""
+        return (self._token_url, self._client_id, self._audience)
+
     def __repr__(self) -> str:
         return f"TokenSource(origin={str(self.origin)!r}, client_id={self._client_id!r})"
 
@@ -139,9 +144,9 @@ class TokenSource:
         access = token.get("access_token")
         if not isinstance(access, str) or not ACCESS_TOKEN.fullmatch(access):
             raise RetryLaterError("the OAuth token endpoint gave an unusable answer (no access token)", api=self.api)
-        self._redactor.register(access, rotating=True)
         self._token = access
         self._expires_at = time.monotonic() + (_lifetime(token.get("expires_in")) or ASSUMED_LIFETIME_SECONDS)
+        self._redactor.register(access, rotating=True, source=self.key, expires_at=self._expires_at)
 
     def _request_token(self) -> dict[str, Any]:
         """The token endpoint's answer to a client-credentials grant; every failure translated."""
@@ -232,9 +237,11 @@ class TokenSource:
         except Malformed as exc:
             raise RetryLaterError(f"the OAuth token endpoint gave an unusable answer ({exc})", api=self.api) from None
         assert access is not None
-        self._redactor.register(access, rotating=True)
-        clean: dict[str, Any] = {"access_token": access, "token_type": kind or "Bearer"}
         lifetime = _lifetime(body.get("expires_in"))
+        # Hidden before anything can log it, for as long as it can be valid.
+        self._redactor.register(access, rotating=True, source=self.key,
+                                expires_at=time.monotonic() + (lifetime or ASSUMED_LIFETIME_SECONDS))
+        clean: dict[str, Any] = {"access_token": access, "token_type": kind or "Bearer"}
         if lifetime is not None:
             clean["expires_in"] = int(lifetime)
         return clean

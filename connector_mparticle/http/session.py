@@ -47,7 +47,22 @@ def _watch(sock: Any) -> None:
         deadline.watch(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Quiet:
+    """``http.client`` prints every request and answer (headers, bodies: credentials and tokens) to stdout when
+    ``HTTPConnection.debuglevel`` is set, as the requests documentation shows how to; that print bypasses logging
+    and its redacting filters. The connector's own connections never print: the class attribute is pinned here,
+    whatever a process sets on ``http.client.HTTPConnection``, and a value set on an instance is ignored."""
+
+    @property
+    def debuglevel(self) -> int:
+        return 0
+
+    @debuglevel.setter
+    def debuglevel(self, value: int) -> None:
+        pass  # set_debuglevel (and any code) may assign it: never anything but 0 here
+
+
+class _WatchedHTTPConnection(_Quiet, HTTPConnection):
     def _new_conn(self) -> Any:
         sock = super()._new_conn()
         _watch(sock)  # before TLS: a handshake that drips is cut off too
@@ -58,7 +73,7 @@ class _WatchedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
+class _WatchedHTTPSConnection(_Quiet, HTTPSConnection):
     def _new_conn(self) -> Any:
         sock = super()._new_conn()
         _watch(sock)

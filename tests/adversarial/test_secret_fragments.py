@@ -156,7 +156,8 @@ def test_a_fragment_in_an_archive_entry_name_and_an_attribute_key_is_cut_from_th
     assert len(final.summary["archive_entries"]) == 2
     assert final.summary["profiles"][0]["user_attributes"]["plan"] == "pro"
     # The export itself is mParticle's archive, kept byte for byte (its digest is the evidence); it is judged by
-    # the whole-credential rule (refused if it holds one), not the fragment rule. Everything else leaves clean.
+    # the rule for large input (refused if it holds 16 characters of a form), not the 8-character rule.
+    # Everything else leaves clean.
     for archive in tmp_path.glob("*.zip"):
         archive.unlink()
     assert_no_trace(everything([json.dumps(final.to_dict())], caplog.records, tmp_path))
