@@ -9,6 +9,7 @@ without an mpid, or a 404 whose body is garbled, is :class:`Malformed` and retri
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,13 +23,21 @@ __all__ = ["IdentityClient", "SearchResult", "read_mpid"]
 
 NOT_FOUND_CODE = "NOT_FOUND_ERROR"
 _INT64 = (-(2**63), 2**63 - 1)
+_MPID_TEXT = re.compile(r"-?[0-9]{1,19}")  #: ASCII only; fullmatch (``$`` would allow a final newline)
 MAX_MATCHED = 64  #: identity types IDSync can match (about 30 exist)
 MAX_IDENTITY_CHARS = 1024
 
 
 def read_mpid(value: Any) -> str:
-    """An mpid as its decimal string; :class:`Malformed` unless it is a non-zero signed 64-bit integer (a JSON
-    number, or its ASCII decimal string, as IDSync writes it)."""
+    """An mpid as its canonical decimal string; :class:`Malformed` unless it is a non-zero signed 64-bit integer:
+    a JSON number, or its decimal text exactly as IDSync writes it (ASCII digits with an optional leading minus,
+    nothing around them).
+
+    The one rule for an mpid wherever one comes from (an answer, or a request's identifiers): Python's ``int()``
+    would also take ``"8_2"``, ``"+82"``, ``" 82"`` or Arabic-Indic digits, and so turn a value nobody wrote as an
+    mpid into somebody's."""
+    if isinstance(value, str) and not _MPID_TEXT.fullmatch(value):
+        raise Malformed("an mpid that is not decimal digits")
     number = field_int(value, "an mpid", *_INT64, text=True)
     if number == 0:
         raise Malformed("an mpid of 0 (mParticle's 'no user')")

@@ -67,10 +67,10 @@ def _upload_consent(conn: MParticleConnector, request: DsrRequest, subject: Subj
     """Send the consent batch for the profile ``found``; its mpid and the batch."""
     mpid = found.mpid or subject.get(MPID)
     assert mpid is not None
-    batch = opt_out_batch(request, conn.settings, mpid)
+    attribute = None
     if found.found is None:  # an mpid the Profile API could not confirm: let mParticle attribute it too
-        batch["user_identities"] = {i.kind.events: i.value for i in subject.identifiers
-                                    if i.kind.events and not i.kind.device}
+        attribute = {i.kind.events: i.value for i in subject.identifiers if i.kind.events and not i.kind.device}
+    batch = opt_out_batch(request, conn.settings, mpid, attribute)
     reply = conn.events.upload(batch, what="record opt-out consent")
     trail.append(AuditEvent("upload consent batch", f"HTTP {reply.status}",
                             {"mpid": mpid, "source_request_id": batch["source_request_id"],

@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connector_mparticle.api.identity import read_mpid
 from connector_mparticle.errors import ConfigurationError
+from connector_mparticle.http.answers import Malformed
 from connector_mparticle.identities import MPID, IdentityType, identity_type
 from connector_mparticle.settings import Settings
 from dsr_framework.models import DsrRequest, format_time
@@ -43,6 +45,25 @@ def derived_uuid(host_request_id: str, purpose: str) -> str:
     """A UUID derived from the host request id (UUID v5-style hashing), formatted as the v4 mParticle requires."""
     digest = uuid.uuid5(NAMESPACE, f"{purpose}:{host_request_id}")
     return str(uuid.UUID(bytes=digest.bytes, version=4))
+
+
+def _kind(category: str, settings: Settings) -> IdentityType | None:
+    """The mParticle identity type a request category is (through the configuration's mapping), or None."""
+    name = settings.identity_mapping.get(category, category)
+    try:
+        return identity_type(name) if name is not None else None
+    except KeyError:
+        return None
+
+
+def _mpid(category: str, value: str) -> str:
+    """The request's mpid in canonical form, read by the one rule (:func:`~connector_mparticle.api.identity.read_mpid`);
+    :class:`ConfigurationError` (naming the category, never the value) for anything else."""
+    try:
+        return read_mpid(value)
+    except Malformed:
+        raise ConfigurationError(f"the request's {category} is an mParticle ID (mpid), which must be a non-zero "
+                                 "64-bit integer written in ASCII digits (with an optional leading minus)") from None
 
 
 def regulation(request: DsrRequest, settings: Settings) -> str:
@@ -82,16 +103,14 @@ class Subject:
         chosen: dict[str, Identifier] = {}
         unused: list[tuple[str, str]] = []
         for category, value in sorted(request.identities.items()):
-            name = settings.identity_mapping.get(category, category)
-            try:
-                kind = identity_type(name) if name is not None else None
-            except KeyError:
-                kind = None
+            kind = _kind(category, settings)
             if kind is None:
                 why = "configured never to be sent" if category in settings.identity_mapping else (
                     "not an mParticle identity type; map it in the configuration's 'identities'")
                 unused.append((category, why))
                 continue
+            if kind.name == MPID:
+                value = _mpid(category, value)
             earlier = chosen.get(kind.name)
             if earlier is not None and earlier.value != value:
                 raise ConfigurationError(f"the request's {earlier.category} and {category} are both mParticle "
@@ -157,11 +176,18 @@ def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: 
     return body
 
 
-def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str) -> dict[str, Any]:
-    """An Events API batch for ``mpid`` that records the opt-out as consent state.
+def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str,
+                  user_identities: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An Events API batch for ``mpid`` that records the opt-out as consent state (with ``user_identities``, the
+    Events API names of identities that let mParticle attribute it too).
 
     CCPA ``data_sale_opt_out`` consented=true means the user has opted out of sale; each configured GDPR
     purpose consented=false means the user refused it. The timestamp is when the subject asked.
+
+    ``source_request_id`` is mParticle's de-duplication key (kept 30-60 days per API key). It is derived from the
+    host request id *and the whole batch*: the same call repeated records once, while a request id reused for
+    another person, another profile or a changed configuration (another purpose) is a new batch that mParticle
+    records, never one it silently drops as a duplicate.
     """
     stamp = int(request.submitted_at.timestamp() * 1000)
 
@@ -177,13 +203,12 @@ def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str) -> dict[st
     if not consent:
         raise ConfigurationError("opt-out records nothing: enable opt_out.ccpa_data_sale_opt_out or list "
                                  "opt_out.gdpr_purposes")
-    return {
-        "environment": settings.environment,
-        "mpid": int(mpid),
-        "source_request_id": derived_uuid(request.request_id, "opt_out"),
-        "consent_state": consent,
-        "events": [],
-    }
+    batch: dict[str, Any] = {"environment": settings.environment, "mpid": int(read_mpid(mpid)),
+                             "consent_state": consent, "events": []}
+    if user_identities:
+        batch["user_identities"] = dict(user_identities)
+    content = hashlib.sha256(json.dumps(batch, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return {**batch, "source_request_id": derived_uuid(request.request_id, f"opt_out:{content}")}
 
 
 def masked_identities(identities: Mapping[str, str]) -> dict[str, str]:

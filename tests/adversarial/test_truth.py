@@ -1,0 +1,76 @@
+"""The truth attack, class by class: "completed" means done, for the right person, and says no more than was
+verified. Each case reproduces one class the attack broke, end to end through the sandbox (and the hostile proxy
+where the attack needed one); ``tests/test_truth_properties.py`` states each guarantee over generated input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector_mparticle.sandbox import Sandbox
+from dsr_framework.host import ConnectorHandle
+from tests.adversarial.conftest import config_for, handle_for
+from tests.adversarial.hostile import HostileServer
+from tests.support.hosting import request
+
+
+def connector(sandbox: Sandbox, hostile: HostileServer, **settings: Any) -> ConnectorHandle:
+    return handle_for(config_for(hostile, sandbox, **settings))
+
+
+def consent(sandbox: Sandbox, mpid: str) -> dict[str, Any]:
+    profile = sandbox.profile(mpid)
+    assert profile is not None
+    found: dict[str, Any] = profile["consent_state"]
+    return found
+
+
+def events_sent(hostile: HostileServer) -> list[Any]:
+    return [seen.json() for seen in hostile.requests(r"^/v2/events")]
+
+
+# -- A1: a reused request id or a changed configuration is a new consent batch -----------------------------------
+
+
+def test_an_opt_out_reusing_another_subjects_request_id_is_recorded_for_that_subject(
+        sandbox: Sandbox, hostile: HostileServer) -> None:
+    sandbox.set_workspace(gdpr_purposes=["marketing"])
+    jane = sandbox.seed_profile({"email": "jane@example.com"})
+    omar = sandbox.seed_profile({"email": "omar@example.com"})
+    handle = connector(sandbox, hostile)
+    assert handle.handle(request("opt_out", "T-1", regulation="ccpa")).status == "completed"
+    omar_result = handle.handle(request("opt_out", "T-1", "omar@example.com", regulation="ccpa"))
+    assert omar_result.status == "completed", omar_result.message
+    assert consent(sandbox, omar["mpid"])["ccpa"]["data_sale_opt_out"]["consented"] is True
+    assert sandbox.stats()["duplicate_batches_ignored"] == 0
+    # The same subject again with a purpose added to the configuration: that purpose is recorded too.
+    again = connector(sandbox, hostile, opt_out={"ccpa_data_sale_opt_out": True, "gdpr_purposes": ["marketing"]})
+    assert again.handle(request("opt_out", "T-1", regulation="ccpa")).status == "completed"
+    assert consent(sandbox, jane["mpid"])["gdpr"]["marketing"]["consented"] is False
+
+
+def test_an_opt_out_repeated_as_it_was_is_still_recorded_once(sandbox: Sandbox, hostile: HostileServer) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"})
+    handle = connector(sandbox, hostile)
+    for _ in range(2):
+        assert handle.handle(request("opt_out", "T-1", regulation="ccpa")).status == "completed"
+    assert sandbox.stats()["duplicate_batches_ignored"] == 1
+
+
+# -- F1: an mpid is read by one strict rule, so a near-mpid never names somebody else ---------------------------
+
+
+def test_an_mpid_pythons_int_would_forgive_is_refused_before_anything_is_sent(
+        sandbox: Sandbox, hostile: HostileServer) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"})
+    omar = sandbox.seed_profile({"email": "omar@example.com"})
+    handle = handle_for({k: v for k, v in config_for(hostile, sandbox).items() if k != "profile"})
+    near = [omar["mpid"][:-1] + "_" + omar["mpid"][-1], "+" + omar["mpid"],
+            "".join(chr(0x0660 + int(d)) for d in omar["mpid"])]
+    for i, value in enumerate(near):
+        for kind in ("opt_out", "deletion"):
+            result = handle.handle(request(kind, f"M-{i}", email=None, vendor_id=value))
+            assert result.status == "failed" and result.error is not None, result.message
+            assert result.error.error_class == "configuration" and value not in result.message
+    assert events_sent(hostile) == [] and hostile.requests(r"^/v3/requests") == []
+    assert consent(sandbox, omar["mpid"]) == {"gdpr": {}, "ccpa": {}}
