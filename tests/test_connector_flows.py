@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from connector_mparticle.files import stem
 from connector_mparticle.sandbox import Sandbox
 from dsr_framework.validation import framework_validator
-from tests.support.hosting import drive, mparticle, request
+from tests.support.hosting import drive, file_stem, mparticle, request
 from tests.support.mp import batch
 
 SEEDED_EVENTS = [batch(), batch()]
@@ -97,7 +96,7 @@ def test_access_for_an_unknown_subject_completes_with_no_data(sandbox: Sandbox, 
     assert result.status == "completed"
     assert result.summary["data_found"] is False and "holds no data" in result.message
     # A summary still records what was asked and what mParticle answered; there is no archive to keep.
-    name = stem("mparticle-access", "host-req-1")
+    name = file_stem("mparticle-access", request("access", email="nobody@example.com"))
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
         Path(f.path).name for f in result.files) == [f"{name}-receipt.json", f"{name}-summary.json",
                                                      f"{name}-summary.txt"]
@@ -217,7 +216,7 @@ def test_results_written_only_inside_the_output_directory(sandbox: Sandbox, tmp_
     result, _ = drive(mparticle(sandbox), request("access", request_id="tenant:42@eu", output_dir=str(out)))
     assert result.status == "completed"
     assert all(Path(f.path).resolve().parent == out.resolve() for f in result.files)
-    name = stem("mparticle-access", "tenant:42@eu")
+    name = file_stem("mparticle-access", request("access", request_id="tenant:42@eu"))
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
         [*(Path(f.path).name for f in result.files), f".{name}.delivered"])
     assert Path(result.files[0].path).name == f"{name}.zip" and name.startswith("mparticle-access-tenant_42_eu-")

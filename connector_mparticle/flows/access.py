@@ -1,8 +1,8 @@
 """Access: once mParticle completes every OpenDSR request, download the results and write them with a summary.
 
 Every file goes through :mod:`connector_mparticle.files`: the output folder must be the user's alone, files are
-0600 and named from the whole request id (``mparticle-access-READABLE-DIGEST…``), no link is followed. Each
-download streams into a new private file; both summaries and the receipt (``…-receipt.json``: mParticle's
+0600 and named from the whole request id and the subject (``mparticle-access-READABLE-DIGEST…``), no link is
+followed. Each download streams into a new private file; both summaries and the receipt (``…-receipt.json``: mParticle's
 signed acknowledgements, :mod:`connector_mparticle.api.receipts`) are written under hidden temporary names;
 then every file is renamed into place and, last, the request's signed state listing them (``delivered``: name,
 size, SHA-256) is written beside them as ``.STEM.delivered`` (:mod:`connector_mparticle.flows.delivery`). A lock
@@ -82,7 +82,7 @@ def finish_access(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
             why = "mParticle reports the access request completed but has given no results link yet"
             return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
         links[part.subject_request_id] = status.results_url
-    file_stem = stem(KIND, flow.request.request_id)
+    file_stem = stem(KIND, flow.request.request_id, flow.who)
     if not flow.request.output_dir:
         with Folder.temporary(f"{KIND}-") as scratch:
             return _download_and_write(flow, links, scratch, file_stem, keep=False)

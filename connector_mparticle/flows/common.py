@@ -31,7 +31,7 @@ from connector_mparticle.files import Folder, NoSpaceError
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.signed import NotYetVerified, SignedAnswers
 from connector_mparticle.flows.state import Part, RequestState, state_key
-from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regulation
+from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regulation, subject_digest
 from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import encode_json
 from dsr_framework.models import AuditEvent, DsrRequest, FailureInfo, OutputFile, Result, Status, format_time, utcnow
@@ -52,6 +52,7 @@ class Flow:
         self.regulation = regulation(request, conn.settings)
         self.subject = Subject.of(request, conn.settings)
         self.groups = self.subject.groups(request, conn.settings, request_type)
+        self.who = subject_digest(request)  #: binds the output files to the subject (``files.stem``)
         self._key = state_key(conn.settings.dsr_auth.secrets())
         self.state = RequestState.from_dict(state, [g.subject_request_id for g in self.groups], self._key)
         self.trail = self.state.audit_events() if self.state else []

@@ -78,15 +78,15 @@ def _verify(flow: Flow) -> list[Check]:
 
 def _receipt_file(flow: Flow) -> tuple[OutputFile, ...]:
     """With an output directory, the receipts also go to ``mparticle-erasure-…-receipt.json`` (through
-    :mod:`connector_mparticle.files`: 0600, named from the whole request id, written under a hidden temporary
-    name and renamed, under this request's lock). The erasure is done either way: a file that cannot be
+    :mod:`connector_mparticle.files`: 0600, named from the whole request id and the subject, written under a
+    hidden temporary name and renamed, under this request's lock). The erasure is done either way: a file that cannot be
     written is noted, and the receipts stay in the summary."""
     assert flow.state is not None
     if not flow.request.output_dir:
         return ()
     data = document(flow.request.request_id, flow.request_type, flow.regulation,
                     [p.receipt for p in flow.state.parts if p.receipt])
-    file_stem = stem(KIND, flow.request.request_id)
+    file_stem = stem(KIND, flow.request.request_id, flow.who)
     name = f"{file_stem}-receipt.json"
     try:
         with Folder.open(flow.request.output_dir) as folder, folder.lock(file_stem) as lock:

@@ -10,11 +10,13 @@ profiles the mpid does not) and one with the mpid alone (exactly that profile). 
 no name for (social and push ids) are not sent to it; they still serve identity searches.
 
 Exactly-once rests on one rule: every id sent to mParticle is derived, never random: from the host's request
-id, the kind of request, the group, the regulation and the identifiers sent. Resubmitting after a crash, a
-timeout or a lost response reuses the same ``subject_request_id``, so mParticle answers "already exists";
-a host request id reused for another subject (or another regulation) is a different mParticle request, never
-a resumption of someone else's. An opt-out resent with the same ``source_request_id`` is de-duplicated by the
-Events API.
+id, the kind of request, the group, the request's own regulation and the request's own identifiers
+(:func:`subject_digest`). Resubmitting after a crash, a timeout or a lost response reuses the same
+``subject_request_id``, so mParticle answers "already exists"; a host request id reused for another subject (or
+another regulation) is a different mParticle request, never a resumption of someone else's. Nothing of the
+configuration enters the id: an operator who edits the identities mapping or the configured regulation while a
+request is pending resumes that request, never submits a second one. An opt-out resent with the same
+``source_request_id`` (derived from the request id, the subject and the batch) is de-duplicated by the Events API.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from connector_mparticle.settings import Settings
 from dsr_framework.models import DsrRequest, format_time
 from dsr_framework.redact import mask_email
 
-__all__ = ["DsrGroup", "Identifier", "Subject", "derived_uuid", "masked_identities", "opt_out_batch", "regulation"]
+__all__ = ["DsrGroup", "Identifier", "Subject", "derived_uuid", "masked_identities", "opt_out_batch", "regulation",
+           "subject_digest"]
 
 #: Namespace for ids this connector derives (fixed forever: changing it would break idempotency).
 NAMESPACE = uuid.UUID("5b0f6f52-4c1e-4f2a-9d0e-6d7a1c3e8b21")
@@ -45,6 +48,14 @@ def derived_uuid(host_request_id: str, purpose: str) -> str:
     """A UUID derived from the host request id (UUID v5-style hashing), formatted as the v4 mParticle requires."""
     digest = uuid.uuid5(NAMESPACE, f"{purpose}:{host_request_id}")
     return str(uuid.UUID(bytes=digest.bytes, version=4))
+
+
+def subject_digest(request: DsrRequest) -> str:
+    """Who the request is about, as 128 bits of SHA-256 over the request's own identifiers (category and value,
+    in a canonical order): the same for every call of one request whatever the configuration, different for a
+    request id reused for another subject. It binds the derived ids and the output files to the subject."""
+    canonical = json.dumps(sorted(request.identities.items()), ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
 
 
 def _kind(category: str, settings: Settings) -> IdentityType | None:
@@ -135,15 +146,10 @@ class Subject:
         sendable = [i for i in self.identifiers if i.kind.dsr is not None]
         parts = [("identities", [i for i in sendable if i.kind.name != MPID]),
                  ("mpid", [i for i in sendable if i.kind.name == MPID])]
-        law = regulation(request, settings)
-        groups = []
-        for label, identifiers in parts:
-            if identifiers:
-                fingerprint = hashlib.sha256(json.dumps(
-                    [law, sorted((i.kind.name, i.value) for i in identifiers)]).encode()).hexdigest()[:32]
-                groups.append(DsrGroup(label, tuple(identifiers),
-                                       derived_uuid(request.request_id, f"{request_type}:{label}:{fingerprint}")))
-        return groups
+        # the request's own regulation and identifiers, never the configured ones (see the module docstring)
+        purpose = f"{request_type}:{{}}:{request.regulation}:{subject_digest(request)}"
+        return [DsrGroup(label, tuple(identifiers), derived_uuid(request.request_id, purpose.format(label)))
+                for label, identifiers in parts if identifiers]
 
 
 def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: DsrGroup) -> dict[str, Any]:
@@ -185,9 +191,9 @@ def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str,
     purpose consented=false means the user refused it. The timestamp is when the subject asked.
 
     ``source_request_id`` is mParticle's de-duplication key (kept 30-60 days per API key). It is derived from the
-    host request id *and the whole batch*: the same call repeated records once, while a request id reused for
-    another person, another profile or a changed configuration (another purpose) is a new batch that mParticle
-    records, never one it silently drops as a duplicate.
+    host request id, the subject (:func:`subject_digest`) *and the whole batch*: the same call repeated records
+    once, while a request id reused for another person, another profile or a changed configuration (another
+    purpose) is a new batch that mParticle records, never one it silently drops as a duplicate.
     """
     stamp = int(request.submitted_at.timestamp() * 1000)
 
@@ -208,7 +214,8 @@ def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str,
     if user_identities:
         batch["user_identities"] = dict(user_identities)
     content = hashlib.sha256(json.dumps(batch, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    return {**batch, "source_request_id": derived_uuid(request.request_id, f"opt_out:{content}")}
+    return {**batch, "source_request_id": derived_uuid(request.request_id,
+                                                       f"opt_out:{subject_digest(request)}:{content}")}
 
 
 def masked_identities(identities: Mapping[str, str]) -> dict[str, str]:

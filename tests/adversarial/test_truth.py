@@ -5,13 +5,15 @@ where the attack needed one); ``tests/test_truth_properties.py`` states each gua
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from connector_mparticle.sandbox import Sandbox
 from dsr_framework.host import ConnectorHandle
 from tests.adversarial.conftest import config_for, handle_for
 from tests.adversarial.hostile import HostileServer
-from tests.support.hosting import request
+from tests.support.hosting import drive, request
 
 
 def connector(sandbox: Sandbox, hostile: HostileServer, **settings: Any) -> ConnectorHandle:
@@ -74,3 +76,40 @@ def test_an_mpid_pythons_int_would_forgive_is_refused_before_anything_is_sent(
             assert result.error.error_class == "configuration" and value not in result.message
     assert events_sent(hostile) == [] and hostile.requests(r"^/v3/requests") == []
     assert consent(sandbox, omar["mpid"]) == {"gdpr": {}, "ccpa": {}}
+
+
+# -- C1: a configuration edited while a request is pending resumes it, never submits it again -------------------
+
+
+def test_an_erasure_resumed_after_the_configuration_changed_is_not_submitted_twice(
+        sandbox: Sandbox, hostile: HostileServer) -> None:
+    sandbox.set_durations(erasure=(30, 60))
+    sandbox.seed_profile({"email": "jane@example.com", "customer_id": "C-1"})
+    req = request("deletion", "TICKET-9", customer_id="C-1", app_user_id="U-77")
+    first = connector(sandbox, hostile).handle(req)
+    assert first.status == "pending", first.message
+    edited = connector(sandbox, hostile, identities={"app_user_id": "other3"})  # the operator maps a category
+    second = edited.handle(req, first.state)
+    assert second.status == "pending", second.message
+    relabelled = connector(sandbox, hostile, identities={"app_user_id": "other3"}, regulation="ccpa")
+    third = relabelled.handle(req, second.state)
+    assert third.status == "pending", third.message
+    assert len(sandbox.dsrs()) == 1, "a second erasure was submitted for one host request"
+    assert not any("not written by this connector" in e.outcome for e in (*second.audit, *third.audit))
+
+
+# -- C3: a request id reused for another subject gets files of its own ------------------------------------------
+
+
+def test_a_request_id_reused_for_another_subject_never_overwrites_the_first_subjects_files(
+        sandbox: Sandbox, hostile: HostileServer, tmp_path: Path) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"}, attributes={"name": "Jane Doe"})
+    sandbox.seed_profile({"email": "omar@example.com"}, attributes={"name": "Omar Said"})
+    handle = connector(sandbox, hostile)
+    for kind in ("access", "deletion"):
+        jane, _ = drive(handle, request(kind, "T-1", output_dir=str(tmp_path)))
+        omar, _ = drive(handle, request(kind, "T-1", "omar@example.com", output_dir=str(tmp_path)))
+        assert jane.status == omar.status == "completed", (jane.message, omar.message)
+        assert jane.files and not {f.path for f in jane.files} & {f.path for f in omar.files}
+        for file in jane.files:  # every file Jane's result lists still holds what it held
+            assert hashlib.sha256(Path(file.path).read_bytes()).hexdigest() == file.sha256, file.path
