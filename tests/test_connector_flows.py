@@ -114,14 +114,18 @@ def test_deletion_erases_the_profile_and_verifies_it_is_gone(sandbox: Sandbox) -
     assert dsr["subject_request_type"] == "erasure" and dsr["group_id"] == "host-req-1"
     assert dsr["identities"] == {"email": "jane@example.com", "customer_id": "c-42"}
     actions = [event.action for event in result.audit]
-    assert actions[0] == "submit erasure request"
+    assert actions[:2] == ["search before the erasure", "submit erasure request"]  # what the erasure can reach
+    assert result.audit[0].outcome == "found a profile"
     assert "verify erasure: email by identity search" in actions
     assert "verify erasure: customer_id by identity search" in actions
 
 
-def test_deletion_of_someone_mparticle_never_had_is_a_success(sandbox: Sandbox) -> None:
+def test_deletion_of_someone_mparticle_never_had_completes_and_says_what_it_cannot_rule_out(sandbox: Sandbox) -> None:
+    """Nothing holds the request's customer_id: the erasure completes, but finding nothing afterwards cannot tell
+    "never had" from "had under another customer_id" (a known profile only its own login id reaches)."""
     result, _ = drive(mparticle(sandbox), request("deletion", email="ghost@example.com", customer_id="c-0"))
-    assert result.status == "completed" and result.summary["verified"] is True
+    assert result.status == "completed" and result.summary["verified"] is False
+    assert "no profile matched the request's customer_id before the erasure" in result.summary["not_verifiable"][0]
 
 
 def test_a_deletion_without_a_login_id_says_known_profiles_could_not_be_reached(sandbox: Sandbox) -> None:

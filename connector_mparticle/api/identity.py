@@ -77,7 +77,8 @@ def read_search(reply: Reply) -> SearchResult:
 
 
 def _matched(value: Any) -> dict[str, str]:
-    """``matched_identities``, as far as it is a small object of strings (it is informative only)."""
+    """``matched_identities``, as far as it is a small object of strings (:meth:`IdentityClient.search` checks it
+    against what was asked)."""
     if not isinstance(value, dict) or len(value) > MAX_MATCHED:
         return {}
     return {k: v for k, v in value.items() if isinstance(v, str) and len(k) + len(v) <= MAX_IDENTITY_CHARS}
@@ -96,6 +97,18 @@ class IdentityClient:
             if key is None:
                 raise ValueError(f"mParticle's Identity API cannot search by {name}")
             known[key] = value
-        return self.http.request("POST", "/v1/search", read_search,
-                                 body={"environment": self.environment, "known_identities": known},
-                                 accept=(200, 404), what="search identity")
+        result: SearchResult = self.http.request("POST", "/v1/search", read_search,
+                                                 body={"environment": self.environment, "known_identities": known},
+                                                 accept=(200, 404), what="search identity")
+        if result.found and not _answers(known, result.matched):
+            raise RejectedError("the Identity API returned a profile whose matched identities are not the ones "
+                                "searched for, so it is not this subject's (a faulty or hostile identity service)",
+                                api="identity", status=200)
+        return result
+
+
+def _answers(asked: Mapping[str, str], matched: Mapping[str, str]) -> bool:
+    """Whether a found profile's ``matched_identities`` is part of what was asked: IDSync returns "only identifiers
+    which were matched from your request" (mParticle's IDSync HTTP API reference), so an identity not asked, or
+    another value, means the answer is about someone else; and a profile found matches at least one identity."""
+    return bool(matched) and all(asked.get(key) == value for key, value in matched.items())

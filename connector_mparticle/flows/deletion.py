@@ -19,7 +19,7 @@ from connector_mparticle.api.receipts import document
 from connector_mparticle.errors import MParticleError, VerificationError
 from connector_mparticle.files import Folder, stem
 from connector_mparticle.flows.common import Flow
-from connector_mparticle.flows.lookup import Check, blind_spot, check
+from connector_mparticle.flows.lookup import Check, blind_spots, check
 from dsr_framework.models import OutputFile, Result
 
 __all__ = ["KIND", "finish_deletion"]
@@ -48,10 +48,9 @@ def finish_deletion(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
 
 def _unverifiable(flow: Flow, checks: list[Check]) -> list[str]:
     """What could not be checked: identifiers no API answers for, and known profiles out of reach."""
+    assert flow.state is not None
     unverifiable = [f"{c.identifier.kind.name} ({c.why})" for c in checks if c.found is None]
-    if (limit := blind_spot(flow.conn, flow.subject)) is not None:
-        unverifiable.append(limit)
-    return unverifiable
+    return unverifiable + blind_spots(flow.conn, flow.subject, flow.state.found_before)
 
 
 def _verified_message(verified: list[str], unverifiable: list[str]) -> str:

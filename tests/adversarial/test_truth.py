@@ -12,7 +12,7 @@ from typing import Any
 from connector_mparticle.sandbox import Sandbox
 from dsr_framework.host import ConnectorHandle
 from tests.adversarial.conftest import config_for, handle_for
-from tests.adversarial.hostile import HostileServer
+from tests.adversarial.hostile import Answer, HostileServer
 from tests.support.hosting import drive, request
 
 
@@ -113,3 +113,87 @@ def test_a_request_id_reused_for_another_subject_never_overwrites_the_first_subj
         assert jane.files and not {f.path for f in jane.files} & {f.path for f in omar.files}
         for file in jane.files:  # every file Jane's result lists still holds what it held
             assert hashlib.sha256(Path(file.path).read_bytes()).hexdigest() == file.sha256, file.path
+
+
+# -- B1-B3: "verified" only where mParticle's searches could have seen the profile ------------------------------
+
+
+def erase(sandbox: Sandbox, hostile: HostileServer, request_id: str, **identities: str) -> Any:
+    result, _ = drive(connector(sandbox, hostile), request("deletion", request_id, **identities))
+    assert result.status == "completed", result.message
+    return result
+
+
+def test_an_erasure_under_an_immutable_id_strategy_without_that_id_is_not_verified(
+        sandbox: Sandbox, hostile: HostileServer) -> None:
+    sandbox.set_workspace(identity={"login_ids": ["customer_id", "email"], "unique_ids": ["customer_id"],
+                                    "immutable_ids": ["customer_id"]})
+    jane = sandbox.seed_profile({"email": "jane@example.com", "customer_id": "C-1042"})
+    result = erase(sandbox, hostile, "IM-1")
+    assert sandbox.profile(jane["mpid"]) is not None  # mParticle's look-up matched nothing
+    assert result.summary["verified"] is False and "immutable" in " ".join(result.summary["not_verifiable"])
+    failing = connector(sandbox, hostile, verification={"unverifiable": "fail"})
+    refused, _ = drive(failing, request("deletion", "IM-2"))
+    assert refused.status == "failed" and refused.error is not None
+    assert refused.error.error_class == "verification"
+
+
+def test_an_mpid_does_not_hide_the_login_id_blind_spot(sandbox: Sandbox, hostile: HostileServer) -> None:
+    known = sandbox.seed_profile({"email": "jane@example.com", "customer_id": "C-1042"})
+    anonymous = sandbox.seed_profile({"ios_idfv": "8B3C2A1D-0000-4000-8000-000000000001"})
+    result = erase(sandbox, hostile, "MP-1", vendor_id=anonymous["mpid"])
+    assert sandbox.profile(known["mpid"]) is not None
+    assert result.summary["verified"] is False
+    assert "customer_id" in " ".join(result.summary["not_verifiable"])
+
+
+def test_a_login_id_that_matched_no_profile_before_the_erasure_verifies_nothing(
+        sandbox: Sandbox, hostile: HostileServer) -> None:
+    jane = sandbox.seed_profile({"email": "jane@example.com", "customer_id": "C-42"})
+    result = erase(sandbox, hostile, "WL-1", customer_id="c-42")
+    assert sandbox.profile(jane["mpid"]) is not None  # another case is another login id: nothing was erased
+    assert result.summary["verified"] is False
+    assert "before the erasure" in " ".join(result.summary["not_verifiable"])
+    # The right login id reaches the profile: erased, and verified.
+    right = erase(sandbox, hostile, "WL-2", customer_id="C-42")
+    assert sandbox.profile(jane["mpid"]) is None
+    assert right.summary["verified"] is True, right.summary["not_verifiable"]
+
+
+# -- A3/A4: the opt-out asks every kind of identifier, and believes only answers about what it asked ----------------
+
+
+def test_an_opt_out_with_a_stale_mpid_still_finds_the_subject_by_email(sandbox: Sandbox,
+                                                                      hostile: HostileServer) -> None:
+    jane = sandbox.seed_profile({"email": "jane@example.com"})
+    result = connector(sandbox, hostile).handle(request("opt_out", "OO-1", regulation="ccpa", vendor_id="4242424242"))
+    assert result.status == "completed", result.message
+    assert consent(sandbox, jane["mpid"])["ccpa"]["data_sale_opt_out"]["consented"] is True
+
+
+def test_an_opt_out_whose_identifiers_name_two_profiles_records_nothing(sandbox: Sandbox,
+                                                                       hostile: HostileServer) -> None:
+    jane = sandbox.seed_profile({"email": "jane@example.com"})
+    other = sandbox.seed_profile({"email": "jane.old@example.com"})
+    result = connector(sandbox, hostile).handle(request("opt_out", "OO-2", regulation="ccpa", vendor_id=other["mpid"]))
+    assert result.status == "failed" and result.error is not None, result.message
+    assert result.error.error_class == "configuration" and "different mParticle profiles" in result.message
+    assert events_sent(hostile) == []
+    assert consent(sandbox, jane["mpid"]) == consent(sandbox, other["mpid"]) == {"gdpr": {}, "ccpa": {}}
+
+
+def test_a_search_answer_about_someone_else_is_not_taken_for_the_subject(sandbox: Sandbox,
+                                                                        hostile: HostileServer) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"})
+    omar = sandbox.seed_profile({"email": "omar@example.com"})
+    handle = connector(sandbox, hostile)
+    for matched in ({}, {"email": "omar@example.com"}, {"email": "jane@example.com", "customerid": "C-9"}):
+        hostile.clear()
+        hostile.on("POST", r"^/v1/search", lambda seen, forward, m=matched: Answer.of_json(  # type: ignore[misc]
+            200, {"mpid": omar["mpid"], "matched_identities": m, "context": None, "is_ephemeral": False}))
+        result = handle.handle(request("opt_out", "W-1", regulation="ccpa"))
+        assert result.status == "failed", result.message
+    assert events_sent(hostile) == []
+    assert consent(sandbox, omar["mpid"]) == {"gdpr": {}, "ccpa": {}}
+
+
