@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from connector_mparticle.api.opendsr import DsrStatus
+from connector_mparticle.api.opendsr import DsrStatus, links_to
 from connector_mparticle.api.receipts import document
 from connector_mparticle.api.results import NO_DATA, merge, summarise, summary_text
 from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError, UnsafeResponseError
@@ -74,14 +74,9 @@ class _Fetched:
 def finish_access(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
     """Download, check and summarise the results of a completed access request."""
     assert flow.state is not None
-    links = {}
-    for part in flow.state.parts:
-        status = statuses.get(part.subject_request_id) or flow.check(part)
-        if not status.results_url:
-            # mParticle sets results_url when a request completes; completed without one is not a verdict yet.
-            why = "mParticle reports the access request completed but has given no results link yet"
-            return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
-        links[part.subject_request_id] = status.results_url
+    links = _links(flow, statuses)
+    if isinstance(links, Result):
+        return links
     file_stem = stem(KIND, flow.request.request_id, flow.who)
     if not flow.request.output_dir:
         with Folder.temporary(f"{KIND}-") as scratch:
@@ -96,6 +91,25 @@ def finish_access(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
         folder.sweep([*(_archive_name(file_stem, p) for p in flow.state.parts),
                       *(file_stem + suffix for suffix, _, _ in WRITTEN.values()), record_name(file_stem)])
         return _download_and_write(flow, links, folder, file_stem, keep=True)
+
+
+def _links(flow: Flow, statuses: dict[str, DsrStatus]) -> dict[str, str] | Result:
+    """Each part's results link, or the pending result when one is missing or names another request (a link
+    from a faulty or hostile status would hand over another person's archive: :func:`links_to`)."""
+    assert flow.state is not None
+    links = {}
+    for part in flow.state.parts:
+        status = statuses.get(part.subject_request_id) or flow.check(part)
+        if not status.results_url:
+            # mParticle sets results_url when a request completes; completed without one is not a verdict yet.
+            why = "mParticle reports the access request completed but has given no results link yet"
+            return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
+        if not links_to(status.results_url, part.subject_request_id):
+            why = ("mParticle reports the access request completed, but its results link names another request, "
+                   "so the archive behind it is not this request's and is not taken")
+            return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
+        links[part.subject_request_id] = status.results_url
+    return links
 
 
 def _delivered(flow: Flow, folder: Folder, file_stem: str) -> Result | None:

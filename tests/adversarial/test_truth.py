@@ -6,6 +6,7 @@ where the attack needed one); ``tests/test_truth_properties.py`` states each gua
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -196,4 +197,106 @@ def test_a_search_answer_about_someone_else_is_not_taken_for_the_subject(sandbox
     assert events_sent(hostile) == []
     assert consent(sandbox, omar["mpid"]) == {"gdpr": {}, "ccpa": {}}
 
+
+# -- D2: "no profile" is the Profile API's documented answer, not any error that mentions a profile -----------------
+
+
+NOT_A_VERDICT = [
+    (404, {"message": "no Route matched with those values: /userprofile/v1/1/2/3"}),
+    (404, {"timestamp": "2026-11-29T10:00:00Z", "status": 404, "error": "Not Found", "path": "/userprofile/v1/x"}),
+    (400, {"errors": [{"code": "BAD_REQUEST", "message": "Invalid value for 'fields' in profile request"}]}),
+    (400, {"message": "Invalid workspace for the requested profile"}),
+    (404, {"errors": [{"code": "PROFILE_NOT_FOUND", "message": "Not Found"}]}),
+]
+
+
+def test_a_profile_api_error_that_is_not_its_no_profile_answer_is_never_read_as_gone(
+        sandbox: Sandbox, hostile: HostileServer) -> None:
+    jane = sandbox.seed_profile({"email": "jane@example.com"})
+    handle = connector(sandbox, hostile)
+    for status, body in NOT_A_VERDICT:
+        hostile.clear()
+        hostile.on("GET", r"^/userprofile/", lambda seen, forward, s=status, b=body: Answer.of_json(s, b))  # type: ignore[misc]
+        result = handle.handle(request("opt_out", "PF-1", email=None, regulation="ccpa", vendor_id=jane["mpid"]))
+        assert result.status == "failed" and "no mParticle profile" not in result.message, (body, result.message)
+    assert events_sent(hostile) == []
+    hostile.clear()  # mParticle's own answer for an mpid it does not hold is the verdict
+    gone = handle.handle(request("opt_out", "PF-2", email=None, regulation="ccpa", vendor_id="4242424242"))
+    assert gone.status == "completed" and gone.summary["profile_found"] is False, gone.message
+
+
+# -- D1: a 404 on the results link is "no data" only in mParticle's own answer ------------------------------------
+
+
+def completed_access(sandbox: Sandbox, handle: ConnectorHandle, request_id: str, email: str) -> tuple[Any, Any]:
+    """An access request mParticle has completed, and the state its first call returned."""
+    req = request("access", request_id, email)
+    first = handle.handle(req)
+    assert first.status == "pending", first.message
+    sandbox.force_status(first.summary["subject_request_id"], "completed")
+    return req, first.state
+
+
+NOT_MPARTICLES_404 = [
+    ("text/html", b"<html><body><h1>404 Not Found</h1><hr>nginx</body></html>"),
+    ("application/json", b'{"message": "Bucket not found"}'),
+    ("application/json", b'{"code": 404, "message": "Results not found.", "errors": [{"domain": "Validation", '
+                         b'"reason": "NotFoundException", "message": "Results not found."}]}'),
+]
+
+
+def test_a_404_from_the_results_link_that_is_not_mparticles_answer_keeps_the_request_pending(
+        sandbox: Sandbox, hostile: HostileServer) -> None:
+    sandbox.set_workspace(include_live_profile=True)
+    sandbox.seed_profile({"email": "jane@example.com"}, attributes={"name": "Jane Doe"})
+    handle = connector(sandbox, hostile)
+    req, state = completed_access(sandbox, handle, "DL-1", "jane@example.com")
+    for media_type, body in NOT_MPARTICLES_404:
+        hostile.clear()
+        hostile.on("GET", r"^/dsr-results/", lambda seen, forward, m=media_type, b=body: Answer(  # type: ignore[misc]
+            404, {"Content-Type": m}, b))
+        result = handle.handle(req, state)
+        assert result.status == "pending" and "no data" not in result.message, (body, result.message)
+    hostile.clear()
+    result = handle.handle(req, state)
+    assert result.status == "completed" and result.summary["data_found"] is True, result.message
+
+
+# -- E1: the results archive must be this request's -------------------------------------------------------------
+
+
+def test_a_results_link_of_another_request_is_never_taken_for_this_subjects_archive(
+        sandbox: Sandbox, hostile: HostileServer, tmp_path: Path) -> None:
+    sandbox.set_workspace(include_live_profile=True)
+    sandbox.seed_profile({"email": "jane@example.com"}, attributes={"name": "Jane Doe"})
+    sandbox.seed_profile({"email": "omar@example.com"}, attributes={"name": "Omar Said", "diagnosis": "private"})
+    handle = connector(sandbox, hostile)
+    links: dict[str, str] = {}
+
+    def watch(seen: Any, forward: Any) -> Answer:
+        reply: Answer = forward()
+        body = reply.json()
+        if isinstance(body, dict) and body.get("results_url"):
+            links.setdefault(body["subject_request_id"], body["results_url"].replace(sandbox.url, hostile.url))
+        return reply
+
+    hostile.on("GET", r"^/v3/requests/[0-9a-f-]{36}$", watch)
+    omar, _ = drive(handle, request("access", "OMAR-1", "omar@example.com"))
+    assert omar.status == "completed", omar.message
+    omars_link = links[omar.summary["subject_request_id"]]
+
+    def swap(seen: Any, forward: Any) -> Answer:
+        reply: Answer = forward()
+        body = reply.json()
+        if isinstance(body, dict) and body.get("request_status") == "completed":
+            return reply.with_json({**body, "results_url": omars_link})
+        return reply
+
+    hostile.clear()
+    hostile.on("GET", r"^/v3/requests/[0-9a-f-]{36}$", swap)
+    req, state = completed_access(sandbox, handle, "JANE-1", "jane@example.com")
+    result = handle.handle(replace(req, output_dir=str(tmp_path)), state)
+    assert result.status == "pending" and result.state is not None, result.message
+    assert "names another request" in result.message and not result.files
+    assert not any(b"omar" in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
 
