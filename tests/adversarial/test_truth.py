@@ -300,3 +300,19 @@ def test_a_results_link_of_another_request_is_never_taken_for_this_subjects_arch
     assert "names another request" in result.message and not result.files
     assert not any(b"omar" in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
 
+
+# -- G1: the receipt's controller is checked without the Profile API --------------------------------------------
+
+
+def test_a_receipt_from_another_workspace_is_refused_with_only_the_dsr_workspace_id_configured(
+        sandbox: Sandbox, hostile: HostileServer) -> None:
+    """No Profile API: dsr.workspace_id alone tells the connector which workspace its signed answers must name."""
+    config = {k: v for k, v in config_for(hostile, sandbox, signatures="strict").items() if k != "profile"}
+    config["dsr"]["workspace_id"] = 999  # the sandbox signs as its own workspace, not this one
+    result = handle_for(config).handle(request("deletion"))
+    assert result.status == "failed" and "other_workspace" in result.message, result.message
+    (receipt,) = result.summary["receipts"]
+    assert receipt["verified"] is False and receipt["reason"] == "other_workspace"
+    config["dsr"]["workspace_id"] = sandbox.connector_config()["profile"]["workspace_id"]
+    accepted = handle_for(config).handle(request("deletion", "host-req-2", "omar@example.com"))
+    assert accepted.status == "pending" and accepted.summary["receipts"][0]["verified"] is True, accepted.message
