@@ -17,9 +17,10 @@ names what it could not see, so the result can say it plainly and not claim it v
   requests "will not be fulfilled for known profiles"; ``guides/idsync/user-data``);
 * the workspace has immutable ids and the request carries none: under an immutable-id strategy a look-up returns
   only a profile matched by an immutable id ("the request does not match any known immutable IDs");
-* the request's login or immutable ids matched no profile before the erasure (:func:`reached`): a known profile
-  under another value (a stale id, another spelling or case) is out of reach of the DSR and of every check, so
-  "not found" afterwards confirms nothing.
+* the request's login or immutable ids matched no profile when first looked up (before an erasure is submitted:
+  :func:`reached`; an opt-out's own look-up): a known profile under another value (a stale id, another spelling
+  or case) is out of reach of the DSR and of every check, so "not found" afterwards confirms nothing. Said only
+  when neither limit above already explains it.
 """
 
 from __future__ import annotations
@@ -100,12 +101,13 @@ def blind_spots(conn: MParticleConnector, subject: Subject, found_before: bool |
         names = " or ".join(strategy.login_ids)
         limits.append(f"known profiles (those with a login id: {names}) cannot be reached: the request carries no "
                       f"{names}, and mParticle neither erases nor finds them without it")
-    elif _gated(conn, subject) and not found_before:
+    elif _gated(conn, subject) and not found_before and not limits:
         names = ", ".join(sorted(_gated(conn, subject)))
-        limits.append(f"no profile matched the request's {names} before the erasure" if found_before is False else
-                      f"whether a profile matched the request's {names} before the erasure is unknown")
+        limits.append(f"no profile matched the request's {names} when it was first looked up"
+                      if found_before is False else f"whether a profile matched the request's {names} when the "
+                      "request was first submitted is unknown")
         limits[-1] += (": a known profile under another value (a stale id, another spelling or case) is out of "
-                       "reach of the erasure and of every check, so finding nothing confirms nothing")
+                       "reach of mParticle's look-ups, erasure and checks alike, so finding nothing confirms nothing")
     return limits
 
 
