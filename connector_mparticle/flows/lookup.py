@@ -101,14 +101,22 @@ def blind_spots(conn: MParticleConnector, subject: Subject, found_before: bool |
         names = " or ".join(strategy.login_ids)
         limits.append(f"known profiles (those with a login id: {names}) cannot be reached: the request carries no "
                       f"{names}, and mParticle neither erases nor finds them without it")
-    elif _gated(conn, subject) and not found_before and not limits:
-        names = ", ".join(sorted(_gated(conn, subject)))
-        limits.append(f"no profile matched the request's {names} when it was first looked up"
-                      if found_before is False else f"whether a profile matched the request's {names} when the "
-                      "request was first submitted is unknown")
-        limits[-1] += (": a known profile under another value (a stale id, another spelling or case) is out of "
-                       "reach of mParticle's look-ups, erasure and checks alike, so finding nothing confirms nothing")
+    elif not limits and (unmatched := _unmatched(conn, subject, found_before)) is not None:
+        limits.append(unmatched)
     return limits
+
+
+def _unmatched(conn: MParticleConnector, subject: Subject, found_before: bool | None) -> str | None:
+    """The limit when the request's login and immutable ids matched no profile when first looked up (or whether
+    they did is unknown); None when they did, or the request carries none."""
+    gated = _gated(conn, subject)
+    if not gated or found_before:
+        return None
+    names = ", ".join(sorted(gated))
+    said = (f"no profile matched the request's {names} when it was first looked up" if found_before is False else
+            f"whether a profile matched the request's {names} when the request was first submitted is unknown")
+    return (f"{said}: a known profile under another value (a stale id, another spelling or case) is out of reach "
+            "of mParticle's look-ups, erasure and checks alike, so finding nothing confirms nothing")
 
 
 def _immutable(conn: MParticleConnector, subject: Subject) -> Identifier | None:
