@@ -40,6 +40,7 @@ import errno
 import fcntl
 import grp
 import hashlib
+import json
 import os
 import pwd
 import re
@@ -79,18 +80,21 @@ class NoSpaceError(RetryLaterError):
     """The disk (or the user's quota) is full: worth trying again later, the request is not at fault."""
 
 
-def stem(kind: str, request_id: str) -> str:
-    """``KIND-READABLE-DIGEST``: the start of every file name for one request.
+def stem(kind: str, request_id: str, subject: str) -> str:
+    """``KIND-READABLE-DIGEST``: the start of every file name for one request about one subject.
 
     READABLE is the id's first :data:`READABLE_CHARS` characters with anything but ``A-Z a-z 0-9 . _ -``
-    replaced by ``_``; DIGEST is 128 bits of the SHA-256 of the whole id (any Unicode, any length), so two
-    different ids never share a name. Suffixes added to a stem must start with ``-`` or ``.`` (never a hex
-    digit), so no stem plus suffix equals another stem plus another suffix.
+    replaced by ``_``; DIGEST is 128 bits of the SHA-256 of the whole id (any Unicode, any length) and of
+    ``subject`` (a digest of who the request is about), so two different ids never share a name, and neither
+    does a request id a host reused for another subject: that request never overwrites, nor is handed, the first
+    subject's files. Suffixes added to a stem must start with ``-`` or ``.`` (never a hex digit), so no stem plus
+    suffix equals another stem plus another suffix.
     """
     if not _KIND.fullmatch(kind):
         raise ValueError(f"not a file kind: {kind!r}")
     readable = re.sub(r"[^A-Za-z0-9._-]", "_", request_id[:READABLE_CHARS])
-    digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()[:DIGEST_CHARS]
+    whole = json.dumps([request_id, subject], ensure_ascii=True)  # unambiguous: no separator can be forged
+    digest = hashlib.sha256(whole.encode("ascii")).hexdigest()[:DIGEST_CHARS]
     return f"{kind}-{readable}-{digest}"
 
 

@@ -197,6 +197,9 @@ class Settings:
     verification: VerificationSettings
     profile: ProfileSettings | None
     dsr_auth: AuthSettings
+    #: The DSR credentials' workspace (``dsr.workspace_id``, else ``profile.workspace_id``): signed answers must
+    #: name it as their controller_id (:mod:`connector_mparticle.api.receipts`). None: not known.
+    dsr_workspace_id: str | None
     input_auth: AuthSettings
     dsr_url: str
     events_url: str
@@ -312,6 +315,17 @@ def _profile(data: Mapping[str, Any] | None) -> ProfileSettings | None:
                            data.get("base_url", PROFILE_URL).rstrip("/"), _auth(data["auth"]))
 
 
+def _workspace_id(full: Mapping[str, Any]) -> str | None:
+    """The DSR credentials' workspace: ``dsr.workspace_id``, else ``profile.workspace_id`` (one workspace: two
+    different ids are a mistake the connector will not guess about)."""
+    named = {str(int(section["workspace_id"])) for section in (full["dsr"], full.get("profile") or {})
+             if "workspace_id" in section}  # the schema allows ASCII digits only: 42 and "042" are one id
+    if len(named) > 1:
+        raise ConfigurationError("dsr.workspace_id and profile.workspace_id name different workspaces; the DSR "
+                                 "credentials and the Profile API must be for one workspace")
+    return named.pop() if named else None
+
+
 def config_fingerprint(config: Mapping[str, Any]) -> str:
     """A stable hash of a configuration (secrets included, so a rotated key is a new configuration)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
@@ -387,6 +401,7 @@ def _derived(full: Mapping[str, Any]) -> dict[str, Any]:
         "identity_mapping": {**DEFAULT_CATEGORIES, **full["identities"]},
         "profile": _profile(full.get("profile")),
         "dsr_auth": _auth(full["dsr"]["auth"]), "input_auth": _auth(full["inputs"]["auth"]),
+        "dsr_workspace_id": _workspace_id(full),
         "dsr_url": full["dsr"].get("base_url", hosts["dsr"]).rstrip("/"),
         "events_url": full["inputs"].get("events_base_url", hosts["events"]).rstrip("/"),
         "identity_url": full["inputs"].get("identity_base_url", hosts["identity"]).rstrip("/"),

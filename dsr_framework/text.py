@@ -3,16 +3,21 @@
 One table (:data:`CONTROL_RANGES`) names the characters that are invisible or act on a terminal instead of
 being shown: C0 and C1 controls (``ESC`` starts every terminal escape sequence: CSI, OSC, DCS…; ``\\x9b`` is a
 one-character CSI), ``DEL``, Unicode format characters (bidi overrides and isolates, zero-width characters, the
-byte-order mark, tag characters) and the line and paragraph separators. It is written out here rather than taken
-from :mod:`unicodedata`, so that every reader of the rule (this module, the request schema's patterns, a host in
-another language) agrees whatever its Unicode version; a test checks that it covers this Python's.
+byte-order mark, tag characters), the line and paragraph separators, and the rest of Unicode's
+Default_Ignorable_Code_Point characters (combining grapheme joiner, Hangul fillers, Khmer inherent vowels,
+Mongolian and other variation selectors) and blanks that show as nothing (U+2800 BRAILLE PATTERN BLANK). It is
+written out here rather than taken from :mod:`unicodedata`, so that every reader of the rule (this module, the
+request schema's patterns, a host in another language) agrees whatever its Unicode version; a test checks that it
+covers this Python's format characters and Unicode's default-ignorable ones.
 
 Two rules use it:
 
 * :func:`identity_problem`: an identity value (an email, a phone number, a device id…) holds none of these
-  characters and does not start or end with whitespace (:data:`SPACE_RANGES`). mParticle matches identities
-  exactly, so ``"jane@example.com\\n"`` names nobody, and an erasure sent with it would be verified by a search
-  that finds nobody either. ``schemas/request.schema.json`` states the same rule (a test compares them).
+  characters, no lone surrogate and no default-ignorable code point the table cannot list (unassigned ones in
+  U+E0000..U+E0FFF), has at least one character that is neither a mark nor a space (a value of combining marks
+  alone shows as nothing), and does not start or end with whitespace (:data:`SPACE_RANGES`). mParticle matches
+  identities exactly, so ``"jane@example.com\\n"`` names nobody, and an erasure sent with it would be verified by
+  a search that finds nobody either. ``schemas/request.schema.json`` states the same rule (a test compares them).
 * :func:`for_people`: any text shown to a person (the terminal, the readable summaries, ``--json``) has each of
   these characters replaced by a visible escape (``\\x1b``, ``\\u202e``, ``\\n``), so a value can neither drive
   the terminal nor add a line: a server message holding ``\\n`` and a forged ``status: completed`` stays on its
@@ -23,24 +28,36 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any
 
-__all__ = ["CONTROL_RANGES", "SPACE_RANGES", "for_people", "has_control", "identity_problem", "is_control",
-           "json_for_people", "without_controls"]
+__all__ = ["CONTROL_RANGES", "IGNORABLE_BLOCK", "SPACE_RANGES", "SURROGATES", "for_people", "has_control",
+           "identity_problem", "is_control", "json_for_people", "without_controls"]
 
 #: Code point ranges (first, last) of the characters no person should be handed unseen (see the module docstring).
 CONTROL_RANGES: tuple[tuple[int, int], ...] = (
     (0x0000, 0x001F), (0x007F, 0x009F),  # C0, DEL, C1 (ESC, CSI, OSC, …; \n, \r, \t included)
-    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),  # format (Cf)
-    (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x00AD, 0x00AD), (0x034F, 0x034F),  # soft hyphen, combining grapheme joiner
+    (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),  # format (Cf)
+    (0x0890, 0x0891), (0x08E2, 0x08E2),
+    (0x115F, 0x1160), (0x17B4, 0x17B5),  # Hangul choseong and jungseong fillers, Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian free variation selectors and vowel separator
     (0x200B, 0x200F),  # zero-width space, joiners, left-to-right and right-to-left marks
     (0x2028, 0x2029),  # line and paragraph separators
     (0x202A, 0x202E),  # bidi embeddings and overrides
-    (0x2060, 0x2064), (0x2066, 0x206F),  # word joiner, invisible operators, bidi isolates, deprecated formats
-    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB),  # byte-order mark, interlinear annotations
+    (0x2060, 0x206F),  # word joiner, invisible operators, bidi isolates, deprecated formats
+    (0x2800, 0x2800), (0x3164, 0x3164),  # Braille pattern blank, Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFFB),  # byte-order mark, halfwidth Hangul filler, specials
     (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
-    (0xE0001, 0xE0001), (0xE0020, 0xE007F),  # tag characters
+    (0xE0000, 0xE007F),  # tag characters
+    (0xE0100, 0xE01EF),  # variation selectors supplement
 )
+#: Unicode's default-ignorable block beyond the table (unassigned today; a later Unicode may assign them), and the
+#: surrogates, which are never characters: refused in identity values by code, since the schema's patterns cannot
+#: list them in every regex dialect.
+IGNORABLE_BLOCK = (0xE0000, 0xE0FFF)
+SURROGATES = (0xD800, 0xDFFF)
 #: Whitespace that is shown but must not surround an identity value (Unicode's space separators; the other
 #: whitespace characters, tab and newline among them, are controls).
 SPACE_RANGES: tuple[tuple[int, int], ...] = (
@@ -55,6 +72,7 @@ def _class(ranges: tuple[tuple[int, int], ...]) -> str:
 
 _CONTROL = re.compile(f"[{_class(CONTROL_RANGES)}]")
 _SPACE = f"[{_class(SPACE_RANGES)}]"
+_BEYOND_THE_TABLE = re.compile(f"[{_class((IGNORABLE_BLOCK, SURROGATES))}]")
 _SURROUNDING_SPACE = re.compile(f"^{_SPACE}|{_SPACE}\\Z")
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -75,15 +93,17 @@ def without_controls(text: str) -> str:
 
 
 def identity_problem(value: str) -> str | None:
-    """Why ``value`` cannot be an identity value (one of its characters is a control or formatting character,
-    or it starts or ends with whitespace), or None. The reason names the character's code point, never the
-    value."""
-    found = _CONTROL.search(value)
+    """Why ``value`` cannot be an identity value (one of its characters is a control, formatting,
+    default-ignorable or blank character or a lone surrogate, it holds nothing but marks and spaces, or it starts
+    or ends with whitespace), or None. The reason names the character's code point, never the value."""
+    found = _CONTROL.search(value) or _BEYOND_THE_TABLE.search(value)
     if found is not None:
         return f"contains an invisible or control character (U+{ord(found.group()):04X}), which mParticle " \
                "would match as part of the value"
     if _SURROUNDING_SPACE.search(value):
         return "starts or ends with whitespace, which mParticle would match as part of the value"
+    if value and all(unicodedata.category(char)[0] in "MZ" for char in value):
+        return "has no visible character (only combining marks or spaces), so nobody could read or check it"
     return None
 
 

@@ -76,6 +76,7 @@ def test_a_bad_file_is_refused_whole_before_anything_is_sent(sb: Sandbox, tmp_pa
 
 def test_a_backlog_runs_to_the_end_with_a_report_and_a_second_run_sends_nothing(sb: Sandbox, tmp_path: Path) -> None:
     config = write_config(tmp_path / "mp.yaml", sb.url, **FAST)
+    sb.seed_profile({"email": "b1@example.com", "customer_id": "C-1"})  # B-1's erasure has a profile to erase
     file = backlog_file(tmp_path / "b.csv", [*rows(9), {"request_id": "B-X", "type": "deletion",
                                                         "push_token": "tok-1"}])
     first = batch(str(file), "--config", str(config), "--wait", "--workers", "3", "--json")

@@ -17,7 +17,6 @@ import yaml
 from click.testing import CliRunner
 
 from connector_mparticle.cli import main
-from connector_mparticle.files import stem
 from connector_mparticle.sandbox import Sandbox
 
 BIN = Path(sys.executable).with_name("mparticle-dsr")
@@ -60,7 +59,8 @@ def test_demo_runs_every_step_and_exits_zero(tmp_path: Path) -> None:
     assert [s["step"][:2] for s in report["steps"]] == ["1.", "2.", "3.", "4."]
     assert all(s["ok"] for s in report["steps"])
     written = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    access, deletion = stem("mparticle-access", "demo-1-access"), stem("mparticle-erasure", "demo-3-deletion")
+    access = next(n for n in written if n.startswith("mparticle-access-demo-1-access-"))[:-len("-receipt.json")]
+    deletion = next(n for n in written if n.startswith("mparticle-erasure-"))[:-len("-receipt.json")]
     assert written == [f".{access}.delivered", f"{access}-receipt.json", f"{access}-summary.json",
                        f"{access}-summary.txt", f"{access}.zip", f"{deletion}-receipt.json"]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "demo").iterdir())

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from connector_mparticle.files import stem
 from connector_mparticle.sandbox import Sandbox
 from dsr_framework.validation import framework_validator
-from tests.support.hosting import drive, mparticle, request
+from tests.support.hosting import drive, file_stem, mparticle, request
 from tests.support.mp import batch
 
 SEEDED_EVENTS = [batch(), batch()]
@@ -97,7 +96,7 @@ def test_access_for_an_unknown_subject_completes_with_no_data(sandbox: Sandbox, 
     assert result.status == "completed"
     assert result.summary["data_found"] is False and "holds no data" in result.message
     # A summary still records what was asked and what mParticle answered; there is no archive to keep.
-    name = stem("mparticle-access", "host-req-1")
+    name = file_stem("mparticle-access", request("access", email="nobody@example.com"))
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
         Path(f.path).name for f in result.files) == [f"{name}-receipt.json", f"{name}-summary.json",
                                                      f"{name}-summary.txt"]
@@ -115,14 +114,19 @@ def test_deletion_erases_the_profile_and_verifies_it_is_gone(sandbox: Sandbox) -
     assert dsr["subject_request_type"] == "erasure" and dsr["group_id"] == "host-req-1"
     assert dsr["identities"] == {"email": "jane@example.com", "customer_id": "c-42"}
     actions = [event.action for event in result.audit]
-    assert actions[0] == "submit erasure request"
+    assert actions[:2] == ["search before the erasure", "submit erasure request"]  # what the erasure can reach
+    assert result.audit[0].outcome == "found a profile"
     assert "verify erasure: email by identity search" in actions
     assert "verify erasure: customer_id by identity search" in actions
 
 
-def test_deletion_of_someone_mparticle_never_had_is_a_success(sandbox: Sandbox) -> None:
+def test_deletion_of_someone_mparticle_never_had_completes_and_says_what_it_cannot_rule_out(sandbox: Sandbox) -> None:
+    """Nothing holds the request's customer_id: the erasure completes, but finding nothing afterwards cannot tell
+    "never had" from "had under another customer_id" (a known profile only its own login id reaches)."""
     result, _ = drive(mparticle(sandbox), request("deletion", email="ghost@example.com", customer_id="c-0"))
-    assert result.status == "completed" and result.summary["verified"] is True
+    assert result.status == "completed" and result.summary["verified"] is False
+    (limit,) = result.summary["not_verifiable"]
+    assert limit.startswith("no profile matched the request's customer_id when it was first looked up")
 
 
 def test_a_deletion_without_a_login_id_says_known_profiles_could_not_be_reached(sandbox: Sandbox) -> None:
@@ -217,7 +221,7 @@ def test_results_written_only_inside_the_output_directory(sandbox: Sandbox, tmp_
     result, _ = drive(mparticle(sandbox), request("access", request_id="tenant:42@eu", output_dir=str(out)))
     assert result.status == "completed"
     assert all(Path(f.path).resolve().parent == out.resolve() for f in result.files)
-    name = stem("mparticle-access", "tenant:42@eu")
+    name = file_stem("mparticle-access", request("access", request_id="tenant:42@eu"))
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
         [*(Path(f.path).name for f in result.files), f".{name}.delivered"])
     assert Path(result.files[0].path).name == f"{name}.zip" and name.startswith("mparticle-access-tenant_42_eu-")

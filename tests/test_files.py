@@ -43,6 +43,7 @@ from tests.support.filesystem import (
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FOLDER_PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SUFFIXES = (".zip", "-mpid.zip", "-summary.json", "-summary.txt", "-receipt.json")
+SUBJECT = "0123456789abcdef0123456789abcdef"  #: a subject digest (flows.subject.subject_digest)
 NAME = "mparticle-access-t-0123456789abcdef0123456789abcdef.zip"
 DATA = b"the subject's export"
 
@@ -80,7 +81,7 @@ def one_character_apart(draw: st.DrawFn) -> tuple[str, str]:
 def test_two_different_request_ids_never_share_a_file_name(pair: tuple[str, str]) -> None:
     first, second = pair
     assume(first != second)
-    names = {stem("mparticle-access", request) + suffix for request in pair for suffix in SUFFIXES}
+    names = {stem("mparticle-access", request, SUBJECT) + suffix for request in pair for suffix in SUFFIXES}
     assert len(names) == 2 * len(SUFFIXES)
     assert len({name.casefold() for name in names}) == len(names), "a case-insensitive file system merges them"
 
@@ -88,16 +89,16 @@ def test_two_different_request_ids_never_share_a_file_name(pair: tuple[str, str]
 @PROPERTY
 @given(ids, st.sampled_from(SUFFIXES))
 def test_every_name_is_one_plain_visible_entry_whatever_the_id(request_id: str, suffix: str) -> None:
-    name = stem("mparticle-erasure", request_id) + suffix
+    name = stem("mparticle-erasure", request_id, SUBJECT) + suffix
     assert name.isascii() and "/" not in name and "\0" not in name and len(name.encode()) <= 255
     assert name.startswith("mparticle-erasure-") and not name.startswith(".")
 
 
 def test_the_ids_that_used_to_collide_now_have_their_own_names() -> None:
-    assert stem("mparticle-access", "T:1") != stem("mparticle-access", "T_1")
+    assert stem("mparticle-access", "T:1", SUBJECT) != stem("mparticle-access", "T_1", SUBJECT)
     long = "A" * 120
-    assert stem("mparticle-access", long + "1") != stem("mparticle-access", long + "2")
-    assert stem("mparticle-access", "TICKET-1042").startswith("mparticle-access-TICKET-1042-")
+    assert stem("mparticle-access", long + "1", SUBJECT) != stem("mparticle-access", long + "2", SUBJECT)
+    assert stem("mparticle-access", "TICKET-1042", SUBJECT).startswith("mparticle-access-TICKET-1042-")
 
 
 # --- folders: the user's alone, never through a link --------------------------------------------------------
@@ -406,3 +407,13 @@ def test_any_folder_name_opens_inside_its_parent_or_is_refused_as_a_configuratio
             assert stat.S_IMODE(os.stat(opened).st_mode) == 0o700 or opened == base
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@PROPERTY
+@given(ids, st.text(max_size=40), st.text(max_size=40))
+def test_a_request_id_reused_for_another_subject_never_shares_a_file_name(request_id: str, first: str,
+                                                                          second: str) -> None:
+    """A host that reuses a request id for another person gets other files: the first person's archive and receipt
+    are neither overwritten nor handed to the second (the subject is part of every name)."""
+    assume(first != second)
+    assert stem("mparticle-access", request_id, first) != stem("mparticle-access", request_id, second)

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from connector_mparticle.files import stem
 from connector_mparticle.sandbox import Durations, Sandbox
 from dsr_framework import DsrRequest
-from tests.support.hosting import drive, mparticle, request
+from tests.support.hosting import drive, file_stem, mparticle, request
 
 #: connector type name -> (sandbox seed name, the DSR API takes it, IDSync can search it)
 ROWS: dict[str, tuple[str, bool, bool]] = {
@@ -148,7 +147,7 @@ def test_an_mpid_with_an_email_is_two_requests_each_erasing_and_verified(sb: San
     ids = {"email": "both@example.com", "vendor_id": str(anonymous["mpid"])}
     access, _ = drive(handle, request("access", output_dir=str(tmp_path), **ids))
     assert access.status == "completed" and access.summary["profiles_found"] == 2, access.message
-    name = stem("mparticle-access", "host-req-1")
+    name = file_stem("mparticle-access", request("access", **ids))
     assert sorted(Path(f.path).name for f in access.files) == [
         f"{name}-mpid.zip", f"{name}-receipt.json", f"{name}-summary.json", f"{name}-summary.txt", f"{name}.zip"]
     deletion, _ = drive(handle, request("deletion", **ids))

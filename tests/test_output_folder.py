@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from connector_mparticle.files import stem
 from connector_mparticle.flows.access import KIND
 from connector_mparticle.flows.delivery import record_name
+from connector_mparticle.flows.subject import subject_digest
 from connector_mparticle.sandbox import Durations, Sandbox
 from dsr_framework import DsrRequest, Result
 from dsr_framework.host import ConnectorHandle
@@ -48,7 +49,7 @@ from tests.support.filesystem import (
     umask,
     usable,
 )
-from tests.support.hosting import drive, mparticle, request
+from tests.support.hosting import drive, file_stem, mparticle, request
 
 ROOT = Path(__file__).resolve().parents[1]
 JANE, OMAR = "jane@example.com", "omar@example.com"
@@ -91,14 +92,14 @@ def done() -> Iterator[Completed]:
         folder = Path(tempfile.mkdtemp())
         delivered = handle.handle(replace(omar_req, output_dir=str(folder)), omar_state)
         assert delivered.status == "completed", delivered.message
-        omar, mine = stem(KIND, "OMAR-1"), stem(KIND, "JANE-1")
+        omar, mine = file_stem(KIND, omar_req), file_stem(KIND, jane[0])
         donor = {p.name.replace(omar, mine): p.read_bytes() for p in folder.iterdir()}
         shutil.rmtree(folder)
         yield Completed(sb, handle, jane, donor)
 
 
 def janes_names() -> dict[str, str]:
-    name = stem(KIND, "JANE-1")
+    name = file_stem(KIND, request("access", request_id="JANE-1", email=JANE))
     names = {f"final{suffix}": name + suffix for suffix in SUFFIXES}
     return {**names, "record": record_name(name), "lock": f".{name}.lock", "temp": f".{name}.zip.0123456789abcdef.tmp"}
 
@@ -223,7 +224,8 @@ def test_the_deletion_receipt_is_private_and_named_from_the_whole_request_id(don
                                                output_dir=str(out)))
     assert result.status == "completed", result.message
     (file,) = result.files
-    assert Path(file.path) == out / f"{stem('mparticle-erasure', 'ERASE:1')}-receipt.json"
+    name = stem("mparticle-erasure", "ERASE:1", subject_digest(request(email="gone@example.com")))
+    assert Path(file.path) == out / f"{name}-receipt.json"
     assert stat.S_IMODE(os.stat(file.path).st_mode) == 0o600 and stat.S_IMODE(out.stat().st_mode) == 0o700
     assert sorted(p.name for p in out.iterdir()) == [Path(file.path).name]
     assert json.loads(Path(file.path).read_text())["request"]["request_id"] == "ERASE:1"
@@ -285,7 +287,7 @@ def test_a_worker_killed_at_any_moment_leaves_nothing_a_later_call_trusts(tmp_pa
     assert result.status == "completed", result.message
     assert_janes_own(result, out)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [*(Path(f.path).name for f in result.files), record_name(stem(KIND, "KILL-1"))])
+        [*(Path(f.path).name for f in result.files), record_name(file_stem(KIND, req))])
 
 
 @contextmanager

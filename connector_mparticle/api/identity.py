@@ -9,6 +9,7 @@ without an mpid, or a 404 whose body is garbled, is :class:`Malformed` and retri
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,13 +23,21 @@ __all__ = ["IdentityClient", "SearchResult", "read_mpid"]
 
 NOT_FOUND_CODE = "NOT_FOUND_ERROR"
 _INT64 = (-(2**63), 2**63 - 1)
+_MPID_TEXT = re.compile(r"-?[0-9]{1,19}")  #: ASCII only; fullmatch (``$`` would allow a final newline)
 MAX_MATCHED = 64  #: identity types IDSync can match (about 30 exist)
 MAX_IDENTITY_CHARS = 1024
 
 
 def read_mpid(value: Any) -> str:
-    """An mpid as its decimal string; :class:`Malformed` unless it is a non-zero signed 64-bit integer (a JSON
-    number, or its ASCII decimal string, as IDSync writes it)."""
+    """An mpid as its canonical decimal string; :class:`Malformed` unless it is a non-zero signed 64-bit integer:
+    a JSON number, or its decimal text exactly as IDSync writes it (ASCII digits with an optional leading minus,
+    nothing around them).
+
+    The one rule for an mpid wherever one comes from (an answer, or a request's identifiers): Python's ``int()``
+    would also take ``"8_2"``, ``"+82"``, ``" 82"`` or Arabic-Indic digits, and so turn a value nobody wrote as an
+    mpid into somebody's."""
+    if isinstance(value, str) and not _MPID_TEXT.fullmatch(value):
+        raise Malformed("an mpid that is not decimal digits")
     number = field_int(value, "an mpid", *_INT64, text=True)
     if number == 0:
         raise Malformed("an mpid of 0 (mParticle's 'no user')")
@@ -68,7 +77,8 @@ def read_search(reply: Reply) -> SearchResult:
 
 
 def _matched(value: Any) -> dict[str, str]:
-    """``matched_identities``, as far as it is a small object of strings (it is informative only)."""
+    """``matched_identities``, as far as it is a small object of strings (:meth:`IdentityClient.search` checks it
+    against what was asked)."""
     if not isinstance(value, dict) or len(value) > MAX_MATCHED:
         return {}
     return {k: v for k, v in value.items() if isinstance(v, str) and len(k) + len(v) <= MAX_IDENTITY_CHARS}
@@ -87,6 +97,18 @@ class IdentityClient:
             if key is None:
                 raise ValueError(f"mParticle's Identity API cannot search by {name}")
             known[key] = value
-        return self.http.request("POST", "/v1/search", read_search,
-                                 body={"environment": self.environment, "known_identities": known},
-                                 accept=(200, 404), what="search identity")
+        result: SearchResult = self.http.request("POST", "/v1/search", read_search,
+                                                 body={"environment": self.environment, "known_identities": known},
+                                                 accept=(200, 404), what="search identity")
+        if result.found and not _answers(known, result.matched):
+            raise RejectedError("the Identity API returned a profile whose matched identities are not the ones "
+                                "searched for, so it is not this subject's (a faulty or hostile identity service)",
+                                api="identity", status=200)
+        return result
+
+
+def _answers(asked: Mapping[str, str], matched: Mapping[str, str]) -> bool:
+    """Whether a found profile's ``matched_identities`` is part of what was asked: IDSync returns "only identifiers
+    which were matched from your request" (mParticle's IDSync HTTP API reference), so an identity not asked, or
+    another value, means the answer is about someone else; and a profile found matches at least one identity."""
+    return bool(matched) and all(asked.get(key) == value for key, value in matched.items())

@@ -14,18 +14,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from connector_mparticle.files import Staged
 from connector_mparticle.http.answers import MAX_URL_CHARS, Malformed, field_enum, field_str, field_time, obj
 from connector_mparticle.http.transport import ApiClient, Download, Reply
 
-__all__ = ["DSR_STATUSES", "DsrStatus", "OpenDsrClient", "Signable", "Submitted", "read_time"]
+__all__ = ["DSR_STATUSES", "DsrStatus", "OpenDsrClient", "Signable", "Submitted", "links_to", "no_records", "read_time"]
 
 #: The request_status values of the OpenDSR spec (section 8) and mParticle's v3 page.
 DSR_STATUSES = ("pending", "in_progress", "completed", "cancelled")
 #: Timestamps outside these years are not mParticle's: a request made now completes within weeks.
 _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+NO_RECORDS = "no records match"  #: how a results link's 404 says nothing matched (see no_records)
 
 
 def read_time(value: Any, field: str) -> datetime | None:
@@ -132,4 +133,39 @@ class OpenDsrClient:
         return self.http.request("GET", "/v3/requests/0", lambda r: r, accept=(404,), what="check DSR credentials")
 
     def download(self, url: str, into: Staged, max_bytes: int) -> Download:
-        return self.http.download(url, into, max_bytes=max_bytes)
+        """The results archive; :class:`NotFoundError` only for mParticle's "nothing matched" (:func:`no_records`)."""
+        return self.http.download(url, into, max_bytes=max_bytes, not_found=no_records)
+
+
+def no_records(body: Any) -> bool:
+    """Whether a 404 from the results link is mParticle saying that nothing matched the request's identities.
+
+    mParticle's pages say only that the link answers 404 when nothing matched (``guides/data-subject-requests``).
+    So the verdict must come in the DSR API's own error shape (``developers/dsr-api/v3`` "Errors": ``code``, the
+    ``message``, and ``errors`` with a ``reason`` and a ``message`` each) and say so: its message begins with
+    "No records match". A 404 in any other shape or words (a proxy's page, a storage service's "Bucket not
+    found", the link's own "Results not found.") is not that verdict."""
+    if not isinstance(body, dict) or type(body.get("code")) is not int or body["code"] != 404:
+        return False
+    message = body.get("message")
+    return _dsr_errors(body.get("errors")) and isinstance(message, str) and message.lower().startswith(NO_RECORDS)
+
+
+def _dsr_errors(errors: Any) -> bool:
+    """Whether ``errors`` is the DSR API's list of errors: objects with a ``reason`` and a ``message`` each."""
+    return isinstance(errors, list) and bool(errors) and all(
+        isinstance(e, dict) and isinstance(e.get("reason"), str) and isinstance(e.get("message"), str)
+        for e in errors[:16])
+
+
+def links_to(results_url: str, subject_request_id: str) -> bool:
+    """Whether a results link names the OpenDSR request it is the results of: one of its path segments is the
+    request's id, alone or followed by an extension (``…/<id>/…``, ``…/<id>.zip``).
+
+    The status answer carries the link, so a faulty or hostile status (or a proxy) could hand over another
+    request's: another person's archive, written and returned as this subject's. mParticle does not document the
+    link's form (``developers/dsr-api/v3``: a URL, valid 7 days); every link the connector has seen names its
+    request, and one that does not is not taken (the request stays pending, and the README says so)."""
+    wanted = subject_request_id.lower()
+    segments = [unquote(part).lower() for part in urlsplit(results_url).path.split("/")]
+    return any(segment == wanted or segment.startswith(wanted + ".") for segment in segments)

@@ -2,11 +2,15 @@
 
 It takes an OAuth 2.0 bearer token only (client credentials from ``sso.auth.mparticle.com``, audience
 ``https://api.mparticle.com``, tokens for 8 hours, cached). mParticle documents no 404: its status table gives
-400 for "the requested profile is invalid" (and for bad syntax). The connector sends well-formed requests,
-so it reads a 400 or 404 whose error says the *profile* is invalid or not found ("The requested profile is
-invalid", ``PROFILE_NOT_FOUND``) as "no such profile", and anything else (an identity type that is not
-immutable, say) as a refusal: "gone" must be mParticle saying so (docs silent on the body; the README notes the
-choice). A 200 must carry the mpid asked about.
+400 for "The request syntax is invalid or the requested profile is invalid". So "no such profile" is read from
+that answer alone, in mParticle's words and in an error's shape: a 400 (or a 404, which some deployments send)
+whose body is an error object (``{"errors": [{"code", "message"}]}``, IDSync's shape, or ``{"message"}``) with
+an error whose message *begins* with "The requested profile is invalid" (a code alone is no verdict: mParticle
+documents none).
+Anything else is a refusal, never "gone": a gateway's or a framework's 404 that merely repeats the
+``/userprofile/`` path, "Invalid value for 'fields' in profile request", an unknown workspace, an identity type
+that is not immutable (docs silent on the body; the README notes the choice). A 200 must carry the mpid asked
+about.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ __all__ = ["ProfileClient", "ProfileResult"]
 FIELDS = "user_identities,device_identities"
 MAX_IDENTITIES = 256  #: of each section read (a profile holds one value per identity type, about 30 types)
 MAX_ERROR_TEXT = 2048
-_NOT_FOUND_WORDS = ("invalid", "not found", "not_found", "no such", "does not exist")
+NO_PROFILE_WORDS = "the requested profile is invalid"  #: the status table's words for a 400 (developers/profile-api)
 
 
 @dataclass(frozen=True)
@@ -39,15 +43,24 @@ class ProfileResult:
         return self.mpid is not None
 
 
-def _error_text(body: Any) -> str:
-    """The words of an error body that may say "no such profile" (strings only; a bounded amount)."""
-    texts: list[Any] = []
-    if isinstance(body, dict):
-        texts += [body.get(k) for k in ("message", "error", "error_description", "code")]
-        errors = body.get("errors")
-        if isinstance(errors, list):
-            texts += [e.get(k) for e in errors[:16] if isinstance(e, dict) for k in ("code", "message")]
-    return " ".join(t for t in texts if isinstance(t, str))[:MAX_ERROR_TEXT].lower()
+def _errors(body: Any) -> list[dict[str, Any]]:
+    """The error objects of an error body: ``{"errors": [...]}`` (the first few), or the body itself when it is
+    one ``{"message": ...}`` object."""
+    if not isinstance(body, dict):
+        return []
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        return [e for e in errors[:16] if isinstance(e, dict)]
+    return [body] if "message" in body else []
+
+
+def _says_no_profile(body: Any) -> bool:
+    """Whether an error body is mParticle's "the requested profile is invalid" (see the module docstring)."""
+    for error in _errors(body):
+        message = error.get("message")
+        if isinstance(message, str) and message[:MAX_ERROR_TEXT].lower().startswith(NO_PROFILE_WORDS):
+            return True
+    return False
 
 
 def read_profile(reply: Reply, mpid: str | None) -> ProfileResult:
@@ -65,8 +78,7 @@ def _no_profile(reply: Reply) -> ProfileResult:
     """A 400 or 404: "no such profile" only when the error says so; a refusal otherwise."""
     if not reply.readable:
         raise Malformed(f"a {reply.status} whose body is unreadable")
-    text = _error_text(reply.body)
-    if "profile" not in text or not any(word in text for word in _NOT_FOUND_WORDS):
+    if not _says_no_profile(reply.body):
         raise RejectedError(f"the Profile API refused the request (HTTP {reply.status}) without saying the "
                             "profile does not exist", api="profile", status=reply.status)
     return ProfileResult(None, {})

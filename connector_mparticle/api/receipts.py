@@ -7,8 +7,8 @@ the verifier callbacks use too), it shows that mParticle received this request a
 
 **Verified** means all of: the signature checks out; the body's ``encoded_request`` decodes to exactly the
 request the connector sent (so a proxy cannot change the request and pass mParticle's genuine answer back:
-``request_mismatch``); and, when the workspace id is known (``profile.workspace_id``), ``controller_id`` is
-that workspace (``other_workspace``).
+``request_mismatch``); and, when the workspace id is known (``dsr.workspace_id`` or ``profile.workspace_id``),
+``controller_id`` is that workspace (``other_workspace``).
 
 A receipt holds the answer's HTTP status, its body as text, the body's SHA-256 (of the exact bytes signed),
 the signature, the processor domain, the signing certificate (SHA-256 fingerprint, subject, issuer, expiry)

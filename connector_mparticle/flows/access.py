@@ -1,8 +1,8 @@
 """Access: once mParticle completes every OpenDSR request, download the results and write them with a summary.
 
 Every file goes through :mod:`connector_mparticle.files`: the output folder must be the user's alone, files are
-0600 and named from the whole request id (``mparticle-access-READABLE-DIGEST…``), no link is followed. Each
-download streams into a new private file; both summaries and the receipt (``…-receipt.json``: mParticle's
+0600 and named from the whole request id and the subject (``mparticle-access-READABLE-DIGEST…``), no link is
+followed. Each download streams into a new private file; both summaries and the receipt (``…-receipt.json``: mParticle's
 signed acknowledgements, :mod:`connector_mparticle.api.receipts`) are written under hidden temporary names;
 then every file is renamed into place and, last, the request's signed state listing them (``delivered``: name,
 size, SHA-256) is written beside them as ``.STEM.delivered`` (:mod:`connector_mparticle.flows.delivery`). A lock
@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from connector_mparticle.api.opendsr import DsrStatus
+from connector_mparticle.api.opendsr import DsrStatus, links_to
 from connector_mparticle.api.receipts import document
 from connector_mparticle.api.results import NO_DATA, merge, summarise, summary_text
 from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError, UnsafeResponseError
@@ -74,15 +74,10 @@ class _Fetched:
 def finish_access(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
     """Download, check and summarise the results of a completed access request."""
     assert flow.state is not None
-    links = {}
-    for part in flow.state.parts:
-        status = statuses.get(part.subject_request_id) or flow.check(part)
-        if not status.results_url:
-            # mParticle sets results_url when a request completes; completed without one is not a verdict yet.
-            why = "mParticle reports the access request completed but has given no results link yet"
-            return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
-        links[part.subject_request_id] = status.results_url
-    file_stem = stem(KIND, flow.request.request_id)
+    links = _links(flow, statuses)
+    if isinstance(links, Result):
+        return links
+    file_stem = stem(KIND, flow.request.request_id, flow.who)
     if not flow.request.output_dir:
         with Folder.temporary(f"{KIND}-") as scratch:
             return _download_and_write(flow, links, scratch, file_stem, keep=False)
@@ -96,6 +91,25 @@ def finish_access(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
         folder.sweep([*(_archive_name(file_stem, p) for p in flow.state.parts),
                       *(file_stem + suffix for suffix, _, _ in WRITTEN.values()), record_name(file_stem)])
         return _download_and_write(flow, links, folder, file_stem, keep=True)
+
+
+def _links(flow: Flow, statuses: dict[str, DsrStatus]) -> dict[str, str] | Result:
+    """Each part's results link, or the pending result when one is missing or names another request (a link
+    from a faulty or hostile status would hand over another person's archive: :func:`links_to`)."""
+    assert flow.state is not None
+    links = {}
+    for part in flow.state.parts:
+        status = statuses.get(part.subject_request_id) or flow.check(part)
+        if not status.results_url:
+            # mParticle sets results_url when a request completes; completed without one is not a verdict yet.
+            why = "mParticle reports the access request completed but has given no results link yet"
+            return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
+        if not links_to(status.results_url, part.subject_request_id):
+            why = ("mParticle reports the access request completed, but its results link names another request, "
+                   "so the archive behind it is not this request's and is not taken")
+            return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
+        links[part.subject_request_id] = status.results_url
+    return links
 
 
 def _delivered(flow: Flow, folder: Folder, file_stem: str) -> Result | None:

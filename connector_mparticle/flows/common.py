@@ -28,10 +28,11 @@ from connector_mparticle.errors import (
     failure_info,
 )
 from connector_mparticle.files import Folder, NoSpaceError
+from connector_mparticle.flows.lookup import reached
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.signed import NotYetVerified, SignedAnswers
 from connector_mparticle.flows.state import Part, RequestState, state_key
-from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regulation
+from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regulation, subject_digest
 from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import encode_json
 from dsr_framework.models import AuditEvent, DsrRequest, FailureInfo, OutputFile, Result, Status, format_time, utcnow
@@ -52,6 +53,7 @@ class Flow:
         self.regulation = regulation(request, conn.settings)
         self.subject = Subject.of(request, conn.settings)
         self.groups = self.subject.groups(request, conn.settings, request_type)
+        self.who = subject_digest(request)  #: binds the output files to the subject (``files.stem``)
         self._key = state_key(conn.settings.dsr_auth.secrets())
         self.state = RequestState.from_dict(state, [g.subject_request_id for g in self.groups], self._key)
         self.trail = self.state.audit_events() if self.state else []
@@ -209,15 +211,28 @@ class Flow:
         """Submit every group the state does not hold yet; True when any was new."""
         if self.state is None:
             self.state = RequestState([], submitted_at=format_time(self.now))
+            self._search_before()
         new = False
         for group in self.groups:
             if self.state.part(group.subject_request_id) is None:
                 part = self.submit(group)
                 self.state.parts.append(part)
+                if part.last_status is None and not self.state.found_before:
+                    self.state.found_before = None  # an earlier submission may have run already: not a baseline
                 new = new or part.last_status == "pending"
                 if self.signed.strict and not (part.receipt and part.receipt["verified"]):
                     break  # strict: nothing further is sent until this answer is verified (SignedAnswers.gate)
         return new
+
+    def _search_before(self) -> None:
+        """Before an erasure is first submitted: what it can act on (:func:`~connector_mparticle.flows.lookup.reached`:
+        does a search by the request's login and immutable ids find a profile?), for the verification to weigh."""
+        assert self.state is not None
+        if self.request_type != "erasure":
+            return
+        self.state.found_before = reached(self.conn, self.subject)
+        if self.state.found_before is not None:
+            self.note("search before the erasure", "found a profile" if self.state.found_before else "no profile found")
 
     def _advance(self, finish: Finish) -> Result:
         assert self.state is not None

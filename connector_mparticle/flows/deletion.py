@@ -19,7 +19,7 @@ from connector_mparticle.api.receipts import document
 from connector_mparticle.errors import MParticleError, VerificationError
 from connector_mparticle.files import Folder, stem
 from connector_mparticle.flows.common import Flow
-from connector_mparticle.flows.lookup import Check, blind_spot, check
+from connector_mparticle.flows.lookup import Check, blind_spots, check
 from dsr_framework.models import OutputFile, Result
 
 __all__ = ["KIND", "finish_deletion"]
@@ -48,10 +48,9 @@ def finish_deletion(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
 
 def _unverifiable(flow: Flow, checks: list[Check]) -> list[str]:
     """What could not be checked: identifiers no API answers for, and known profiles out of reach."""
+    assert flow.state is not None
     unverifiable = [f"{c.identifier.kind.name} ({c.why})" for c in checks if c.found is None]
-    if (limit := blind_spot(flow.conn, flow.subject)) is not None:
-        unverifiable.append(limit)
-    return unverifiable
+    return unverifiable + blind_spots(flow.conn, flow.subject, flow.state.found_before)
 
 
 def _verified_message(verified: list[str], unverifiable: list[str]) -> str:
@@ -78,15 +77,15 @@ def _verify(flow: Flow) -> list[Check]:
 
 def _receipt_file(flow: Flow) -> tuple[OutputFile, ...]:
     """With an output directory, the receipts also go to ``mparticle-erasure-…-receipt.json`` (through
-    :mod:`connector_mparticle.files`: 0600, named from the whole request id, written under a hidden temporary
-    name and renamed, under this request's lock). The erasure is done either way: a file that cannot be
+    :mod:`connector_mparticle.files`: 0600, named from the whole request id and the subject, written under a
+    hidden temporary name and renamed, under this request's lock). The erasure is done either way: a file that cannot be
     written is noted, and the receipts stay in the summary."""
     assert flow.state is not None
     if not flow.request.output_dir:
         return ()
     data = document(flow.request.request_id, flow.request_type, flow.regulation,
                     [p.receipt for p in flow.state.parts if p.receipt])
-    file_stem = stem(KIND, flow.request.request_id)
+    file_stem = stem(KIND, flow.request.request_id, flow.who)
     name = f"{file_stem}-receipt.json"
     try:
         with Folder.open(flow.request.output_dir) as folder, folder.lock(file_stem) as lock:

@@ -1,11 +1,14 @@
 """Opt-out (synchronous): find the subject's profile; if there is one, record the opt-out as consent state.
 
-The profile is found the way verification finds it (:func:`connector_mparticle.flows.lookup.find_profile`):
-by mpid through the Profile API, by an immutable id through the Profile API, or with an identity search.
-"No profile" is only ever mParticle saying so; an answer that is not a verdict fails the call as
-``retry_later`` (the consent batch carries a derived ``source_request_id``, so a retry records it once). With
-an mpid that cannot be checked (no Profile API), the batch is sent for that mpid, with the subject's other
-identities so mParticle can attribute it, and the result says the profile could not be confirmed.
+The profile is found with every kind of identifier the request carries
+(:func:`connector_mparticle.flows.lookup.find_profile`): the mpid through the Profile API, an immutable id
+through the Profile API, and one identity search with the searchable identifiers, whose answer must match what
+was asked (``matched_identities``). Identifiers that find different profiles stop the opt-out before anything
+is recorded (the request does not say whose consent it is). "No profile" is only ever mParticle saying so; an
+answer that is not a verdict fails the call as ``retry_later`` (the consent batch carries a derived
+``source_request_id``, so a retry records it once). With an mpid that cannot be checked (no Profile API), the
+batch is sent for that mpid, with the subject's other identities so mParticle can attribute it, and the result
+says the profile could not be confirmed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from connector_mparticle.connector import MParticleConnector
 from connector_mparticle.errors import ConfigurationError, MParticleError, failed_result
-from connector_mparticle.flows.lookup import Check, blind_spot, find_profile
+from connector_mparticle.flows.lookup import Check, blind_spots, find_profile
 from connector_mparticle.flows.subject import Subject, opt_out_batch
 from connector_mparticle.identities import MPID
 from dsr_framework.models import AuditEvent, DsrRequest, Result
@@ -43,9 +46,8 @@ def _opt_out(conn: MParticleConnector, request: DsrRequest, trail: list[AuditEve
                                  f"request has {', '.join(sorted(subject.values()))})")
     trail.append(AuditEvent(f"find profile by {found.via}", _FOUND[found.found],
                             {"mpid": found.mpid} if found.mpid else {}))
-    limit = blind_spot(conn, subject)
-    caveat = f"; {limit}" if limit else ""
-    not_verifiable = [limit] if limit else []
+    not_verifiable = blind_spots(conn, subject, found.found is not False)
+    caveat = "".join(f"; {limit}" for limit in not_verifiable)
     if found.found is False:
         return (f"no mParticle profile matches this subject, so there is no consent to change{caveat}",
                 {"profile_found": False, "consent_changed": False, "not_verifiable": not_verifiable})
@@ -67,10 +69,10 @@ def _upload_consent(conn: MParticleConnector, request: DsrRequest, subject: Subj
     """Send the consent batch for the profile ``found``; its mpid and the batch."""
     mpid = found.mpid or subject.get(MPID)
     assert mpid is not None
-    batch = opt_out_batch(request, conn.settings, mpid)
+    attribute = None
     if found.found is None:  # an mpid the Profile API could not confirm: let mParticle attribute it too
-        batch["user_identities"] = {i.kind.events: i.value for i in subject.identifiers
-                                    if i.kind.events and not i.kind.device}
+        attribute = {i.kind.events: i.value for i in subject.identifiers if i.kind.events and not i.kind.device}
+    batch = opt_out_batch(request, conn.settings, mpid, attribute)
     reply = conn.events.upload(batch, what="record opt-out consent")
     trail.append(AuditEvent("upload consent batch", f"HTTP {reply.status}",
                             {"mpid": mpid, "source_request_id": batch["source_request_id"],

@@ -44,7 +44,7 @@ class SignedAnswers:
     def __init__(self, conn: MParticleConnector, note: Note, sent_for: Callable[[str], bytes]) -> None:
         self.conn = conn
         self.strict = conn.settings.signatures == "strict"
-        self.workspace_id = conn.settings.profile.workspace_id if conn.settings.profile else None
+        self.workspace_id = conn.settings.dsr_workspace_id
         self.redactor: Redactor = conn.redactor
         self.note = note
         self.sent_for = sent_for  #: the exact bytes of the submission of a subject_request_id

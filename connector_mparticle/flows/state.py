@@ -91,6 +91,9 @@ class RequestState:
     status_checks: int = 0
     overdue_checks: int = 0
     verify_attempts: int = 0
+    #: Erasure: did the request's login and immutable ids find a profile before it was submitted (None: unknown,
+    #: or the request carries none)? :func:`connector_mparticle.flows.lookup.blind_spots` reads it.
+    found_before: bool | None = None
     audit: list[dict[str, Any]] = field(default_factory=list)
     #: Files written for the request: name, size_bytes, sha256, media_type, description.
     delivered: list[dict[str, Any]] = field(default_factory=list)
@@ -168,7 +171,8 @@ def _fields_in_range(known: Mapping[str, Any]) -> bool:
     """The state's scalar fields: counters within bounds, a known phase, an audit list, a time or None."""
     return (all(type(known.get(k, 0)) is int and 0 <= known.get(k, 0) <= MAX_COUNTER for k in _COUNTERS)
             and known.get("phase", "submitted") in PHASES and isinstance(known.get("audit", []), list)
-            and isinstance(known.get("submitted_at"), (str, type(None))))
+            and isinstance(known.get("submitted_at"), (str, type(None)))
+            and known.get("found_before") in (True, False, None) and type(known.get("found_before")) is not int)
 
 
 def _delivered_well_formed(entries: Any) -> bool:

@@ -10,11 +10,13 @@ profiles the mpid does not) and one with the mpid alone (exactly that profile). 
 no name for (social and push ids) are not sent to it; they still serve identity searches.
 
 Exactly-once rests on one rule: every id sent to mParticle is derived, never random: from the host's request
-id, the kind of request, the group, the regulation and the identifiers sent. Resubmitting after a crash, a
-timeout or a lost response reuses the same ``subject_request_id``, so mParticle answers "already exists";
-a host request id reused for another subject (or another regulation) is a different mParticle request, never
-a resumption of someone else's. An opt-out resent with the same ``source_request_id`` is de-duplicated by the
-Events API.
+id, the kind of request, the group, the request's own regulation and the request's own identifiers
+(:func:`subject_digest`). Resubmitting after a crash, a timeout or a lost response reuses the same
+``subject_request_id``, so mParticle answers "already exists"; a host request id reused for another subject (or
+another regulation) is a different mParticle request, never a resumption of someone else's. Nothing of the
+configuration enters the id: an operator who edits the identities mapping or the configured regulation while a
+request is pending resumes that request, never submits a second one. An opt-out resent with the same
+``source_request_id`` (derived from the request id, the subject and the batch) is de-duplicated by the Events API.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connector_mparticle.api.identity import read_mpid
 from connector_mparticle.errors import ConfigurationError
+from connector_mparticle.http.answers import Malformed
 from connector_mparticle.identities import MPID, IdentityType, identity_type
 from connector_mparticle.settings import Settings
 from dsr_framework.models import DsrRequest, format_time
 from dsr_framework.redact import mask_email
 
-__all__ = ["DsrGroup", "Identifier", "Subject", "derived_uuid", "masked_identities", "opt_out_batch", "regulation"]
+__all__ = ["DsrGroup", "Identifier", "Subject", "derived_uuid", "masked_identities", "opt_out_batch", "regulation",
+           "subject_digest"]
 
 #: Namespace for ids this connector derives (fixed forever: changing it would break idempotency).
 NAMESPACE = uuid.UUID("5b0f6f52-4c1e-4f2a-9d0e-6d7a1c3e8b21")
@@ -43,6 +48,33 @@ def derived_uuid(host_request_id: str, purpose: str) -> str:
     """A UUID derived from the host request id (UUID v5-style hashing), formatted as the v4 mParticle requires."""
     digest = uuid.uuid5(NAMESPACE, f"{purpose}:{host_request_id}")
     return str(uuid.UUID(bytes=digest.bytes, version=4))
+
+
+def subject_digest(request: DsrRequest) -> str:
+    """Who the request is about, as 128 bits of SHA-256 over the request's own identifiers (category and value,
+    in a canonical order): the same for every call of one request whatever the configuration, different for a
+    request id reused for another subject. It binds the derived ids and the output files to the subject."""
+    canonical = json.dumps(sorted(request.identities.items()), ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
+
+
+def _kind(category: str, settings: Settings) -> IdentityType | None:
+    """The mParticle identity type a request category is (through the configuration's mapping), or None."""
+    name = settings.identity_mapping.get(category, category)
+    try:
+        return identity_type(name) if name is not None else None
+    except KeyError:
+        return None
+
+
+def _mpid(category: str, value: str) -> str:
+    """The request's mpid in canonical form, read by the one rule (:func:`~connector_mparticle.api.identity.read_mpid`);
+    :class:`ConfigurationError` (naming the category, never the value) for anything else."""
+    try:
+        return read_mpid(value)
+    except Malformed:
+        raise ConfigurationError(f"the request's {category} is an mParticle ID (mpid), which must be a non-zero "
+                                 "64-bit integer written in ASCII digits (with an optional leading minus)") from None
 
 
 def regulation(request: DsrRequest, settings: Settings) -> str:
@@ -82,16 +114,14 @@ class Subject:
         chosen: dict[str, Identifier] = {}
         unused: list[tuple[str, str]] = []
         for category, value in sorted(request.identities.items()):
-            name = settings.identity_mapping.get(category, category)
-            try:
-                kind = identity_type(name) if name is not None else None
-            except KeyError:
-                kind = None
+            kind = _kind(category, settings)
             if kind is None:
                 why = "configured never to be sent" if category in settings.identity_mapping else (
                     "not an mParticle identity type; map it in the configuration's 'identities'")
                 unused.append((category, why))
                 continue
+            if kind.name == MPID:
+                value = _mpid(category, value)
             earlier = chosen.get(kind.name)
             if earlier is not None and earlier.value != value:
                 raise ConfigurationError(f"the request's {earlier.category} and {category} are both mParticle "
@@ -116,15 +146,10 @@ class Subject:
         sendable = [i for i in self.identifiers if i.kind.dsr is not None]
         parts = [("identities", [i for i in sendable if i.kind.name != MPID]),
                  ("mpid", [i for i in sendable if i.kind.name == MPID])]
-        law = regulation(request, settings)
-        groups = []
-        for label, identifiers in parts:
-            if identifiers:
-                fingerprint = hashlib.sha256(json.dumps(
-                    [law, sorted((i.kind.name, i.value) for i in identifiers)]).encode()).hexdigest()[:32]
-                groups.append(DsrGroup(label, tuple(identifiers),
-                                       derived_uuid(request.request_id, f"{request_type}:{label}:{fingerprint}")))
-        return groups
+        # the request's own regulation and identifiers, never the configured ones (see the module docstring)
+        purpose = f"{request_type}:{{}}:{request.regulation}:{subject_digest(request)}"
+        return [DsrGroup(label, tuple(identifiers), derived_uuid(request.request_id, purpose.format(label)))
+                for label, identifiers in parts if identifiers]
 
 
 def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: DsrGroup) -> dict[str, Any]:
@@ -157,11 +182,18 @@ def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: 
     return body
 
 
-def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str) -> dict[str, Any]:
-    """An Events API batch for ``mpid`` that records the opt-out as consent state.
+def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str,
+                  user_identities: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An Events API batch for ``mpid`` that records the opt-out as consent state (with ``user_identities``, the
+    Events API names of identities that let mParticle attribute it too).
 
     CCPA ``data_sale_opt_out`` consented=true means the user has opted out of sale; each configured GDPR
     purpose consented=false means the user refused it. The timestamp is when the subject asked.
+
+    ``source_request_id`` is mParticle's de-duplication key (kept 30-60 days per API key). It is derived from the
+    host request id, the subject (:func:`subject_digest`) *and the whole batch*: the same call repeated records
+    once, while a request id reused for another person, another profile or a changed configuration (another
+    purpose) is a new batch that mParticle records, never one it silently drops as a duplicate.
     """
     stamp = int(request.submitted_at.timestamp() * 1000)
 
@@ -177,13 +209,13 @@ def opt_out_batch(request: DsrRequest, settings: Settings, mpid: str) -> dict[st
     if not consent:
         raise ConfigurationError("opt-out records nothing: enable opt_out.ccpa_data_sale_opt_out or list "
                                  "opt_out.gdpr_purposes")
-    return {
-        "environment": settings.environment,
-        "mpid": int(mpid),
-        "source_request_id": derived_uuid(request.request_id, "opt_out"),
-        "consent_state": consent,
-        "events": [],
-    }
+    batch: dict[str, Any] = {"environment": settings.environment, "mpid": int(read_mpid(mpid)),
+                             "consent_state": consent, "events": []}
+    if user_identities:
+        batch["user_identities"] = dict(user_identities)
+    content = hashlib.sha256(json.dumps(batch, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return {**batch, "source_request_id": derived_uuid(request.request_id,
+                                                       f"opt_out:{subject_digest(request)}:{content}")}
 
 
 def masked_identities(identities: Mapping[str, str]) -> dict[str, str]:

@@ -270,6 +270,19 @@ class ApiClient:
         raise kind(f"{what}: the {self.api} API refused the request (HTTP {status}){suffix}",
                    api=self.api, status=status)
 
+    def _not_found(self, response: requests.Response, what: str, theirs: Callable[[Any], bool]) -> NoReturn:
+        """A 404 to a download: the API's verdict (:class:`NotFoundError`) only when its body is the API's own
+        answer (``theirs``); anything else is :class:`UnsafeResponseError`, which no caller reads as a verdict."""
+        try:
+            body, readable = _parsed(_read(response, MAX_ERROR_BYTES))
+        except (Malformed, _Transient):
+            body, readable = None, False
+        if readable and theirs(body):
+            raise NotFoundError(f"{what}: the {self.api} API answered 404", api=self.api, status=404)
+        raise UnsafeResponseError(f"{what}: a 404 that is not the {self.api} API's own answer (a proxy's or a "
+                                  "storage service's error page), so it says nothing about the results",
+                                  api=self.api, status=404)
+
     # -- JSON calls ---------------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, parse: Callable[[Reply], T], *, body: Any = None,
@@ -314,13 +327,16 @@ class ApiClient:
 
     # -- downloads ----------------------------------------------------------------------------------------
 
-    def download(self, url: str, into: Staged, *, max_bytes: int, what: str = "download results") -> Download:
+    def download(self, url: str, into: Staged, *, max_bytes: int, what: str = "download results",
+                 not_found: Callable[[Any], bool] = lambda body: True) -> Download:
         """Stream ``url`` into the new private file ``into`` (:mod:`connector_mparticle.files`), following
         redirects only to hosts the download policy allows, each hop checked again.
 
         Credentials go only to this API's own origin (the credential decides, per hop). Raises
-        :class:`NotFoundError` (404), :class:`GoneError` (410), :class:`UnsafeResponseError` (a URL the policy
-        refuses, or larger than ``max_bytes``). On any failure ``into`` is removed.
+        :class:`NotFoundError` (a 404 whose JSON body ``not_found`` accepts as the API's own answer),
+        :class:`GoneError` (410), :class:`UnsafeResponseError` (a URL the policy refuses, larger than
+        ``max_bytes``, or a 404 that is not the API's: a proxy's page, a storage error). On any failure ``into``
+        is removed.
         """
         policy = self.download_policy
         if policy is None:
@@ -341,6 +357,8 @@ class ApiClient:
                     response.close()
                     target = _hop(target, location)
                     continue
+                if response.status_code == 404:
+                    self._not_found(response, what, not_found)
                 if response.status_code != 200:
                     self._refuse(response, what)
                 return _stream_to(response, into, max_bytes, self.api)

@@ -15,13 +15,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from connector_mparticle.files import stem
 from connector_mparticle.flows.access import KIND
 from connector_mparticle.flows.delivery import record_name
 from connector_mparticle.sandbox import Sandbox
 from tests.adversarial.conftest import config_for, handle_for
 from tests.adversarial.hostile import Answer, HostileServer
-from tests.support.hosting import request
+from tests.support.hosting import file_stem, request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +49,7 @@ def assert_disk_matches(results: list[Any], folder: Path) -> None:
             assert hashlib.sha256(data).hexdigest() == file.sha256 and len(data) == file.size_bytes
     names = sorted(p.name for p in folder.iterdir())
     listed = sorted(Path(f.path).name for f in done[0].files)
-    record = record_name(stem(KIND, done[0].request_id))  # the signed list of what was delivered
+    record = record_name(file_stem(KIND, request("access")))  # Jane's signed list of what was delivered
     assert names == sorted([*listed, record]), "temporary, partial or lock files were left"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -70,7 +71,9 @@ def test_a_results_url_the_policy_refuses_is_never_contacted(sandbox: Sandbox, h
                                                               foreign: HostileServer, tmp_path: Path,
                                                               make_url: Any) -> None:
     sandbox.seed_profile({"email": "jane@example.com"})
-    results_url_is(hostile, lambda original: make_url(foreign, hostile.url))
+    # each URL names the request (as mParticle's do), so that only the download policy can refuse it
+    results_url_is(hostile, lambda original: make_url(foreign, hostile.url).replace(
+        "x.zip", urlsplit(original).path.lstrip("/")))
     result = finish_access(sandbox, config_for(hostile, sandbox), tmp_path)
     assert result.status == "pending" and result.state is not None and "could not be used" in result.message, (
         result.message)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from connector_mparticle.files import stem
+from connector_mparticle.flows.subject import subject_digest
 from connector_mparticle.sandbox import Sandbox
 from dsr_framework import DsrRequest, Result
 from dsr_framework.drive import drive as run_to_final
@@ -35,3 +37,8 @@ def drive(handle: ConnectorHandle, req: DsrRequest, timeout: float = 20.0,
     """Call the hook for ``req`` (again with each returned state, at its next check time) until final."""
     driven = run_to_final(lambda current: handle.handle(req, current), state=state, budget=timeout)
     return driven.result, driven.calls
+
+
+def file_stem(kind: str, req: DsrRequest) -> str:
+    """The start of the names of the files written for ``req`` (bound to its id and its subject)."""
+    return stem(kind, req.request_id, subject_digest(req))
