@@ -290,6 +290,11 @@ class Runtime:
                                   f"ConformanceTarget.max_calls): {exc.result.message}") from None
             raise CheckFailed(f"{hook} did not reach a final result within its {budget:g}s budget "
                               f"(ConformanceTarget.budgets): {exc.result.message}") from None
+        if driven.needs_person:
+            action = driven.result.action_required
+            assert action is not None
+            raise CheckFailed(f"{hook} stopped, pending, waiting for a person to fix something ({action.error_class}: "
+                              f"{action.message}) against a target set up to work")
         self._check_files(hook, request, driven.result, self.watch.written()[watched:])
         if before is not None:
             self._check_people(hook, request, driven.result, before)
