@@ -93,15 +93,29 @@ def test_access_downloads_results_that_match_the_seeded_data(sandbox: Sandbox, t
 
 
 def test_access_for_an_unknown_subject_completes_with_no_data(sandbox: Sandbox, tmp_path: Path) -> None:
-    result, _ = drive(mparticle(sandbox), request("access", email="nobody@example.com", output_dir=str(tmp_path)))
+    result, _ = drive(mparticle(sandbox), request("access", email="nobody@example.com", customer_id="c-0",
+                                                 output_dir=str(tmp_path)))
     assert result.status == "completed"
     assert result.summary["data_found"] is False and "holds no data" in result.message
+    assert result.verification is not None and result.verification.status == "not_applicable"
     # A summary still records what was asked and what mParticle answered; there is no archive to keep.
     name = stem("mparticle-access", "host-req-1")
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
         Path(f.path).name for f in result.files) == [f"{name}-receipt.json", f"{name}-summary.json",
                                                      f"{name}-summary.txt"]
     assert "holds no data" in (tmp_path / f"{name}-summary.txt").read_text()
+
+
+def test_an_access_without_a_login_id_never_says_mparticle_holds_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Issue 21: mParticle's export does not reach a known profile (one with a customer id, the default login id)
+    through its email alone; "no data" for it is not "mParticle holds nothing", and the result says why as data."""
+    sandbox.seed_profile({"email": "olga@example.com", "customer_id": "c-9"})
+    result, _ = drive(mparticle(sandbox), request("access", email="olga@example.com", output_dir=str(tmp_path)))
+    assert result.status == "completed" and result.unverified
+    assert "holds no data" not in result.message and "not proof" in result.message
+    assert result.verification is not None
+    [reason] = result.verification.reasons
+    assert reason.code == "login_id_required" and reason.identifiers == ("customer_id",)
 
 
 def test_deletion_erases_the_profile_and_verifies_it_is_gone(sandbox: Sandbox) -> None:
@@ -130,8 +144,11 @@ def test_a_deletion_without_a_login_id_says_known_profiles_could_not_be_reached(
     reach (and a search cannot see) a profile that has one, so "gone" cannot be claimed for it."""
     known = sandbox.seed_profile({"email": "kim@example.com", "customer_id": "c-7"})
     result, _ = drive(mparticle(sandbox), request("deletion", email="kim@example.com"))
-    assert result.status == "completed" and result.summary["verified"] is False
-    assert "not verifiable" in result.message and "customer_id" in result.message
+    assert result.status == "completed" and result.summary["verified"] is False and result.unverified
+    assert result.message.startswith("mParticle completed the erasure, but it is not verified")
+    assert "customer_id" in result.message
+    assert result.verification is not None
+    assert [r.code for r in result.verification.reasons] == ["login_id_required"]
     assert sandbox.profile(str(known["mpid"])) is not None  # it was indeed out of reach
     strict = mparticle(sandbox, verification={"unverifiable": "fail"})
     failed, _ = drive(strict, request("deletion", request_id="host-req-2", email="kim@example.com"))

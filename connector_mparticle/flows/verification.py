@@ -1,0 +1,59 @@
+"""What the connector could not check, as the contract's verification reasons (:mod:`dsr_framework.verification`).
+
+Deletion, access and opt-out all say, in the result's ``verification``, whether their outcome was checked and,
+if not, why, with one of the contract's reason codes: a host routes unverified outcomes to a person without
+reading prose. The limits themselves are found in :mod:`connector_mparticle.flows.lookup` (what each API can
+search, what the workspace's login ids put out of reach); this module only names them in the contract's terms,
+with the request's own identifier categories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from connector_mparticle.connector import MParticleConnector
+from connector_mparticle.flows.lookup import Check, blind_spot
+from connector_mparticle.flows.subject import Subject
+from connector_mparticle.identities import MPID
+from dsr_framework.models import VerificationReason
+
+__all__ = ["category_of", "check_reasons", "no_read_back", "reach_reasons"]
+
+
+def category_of(conn: MParticleConnector, type_name: str, subject: Subject | None = None) -> str:
+    """The request category that carries mParticle identity type ``type_name`` (the subject's own, else the
+    configuration's mapping, else the type name itself): how a host names it."""
+    if subject is not None:
+        carried = next((i.category for i in subject.identifiers if i.kind.name == type_name), None)
+        if carried is not None:
+            return carried
+    mapped = sorted(c for c, t in conn.settings.identity_mapping.items() if t == type_name)
+    return type_name if type_name in mapped or not mapped else mapped[0]
+
+
+def check_reasons(checks: Iterable[Check]) -> list[VerificationReason]:
+    """One reason per identifier no API could check (``found`` None)."""
+    reasons = []
+    for c in checks:
+        if c.found is not None:
+            continue
+        code = "api_not_configured" if c.identifier.kind.name == MPID else "not_searchable"
+        reasons.append(VerificationReason(code, f"{c.identifier.kind.name}: {c.why}", (c.identifier.category,)))
+    return reasons
+
+
+def reach_reasons(conn: MParticleConnector, subject: Subject) -> list[VerificationReason]:
+    """The profiles the request could not reach at all: known profiles without a login id."""
+    limit = blind_spot(conn, subject)
+    if limit is None:
+        return []
+    missing = tuple(category_of(conn, name) for name in conn.settings.identity_strategy.login_ids)
+    return [VerificationReason("login_id_required", limit, missing)]
+
+
+def no_read_back(what: str) -> VerificationReason:
+    """mParticle accepted ``what`` but no API returns it (consent state: the Profile API's fields do not include
+    it, ``developers/profile-api``)."""
+    return VerificationReason("no_read_back", f"mParticle accepted {what} (HTTP 202), but no mParticle API returns "
+                                              "consent state, so it cannot be read back; a consent purpose the "
+                                              "workspace does not define is accepted and ignored")
