@@ -155,6 +155,24 @@ def test_a_deletion_without_a_login_id_says_known_profiles_could_not_be_reached(
     assert failed.status == "failed" and failed.error is not None and failed.error.error_class == "verification"
 
 
+def test_an_erasure_mparticle_completed_is_not_failed_by_a_verification_that_cannot_run(sandbox: Sandbox) -> None:
+    """Issue 21: the Identity API refusing a wrong input secret after mParticle completed the erasure is a local
+    problem: the result stays pending, says first that mParticle completed the erasure, names the fix in
+    ``action_required``, and calling again after the fix verifies the same erasure (nothing is sent twice)."""
+    known = sandbox.seed_profile({"email": "kim@example.com", "customer_id": "c-7"})
+    req = request("deletion", email="kim@example.com", customer_id="c-7")
+    inputs = sandbox.connector_config()["inputs"]
+    inputs["auth"]["secret"] = "a-wrong-input-secret"
+    stopped, _ = drive(mparticle(sandbox, inputs=inputs), req)
+    assert stopped.status == "pending" and stopped.state and stopped.error is None
+    assert stopped.message.startswith("mParticle completed the erasure"), stopped.message
+    assert stopped.action_required is not None and stopped.action_required.error_class == "authentication"
+    assert sandbox.profile(str(known["mpid"])) is None  # the erasure did happen
+    done, _ = drive(mparticle(sandbox), req, state=dict(stopped.state))
+    assert done.status == "completed" and done.verification is not None and done.verification.verified
+    assert len(sandbox.dsrs()) == 1
+
+
 def test_deletion_still_found_after_the_grace_period_fails_verification(sandbox: Sandbox) -> None:
     handle = mparticle(sandbox, verification={"grace_period_seconds": 0.4, "attempts": 3})
     first = handle.handle(request("deletion"))
