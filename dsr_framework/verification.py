@@ -2,13 +2,14 @@
 
 A connector that says "completed" says what the service answered. Whether the outcome was then *checked*
 (an erasure confirmed by searches that find nobody, an export known to cover the whole subject, a consent
-change read back) is a separate fact a host must be able to route on without parsing prose, so results carry
+change confirmed) is a separate fact a host must be able to route on without parsing prose, so results carry
 it as data (``verification`` in ``schemas/result.schema.json``):
 
 * ``verified``: the connector checked the outcome in the service and found it as the result says (no reasons);
 * ``unverified``: it could not check all of it; each reason says why, with a code from :data:`REASON_CODES`,
   a sentence for people and the identifier types it concerns. A host sends these to a person;
-* ``not_applicable``: nothing to check (an access request whose export has no known gap).
+* ``not_applicable``: there was nothing the connector could check, and no known gap (an access request's
+  export; an opt-out, where the service offers no way to read consent back).
 
 The reason codes are a closed list, kept here and nowhere else (the result schema's enum is tested against
 it): a host can act on each one. Adding a code is adding a row here and to the schema's enum.
@@ -33,8 +34,6 @@ REASON_CODES: dict[str, str] = {
     "not_searchable": "no API of the service can look up an identifier of this type",
     "api_not_configured": "only an API the connector is not configured for could check this identifier (for "
                           "mParticle: the Profile API, for an mpid or an immutable id)",
-    "no_read_back": "the service accepted the change but offers no way to read it back (for mParticle: consent "
-                    "state, which no API returns)",
     "check_failed": "a check that should have run did not give an answer (the message says which and why)",
 }
 

@@ -7,12 +7,12 @@ by mpid through the Profile API, by an immutable id through the Profile API, or 
 an mpid that cannot be checked (no Profile API), the batch is sent for that mpid, with the subject's other
 identities so mParticle can attribute it, and the result says the profile could not be confirmed.
 
-**Verification.** No mParticle API returns consent state, so a consent write is at best "sent and accepted
-(HTTP 202)": the result's ``verification`` is ``unverified`` with ``no_read_back`` (mParticle also accepts, and
-ignores, a GDPR purpose the workspace does not define), plus any limit on what the lookup could reach (known
-profiles without a login id, an mpid without the Profile API). ``verification.unverifiable: fail`` turns those
-other limits into a ``verification`` failure before anything is written; ``no_read_back`` is a property of
-mParticle that no request or setting can change, so it never fails an opt-out.
+**Verification.** No mParticle API returns consent state, so a consent write cannot be read back: there is
+nothing a connector, or a person, can check afterwards, and the result's ``verification`` is
+``not_applicable`` (the summary's ``not_verifiable`` says so in words). What the lookup could not reach or
+confirm (known profiles without a login id, an mpid without the Profile API) makes it ``unverified``, with a
+reason each; ``verification.unverifiable: fail`` turns those limits into a ``verification`` failure before
+anything is written.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from connector_mparticle.connector import MParticleConnector
 from connector_mparticle.errors import ConfigurationError, MParticleError, VerificationError, failed_result
 from connector_mparticle.flows.lookup import Check, find_profile
 from connector_mparticle.flows.subject import Subject, opt_out_batch
-from connector_mparticle.flows.verification import category_of, no_read_back, reach_reasons
+from connector_mparticle.flows.verification import category_of, reach_reasons
 from connector_mparticle.identities import MPID
 from dsr_framework.models import AuditEvent, DsrRequest, Result, Verification, VerificationReason
 
@@ -61,11 +61,10 @@ def _opt_out(conn: MParticleConnector, request: DsrRequest,
                 Verification.of(limits))
     mpid, batch = _upload_consent(conn, request, subject, found, trail)
     recorded = [f"{reg}.{purpose}" for reg, purposes in batch["consent_state"].items() for purpose in purposes]
-    unread = no_read_back(f"the opt-out ({', '.join(recorded)})")
     return f"recorded the opt-out in mParticle ({', '.join(recorded)}){caveat}", {
         "profile_found": found.found, "consent_changed": True, "mpid": mpid,
         "consent_state": batch["consent_state"], "source_request_id": batch["source_request_id"],
-        "not_verifiable": [*not_verifiable, unread.message]}, Verification.of([*limits, unread])
+        "not_verifiable": [*not_verifiable, NO_READ_BACK]}, Verification.of(limits, checked=False)
 
 
 def _limits(conn: MParticleConnector, subject: Subject, found: Check) -> list[VerificationReason]:
@@ -83,6 +82,9 @@ def _limits(conn: MParticleConnector, subject: Subject, found: Check) -> list[Ve
     return limits
 
 
+#: Why a recorded opt-out is never read back (developers/profile-api: its fields do not include consent state).
+NO_READ_BACK = ("no mParticle API returns consent state, so the recorded opt-out cannot be read back (a GDPR "
+                "purpose the workspace does not define is accepted and ignored)")
 _FOUND = {None: "not checkable", True: "found", False: "not found"}
 
 

@@ -17,7 +17,7 @@ from connector_mparticle.flows.subject import Subject
 from connector_mparticle.identities import MPID
 from dsr_framework.models import VerificationReason
 
-__all__ = ["category_of", "check_reasons", "no_read_back", "reach_reasons"]
+__all__ = ["category_of", "check_reasons", "reach_reasons"]
 
 
 def category_of(conn: MParticleConnector, type_name: str, subject: Subject | None = None) -> str:
@@ -49,11 +49,3 @@ def reach_reasons(conn: MParticleConnector, subject: Subject) -> list[Verificati
         return []
     missing = tuple(category_of(conn, name) for name in conn.settings.identity_strategy.login_ids)
     return [VerificationReason("login_id_required", limit, missing)]
-
-
-def no_read_back(what: str) -> VerificationReason:
-    """mParticle accepted ``what`` but no API returns it (consent state: the Profile API's fields do not include
-    it, ``developers/profile-api``)."""
-    return VerificationReason("no_read_back", f"mParticle accepted {what} (HTTP 202), but no mParticle API returns "
-                                              "consent state, so it cannot be read back; a consent purpose the "
-                                              "workspace does not define is accepted and ignored")
