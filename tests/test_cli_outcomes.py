@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -132,3 +133,31 @@ def test_sigterm_while_waiting_saves_the_state_and_prints_the_resume_command(ses
     out, err = process.communicate(timeout=30)
     assert process.returncode == 3, "".join(lines) + out + err
     assert "Resume the same request" in out and "--state" in out and state.is_file()
+
+
+def test_a_request_id_reused_for_another_subject_is_refused_naming_the_difference(session: Session,
+                                                                                   tmp_path: Path) -> None:
+    """``--request-id`` resumes the request it names; the same id with another --email is another request, and
+    is refused (exit 2, nothing sent) rather than submitted under the first one's id and file names."""
+    env = {**ENV, "XDG_STATE_HOME": str(tmp_path / "xdg")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=60, env=env,
+                              cwd=session.cwd)
+
+    first = run("delete", *session.files(), "--email", "jane.reuse@example.com", "--customer-id", "c-r",
+                "--request-id", "REUSED-1")
+    assert first.returncode == 3, first.stdout + first.stderr
+    other = run("delete", *session.files(), "--email", "omar.reuse@example.com", "--customer-id", "c-r",
+                "--request-id", "REUSED-1")
+    assert other.returncode == 2 and no_traceback(other), other.stdout + other.stderr
+    shown = " ".join(other.stderr.split())
+    assert "request id REUSED-1 was already used" in shown and "its email was another value" in shown
+    assert "omar" not in shown and "jane" not in shown and "sending" not in other.stdout
+    assert [d["identities"]["email"] for d in session.dsrs_for("REUSED-1")] == ["jane.reuse@example.com"]
+    same = run("delete", *session.files(), "--email", "jane.reuse@example.com", "--customer-id", "c-r",
+               "--request-id", "REUSED-1", "--wait")
+    assert same.returncode == 0 and len(session.dsrs_for("REUSED-1")) == 1, same.stdout + same.stderr
+    access = run("access", *session.files(), "--email", "jane.reuse@example.com", "--customer-id", "c-r",
+                 "--request-id", "REUSED-1", "--out", str(tmp_path / "out"))
+    assert access.returncode == 3, access.stdout + access.stderr  # another type under the same ticket id is fine

@@ -50,6 +50,7 @@ from connector_mparticle.cli.render import (
     print_result,
     waiting_line,
 )
+from connector_mparticle.cli.request_ids import check_and_record
 from connector_mparticle.cli.state_file import Saved, StateFile
 from connector_mparticle.errors import MParticleError
 from connector_mparticle.files import Folder, folder_path
@@ -364,6 +365,7 @@ def run_request(inv: Invocation) -> NoReturn:
         if state is not None:
             state.write(request, previous)
         sent_as, not_sent = what_is_sent(request, loaded.settings)
+        check_and_record(request, loaded.state_key)
         where = f" (state: {inv.state})" if inv.state is not None else ""
         for warning in [*matching_warnings(request.identities), *consent_warnings(request, loaded.settings)]:
             notes.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
