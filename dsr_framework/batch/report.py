@@ -44,10 +44,19 @@ def verification_of(result: Mapping[str, Any] | None) -> tuple[str, str]:
         return "", ""
     verification = result.get("verification")
     if isinstance(verification, Mapping):
-        reasons = verification.get("reasons") or []
-        detail = "; ".join(f"{r.get('code')}: {r.get('message')}" for r in reasons if isinstance(r, Mapping))
-        return str(verification.get("status", "not reported")).replace("_", " "), detail
-    summary = result.get("summary") or {}
+        return _declared(verification)
+    return _from_summary(result.get("summary") or {})
+
+
+def _declared(verification: Mapping[str, Any]) -> tuple[str, str]:
+    """The result's own ``verification``: its status in words, its reasons as ``code: message``."""
+    reasons = verification.get("reasons") or []
+    detail = "; ".join(f"{r.get('code')}: {r.get('message')}" for r in reasons if isinstance(r, Mapping))
+    return str(verification.get("status", "not reported")).replace("_", " "), detail
+
+
+def _from_summary(summary: Mapping[str, Any]) -> tuple[str, str]:
+    """A connector that predates the field: ``verified`` (bool) and ``not_verifiable`` (the reasons)."""
     reasons = summary.get("not_verifiable") or []
     detail = "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else str(reasons)
     if isinstance(summary.get("verified"), bool):
