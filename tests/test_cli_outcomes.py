@@ -161,3 +161,14 @@ def test_a_request_id_reused_for_another_subject_is_refused_naming_the_differenc
     access = run("access", *session.files(), "--email", "jane.reuse@example.com", "--customer-id", "c-r",
                  "--request-id", "REUSED-1", "--out", str(tmp_path / "out"))
     assert access.returncode == 3, access.stdout + access.stderr  # another type under the same ticket id is fine
+
+
+def test_a_refused_url_is_explained_in_words_not_as_a_pattern(session: Session) -> None:
+    data = yaml.safe_load(session.config.read_text())
+    data["dsr"]["base_url"] = "ftp://opendsr.example.com/v3"
+    config = session.cwd / "ftp.yaml"
+    config.write_text(yaml.safe_dump(data))
+    done = session.run("check", "--config", str(config), "--env-file", str(session.env_file))
+    shown = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "$.dsr.base_url" in shown and "must be an https:// URL" in shown, shown
+    assert "^(https" not in shown and no_traceback(done)
