@@ -208,6 +208,31 @@ def test_opt_out_for_an_unknown_subject_changes_nothing(sandbox: Sandbox) -> Non
     assert [e["api"] for e in sandbox.request_log()] == ["identity"]
 
 
+def test_an_opt_out_by_mpid_without_the_profile_api_says_in_the_result_what_it_could_not_check(
+        sandbox: Sandbox) -> None:
+    """Issue 21 (attack report A5): what could not be checked is data, not only prose, and
+    ``verification.unverifiable: fail`` applies to opt-outs too, before anything is written."""
+    from dsr_framework.host import load_host
+
+    known = sandbox.seed_profile({"email": "mo@example.com", "customer_id": "c-mo"})
+
+    def without_profile_api(**settings: Any) -> Any:
+        config = sandbox.connector_config(**settings)
+        config.pop("profile", None)
+        return load_host({"connectors": {"mparticle": {"enabled": True, "config": config}}}).connector("mparticle")
+
+    req = request("opt_out", email=None, vendor_id=str(known["mpid"]))
+    result = without_profile_api().handle(req)
+    assert result.status == "completed" and result.unverified, result.message
+    assert result.verification is not None
+    assert [(r.code, r.identifiers) for r in result.verification.reasons] == [("api_not_configured", ("vendor_id",))]
+    strict = without_profile_api(verification={"unverifiable": "fail"})
+    sent = len([e for e in sandbox.request_log() if e["api"] == "events"])
+    failed = strict.handle(request("opt_out", request_id="host-req-2", email=None, vendor_id=str(known["mpid"])))
+    assert failed.status == "failed" and failed.error is not None and failed.error.error_class == "verification"
+    assert len([e for e in sandbox.request_log() if e["api"] == "events"]) == sent  # nothing was written
+
+
 def test_opt_out_twice_records_consent_once(sandbox: Sandbox) -> None:
     jane = seed_jane(sandbox)
     handle = mparticle(sandbox)
