@@ -172,3 +172,30 @@ def test_a_refused_url_is_explained_in_words_not_as_a_pattern(session: Session) 
     shown = " ".join(done.stderr.split())
     assert done.returncode == 2 and "$.dsr.base_url" in shown and "must be an https:// URL" in shown, shown
     assert "^(https" not in shown and no_traceback(done)
+
+
+def test_one_ctrl_c_during_a_slow_call_stops_at_once_and_the_resume_sends_nothing_twice(session: Session) -> None:
+    """Issue 21: one Ctrl-C stops at once, even while a call to mParticle is under way (here, 20 s of latency on
+    every DSR answer); the printed command resumes the same request without submitting it again."""
+    state = session.cwd / "slow.json"
+    session.admin.set_faults(dsr={"latency_ms": 20_000})
+    try:
+        process = subprocess.Popen([str(BIN), "delete", *session.files(), "--email", "slow@example.com",
+                                    "--customer-id", "c-slow", "--request-id", "SLOW-1", "--state", str(state)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                                   cwd=session.cwd)
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("sending deletion SLOW-1")
+        time.sleep(1.0)  # the submission is under way, waiting on the sandbox
+        pressed = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert time.monotonic() - pressed < 5 and process.returncode == 3, out + err
+        assert "Stopped: request SLOW-1 is not finished" in out and "--state" in out and no_traceback(
+            subprocess.CompletedProcess([], 3, out, err))
+    finally:
+        session.admin.set_faults(dsr={"latency_ms": 0})
+    time.sleep(0.5)
+    resumed = session.run("delete", *session.files(), "--state", str(state), "--wait")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert len(session.dsrs_for("SLOW-1")) == 1

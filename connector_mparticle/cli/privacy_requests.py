@@ -250,19 +250,20 @@ def _prepare_output_dir(path: str) -> None:
 
 
 class _Stop:
-    """Ctrl-C while a request runs: the first one stops after the current call; a second one stops at once."""
+    """Ctrl-C (or SIGTERM) while a request runs stops at once: while waiting, the wait loop notices within 0.25 s;
+    during a call to mParticle, the call is abandoned. Both are safe: the state file holds the last state, and
+    the request's mParticle ids derive from its request id, so the printed command finds a submission the
+    abandoned call made and never sends it twice."""
 
     def __init__(self) -> None:
         self.requested = False
         self.busy = False  #: a call to mParticle is under way
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        first = not self.requested
         self.requested = True
-        if self.busy:  # the wait loop notices within 0.25 s; a call may take longer, so say why nothing happens
-            sys.stderr.write("\nCtrl-C: stopping after the current call to mParticle (press it again to stop "
-                             "at once)\n")
+        if self.busy or not first:
+            raise KeyboardInterrupt
 
 
 @contextmanager
