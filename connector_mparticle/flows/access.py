@@ -93,6 +93,7 @@ def finish_access(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
     if not flow.request.output_dir:
         with Folder.temporary(f"{KIND}-") as scratch:
             return _download_and_write(flow, links, scratch, file_stem, keep=False)
+    flow.doing = f"writing its results into {flow.request.output_dir}"
     with Folder.open(flow.request.output_dir) as folder, folder.lock(file_stem) as lock:
         if not lock.acquire(flow.lock_wait(LOCK_WAIT_SECONDS)):
             why = "another worker is finishing this access request right now"
