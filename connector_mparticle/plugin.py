@@ -1,7 +1,9 @@
 """The mParticle connector's hook implementations (entry point ``mparticle`` in group ``dsr.connectors``).
 
 Each hook validates the configuration, gets the cached connector for it, and runs one bounded step. Every
-remote, network or configuration condition comes back as a classified result; nothing is raised for them.
+remote, network or configuration condition comes back as a classified result; nothing is raised for them. A
+configuration that cannot be used never ends a request already under way (one whose state the host passes
+back): it stays pending with that state and ``action_required``, and carries on once the configuration is fixed.
 
 Hosts import this module at start-up, so it imports only the framework's models; the HTTP stack
 (requests, requests-oauthlib, pyrate-limiter) loads on the first hook call.
@@ -10,10 +12,11 @@ Hosts import this module at start-up, so it imports only the framework's models;
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from dsr_framework import hookimpl
-from dsr_framework.models import CheckOutcome, ConnectionResult, DsrRequest, Result
+from dsr_framework.models import ActionRequired, CheckOutcome, ConnectionResult, DsrRequest, Result, utcnow
 
 __all__ = ["handle_access", "handle_deletion", "handle_opt_out", "test_connection"]
 
@@ -46,9 +49,26 @@ def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mappi
     try:
         held = connector_in_use(config)
     except MParticleError as exc:
+        if state and request.type != "opt_out":  # opt-outs finish in one call: they have no state
+            return _kept(request, state, exc.error_class, exc.message)
         return failed_result(request, exc)
     with held as conn:  # not closed under this call, whatever the cache does meanwhile
         return flows.run(conn, request, state)  # state is checked there: it comes from outside
+
+
+#: When a request kept for a configuration fix asks to be called again.
+RECHECK = timedelta(minutes=5)
+
+
+def _kept(request: DsrRequest, state: Mapping[str, Any], kind: Any, problem: str) -> Result:
+    """A request under way whose configuration cannot be used now: pending with the state it came with (which
+    cannot even be checked without the configuration), so nothing mParticle holds is given up."""
+    message = (f"this {request.type} request is under way (the host passed its state), but the configuration "
+               f"cannot be used: {problem}")
+    return Result(request.request_id, request.type, "pending", message, state=dict(state),
+                  next_check_at=utcnow() + RECHECK, action_required=ActionRequired(kind, (
+                      f"{problem}; once the configuration is fixed, calling again with this state carries on "
+                      "where the request stopped (nothing is submitted twice)")))
 
 
 @hookimpl

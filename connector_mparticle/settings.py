@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from connector_mparticle.errors import ConfigurationError
+from connector_mparticle.http.session import tls_context
 from connector_mparticle.http.urls import Origin, UrlPolicy, UrlRefused, origin_of
 from connector_mparticle.identities import DEFAULT_CATEGORIES
 from dsr_framework.manifest import Manifest, load_manifest
@@ -360,17 +361,24 @@ def _url_and_file_problems(config: Mapping[str, Any]) -> list[Problem]:
     problems = [Problem(where, refusal) for where, refusal in refusals if refusal]
     for name in _FILES:
         file = config.get(name)
-        if isinstance(file, str) and file and not _is_file(file):
-            problems.append(Problem(f"$.{name}", "no such file"))
+        if isinstance(file, str) and file and (refusal := _file_refusal(file)) is not None:
+            problems.append(Problem(f"$.{name}", refusal))
     return problems
 
 
-def _is_file(name: str) -> bool:
-    """Whether ``name`` is a file; a name the system cannot look up (too long, a NUL) is not one."""
+def _file_refusal(file: str) -> str | None:
+    """Why a configured certificate file cannot be used, found before anything is sent (not mid-request). A
+    name the system cannot look up (too long, a NUL) is no such file, not a crash."""
     try:
-        return Path(name).is_file()
+        if not Path(file).is_file():
+            return "no such file"
     except (OSError, ValueError):
-        return False
+        return "no such file"
+    try:  # the parser that will read it
+        tls_context(file)
+    except ConfigurationError:
+        return "cannot be read as PEM certificates (is it a CA bundle?)"
+    return None
 
 
 def _problems(config: Mapping[str, Any]) -> list[Problem]:

@@ -1,7 +1,9 @@
 """Drive one request to a final result: the one loop every host-side caller uses.
 
 A hook returns ``pending`` with ``state`` and ``next_check_at``; a host stores the state (as JSON) and calls
-again at or after that time, until the result is ``completed`` or ``failed``. :func:`drive` is that loop,
+again at or after that time, until the result is ``completed`` or ``failed``, or until a pending result says a
+person must fix something first (``action_required``: calling again would only meet the same problem; the
+loop returns it, and the caller calls again once it is fixed). :func:`drive` is that loop,
 written once. The command line, the demo, the conformance harness, the benchmarks and the tests all call it;
 what differs between them (showing progress, saving each result, Ctrl-C, a time budget) is passed in.
 
@@ -50,6 +52,11 @@ class Driven:
     def final(self) -> bool:
         return self.result.final
 
+    @property
+    def needs_person(self) -> bool:
+        """True when the drive stopped at a pending result that names an action a person must take."""
+        return not self.result.final and self.result.action_required is not None
+
 
 def stored_state(result: Result) -> dict[str, Any] | None:
     """``result.state`` as a host that stores JSON gets it back: a fresh, plain-JSON copy (None if absent)."""
@@ -79,7 +86,7 @@ def drive(
     tick: float = 0.25,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Driven:
-    """Call ``call(state)`` until the result is final, honouring each ``next_check_at``.
+    """Call ``call(state)`` until the result is final (or needs a person), honouring each ``next_check_at``.
 
     Arguments:
         call: one hook call for the request, given the stored state (``None`` on the first call).
@@ -116,7 +123,7 @@ def drive(
         return outcome
 
     latest = result if result is not None else make_call(dict(state) if state is not None else None)
-    while not latest.final and not (stop is not None and stop()):
+    while not _settled(latest) and not (stop is not None and stop()):
         left = _seconds_until(latest.next_check_at)
         if _beyond(left, max_wait):
             break
@@ -125,6 +132,11 @@ def drive(
             break
         latest = make_call(stored_state(latest))
     return Driven(latest, seen, calls)
+
+
+def _settled(result: Result) -> bool:
+    """True when calling again would not change the result: it is final, or a person must act first."""
+    return result.final or result.action_required is not None
 
 
 def _beyond(left: float, max_wait: float | None) -> bool:

@@ -31,6 +31,8 @@ class Capability:
     description: str
     #: the regulations this hook carries out, when the capability narrows the manifest's (None: all of them)
     regulations: tuple[str, ...] | None = None
+    #: every completed result says whether its outcome was checked (``Result.verification``)
+    reports_verification: bool = False
 
     @property
     def asynchronous(self) -> bool:
@@ -116,7 +118,8 @@ class Manifest:
             documentation_url=data["documentation_url"],
             capabilities=tuple(
                 Capability(c["hook"], tuple(c["identifier_categories"]), c["mode"], c["description"],
-                           tuple(c["regulations"]) if "regulations" in c else None)
+                           tuple(c["regulations"]) if "regulations" in c else None,
+                           bool(c.get("reports_verification", False)))
                 for c in data["capabilities"]
             ),
             credentials_schema_path=data["credentials_schema"],

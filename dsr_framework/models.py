@@ -13,8 +13,10 @@ from typing import Any, Literal, get_args
 
 from dsr_framework.text import for_people, identity_problem
 from dsr_framework.validation import Problem, SchemaViolation, framework_validator, validate
+from dsr_framework.verification import Verification, VerificationReason
 
 __all__ = [
+    "ActionRequired",
     "AuditEvent",
     "CheckOutcome",
     "ConnectionResult",
@@ -26,6 +28,8 @@ __all__ = [
     "RequestType",
     "Result",
     "Status",
+    "Verification",
+    "VerificationReason",
     "utcnow",
 ]
 
@@ -162,6 +166,25 @@ class FailureInfo:
 
 
 @dataclass(frozen=True)
+class ActionRequired:
+    """On a ``pending`` result: a person must fix something before the request can progress.
+
+    The request is not lost: the remote service holds it (the message says first what the service did), and
+    calling again with the state after the fix carries on with the step that stopped. ``error_class`` says
+    what kind of fix (``configuration``, ``authentication``, …: the error classes)."""
+
+    error_class: ErrorClass
+    message: str
+
+    def to_dict(self) -> JSON:
+        return {"class": self.error_class, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ActionRequired:
+        return cls(data["class"], data["message"])
+
+
+@dataclass(frozen=True)
 class OutputFile:
     """A file a connector wrote into the request's output directory."""
 
@@ -188,7 +211,9 @@ class Result:
     """The outcome of one hook call for an access, deletion or opt-out request.
 
     ``pending`` results carry ``state`` (opaque JSON the host stores and passes back on the next call)
-    and ``next_check_at``; ``failed`` results carry ``error``.
+    and ``next_check_at``, and ``action_required`` when a person must fix something first; ``failed`` results
+    carry ``error``. Final results may say whether their outcome was checked (``verification``,
+    :mod:`dsr_framework.verification`).
     """
 
     request_id: str
@@ -201,11 +226,19 @@ class Result:
     audit: tuple[AuditEvent, ...] = ()
     files: tuple[OutputFile, ...] = ()
     summary: Mapping[str, Any] = field(default_factory=dict)
+    verification: Verification | None = None
+    action_required: ActionRequired | None = None
 
     @property
     def final(self) -> bool:
         """True when no further call is needed (completed or failed)."""
         return self.status != "pending"
+
+    @property
+    def unverified(self) -> bool:
+        """True for a completed result whose outcome could not be fully checked (a host routes it to a person)."""
+        return self.status == "completed" and self.verification is not None and self.verification.status == \
+            "unverified"
 
     def to_dict(self) -> JSON:
         out: JSON = {
@@ -226,6 +259,10 @@ class Result:
             out["files"] = [f.to_dict() for f in self.files]
         if self.summary:
             out["summary"] = dict(self.summary)
+        if self.verification is not None:
+            out["verification"] = self.verification.to_dict()
+        if self.action_required is not None:
+            out["action_required"] = self.action_required.to_dict()
         return out
 
     @classmethod
@@ -246,6 +283,8 @@ class Result:
             audit=tuple(AuditEvent.from_dict(e) for e in data.get("audit", [])),
             files=tuple(OutputFile.from_dict(f) for f in data.get("files", [])),
             summary=dict(data.get("summary", {})),
+            verification=Verification.from_dict(data["verification"]) if "verification" in data else None,
+            action_required=ActionRequired.from_dict(data["action_required"]) if "action_required" in data else None,
         )
 
     @classmethod

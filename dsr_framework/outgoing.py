@@ -2,8 +2,9 @@
 
 :func:`clean_result` applies the two rules to every text a connector writes into a result: the secrets rule
 (:meth:`dsr_framework.redact.Redactor.scrub`, emails masked in messages) to message, error, audit trail,
-summary, state and file descriptions, and the text rule (:func:`dsr_framework.text.for_people`) to the
-one-line texts (message, error message, audit actions and outcomes, check names and messages), so that a
+summary, state, file descriptions, verification reasons and the action required, and the text rule
+(:func:`dsr_framework.text.for_people`) to the one-line texts (message, error message, audit actions and
+outcomes, check names and messages, verification reasons, the action required), so that a
 server's words can neither drive a terminal nor add a line wherever the host shows them. Ids and paths the
 host supplied (request id, output folder) and the fixed vocabularies (status, error class) are left as they
 are. Summary and state are data: their strings are scrubbed of secrets, not rewritten for display (a reader
@@ -15,12 +16,14 @@ idempotent, so such a state passes through unchanged and still verifies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
 from dsr_framework.models import AuditEvent, ConnectionResult, Result
 from dsr_framework.redact import Redactor
 from dsr_framework.text import for_people
+from dsr_framework.verification import Verification
 
 __all__ = ["clean_result"]
 
@@ -40,5 +43,16 @@ def clean_result(result: R, redactor: Redactor) -> R:
                   for e in result.audit)
     files = tuple(replace(f, description=line(f.description)) for f in result.files)
     state = redactor.scrub_json(dict(result.state)) if result.state is not None else None
+    action = replace(result.action_required, message=line(result.action_required.message)) \
+        if result.action_required is not None else None
     return replace(result, message=line(result.message), error=error, audit=audit, files=files,
-                   summary=redactor.scrub_json(dict(result.summary)), state=state)
+                   summary=redactor.scrub_json(dict(result.summary)), state=state, action_required=action,
+                   verification=_verification(result.verification, line))
+
+
+def _verification(verification: Verification | None, line: Callable[[str], str]) -> Verification | None:
+    if verification is None:
+        return None
+    reasons = tuple(replace(r, message=line(r.message), identifiers=tuple(line(i) for i in r.identifiers))
+                    for r in verification.reasons)
+    return replace(verification, reasons=reasons)

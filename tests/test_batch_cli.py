@@ -82,7 +82,8 @@ def test_a_backlog_runs_to_the_end_with_a_report_and_a_second_run_sends_nothing(
     first = batch(str(file), "--config", str(config), "--wait", "--workers", "3", "--json")
     assert first.exit_code == 1, first.output  # B-X fails: mParticle's DSR API takes no push token
     outcome = json.loads(first.stdout[first.stdout.index('{\n  "outcomes"'):])
-    assert outcome["outcomes"] == {"completed": 9, "failed": 1, "not_final": 0} and outcome["resume"] is None
+    assert outcome["outcomes"] == {"completed": 9, "failed": 1, "not_final": 0, "unverified": 0}
+    assert outcome["resume"] is None
     assert "sending 10 request(s) (3 at a time)" in first.output
     report = {r["request_id"]: r for r in csv.DictReader(Path(outcome["report_csv"]).read_text().splitlines())}
     assert report["B-X"]["outcome"] == "failed" and report["B-X"]["error_class"] == "configuration"
@@ -92,6 +93,26 @@ def test_a_backlog_runs_to_the_end_with_a_report_and_a_second_run_sends_nothing(
     again = batch(str(file), "--config", str(config), "--wait")
     assert again.exit_code == 1 and "nothing to send: all 10 request(s) are final" in again.output
     assert "sending" not in again.output and "resuming" not in again.output and len(sb.request_log()) == seen
+
+
+def test_unverified_completions_are_counted_and_exit_four(sb: Sandbox, tmp_path: Path) -> None:
+    """Issue 21: a backlog whose requests all completed, some unverified (an email alone cannot reach known
+    profiles), says so in the report, its JSON summary and its last line, and exits 4, not 0."""
+    config = write_config(tmp_path / "mp.yaml", sb.url, **FAST)
+    file = backlog_file(tmp_path / "b.csv", [{"request_id": "U-1", "type": "deletion", "email": "u1@example.com"},
+                                             {"request_id": "U-2", "type": "deletion", "email": "u2@example.com",
+                                              "customer_id": "C-u2"}])
+    done = batch(str(file), "--config", str(config), "--wait", "--json")
+    assert done.exit_code == 4, done.output
+    outcome = json.loads(done.stdout[done.stdout.index('{\n  "outcomes"'):])
+    assert outcome["outcomes"] == {"completed": 2, "failed": 0, "not_final": 0, "unverified": 1}
+    assert "2 completed (1 unverified)" in done.output
+    report = {r["request_id"]: r for r in csv.DictReader(Path(outcome["report_csv"]).read_text().splitlines())}
+    assert report["U-1"]["verification"] == "unverified" and "login_id_required:" in report["U-1"][
+        "verification_detail"]
+    assert report["U-2"]["verification"] == "verified"
+    summary = json.loads(Path(outcome["report_json"]).read_text())["summary"]
+    assert summary["verification"] == {"unverified": 1, "verified": 1}
 
 
 def test_the_same_id_for_another_request_is_refused_before_anything_is_sent(sb: Sandbox, tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def test_opt_out_prints_json_and_exits_zero(sandbox: Sandbox, tmp_path: Path, en
     sandbox.seed_profile({"email": "jane@example.com"})
     result = invoke("opt-out", "--config", str(write_config(tmp_path / "mp.yaml", sandbox.url)),
                     "--email", "jane@example.com", "--regulation", "ccpa", "--json")
-    assert result.exit_code == 0
+    assert result.exit_code == 4  # email alone: unverified
     document = json.loads(result.stdout)
     assert document["status"] == "completed" and document["summary"]["consent_changed"] is True
 
@@ -138,14 +138,14 @@ def test_delete_without_wait_is_pending_then_resumes_from_the_state_file(
                    "--state", str(state))
     assert first.exit_code == 3 and json.loads(state.read_text())["result"]["status"] == "pending"
     second = invoke("delete", "--config", str(config), "--state", str(state), "--wait", "--json")
-    assert second.exit_code == 0, second.output
+    assert second.exit_code == 4, second.output  # email alone: unverified
     finished = json.loads(second.stdout)
     assert finished["status"] == "completed" and finished["summary"]["verified"] is False  # no customer id given:
     assert "customer_id" in finished["message"]  # a known profile would have been out of reach, and it says so
     assert finished["request_id"] == "T-1"
     assert len(sandbox.dsrs()) == 1 and sandbox.find_profiles(email="jane@example.com") == []
     again = invoke("delete", "--config", str(config), "--state", str(state))
-    assert again.exit_code == 0 and "already completed" in again.output
+    assert again.exit_code == 4 and "already completed" in again.output  # the same result, the same code
     assert len(sandbox.dsrs()) == 1
 
 
@@ -172,7 +172,7 @@ def test_access_wait_against_the_sandbox_in_another_process_writes_the_results(
     done = subprocess.run([str(BIN), "access", "--config", str(config), "--email", "jane@example.com", "--wait",
                            "--out", str(out), "--json"], capture_output=True, text=True, timeout=60,
                           env={**os.environ, **env})
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 4, done.stderr  # email alone: unverified
     result = json.loads(done.stdout)
     assert result["status"] == "completed" and result["summary"]["profiles_found"] == 1
     assert {Path(f["path"]).parent for f in result["files"]} == {out.resolve()}
@@ -195,7 +195,7 @@ def test_ctrl_c_while_waiting_leaves_a_resumable_state(sandbox_process: str, tmp
     assert f"--state {state} --wait" in out + err
     resumed = subprocess.run([str(BIN), "delete", "--config", str(config), "--state", str(state), "--wait",
                               "--json"], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 4, resumed.stderr  # email alone: unverified
     assert json.loads(resumed.stdout)["status"] == "completed"
 
 

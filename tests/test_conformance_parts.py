@@ -205,3 +205,39 @@ def test_output_captured_in_a_check_is_redacted_before_it_is_passed_on(capsys: p
     cut.pass_on(f"key={SECRET[:10]}", f"mail jane.doe@example.com {SECRET}")
     seen = capsys.readouterr()
     assert SECRET[:8] not in seen.out + seen.err and "jane.doe@example.com" not in seen.err
+
+
+def test_the_harness_holds_verification_and_action_required_to_their_contract() -> None:
+    """Issue 21: a host routes on these fields, so the harness refuses one that is misplaced, malformed, missing
+    where the manifest declares it, or contradicting the summary."""
+    from datetime import UTC, datetime
+
+    from dsr_framework.conformance.verification import verification_problem
+    from dsr_framework.manifest import Capability
+    from dsr_framework.models import ActionRequired, DsrRequest, Result, Verification, VerificationReason
+
+    declared = Capability("handle_deletion", ("email", "customer_id"), "asynchronous", "erasure",
+                          reports_verification=True)
+    request = DsrRequest("r-1", "deletion", "gdpr", {"email": "jane@example.com"}, datetime.now(UTC))
+    reason = VerificationReason("login_id_required", "known profiles need a customer_id", ("customer_id",))
+    good = Result("r-1", "deletion", "completed", "done, unverified", verification=Verification.of([reason]))
+    assert verification_problem("handle_deletion", good, declared, request) is None
+    waiting = Result("r-1", "deletion", "pending", "m", state={}, next_check_at=datetime.now(UTC),
+                     action_required=ActionRequired("authentication", "fix the secret"))
+    assert verification_problem("handle_deletion", waiting, declared, request) is None
+    stranger = VerificationReason("not_searchable", "cannot search it", ("app_user_id",))
+    bad = {
+        "without verification": Result("r-1", "deletion", "completed", "done"),
+        "pending with verification": Result("r-1", "deletion", "pending", "m", state={},
+                                            next_check_at=datetime.now(UTC), verification=Verification("verified")),
+        "final with action_required": Result("r-1", "deletion", "failed", "m",
+                                             action_required=ActionRequired("configuration", "x")),
+        "a category nobody declared": Result("r-1", "deletion", "completed", "m",
+                                             verification=Verification.of([stranger])),
+        "summary contradicting it": Result("r-1", "deletion", "completed", "m", summary={"verified": True},
+                                           verification=Verification.of([reason])),
+    }
+    for why, result in bad.items():
+        assert verification_problem("handle_deletion", result, declared, request) is not None, why
+    undeclared = Capability("handle_deletion", ("email",), "asynchronous", "erasure")
+    assert verification_problem("handle_deletion", bad["without verification"], undeclared, request) is None

@@ -92,15 +92,29 @@ def test_access_downloads_results_that_match_the_seeded_data(sandbox: Sandbox, t
 
 
 def test_access_for_an_unknown_subject_completes_with_no_data(sandbox: Sandbox, tmp_path: Path) -> None:
-    result, _ = drive(mparticle(sandbox), request("access", email="nobody@example.com", output_dir=str(tmp_path)))
+    result, _ = drive(mparticle(sandbox), request("access", email="nobody@example.com", customer_id="c-0",
+                                                 output_dir=str(tmp_path)))
     assert result.status == "completed"
     assert result.summary["data_found"] is False and "holds no data" in result.message
+    assert result.verification is not None and result.verification.status == "not_applicable"
     # A summary still records what was asked and what mParticle answered; there is no archive to keep.
     name = file_stem("mparticle-access", request("access", email="nobody@example.com"))
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
         Path(f.path).name for f in result.files) == [f"{name}-receipt.json", f"{name}-summary.json",
                                                      f"{name}-summary.txt"]
     assert "holds no data" in (tmp_path / f"{name}-summary.txt").read_text()
+
+
+def test_an_access_without_a_login_id_never_says_mparticle_holds_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Issue 21: mParticle's export does not reach a known profile (one with a customer id, the default login id)
+    through its email alone; "no data" for it is not "mParticle holds nothing", and the result says why as data."""
+    sandbox.seed_profile({"email": "olga@example.com", "customer_id": "c-9"})
+    result, _ = drive(mparticle(sandbox), request("access", email="olga@example.com", output_dir=str(tmp_path)))
+    assert result.status == "completed" and result.unverified
+    assert "holds no data" not in result.message and "not proof" in result.message
+    assert result.verification is not None
+    [reason] = result.verification.reasons
+    assert reason.code == "login_id_required" and reason.identifiers == ("customer_id",)
 
 
 def test_deletion_erases_the_profile_and_verifies_it_is_gone(sandbox: Sandbox) -> None:
@@ -134,12 +148,33 @@ def test_a_deletion_without_a_login_id_says_known_profiles_could_not_be_reached(
     reach (and a search cannot see) a profile that has one, so "gone" cannot be claimed for it."""
     known = sandbox.seed_profile({"email": "kim@example.com", "customer_id": "c-7"})
     result, _ = drive(mparticle(sandbox), request("deletion", email="kim@example.com"))
-    assert result.status == "completed" and result.summary["verified"] is False
-    assert "not verifiable" in result.message and "customer_id" in result.message
+    assert result.status == "completed" and result.summary["verified"] is False and result.unverified
+    assert result.message.startswith("mParticle completed the erasure, but it is not verified")
+    assert "customer_id" in result.message
+    assert result.verification is not None
+    assert [r.code for r in result.verification.reasons] == ["login_id_required"]
     assert sandbox.profile(str(known["mpid"])) is not None  # it was indeed out of reach
     strict = mparticle(sandbox, verification={"unverifiable": "fail"})
     failed, _ = drive(strict, request("deletion", request_id="host-req-2", email="kim@example.com"))
     assert failed.status == "failed" and failed.error is not None and failed.error.error_class == "verification"
+
+
+def test_an_erasure_mparticle_completed_is_not_failed_by_a_verification_that_cannot_run(sandbox: Sandbox) -> None:
+    """Issue 21: the Identity API refusing a wrong input secret after mParticle completed the erasure is a local
+    problem: the result stays pending, says first that mParticle completed the erasure, names the fix in
+    ``action_required``, and calling again after the fix verifies the same erasure (nothing is sent twice)."""
+    known = sandbox.seed_profile({"email": "kim@example.com", "customer_id": "c-7"})
+    req = request("deletion", email="kim@example.com", customer_id="c-7")
+    inputs = sandbox.connector_config()["inputs"]
+    inputs["auth"]["secret"] = "a-wrong-input-secret"
+    stopped, _ = drive(mparticle(sandbox, inputs=inputs), req)
+    assert stopped.status == "pending" and stopped.state and stopped.error is None
+    assert stopped.message.startswith("mParticle completed the erasure"), stopped.message
+    assert stopped.action_required is not None and stopped.action_required.error_class == "authentication"
+    assert sandbox.profile(str(known["mpid"])) is None  # the erasure did happen
+    done, _ = drive(mparticle(sandbox), req, state=dict(stopped.state))
+    assert done.status == "completed" and done.verification is not None and done.verification.verified
+    assert len(sandbox.dsrs()) == 1
 
 
 def test_deletion_still_found_after_the_grace_period_fails_verification(sandbox: Sandbox) -> None:
@@ -175,6 +210,31 @@ def test_opt_out_for_an_unknown_subject_changes_nothing(sandbox: Sandbox) -> Non
     assert result.summary["profile_found"] is False and result.summary["consent_changed"] is False
     assert sandbox.find_profiles() == []
     assert [e["api"] for e in sandbox.request_log()] == ["identity"]
+
+
+def test_an_opt_out_by_mpid_without_the_profile_api_says_in_the_result_what_it_could_not_check(
+        sandbox: Sandbox) -> None:
+    """Issue 21 (attack report A5): what could not be checked is data, not only prose, and
+    ``verification.unverifiable: fail`` applies to opt-outs too, before anything is written."""
+    from dsr_framework.host import load_host
+
+    known = sandbox.seed_profile({"email": "mo@example.com", "customer_id": "c-mo"})
+
+    def without_profile_api(**settings: Any) -> Any:
+        config = sandbox.connector_config(**settings)
+        config.pop("profile", None)
+        return load_host({"connectors": {"mparticle": {"enabled": True, "config": config}}}).connector("mparticle")
+
+    req = request("opt_out", email=None, vendor_id=str(known["mpid"]))
+    result = without_profile_api().handle(req)
+    assert result.status == "completed" and result.unverified, result.message
+    assert result.verification is not None
+    assert [(r.code, r.identifiers) for r in result.verification.reasons] == [("api_not_configured", ("vendor_id",))]
+    strict = without_profile_api(verification={"unverifiable": "fail"})
+    sent = len([e for e in sandbox.request_log() if e["api"] == "events"])
+    failed = strict.handle(request("opt_out", request_id="host-req-2", email=None, vendor_id=str(known["mpid"])))
+    assert failed.status == "failed" and failed.error is not None and failed.error.error_class == "verification"
+    assert len([e for e in sandbox.request_log() if e["api"] == "events"]) == sent  # nothing was written
 
 
 def test_opt_out_twice_records_consent_once(sandbox: Sandbox) -> None:

@@ -118,6 +118,8 @@ def test_an_expired_results_link_fails_saying_so(sandbox: Sandbox, tmp_path: Pat
     sandbox.set_durations(results_ttl_seconds=0.0)
     result, _ = drive(mparticle(sandbox), request("access", output_dir=str(tmp_path)))
     assert result.status == "failed" and "expired" in result.message
+    assert result.message.startswith("mParticle completed the access request")  # what mParticle did, first
+    assert "under a new request id" in result.message  # the same id would find the same expired link
     assert result.error is not None and result.error.error_class == "rejected"
 
 

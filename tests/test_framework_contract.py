@@ -165,3 +165,40 @@ print(json.dumps({"schemas": sorted(names),
     assert shipped["schemas"] == ["credentials.schema.json", "manifest.schema.json", "request.schema.json",
                                   "result.schema.json"]
     assert "id: mparticle" in shipped["manifest"]
+
+
+def test_verification_and_action_required_round_trip_and_the_schema_holds_them_to_their_status() -> None:
+    """Issue 21: whether an outcome was checked, and what a person must fix, are data a host routes on."""
+    from dsr_framework.models import ActionRequired, Verification, VerificationReason
+
+    reason = VerificationReason("login_id_required", "known profiles need a customer_id", ("customer_id",))
+    done = Result("r-1", "deletion", "completed", "mParticle completed the erasure, but it is not verified",
+                  verification=Verification.of([reason]))
+    assert done.unverified and Result.from_dict(json.loads(json.dumps(done.to_dict()))) == done
+    assert done.to_dict()["verification"] == {"status": "unverified", "reasons": [
+        {"code": "login_id_required", "message": "known profiles need a customer_id",
+         "identifiers": ["customer_id"]}]}
+    waiting = Result("r-1", "deletion", "pending", "mParticle completed the erasure; verifying it failed",
+                     state={"v": 1}, next_check_at=WHEN,
+                     action_required=ActionRequired("authentication", "fix the Identity API secret"))
+    assert not waiting.final and Result.from_dict(json.loads(json.dumps(waiting.to_dict()))) == waiting
+    wrong = [
+        {**done.to_dict(), "verification": {"status": "unverified", "reasons": []}},  # unverified gives reasons
+        {**done.to_dict(), "verification": {"status": "verified", "reasons": [reason.to_dict()]}},
+        {**done.to_dict(), "verification": {"status": "unverified", "reasons": [{**reason.to_dict(), "code": "x"}]}},
+        {**done.to_dict(), "action_required": {"class": "configuration", "message": "m"}},  # only when pending
+        {**waiting.to_dict(), "verification": {"status": "verified", "reasons": []}},  # not while pending
+    ]
+    for document in wrong:
+        with pytest.raises(SchemaViolation):
+            Result.from_dict(document)
+    with pytest.raises(ValueError):
+        VerificationReason("made_up", "m")
+
+
+def test_the_schema_lists_exactly_the_reason_codes_the_framework_defines() -> None:
+    from dsr_framework.verification import REASON_CODES
+
+    schema = json.loads((ROOT / "schemas" / "result.schema.json").read_text())
+    codes = schema["$defs"]["verification"]["properties"]["reasons"]["items"]["properties"]["code"]["enum"]
+    assert codes == list(REASON_CODES)

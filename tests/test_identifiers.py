@@ -107,7 +107,9 @@ def test_every_identifier_reaches_the_right_end_state(sb: Sandbox, tmp_path: Pat
     assert sb.profile(profile["mpid"]) is None, "the erasure did not reach the profile"
     assert deletion.summary["verified"] is searchable, deletion.message
     if not searchable:
-        assert f"{name} (no mParticle API can search by {name})" in deletion.message
+        assert f"{name}: no mParticle API can search by {name}" in deletion.message
+        assert deletion.verification is not None and [r.code for r in deletion.verification.reasons] == [
+            "not_searchable"]
 
 
 def test_a_subject_known_only_by_mpid_is_erased_and_verified_through_the_profile_api(sb: Sandbox) -> None:
@@ -128,7 +130,9 @@ def test_an_mpid_without_the_profile_api_is_erased_but_said_unverifiable(sb: San
     handle = _without_profile(sb)
     result, _ = drive(handle, request("deletion", email=None, vendor_id=str(profile["mpid"])))
     assert result.status == "completed" and result.summary["verified"] is False
-    assert "mpid (IDSync cannot search by mpid and the Profile API is not configured" in result.message
+    assert "mpid: IDSync cannot search by mpid and the Profile API is not configured" in result.message
+    assert result.verification is not None and [r.code for r in result.verification.reasons] == [
+        "api_not_configured"]
     assert sb.profile(profile["mpid"]) is None
 
 

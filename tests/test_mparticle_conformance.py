@@ -14,6 +14,7 @@ from connector_mparticle import plugin as mparticle_plugin
 from connector_mparticle.conformance import EXISTING, MISSING, SandboxOracle, target
 from dsr_framework import DsrRequest, Result, hookimpl
 from dsr_framework.conformance import ConformanceTarget, run_conformance
+from dsr_framework.models import Verification
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,8 @@ def test_opted_out_needs_the_sale_opt_out_and_every_configured_purpose_refused(
 
 
 def _liar() -> types.ModuleType:
-    """The real mParticle hooks, except that access drops its files and deletion and opt-out do nothing."""
+    """The real mParticle hooks, except that access drops its files and deletion and opt-out do nothing; each
+    result is well-formed and even claims a verification, so only the oracle can catch it."""
     module = types.ModuleType("connector_mparticle.liar")
     module.__package__ = "connector_mparticle"  # so the host finds the mParticle manifest
 
@@ -70,15 +72,18 @@ def _liar() -> types.ModuleType:
         result: Result = mparticle_plugin.handle_access(config=config, request=request, state=state)
         if result.status != "completed":
             return result
-        return Result(result.request_id, result.request_type, "completed", result.message)
+        return Result(result.request_id, result.request_type, "completed", result.message,
+                      verification=result.verification)
 
     @hookimpl
     def handle_deletion(config: Mapping[str, Any], request: DsrRequest, state: Any) -> Result:
-        return Result(request.request_id, request.type, "completed", "mParticle erased the profile")
+        return Result(request.request_id, request.type, "completed", "mParticle erased the profile",
+                      verification=Verification("verified"))
 
     @hookimpl
     def handle_opt_out(config: Mapping[str, Any], request: DsrRequest, state: Any) -> Result:
-        return Result(request.request_id, request.type, "completed", "recorded the opt-out")
+        return Result(request.request_id, request.type, "completed", "recorded the opt-out",
+                      verification=Verification("not_applicable"))
 
     module.test_connection = mparticle_plugin.test_connection  # type: ignore[attr-defined]
     module.handle_access = handle_access  # type: ignore[attr-defined]

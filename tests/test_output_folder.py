@@ -151,10 +151,13 @@ def test_whatever_the_folder_held_the_result_is_this_requests_own_data(
             result = done.handle.handle(replace(req, output_dir=str(out)), state)
         assert snapshot(outside) == before_outside, "something outside the folder changed (a link was followed?)"
         assert sorted(p.name for p in base.iterdir()) == ["out", "outside"]
-        assert result.status in ("completed", "failed") and (result.error is None
-                                                            or result.error.error_class == "configuration"), result
+        # mParticle completed the access: a folder that cannot be used keeps it pending (issue 21), naming the fix
+        assert result.status in ("completed", "pending") and result.error is None, result
+        if result.status == "pending":
+            assert result.action_required is not None and result.action_required.error_class == "configuration"
+            assert result.message.startswith("mParticle completed the access request"), result.message
         if not usable(kind):
-            assert result.status == "failed" and snapshot(out) == before_out, result.message
+            assert result.status == "pending" and snapshot(out) == before_out, result.message
             return
         if result.status == "completed":
             assert_janes_own(result, out)

@@ -9,7 +9,7 @@ import pytest
 from connector_mparticle import plugin
 from connector_mparticle.sandbox import Sandbox
 from connector_mparticle.sandbox.pki import CertificateAuthority
-from tests.support.hosting import mparticle, request
+from tests.support.hosting import drive, mparticle, request
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +99,22 @@ def test_the_redis_backend_builds_its_tls_context_without_a_key_log(tmp_path: Pa
     assert not keylog.exists()
     redis.SSLConnection(host="127.0.0.1", port=6391)._build_ssl_context()  # redis-py's own: honours it
     assert keylog.exists()
+
+
+def test_a_mistyped_trust_store_on_resume_keeps_the_request_pending_until_it_is_fixed(https_sandbox: Sandbox,
+                                                                                       tmp_path: Path) -> None:
+    """Issue 21: mParticle holds the erasure; a trust-store path mistyped when resuming is a local mistake, not a
+    final failure written over what mParticle did. Fixing it and calling again finishes the same request."""
+    https_sandbox.seed_profile({"email": "tls-resume@example.com", "customer_id": "c-tls"})
+    req = request("deletion", request_id="tls-resume-1", email="tls-resume@example.com", customer_id="c-tls")
+    good = https_sandbox.connector_config(polling={"min_interval_seconds": 0.1, "max_interval_seconds": 1})
+    first = plugin.handle_deletion(config=good, request=req, state=None)
+    assert first.status == "pending" and first.state
+    mistyped = {**good, "trust_store": str(tmp_path / "no-such-ca.pem")}
+    kept = plugin.handle_deletion(config=mistyped, request=req, state=first.state)
+    assert kept.status == "pending" and kept.state == first.state and kept.error is None
+    assert kept.action_required is not None and kept.action_required.error_class == "configuration"
+    assert "trust_store" in kept.action_required.message
+    done, _ = drive(mparticle(https_sandbox), req, state=dict(kept.state))
+    assert done.status == "completed", done.message
+    assert [d["group_id"] for d in https_sandbox.dsrs()].count("tls-resume-1") == 1  # never submitted twice

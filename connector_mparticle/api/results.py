@@ -321,10 +321,11 @@ def summary_text(summary: dict[str, Any]) -> str:
 def _summary_lines(summary: dict[str, Any]) -> list[str]:
     found = summary["results"]
     lines = [*_header_lines(summary["request"], summary["mparticle"]), ""]
+    gaps = _gaps(summary)
     if not found["data_found"]:
-        lines.append("mParticle holds no data for this subject." if not found.get("no_event_data") else
-                     "mParticle found the subject's profile(s) but holds no event data for them (empty.txt).")
-        return lines
+        return [*lines, *_nothing_lines(found, gaps)]
+    if gaps:
+        lines += ["This may not be all of the subject's data:", *gaps, ""]
     lines.append(f"Profiles found: {found['profiles_found']}")
     for profile in found["profiles"]:
         lines += _profile_lines(profile)
@@ -335,6 +336,20 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append("mParticle found the profile(s) but holds no event data for them (empty.txt).")
     lines += not_listed_lines(found.get("not_listed") or {})
     return lines
+
+
+def _gaps(summary: dict[str, Any]) -> list[str]:
+    """What the export could not reach (the summary's ``verification`` reasons), one indented line each."""
+    return [f"  - {reason['message']}" for reason in (summary.get("verification") or {}).get("reasons", [])]
+
+
+def _nothing_lines(found: dict[str, Any], gaps: list[str]) -> list[str]:
+    """When mParticle returned no data: never "holds none" while known profiles were out of reach."""
+    if found.get("no_event_data"):
+        return ["mParticle found the subject's profile(s) but holds no event data for them (empty.txt).", *gaps]
+    if gaps:
+        return ["mParticle returned no data for these identifiers, which is not proof that it holds none:", *gaps]
+    return ["mParticle holds no data for this subject."]
 
 
 def _header_lines(request: dict[str, Any], mparticle: dict[str, Any]) -> list[str]:

@@ -6,7 +6,8 @@ Exit codes (every command, click's own usage errors included):
 0     completed (``check``: every check passed; ``demo``: every step succeeded)
 1     failed (the request, a check or a demo step failed)
 2     usage or configuration error: nothing was sent (click's convention)
-3     pending or interrupted: not final yet; the printed command resumes it
+3     pending or interrupted: not final yet; the printed command resumes it (``action required``: fix it first)
+4     completed but unverified: the result's verification says what could not be checked
 ====  =====================================================================================
 
 Secrets never come from command-line arguments (they show in ``ps``): the config file refers to them as

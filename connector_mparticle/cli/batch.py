@@ -32,7 +32,15 @@ from rich.console import Console
 from rich.text import Text
 
 from connector_mparticle.cli.config_file import LoadedConnector, load_connector, setup_logging
-from connector_mparticle.cli.exits import EXIT_CODES, EXIT_COMPLETED, EXIT_FAILED, EXIT_PENDING, CliError, StateBusy
+from connector_mparticle.cli.exits import (
+    EXIT_CODES,
+    EXIT_COMPLETED,
+    EXIT_FAILED,
+    EXIT_PENDING,
+    EXIT_UNVERIFIED,
+    CliError,
+    StateBusy,
+)
 from connector_mparticle.cli.fleet import FleetSetup, fleet_setup
 from connector_mparticle.cli.privacy_requests import config_option, env_option
 from connector_mparticle.cli.render import print_copyable
@@ -52,6 +60,7 @@ from dsr_framework.batch import (
 from dsr_framework.batch.files import private_folder
 from dsr_framework.batch.plan import Open
 from dsr_framework.batch.progress import display_for
+from dsr_framework.batch.report import report_lines, verification_counts
 from dsr_framework.batch.runner import Admission, ExecutorStopped, Outcome
 from dsr_framework.display import human_duration
 from dsr_framework.models import DsrRequest
@@ -273,20 +282,23 @@ def _run(backlog: Backlog, inv: BatchInvocation, loaded: LoadedConnector, settin
             display.close()
 
 
-def _finish(inv: BatchInvocation, outcome: Outcome, reports: tuple[Path, Path], console: Console) -> NoReturn:
+def _finish(inv: BatchInvocation, outcome: Outcome, reports: tuple[Path, Path], unverified: int,
+            console: Console) -> NoReturn:
     counts = outcome.counts
-    console.print(f"{counts.completed:,} completed · {counts.failed:,} failed · {counts.open:,} not final "
-                  f"({human_duration(outcome.seconds)})", highlight=False)
+    console.print(f"{counts.completed:,} completed ({unverified:,} unverified) · {counts.failed:,} failed · "
+                  f"{counts.open:,} not final ({human_duration(outcome.seconds)})", highlight=False)
     print_copyable(console, "Report:", str(reports[0]))
     console.print(Text(f"  {reports[1]}"), soft_wrap=True, highlight=False)
-    code = EXIT_PENDING if counts.open else EXIT_FAILED if counts.failed else EXIT_COMPLETED
+    code = EXIT_PENDING if counts.open else EXIT_FAILED if counts.failed else \
+        EXIT_UNVERIFIED if unverified else EXIT_COMPLETED
     if counts.open:
         why = "stopped" if outcome.stopped else "not final yet"
         print_copyable(console, f"{counts.open:,} request(s) {why}; carry on (nothing is sent twice) with:",
                        resume_command(inv))
     if inv.as_json:
         click.echo(json.dumps({"outcomes": {"completed": counts.completed, "failed": counts.failed,
-                                            "not_final": counts.open}, "stopped": outcome.stopped,
+                                            "not_final": counts.open, "unverified": unverified},
+                               "stopped": outcome.stopped,
                                "seconds": round(outcome.seconds, 1), "report_csv": str(reports[0]),
                                "report_json": str(reports[1]),
                                "resume": resume_command(inv) if counts.open else None, "exit_code": code}, indent=2))
@@ -315,7 +327,8 @@ def run_batch(inv: BatchInvocation) -> NoReturn:
         _announce(backlog, plan, inv, console, resumed)
         outcome = _run(backlog, inv, loaded, settings, fleet, console)
         reports = backlog.write_reports()
-    _finish(inv, outcome, reports, console)
+        unverified = verification_counts(report_lines(backlog.store)).get("unverified", 0)
+    _finish(inv, outcome, reports, unverified, console)
 
 
 def _claim_mode(backlog: Backlog, inv: BatchInvocation) -> None:

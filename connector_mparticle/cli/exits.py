@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import click
 
+from dsr_framework.models import Result
 from dsr_framework.text import for_people, json_for_people
 
 __all__ = [
@@ -15,20 +16,30 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_FOR_STATUS",
     "EXIT_PENDING",
+    "EXIT_UNVERIFIED",
     "EXIT_USAGE",
     "CliError",
     "StateBusy",
+    "exit_code_for",
     "report",
 ]
 
-EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_PENDING = 0, 1, 2, 3
+EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_PENDING, EXIT_UNVERIFIED = 0, 1, 2, 3, 4
 EXIT_FOR_STATUS = {"completed": EXIT_COMPLETED, "failed": EXIT_FAILED, "pending": EXIT_PENDING}
 
 #: The one table: ``--help``, the README and the module docstring all show this text.
 EXIT_CODES = (
     "Exit codes: 0 completed (every check passed); 1 failed; 2 usage or configuration error, nothing was "
-    "sent (click's convention); 3 pending or interrupted, not final yet (run the printed command to resume)."
+    "sent (click's convention); 3 pending or interrupted, not final yet (run the printed command to resume); "
+    "4 completed but unverified (the result's verification says what could not be checked: have a person "
+    "look)."
 )
+
+
+def exit_code_for(result: Result) -> int:
+    """A request's exit code: its status, and 4 for a completion that could not be verified (a script must be
+    able to tell "erased and confirmed" from "mParticle says done, nobody could check" without reading prose)."""
+    return EXIT_UNVERIFIED if result.unverified else EXIT_FOR_STATUS[result.status]
 
 
 class CliError(click.ClickException):

@@ -30,9 +30,9 @@ from connector_mparticle.cli.exits import (
     EXIT_CODES,
     EXIT_COMPLETED,
     EXIT_FAILED,
-    EXIT_FOR_STATUS,
     EXIT_PENDING,
     CliError,
+    exit_code_for,
 )
 from connector_mparticle.cli.identifiers import (
     check_email,
@@ -50,9 +50,12 @@ from connector_mparticle.cli.render import (
     print_result,
     waiting_line,
 )
+from connector_mparticle.cli.request_ids import check_and_record
 from connector_mparticle.cli.state_file import Saved, StateFile
 from connector_mparticle.errors import MParticleError
 from connector_mparticle.files import Folder, folder_path
+from connector_mparticle.flows.subject import Subject
+from connector_mparticle.settings import Settings
 from dsr_framework import DsrRequest, Result
 from dsr_framework.drive import drive
 from dsr_framework.host import ConnectorHandle
@@ -171,8 +174,9 @@ def _differences(inv: Invocation, saved: DsrRequest) -> list[str]:
         found.append(f"its regulation is {saved.regulation}, not {inv.regulation}")
     if inv.identities:
         found += _identity_differences(inv.identities, saved.identities)
-    if inv.out is not None and saved.output_dir is not None and str(folder_path(inv.out)) != saved.output_dir:
-        found.append(f"its --out is {saved.output_dir}, not {folder_path(inv.out)}")
+    if inv.out is not None and str(folder_path(inv.out)) != saved.output_dir:
+        found.append(f"its --out is {saved.output_dir}, not {folder_path(inv.out)}" if saved.output_dir else
+                     f"it was started without --out, so nothing would be written to {folder_path(inv.out)}")
     return found
 
 
@@ -246,28 +250,32 @@ def _prepare_output_dir(path: str) -> None:
 
 
 class _Stop:
-    """Ctrl-C while a request runs: the first one stops after the current call; a second one stops at once."""
+    """Ctrl-C (or SIGTERM) while a request runs stops at once: while waiting, the wait loop notices within 0.25 s;
+    during a call to mParticle, the call is abandoned. Both are safe: the state file holds the last state, and
+    the request's mParticle ids derive from its request id, so the printed command finds a submission the
+    abandoned call made and never sends it twice."""
 
     def __init__(self) -> None:
         self.requested = False
         self.busy = False  #: a call to mParticle is under way
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        first = not self.requested
         self.requested = True
-        if self.busy:  # the wait loop notices within 0.25 s; a call may take longer, so say why nothing happens
-            sys.stderr.write("\nCtrl-C: stopping after the current call to mParticle (press it again to stop "
-                             "at once)\n")
+        if self.busy or not first:
+            raise KeyboardInterrupt
 
 
 @contextmanager
 def _ctrl_c(stop: _Stop) -> Iterator[_Stop]:
-    previous = signal.signal(signal.SIGINT, stop)
+    """Ctrl-C, and SIGTERM the same way (a service manager or ``kill`` stopping the command): the state is saved
+    and the command that resumes is printed (exit 3), rather than the process vanishing mid-request."""
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -319,7 +327,7 @@ def _finish(run: _Run, result: Result) -> NoReturn:
         print_result(run.console, result, run.request, inv.verbose)
     if not result.final:
         print_copyable(run.console, "Resume it with:", resume_command(inv, run.request))
-    sys.exit(EXIT_FOR_STATUS[result.status])
+    sys.exit(exit_code_for(result))
 
 
 def _interrupted(run: _Run, result: Result | None) -> NoReturn:
@@ -357,12 +365,49 @@ def run_request(inv: Invocation) -> NoReturn:
             _prepare_output_dir(request.output_dir)
         if state is not None:
             state.write(request, previous)
+        sent_as, not_sent = what_is_sent(request, loaded.settings)
+        check_and_record(request, loaded.state_key)
         where = f" (state: {inv.state})" if inv.state is not None else ""
-        for warning in matching_warnings(request.identities):
+        for warning in [*matching_warnings(request.identities), *consent_warnings(request, loaded.settings)]:
             notes.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
         console.print(Text(for_people(f"{'resuming' if saved is not None else 'sending'} "
-                                      f"{describe_request(request)}{where}")), soft_wrap=True, highlight=False)
+                                      f"{describe_request(request, sent_as, not_sent)}{where}")),
+                      soft_wrap=True, highlight=False)
         _drive(run, previous)
+
+
+def what_is_sent(request: DsrRequest, settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """Each category that is sent, with the mParticle type it is sent as, and each that is not, with why; a
+    category that is no mParticle type and that the config does not map is refused here, before anything is
+    sent (the connector would drop it and run the request without it)."""
+    try:
+        subject = Subject.of(request, settings)
+    except MParticleError as exc:
+        raise CliError(f"{exc.message}; nothing was sent", kind="configuration") from None
+    unknown = sorted(c for c, _ in subject.unused if c not in settings.identity_mapping)
+    if unknown:
+        raise CliError(f"{', '.join(unknown)} is not an mParticle identity type, and the config's 'identities' "
+                       "does not map it; nothing was sent",
+                       ["use an mParticle type (--identity other3=…), a --device-id type, or map the category in "
+                        "the config's 'identities' (like {app_user_id: other3})"])
+    return {i.category: i.kind.name for i in subject.identifiers}, dict(subject.unused)
+
+
+def consent_warnings(request: DsrRequest, settings: Settings) -> list[str]:
+    """An opt-out records what ``opt_out`` configures, whatever the request's regulation: say when the two do
+    not match, so nobody reads a GDPR opt-out as recording a GDPR purpose that is not configured."""
+    if request.type != "opt_out":
+        return []
+    configured = settings.opt_out
+    if request.regulation == "gdpr" and not configured.gdpr_purposes:
+        return ["this is a GDPR opt-out, but the config's opt_out.gdpr_purposes lists no purpose: only the CCPA "
+                "data-sale opt-out is recorded" if configured.ccpa_data_sale_opt_out else
+                "this is a GDPR opt-out, but the config's opt_out.gdpr_purposes lists no purpose"]
+    if request.regulation == "ccpa" and configured.gdpr_purposes:
+        purposes = ", ".join(configured.gdpr_purposes)
+        return [f"this is a CCPA opt-out, but the config's opt_out.gdpr_purposes ({purposes}) are recorded as "
+                "refused too: every configured purpose is recorded, whatever the regulation"]
+    return []
 
 
 def _open_state(inv: Invocation, key: bytes, stack: ExitStack, notes: Console) -> StateFile | None:
@@ -400,13 +445,20 @@ env_option = click.option("--env-file", type=click.Path(exists=True, dir_okay=Fa
                           help="KEY=VALUE file supplying ${NAME} references (instead of the environment).")
 
 
-def _checked(option: IdentityOption) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
-    """A click callback that refuses a malformed identifier while the command line is parsed."""
+def _checked(option: IdentityOption) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], str | None]:
+    """A click callback that refuses a malformed identifier while the command line is parsed, and a flag given
+    twice with different values: an OpenDSR request carries one value per identity type, and sending only the
+    last one (as a plain click option would) would run the request for someone other than the person named
+    first."""
 
-    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        if value is not None and (problem := option.problem(value)):
-            raise click.BadParameter(problem)
-        return value
+    def check(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> str | None:
+        for value in values:
+            if (problem := option.problem(value)):
+                raise click.BadParameter(problem)
+        if len(set(values)) > 1:
+            raise click.BadParameter(f"given {len(values)} times with different values; a request is for one "
+                                     f"subject and carries one {option.name} (run one request per value)")
+        return values[0] if values else None
 
     return check
 
@@ -428,7 +480,7 @@ def _request_options(kind: str) -> list[Callable[[Any], Any]]:
     """The options of a request command, in the order ``--help`` shows them."""
     options = [
         config_option, env_option,
-        *(click.option(o.flag, o.param, metavar=o.metavar, help=o.help, callback=_checked(o))
+        *(click.option(o.flag, o.param, metavar=o.metavar, help=o.help, callback=_checked(o), multiple=True)
           for o in IDENTITY_OPTIONS),
         click.option("--device-id", "device_id", multiple=True, metavar="TYPE=VALUE",
                      callback=_pairs("--device-id", DEVICE_CATEGORIES),

@@ -9,6 +9,7 @@ shown, not obeyed).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -34,10 +35,27 @@ def mask_identifier(name: str, value: str) -> str:
     return f"{value[:2]}***" if len(value) > 4 else "***"
 
 
-def describe_request(request: DsrRequest) -> str:
-    """``deletion cli-… (gdpr) for email j***@e***.com``: the request as it will be sent, identifiers masked."""
-    who = ", ".join(f"{name} {mask_identifier(name, value)}" for name, value in sorted(request.identities.items()))
-    return for_people(f"{request.type} {request.request_id} ({request.regulation}) for {who}")
+#: How the command line names a request category whose own name says less than mParticle's (``--mpid``).
+SHOWN_AS = {"vendor_id": "mpid"}
+
+
+def describe_request(request: DsrRequest, sent_as: Mapping[str, str] | None = None,
+                     not_sent: Mapping[str, str] | None = None) -> str:
+    """``deletion cli-… (gdpr) for email j***@e***.com``: the request as it will be sent, identifiers masked.
+
+    ``sent_as`` maps a category to the mParticle type it is sent as, where they differ (``phone``: sent as
+    ``mobile_number``); ``not_sent`` maps each category that is not sent to why (the configuration maps it to
+    nothing): shown as such, so the line never names an identifier that does not leave."""
+    sent_as, not_sent = sent_as or {}, not_sent or {}
+
+    def shown(name: str, value: str) -> str:
+        label = SHOWN_AS.get(name, name)
+        kind = sent_as.get(name)
+        return f"{label}{f' (as {kind})' if kind and kind != label else ''} {mask_identifier(name, value)}"
+
+    who = ", ".join(shown(n, v) for n, v in sorted(request.identities.items()) if n not in not_sent)
+    skipped = "; not sent: " + ", ".join(f"{n} ({why})" for n, why in sorted(not_sent.items())) if not_sent else ""
+    return for_people(f"{request.type} {request.request_id} ({request.regulation}) for {who}{skipped}")
 
 
 def _shown(value: object, style: str = "") -> Text:
@@ -73,6 +91,8 @@ def result_table(result: Result, request: DsrRequest | None = None, verbose: boo
     table.add_row("message", _shown(result.message))
     if result.error is not None:
         table.add_row("error class", _shown(result.error.error_class))
+    for label, text, style in _contract_rows(result):
+        table.add_row(label, _shown(text, style))
     if result.next_check_at is not None:
         table.add_row("next check", f"in {_until(result.next_check_at)} ({format_time(result.next_check_at)})")
     for line in receipt_lines(result):
@@ -81,6 +101,20 @@ def result_table(result: Result, request: DsrRequest | None = None, verbose: boo
         for event in result.audit:
             table.add_row(format_time(event.at), _shown(f"{event.action}: {event.outcome}"))
     return table
+
+
+def _contract_rows(result: Result) -> list[tuple[str, str, str]]:
+    """The result's verification and the action a person must take, each reason on its own row: what a host
+    routes on, shown rather than left in the JSON."""
+    rows = []
+    if result.verification is not None:
+        status = result.verification.status.replace("_", " ")
+        rows.append(("verification", status, "yellow" if result.unverified else ""))
+        rows += [("not verified", f"{r.code}: {r.message}", "yellow") for r in result.verification.reasons]
+    if result.action_required is not None:
+        rows.append(("action required", f"({result.action_required.error_class}) {result.action_required.message}",
+                     "bold yellow"))
+    return rows
 
 
 def receipt_lines(result: Result) -> list[str]:

@@ -17,8 +17,14 @@ summary, another request's files or record, a changed archive all mean "not deli
 downloaded and written again over them. Any problem with an archive
 (:class:`~connector_mparticle.api.results.ArchiveProblem`), a results host the download policy refuses or a file
 larger than ``download.max_bytes`` deletes what was downloaded and keeps the request pending (mParticle did its
-part; the download is tried again, and fixing the setting is enough), as does a full disk. Only mParticle's own
-verdicts end it: 404 (no data), 410 (the link expired).
+part; the download is tried again), as does a full disk; a refused link or size, refused credentials or an output
+folder that cannot be used also name the fix in ``action_required`` (fixing the setting and calling again is
+enough). Only mParticle's own verdicts end it: 404 (no data), 410 (the link expired: a new request, under a new
+request id, is needed).
+
+When the workspace has login ids and the request carries none, mParticle's export cannot include known
+profiles: the result's ``verification`` says so (``unverified``, ``login_id_required``) and the message never
+says mParticle holds nothing.
 
 A host request with an mpid and other identifiers is two OpenDSR requests: their archives are kept apart
 (``…zip`` and ``…-mpid.zip``) and summarised together.
@@ -32,16 +38,17 @@ from typing import Any
 
 from connector_mparticle.api.opendsr import DsrStatus, links_to
 from connector_mparticle.api.receipts import document
-from connector_mparticle.api.results import NO_DATA, merge, summarise, summary_text
+from connector_mparticle.api.results import NO_DATA, ArchiveProblem, merge, summarise, summary_text
 from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError, UnsafeResponseError
 from connector_mparticle.files import Folder, Staged, file_error, stem
 from connector_mparticle.flows.common import Flow
 from connector_mparticle.flows.delivery import Delivered, record_name, seal, unseal, vouched
 from connector_mparticle.flows.state import Part
 from connector_mparticle.flows.subject import masked_identities
+from connector_mparticle.flows.verification import reach_reasons
 from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import Download
-from dsr_framework.models import OutputFile, Result, format_time, utcnow
+from dsr_framework.models import OutputFile, Result, Verification, format_time, utcnow
 from dsr_framework.redact import LeakInOutput, redact_strings
 from dsr_framework.text import for_people
 
@@ -81,6 +88,7 @@ def finish_access(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
     if not flow.request.output_dir:
         with Folder.temporary(f"{KIND}-") as scratch:
             return _download_and_write(flow, links, scratch, file_stem, keep=False)
+    flow.doing = f"writing its results into {flow.request.output_dir}"
     with Folder.open(flow.request.output_dir) as folder, folder.lock(file_stem) as lock:
         if not lock.acquire(flow.lock_wait(LOCK_WAIT_SECONDS)):
             why = "another worker is finishing this access request right now"
@@ -124,15 +132,32 @@ def _delivered(flow: Flow, folder: Folder, file_stem: str) -> Result | None:
     except (MParticleError, ValueError, RecursionError, KeyError, TypeError):
         return None
     flow.note("results", "already delivered by an earlier call for this request; returning those files")
-    return flow.result("completed", _message(results), files=tuple(f.output(folder) for f in files),
+    return _completed(flow, results, tuple(f.output(folder) for f in files), downloaded_at)
+
+
+def _verification(flow: Flow) -> Verification:
+    """Whether the export can be the whole subject: an access checks nothing afterwards (``not_applicable``),
+    but known profiles the request could not reach make it ``unverified``."""
+    return Verification.of(reach_reasons(flow.conn, flow.subject), checked=False)
+
+
+def _completed(flow: Flow, results: dict[str, Any], files: tuple[OutputFile, ...], downloaded_at: str) -> Result:
+    """The completed result: what mParticle returned, and whether it can be the whole subject."""
+    verification = _verification(flow)
+    return flow.result("completed", _message(results, verification), files=files, verification=verification,
                        summary={**results, "downloaded_at": downloaded_at})
 
 
-def _message(results: dict[str, Any]) -> str:
+def _message(results: dict[str, Any], verification: Verification) -> str:
+    gaps = "; ".join(r.message for r in verification.reasons)
     if not results.get("data_found"):
+        if gaps:
+            return ("mParticle completed the access request and returned no data for these identifiers, which is "
+                    f"not proof that it holds none: {gaps}")
         return "mParticle completed the access request and holds no data for this subject"
-    return (f"mParticle returned data for {results.get('profiles_found', 0)} profile(s) with "
-            f"{results.get('event_batches', 0)} event batch(es)")
+    found = (f"mParticle returned data for {results.get('profiles_found', 0)} profile(s) with "
+             f"{results.get('event_batches', 0)} event batch(es)")
+    return f"{found}; it may not be all of the subject's data: {gaps}" if gaps else found
 
 
 def _fetch(flow: Flow, part: Part, url: str, into: Staged) -> _Fetched:
@@ -145,8 +170,10 @@ def _fetch(flow: Flow, part: Part, url: str, into: Staged) -> _Fetched:
                   subject_request_id=part.subject_request_id)
         return _Fetched(part, into, None, dict(NO_DATA))
     except GoneError as exc:
-        raise GoneError("the results link has expired (mParticle keeps results for 7 days after completion); "
-                        "submit a new access request", api="dsr", status=exc.status) from None
+        raise GoneError("mParticle completed the access request, but its results link has expired (mParticle "
+                        "keeps results for 7 days after completion): submit a new access request under a new "
+                        "request id (this one's results are gone; the same id finds the same expired link)",
+                        api="dsr", status=exc.status) from None
     except OSError as exc:  # writing the file (the transport translates every network error)
         raise file_error(exc, f"write the results in {into.folder.path}") from None
     flow.note("download results", "HTTP 200", subject_request_id=part.subject_request_id,
@@ -166,6 +193,7 @@ def _fetch(flow: Flow, part: Part, url: str, into: Staged) -> _Fetched:
 def _download_and_write(flow: Flow, links: dict[str, str], folder: Folder, file_stem: str, keep: bool) -> Result:
     assert flow.state is not None
     staged: list[Staged] = []
+    flow.doing = "downloading its results"
     try:
         fetched = []
         for part in flow.state.parts:
@@ -184,21 +212,22 @@ def _download_and_write(flow: Flow, links: dict[str, str], folder: Folder, file_
     finally:
         for item in staged:
             item.discard()
-    return flow.result("completed", _message(results), files=files,
-                       summary={**results, "downloaded_at": downloaded_at})
+    return _completed(flow, results, files, downloaded_at)
 
 
 def _refused(flow: Flow, exc: MParticleError) -> Result:
     """The result when the results could not be taken: mParticle's own verdicts (404 handled before, 410) end the
-    request; anything the connector refused (the archive, where the link points, its size) does not."""
+    request; anything else (an archive the connector refused, where the link points, its size, credentials, the
+    output folder) does not: mParticle completed the request."""
     flow.note("download results", f"refused: {type(exc).__name__}")
-    if not isinstance(exc, UnsafeResponseError):
+    if isinstance(exc, GoneError):
         return flow.failed(exc)
-    # Not a verdict on the request: mParticle completed it, and only what its results link gave (or where it
-    # points) could not be used. The request stays pending, with its state, and the download is tried again (the
-    # link lasts 7 days; then mParticle answers 410, which is final).
-    why = f"mParticle completed the access request, but its results could not be used ({exc.message})"
-    return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
+    if isinstance(exc, ArchiveProblem):
+        # Only what the link gave this time could not be used: it is downloaded again at the next check (the link
+        # lasts 7 days; then mParticle answers 410, which is final).
+        why = f"its results could not be used ({exc.message})"
+        return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
+    return flow.needs_person(exc)
 
 
 def _summary_document(flow: Flow, fetched: list[_Fetched], file_stem: str, results: dict[str, Any],
@@ -217,6 +246,7 @@ def _summary_document(flow: Flow, fetched: list[_Fetched], file_stem: str, resul
              "acknowledgement_verified": f.part.receipt["verified"] if f.part.receipt else None}
             for f in fetched]},
         "results": results,
+        "verification": _verification(flow).to_dict(),
     }
 
 
@@ -224,6 +254,7 @@ def _write(flow: Flow, folder: Folder, file_stem: str, summary: dict[str, Any], 
            fetched: list[_Fetched], staged: list[Staged]) -> tuple[OutputFile, ...]:
     """Write both summaries and the receipt under temporary names, rename every file into place, then seal
     the delivery record that vouches for them (until then, nothing in the folder is vouched for)."""
+    flow.doing = f"writing its results into {folder.path}"
     written = flow.conn.redactor.written
     try:
         texts = {"json": written((json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(), "the summary"),

@@ -2,9 +2,17 @@
 check their status, and return ``pending`` with the state and the next check time until mParticle has
 completed them all.
 
-Every call is one bounded step. Every failure becomes a classified result; a status that is not a verdict
-(an outage, a malformed answer, the call running out of time) keeps the request pending with its state.
-Everything returned passes through the redactor, whatever a server sent.
+Every call is one bounded step. Every failure becomes a classified result. **Remote truth is kept apart from
+local trouble**: until mParticle holds a part of the request, a failure ends it (``failed``: nothing is in
+mParticle). Once it has accepted one, only mParticle's own verdicts end it (a ``cancelled`` status, a results
+link that expired, a request older than mParticle keeps them, and the policies the configuration asks for:
+``signatures: strict``, ``verification.unverifiable: fail``). Anything else keeps it ``pending`` with its
+state, the message saying first what mParticle did: a condition that passes (an outage, a malformed answer,
+the call running out of time) is tried again at the next check; one a person must fix (credentials of another
+API, the trust store, the output folder, a refused results link, an answer no real mParticle gives for a
+request it acknowledged) also names the fix in ``action_required``, and calling again after it carries on
+with the step that stopped (:meth:`Flow.needs_person`). Everything returned passes through the redactor,
+whatever a server sent.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ from connector_mparticle.errors import (
     OutOfTimeError,
     RejectedError,
     RetryLaterError,
+    UnsafeResponseError,
+    UnsignedAnswerError,
+    VerificationError,
     failure_info,
 )
 from connector_mparticle.files import Folder, NoSpaceError
@@ -35,11 +46,30 @@ from connector_mparticle.flows.state import Part, RequestState, state_key
 from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regulation, subject_digest
 from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import encode_json
-from dsr_framework.models import AuditEvent, DsrRequest, FailureInfo, OutputFile, Result, Status, format_time, utcnow
+from dsr_framework.models import (
+    ActionRequired,
+    AuditEvent,
+    DsrRequest,
+    ErrorClass,
+    FailureInfo,
+    OutputFile,
+    Result,
+    Status,
+    Verification,
+    format_time,
+    parse_time,
+    utcnow,
+)
 
 __all__ = ["Flow"]
 
 Finish = Callable[["Flow", dict[str, DsrStatus]], Result]
+#: How long mParticle keeps DSR records (guides/data-subject-requests): a 404 for a request it acknowledged
+#: within this time is not its verdict.
+RETENTION = timedelta(days=365)
+#: Errors that end a request mParticle already holds: the policies the configuration chose (an expired results
+#: link, mParticle's other verdict, ends an access where it is met: flows/access.py).
+FINAL_AFTER_ACCEPTANCE = (UnsignedAnswerError, VerificationError)
 
 
 class Flow:
@@ -59,6 +89,7 @@ class Flow:
         self.trail = self.state.audit_events() if self.state else []
         self.signed = SignedAnswers(conn, self.note, self._sent)
         self.now = utcnow()
+        self.doing = f"submitting the {request_type} request"  #: the step under way, for messages
         if state is not None and self.state is None:
             self.note("resume", "the state passed in was not written by this connector for this request (or the "
                       "DSR credentials changed): ignored, resuming from mParticle's own record")
@@ -89,7 +120,8 @@ class Flow:
 
     def result(self, status: Status, message: str, *, error: FailureInfo | None = None,
                next_at: datetime | None = None, files: tuple[OutputFile, ...] = (),
-               summary: dict[str, Any] | None = None) -> Result:
+               summary: dict[str, Any] | None = None, verification: Verification | None = None,
+               action: ActionRequired | None = None) -> Result:
         """The call's result: trail, summary and message redacted; with the signed state when ``pending``."""
         redactor = self.conn.redactor
         if status == "completed":
@@ -101,9 +133,12 @@ class Flow:
             message = f"{message}; {warning}"
         if error is not None:
             error = FailureInfo(error.error_class, redactor(error.message), error.retry_after)
+        if action is not None:
+            action = ActionRequired(action.error_class, redactor(action.message))
         return Result(self.request.request_id, self.request.type, status, redactor(message), state=state,
                       next_check_at=next_at, error=error, audit=trail, files=files,
-                      summary=redactor.scrub_json({**self._summary(), **(summary or {})}))
+                      summary=redactor.scrub_json({**self._summary(), **(summary or {})}),
+                      verification=verification, action_required=action)
 
     def _signed_state(self, trail: tuple[AuditEvent, ...]) -> dict[str, Any]:
         """The state to hand the host with a pending result, carrying the (redacted) trail; scrubbed whole before
@@ -129,12 +164,47 @@ class Flow:
             base["receipts"] = [p.receipt for p in self.state.parts if p.receipt is not None]
         return base
 
-    def failed(self, exc: MParticleError) -> Result:
+    def failed(self, exc: MParticleError, verification: Verification | None = None) -> Result:
         info = failure_info(exc, self.conn.redactor)
         self.note("stop", f"failed ({exc.error_class})", message=info.message)
-        return self.result("failed", info.message, error=info)
+        return self.result("failed", info.message, error=info, verification=verification)
 
-    def waiting(self, message: str, *, after: datetime | None = None) -> Result:
+    def mparticle_did(self) -> str:
+        """What mParticle has done with this request, in the words every later message starts with."""
+        assert self.state is not None
+        noun = "erasure" if self.request_type == "erasure" else f"{self.request_type} request"
+        held = [g for g in self.groups if self.state.part(g.subject_request_id) is not None]
+        if len(held) < len(self.groups):
+            return self._partly_held(noun, held)
+        if self.state.phase == "verifying" or all(p.done for p in self.state.parts):
+            return f"mParticle completed the {noun}"
+        return f"mParticle accepted the {noun} (it says {self.state.last_status or 'submitted'})"
+
+    def _partly_held(self, noun: str, held: list[DsrGroup]) -> str:
+        """An mpid is its own OpenDSR request: mParticle may hold one part of the request and not yet the other,
+        and the words must not say nothing was submitted while one part is live."""
+        if not held:
+            return f"mParticle holds this {noun}"
+        names = ", ".join(sorted({i.kind.name for g in held for i in g.identifiers}))
+        missing = ", ".join(sorted({i.kind.name for g in self.groups if g not in held for i in g.identifiers}))
+        return (f"mParticle accepted the {noun} for {names} (request {held[0].subject_request_id}), not yet the "
+                f"one for {missing}")
+
+    def needs_person(self, exc: MParticleError, message: str | None = None) -> Result:
+        """Pending, with ``action_required``: mParticle holds the request, and ``exc`` is something a person must
+        fix (credentials, the trust store, the output folder, a setting, an answer that is not mParticle's); the
+        step under way is tried again when the host calls after the fix (or at the next check)."""
+        why = message or exc.message
+        text = f"{self.mparticle_did()}; {self.doing} failed: {why}"
+        kind: ErrorClass = "configuration" if isinstance(exc, (NotFoundError, UnsafeResponseError)) \
+            else exc.error_class
+        self.note("stop", f"waiting for a person ({kind}): {self.doing} failed", message=why)
+        after = utcnow() + timedelta(seconds=self.settings.polling.min_interval_seconds)
+        return self.waiting(text, after=after, action=ActionRequired(
+            kind, f"{why}; once it is fixed, calling again with this state carries on with {self.doing} (nothing "
+                  "is submitted twice)"))
+
+    def waiting(self, message: str, *, after: datetime | None = None, action: ActionRequired | None = None) -> Result:
         assert self.state is not None
         expected = self.state.expected
         if after is None:
@@ -143,7 +213,7 @@ class Flow:
                 self.state.overdue_checks += 1
             after = next_check(now, expected, self.state.overdue_checks, self.settings.polling.min_interval_seconds,
                                self.settings.polling.max_interval_seconds)
-        return self.result("pending", message, next_at=after, summary={
+        return self.result("pending", message, next_at=after, action=action, summary={
             "mparticle_status": self.state.last_status,
             "expected_completion_time": format_time(expected) if expected else None,
             "status_checks": self.state.status_checks})
@@ -154,12 +224,13 @@ class Flow:
         if why is None:
             why = ("this call ran out of time" if isinstance(exc, OutOfTimeError) else
                    "the output folder has no space left" if isinstance(exc, NoSpaceError) else
+                   "mParticle refused it" if isinstance(exc, ConflictError) else
                    "mParticle could not be reached")
             why = f"{why} just now ({exc.message})"
         self.note("wait", f"{why}; will try again", reason=exc.message)
         after = max(exc.retry_after or self.now,
                     utcnow() + timedelta(seconds=self.settings.polling.min_interval_seconds))
-        return self.waiting(f"{why}; the {self.request_type} request is still pending", after=after)
+        return self.waiting(f"{self.mparticle_did()}; {self.doing}: {why}; will try again", after=after)
 
     # -- steps ------------------------------------------------------------------------------------------
 
@@ -215,6 +286,8 @@ class Flow:
         new = False
         for group in self.groups:
             if self.state.part(group.subject_request_id) is None:
+                self.doing = f"submitting the {self.request_type} request" + (
+                    " for the mpid (sent alone, as OpenDSR requires)" if group.label == "mpid" else "")
                 part = self.submit(group)
                 self.state.parts.append(part)
                 if part.last_status is None and not self.state.found_before:
@@ -238,6 +311,7 @@ class Flow:
         assert self.state is not None
         if self.state.phase == "verifying":
             return finish(self, {})
+        self.doing = "checking its status"
         statuses = {p.subject_request_id: self.check(p) for p in self.state.parts if not p.done}
         if any(s.request_status == "cancelled" for s in statuses.values()):
             return self.failed(RejectedError(
@@ -263,10 +337,12 @@ class Flow:
                 f"customer_id, phone numbers, other ids, device ids and an mpid); this request has "
                 f"{', '.join(sorted(i.kind.name for i in self.subject.identifiers))}")
         if self.state is not None:
+            self.doing = "checking mParticle's signed answers"
             self.signed.reverify(self.state.parts)
             self.signed.gate(self.state.parts, self.check)
         fresh = self.state is None or len(self.state.parts) < len(self.groups)
         if fresh and self.request.output_dir:
+            self.doing = "checking the output folder"
             with Folder.open(self.request.output_dir) as folder:  # a folder that cannot be used or written
                 folder.probe()                                     # fails before anything is sent
         if fresh and self._submit_missing():
@@ -276,21 +352,36 @@ class Flow:
         return self._advance(finish)
 
     def _stopped(self, exc: MParticleError) -> Result:
-        """The result for an error that stopped the step: pending again when it is not a verdict and there is a
-        submission to resume, failed otherwise."""
-        if isinstance(exc, ConflictError):
-            return self.failed(ConflictError(
-                f"mParticle already has an identical {self.request_type} request in progress for these identities "
-                f"under another request id, so nothing was submitted; try again once it completes ({exc.message})",
-                api="dsr", status=409))
+        """The result for an error that stopped the step (see the module docstring): failed while mParticle holds
+        nothing of the request; once it holds a part, failed only for its verdicts, pending otherwise."""
         if self.state is None or not self.state.parts:  # nothing was submitted: nothing to resume
+            if isinstance(exc, ConflictError):
+                return self.failed(ConflictError(
+                    f"mParticle already has an identical {self.request_type} request in progress for these "
+                    f"identities under another request id, so nothing was submitted; try again once it completes "
+                    f"({exc.message})", api="dsr", status=409))
             return self.failed(exc)
         if isinstance(exc, NotYetVerified):
             return self.retry_soon(exc, exc.message)
-        if isinstance(exc, NotFoundError) and exc.api == "dsr":
-            return self.failed(RejectedError(
-                f"mParticle no longer knows request {self.state.parts[0].subject_request_id} (it keeps requests "
-                "for up to a year)", api="dsr", status=404))
         if isinstance(exc, RetryLaterError):
             return self.retry_soon(exc)
-        return self.failed(exc)
+        if isinstance(exc, NotFoundError) and exc.api == "dsr" and self.doing == "checking its status":
+            return self._unknown_to_mparticle(exc)
+        if isinstance(exc, FINAL_AFTER_ACCEPTANCE):
+            return self.failed(exc)
+        return self.needs_person(exc)
+
+    def _unknown_to_mparticle(self, exc: NotFoundError) -> Result:
+        """A 404 to the status check of a request mParticle acknowledged: its verdict only once mParticle may have
+        dropped the record (it keeps them a year); before that, something else answers for it."""
+        assert self.state is not None
+        since = parse_time(self.state.submitted_at) if self.state.submitted_at else self.request.submitted_at
+        subject_request_id = self.state.parts[0].subject_request_id
+        if utcnow() - since > RETENTION:
+            return self.failed(RejectedError(
+                f"mParticle no longer knows request {subject_request_id} (it keeps requests for up to a year)",
+                api="dsr", status=404))
+        return self.needs_person(exc, (
+            f"the DSR API answered that it does not know request {subject_request_id} (HTTP 404), which mParticle "
+            f"acknowledged on {format_time(since)[:10]} and keeps for a year: the DSR credentials or dsr.base_url "
+            "may point at another workspace, or something other than mParticle answered"))

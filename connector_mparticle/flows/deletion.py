@@ -3,11 +3,15 @@
 Each identifier is checked with the API that can answer for its type (:mod:`connector_mparticle.flows.lookup`):
 "gone" is mParticle saying so. A profile still found is checked again over the grace period, then the deletion
 fails as ``verification``. What cannot be checked (a type no API searches, an mpid without the Profile API,
-known profiles the request cannot reach without a login id) is named in the message, the summary and the audit
-trail; with ``verification.unverifiable: fail`` it fails the deletion as ``verification`` instead.
+known profiles the request cannot reach without a login id) is in the result's ``verification`` (``unverified``,
+with a reason code per limit: :mod:`connector_mparticle.flows.verification`), in the message and the summary;
+with ``verification.unverifiable: fail`` it fails the deletion as ``verification`` instead. A check that cannot
+run (another API's credentials, the trust store) does not end the request: mParticle completed the erasure, so
+it stays pending, saying so, until the check can run (:meth:`~connector_mparticle.flows.common.Flow.needs_person`).
 
 mParticle's signed acknowledgements (:mod:`connector_mparticle.api.receipts`) are in the result's summary and audit
-trail, and in ``mparticle-erasure-…-receipt.json`` when the request has an output directory.
+trail, and in ``mparticle-erasure-…-receipt.json`` when the request has an output directory (a receipt that
+cannot be written there keeps the request pending until it can: the folder was asked for).
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from datetime import timedelta
 
 from connector_mparticle.api.opendsr import DsrStatus
 from connector_mparticle.api.receipts import document
-from connector_mparticle.errors import MParticleError, VerificationError
+from connector_mparticle.errors import VerificationError
 from connector_mparticle.files import Folder, stem
 from connector_mparticle.flows.common import Flow
-from connector_mparticle.flows.lookup import Check, blind_spots, check
-from dsr_framework.models import OutputFile, Result
+from connector_mparticle.flows.lookup import Check, check
+from connector_mparticle.flows.verification import check_reasons, reach_reasons
+from dsr_framework.models import OutputFile, Result, Verification
 
 __all__ = ["KIND", "finish_deletion"]
 
@@ -31,34 +36,31 @@ LOCK_WAIT_SECONDS = 5.0  #: the receipt is written in an instant; a worker still
 def finish_deletion(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
     """Confirm the erasure; re-check a profile still found over the grace period."""
     assert flow.state is not None
+    flow.doing = "verifying it"
     checks = _verify(flow)
     still_found = sorted({c.identifier.kind.name for c in checks if c.found})
     if still_found:
         return _still_found(flow, still_found)
-    unverifiable = _unverifiable(flow, checks)
+    reasons = reach_reasons(flow.conn, flow.subject, flow.state.found_before)
+    verification = Verification.of([*check_reasons(checks), *reasons])
+    unverifiable = [r.message for r in verification.reasons]
     if unverifiable and flow.settings.verification.unverifiable == "fail":
         return flow.failed(VerificationError(
-            "mParticle completed the erasure, but it cannot be fully verified: " + "; ".join(unverifiable)))
+            "mParticle completed the erasure, but it cannot be fully verified: " + "; ".join(unverifiable)),
+            verification)
     verified = sorted(c.identifier.kind.name for c in checks if c.found is False)
     summary = {"verified": not unverifiable, "verified_identifiers": verified, "not_verifiable": unverifiable,
                "verification_searches": flow.state.verify_attempts}
-    return flow.result("completed", _verified_message(verified, unverifiable), summary=summary,
-                       files=_receipt_file(flow))
-
-
-def _unverifiable(flow: Flow, checks: list[Check]) -> list[str]:
-    """What could not be checked: identifiers no API answers for, and known profiles out of reach."""
-    assert flow.state is not None
-    unverifiable = [f"{c.identifier.kind.name} ({c.why})" for c in checks if c.found is None]
-    return unverifiable + blind_spots(flow.conn, flow.subject, flow.state.found_before)
+    files = _receipt_file(flow)
+    return flow.result("completed", _verified_message(verified, unverifiable), summary=summary, files=files,
+                       verification=verification)
 
 
 def _verified_message(verified: list[str], unverifiable: list[str]) -> str:
-    message = "mParticle completed the erasure, and " + (
-        f"checks by {', '.join(verified)} find no profile" if verified else "nothing could be checked")
+    found = f"checks by {', '.join(verified)} find no profile" if verified else "nothing could be checked"
     if unverifiable:
-        message += "; not verifiable: " + "; ".join(unverifiable)
-    return message
+        return f"mParticle completed the erasure, but it is not verified: {'; '.join(unverifiable)} ({found})"
+    return f"mParticle completed the erasure, and {found}"
 
 
 _OUTCOMES = {None: "not checkable", True: "still found", False: "not found"}
@@ -78,25 +80,23 @@ def _verify(flow: Flow) -> list[Check]:
 def _receipt_file(flow: Flow) -> tuple[OutputFile, ...]:
     """With an output directory, the receipts also go to ``mparticle-erasure-…-receipt.json`` (through
     :mod:`connector_mparticle.files`: 0600, named from the whole request id and the subject, written under a
-    hidden temporary name and renamed, under this request's lock). The erasure is done either way: a file that cannot be
-    written is noted, and the receipts stay in the summary."""
+    hidden temporary name and renamed, under this request's lock). A file that cannot be written raises (the
+    request stays pending until it can: the host asked for it); one another worker is writing is left to that
+    worker."""
     assert flow.state is not None
     if not flow.request.output_dir:
         return ()
+    flow.doing = f"writing its receipt into {flow.request.output_dir}"
     data = document(flow.request.request_id, flow.request_type, flow.regulation,
                     [p.receipt for p in flow.state.parts if p.receipt])
     file_stem = stem(KIND, flow.request.request_id, flow.who)
     name = f"{file_stem}-receipt.json"
-    try:
-        with Folder.open(flow.request.output_dir) as folder, folder.lock(file_stem) as lock:
-            if not lock.acquire(flow.lock_wait(LOCK_WAIT_SECONDS)):
-                flow.note("receipt file", "not written (another worker is writing it); the receipts are in the summary")
-                return ()
-            folder.sweep([name])
-            written = folder.write(name, data)
-    except MParticleError as exc:
-        flow.note("receipt file", f"not written ({exc.message}); the receipts are in the summary")
-        return ()
+    with Folder.open(flow.request.output_dir) as folder, folder.lock(file_stem) as lock:
+        if not lock.acquire(flow.lock_wait(LOCK_WAIT_SECONDS)):
+            flow.note("receipt file", "not written (another worker is writing it); the receipts are in the summary")
+            return ()
+        folder.sweep([name])
+        written = folder.write(name, data)
     return (OutputFile(str(folder.path_of(name)), "application/json", written.size, written.sha256,
                        "mParticle's signed acknowledgements (receipts)"),)
 

@@ -32,7 +32,7 @@ from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.flows.subject import Identifier, Subject
 from connector_mparticle.identities import MPID, identity_type
 
-__all__ = ["Check", "blind_spots", "check", "find_profile", "reached"]
+__all__ = ["Check", "Limit", "blind_spots", "check", "find_profile", "reached"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,17 @@ class Check:
     found: bool | None
     mpid: str | None = None
     why: str = ""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Something neither the DSR nor any check can reach: a reason code of the result contract
+    (:data:`dsr_framework.verification.REASON_CODES`), a sentence for people, and the mParticle identity types
+    it is about."""
+
+    code: str
+    message: str
+    types: tuple[str, ...]
 
 
 def _login_values(conn: MParticleConnector, subject: Subject) -> dict[str, str]:
@@ -85,7 +96,7 @@ def reached(conn: MParticleConnector, subject: Subject) -> bool | None:
     return conn.identity.search(gated).found if gated else None
 
 
-def blind_spots(conn: MParticleConnector, subject: Subject, found_before: bool | None = True) -> list[str]:
+def blind_spots(conn: MParticleConnector, subject: Subject, found_before: bool | None = True) -> list[Limit]:
     """What neither the DSR nor any check can reach for this request (see the module docstring); empty when
     nothing is out of reach. ``found_before`` is :func:`reached` as it was before the erasure (None: unknown)."""
     strategy = conn.settings.identity_strategy
@@ -94,19 +105,21 @@ def blind_spots(conn: MParticleConnector, subject: Subject, found_before: bool |
     limits = []
     if strategy.immutable_ids and not set(strategy.immutable_ids) & set(subject.values()):
         names = " or ".join(strategy.immutable_ids)
-        limits.append(f"the workspace's immutable ids ({names}) gate every look-up: the request carries no {names}, "
-                      "so mParticle neither erases nor finds a profile without it")
+        limits.append(Limit("immutable_id_required", f"the workspace's immutable ids ({names}) gate every look-up: "
+                            f"the request carries no {names}, so mParticle neither erases nor finds a profile "
+                            "without it", tuple(strategy.immutable_ids)))
     login = _login_values(conn, subject)
     if strategy.login_ids and not login:
         names = " or ".join(strategy.login_ids)
-        limits.append(f"known profiles (those with a login id: {names}) cannot be reached: the request carries no "
-                      f"{names}, and mParticle neither erases nor finds them without it")
+        limits.append(Limit("login_id_required", f"known profiles (those with a login id: {names}) cannot be "
+                            f"reached: the request carries no {names}, and mParticle neither erases nor finds them "
+                            "without it", tuple(strategy.login_ids)))
     elif not limits and (unmatched := _unmatched(conn, subject, found_before)) is not None:
         limits.append(unmatched)
     return limits
 
 
-def _unmatched(conn: MParticleConnector, subject: Subject, found_before: bool | None) -> str | None:
+def _unmatched(conn: MParticleConnector, subject: Subject, found_before: bool | None) -> Limit | None:
     """The limit when the request's login and immutable ids matched no profile when first looked up (or whether
     they did is unknown); None when they did, or the request carries none."""
     gated = _gated(conn, subject)
@@ -115,8 +128,9 @@ def _unmatched(conn: MParticleConnector, subject: Subject, found_before: bool | 
     names = ", ".join(sorted(gated))
     said = (f"no profile matched the request's {names} when it was first looked up" if found_before is False else
             f"whether a profile matched the request's {names} when the request was first submitted is unknown")
-    return (f"{said}: a known profile under another value (a stale id, another spelling or case) is out of reach "
-            "of mParticle's look-ups, erasure and checks alike, so finding nothing confirms nothing")
+    return Limit("no_baseline", f"{said}: a known profile under another value (a stale id, another spelling or "
+                 "case) is out of reach of mParticle's look-ups, erasure and checks alike, so finding nothing "
+                 "confirms nothing", tuple(sorted(gated)))
 
 
 def _immutable(conn: MParticleConnector, subject: Subject) -> Identifier | None:

@@ -9,6 +9,13 @@ answer that is not a verdict fails the call as ``retry_later`` (the consent batc
 ``source_request_id``, so a retry records it once). With an mpid that cannot be checked (no Profile API), the
 batch is sent for that mpid, with the subject's other identities so mParticle can attribute it, and the result
 says the profile could not be confirmed.
+
+**Verification.** No mParticle API returns consent state, so a consent write cannot be read back: there is
+nothing a connector, or a person, can check afterwards, and the result's ``verification`` is
+``not_applicable`` (the summary's ``not_verifiable`` says so in words). What the lookup could not reach or
+confirm (known profiles without a login id, an immutable id the request lacks, login ids that matched nothing,
+an mpid without the Profile API) makes it ``unverified``, with a reason each; ``verification.unverifiable:
+fail`` turns those limits into a ``verification`` failure before anything is written.
 """
 
 from __future__ import annotations
@@ -16,11 +23,12 @@ from __future__ import annotations
 from typing import Any
 
 from connector_mparticle.connector import MParticleConnector
-from connector_mparticle.errors import ConfigurationError, MParticleError, failed_result
-from connector_mparticle.flows.lookup import Check, blind_spots, find_profile
+from connector_mparticle.errors import ConfigurationError, MParticleError, VerificationError, failed_result
+from connector_mparticle.flows.lookup import Check, find_profile
 from connector_mparticle.flows.subject import Subject, opt_out_batch
+from connector_mparticle.flows.verification import category_of, reach_reasons
 from connector_mparticle.identities import MPID
-from dsr_framework.models import AuditEvent, DsrRequest, Result
+from dsr_framework.models import AuditEvent, DsrRequest, Result, Verification, VerificationReason
 
 __all__ = ["opt_out"]
 
@@ -29,16 +37,17 @@ def opt_out(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result
     """Find the profile; if it exists, record the opt-out as consent state with one batch."""
     trail: list[AuditEvent] = []
     try:
-        message, summary = _opt_out(conn, request, trail)
+        message, summary, verification = _opt_out(conn, request, trail)
     except MParticleError as exc:
         trail.append(AuditEvent("stop", f"failed ({exc.error_class})", {"message": conn.redactor(exc.message)}))
         return failed_result(request, exc, conn.redactor, tuple(trail))
     return Result(request.request_id, request.type, "completed", conn.redactor(message), audit=tuple(trail),
-                  summary=conn.redactor.scrub_json(summary))
+                  summary=conn.redactor.scrub_json(summary), verification=verification)
 
 
-def _opt_out(conn: MParticleConnector, request: DsrRequest, trail: list[AuditEvent]) -> tuple[str, dict[str, Any]]:
-    """The completed opt-out's message and summary (the audit events go to ``trail``)."""
+def _opt_out(conn: MParticleConnector, request: DsrRequest,
+             trail: list[AuditEvent]) -> tuple[str, dict[str, Any], Verification]:
+    """The completed opt-out's message, summary and verification (the audit events go to ``trail``)."""
     subject = Subject.of(request, conn.settings)
     found = find_profile(conn, subject)
     if found is None:
@@ -46,21 +55,39 @@ def _opt_out(conn: MParticleConnector, request: DsrRequest, trail: list[AuditEve
                                  f"request has {', '.join(sorted(subject.values()))})")
     trail.append(AuditEvent(f"find profile by {found.via}", _FOUND[found.found],
                             {"mpid": found.mpid} if found.mpid else {}))
-    not_verifiable = blind_spots(conn, subject, found.found is not False)
-    caveat = "".join(f"; {limit}" for limit in not_verifiable)
+    limits = _limits(conn, subject, found)
+    caveat = "".join(f"; {r.message}" for r in limits)
+    not_verifiable = [r.message for r in limits]
     if found.found is False:
         return (f"no mParticle profile matches this subject, so there is no consent to change{caveat}",
-                {"profile_found": False, "consent_changed": False, "not_verifiable": not_verifiable})
+                {"profile_found": False, "consent_changed": False, "not_verifiable": not_verifiable},
+                Verification.of(limits))
     mpid, batch = _upload_consent(conn, request, subject, found, trail)
     recorded = [f"{reg}.{purpose}" for reg, purposes in batch["consent_state"].items() for purpose in purposes]
-    unconfirmed = "; whether mParticle holds a profile with this mpid could not be checked (the Profile API " \
-                  "is not configured)" if found.found is None else ""
-    return f"recorded the opt-out in mParticle ({', '.join(recorded)}){unconfirmed}{caveat}", {
+    return f"recorded the opt-out in mParticle ({', '.join(recorded)}){caveat}", {
         "profile_found": found.found, "consent_changed": True, "mpid": mpid,
         "consent_state": batch["consent_state"], "source_request_id": batch["source_request_id"],
-        "not_verifiable": not_verifiable}
+        "not_verifiable": [*not_verifiable, NO_READ_BACK]}, Verification.of(limits, checked=False)
 
 
+def _limits(conn: MParticleConnector, subject: Subject, found: Check) -> list[VerificationReason]:
+    """What the lookup could not reach or confirm, known before anything is written: with
+    ``verification.unverifiable: fail`` nothing is written then (mParticle's lack of a consent read-back is not
+    such a limit: no request or setting can change it)."""
+    limits = reach_reasons(conn, subject, found.found is not False)
+    if found.found is None:
+        limits.insert(0, VerificationReason(
+            "api_not_configured", "whether mParticle holds a profile with this mpid could not be checked (the "
+            "Profile API is not configured)", (category_of(conn, MPID, subject),)))
+    if limits and conn.settings.verification.unverifiable == "fail":
+        raise VerificationError("the opt-out cannot be verified, so nothing was written (verification."
+                                "unverifiable: fail): " + "; ".join(r.message for r in limits))
+    return limits
+
+
+#: Why a recorded opt-out is never read back (developers/profile-api: its fields do not include consent state).
+NO_READ_BACK = ("no mParticle API returns consent state, so the recorded opt-out cannot be read back (a GDPR "
+                "purpose the workspace does not define is accepted and ignored)")
 _FOUND = {None: "not checkable", True: "found", False: "not found"}
 
 

@@ -14,17 +14,20 @@ answer, however malformed, raises anything but the connector's own errors.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
 import os
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -70,6 +73,13 @@ _REMOTE_MESSAGE_LIMIT = 300
 #: urllib3 error outside its list, ``http.client``'s own): a broken answer, worth another attempt.
 _WIRE_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException)
 
+#: How long to keep trying a host that refuses connections (or whose name does not resolve): a service that is
+#: down or a wrong base URL is named within seconds, while timeouts and 5xx keep ``max_retry_seconds``.
+UNREACHABLE_RETRY_SECONDS = 3.0
+#: The setting that says where each API is, for "is it running, and is ... right?".
+WHERE_SETTING = {"dsr": "dsr.base_url", "events": "inputs.events_base_url (or pod)",
+                 "identity": "inputs.identity_base_url (or pod)", "profile": "profile.base_url"}
+
 #: What a refused credential means, per API, in words a privacy engineer reads.
 AUTH_REFUSED = {
     "dsr": "the DSR API rejected the workspace key and secret",
@@ -109,11 +119,13 @@ class Download:
 
 
 class _Transient(Exception):
-    """Worth another attempt."""
+    """Worth another attempt. ``unreachable``: no connection could be made at all (refused, or a name that does
+    not resolve), retried only briefly (:data:`UNREACHABLE_RETRY_SECONDS`)."""
 
-    def __init__(self, what: str, status: int | None = None, retry_after: str | None = None) -> None:
+    def __init__(self, what: str, status: int | None = None, retry_after: str | None = None,
+                 unreachable: tuple[str, str] | None = None) -> None:
         super().__init__(what)
-        self.what, self.status, self.retry_after = what, status, retry_after
+        self.what, self.status, self.retry_after, self.unreachable = what, status, retry_after, unreachable
 
 
 class _Unauthorized(Exception):
@@ -190,6 +202,7 @@ class ApiClient:
             end = min(end, deadline.end)
         tries = 0
         refreshed = False
+        unreachable_since: float | None = None
         while True:
             if deadline is not None:
                 deadline.check()
@@ -202,7 +215,9 @@ class ApiClient:
                 self._refresh_once(exc, refreshed, what)
                 refreshed = True
             except _Transient as exc:
-                self.sleep(self._backoff(exc, tries, end, deadline, what))
+                unreachable_since = (unreachable_since or time.monotonic()) if exc.unreachable else None
+                until = end if unreachable_since is None else min(end, unreachable_since + UNREACHABLE_RETRY_SECONDS)
+                self.sleep(self._backoff(exc, tries, until, deadline, what))
 
     def _refresh_once(self, exc: _Unauthorized, refreshed: bool, what: str) -> None:
         """Fetch new credentials after a 401/403, once per call; :class:`AuthenticationError` otherwise."""
@@ -219,9 +234,12 @@ class ApiClient:
         delay = retry_delay(tries - 1, exc.retry_after, self.max_retry_after_seconds, self.rng)
         if time.monotonic() + delay > end:
             retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
-            raise RetryLaterError(
-                f"the {self.api} API is not answering normally ({exc.what}) after {tries} attempt(s)",
-                api=self.api, status=exc.status, retry_after=retry_at) from None
+            message = f"the {self.api} API is not answering normally ({exc.what}) after {tries} attempt(s)"
+            if exc.unreachable:
+                origin, why = exc.unreachable
+                message = (f"cannot connect to the {self.api} API at {origin}: {why} ({tries} attempt(s)); is it "
+                           f"running, and is {WHERE_SETTING.get(self.api, 'its URL')} right?")
+            raise RetryLaterError(message, api=self.api, status=exc.status, retry_after=retry_at) from None
         self.log.info("%s: %s; retrying in %.2fs (attempt %d)", what, exc.what, delay, tries)
         return delay
 
@@ -238,7 +256,7 @@ class ApiClient:
         except MParticleError:
             raise
         except _WIRE_ERRORS as exc:
-            raise _network_error(exc, self.api) from exc
+            raise _network_error(exc, self.api, url) from exc
         for budget in budgets:
             self.throttle.observe(budget, response.status_code, response.headers.get("X-mp-rate-limit-percentage-used"))
         if response.status_code in (401, 403):
@@ -396,9 +414,9 @@ def _readable(reply: Reply) -> Reply:
     return reply
 
 
-def _network_error(exc: Exception, api: str) -> Exception:
+def _network_error(exc: Exception, api: str, url: str) -> Exception:
     """What a failure below HTTP means: a certificate is a refusal; the rest is worth retrying while the call
-    has time."""
+    has time (briefly, when no connection could be made at all: :func:`_unreachable`)."""
     if isinstance(exc, requests.exceptions.SSLError):  # a ConnectionError, but retrying cannot fix it
         return RejectedError(f"the {api} API's TLS certificate could not be verified "
                              f"({type(exc).__name__}); check trust_store", api=api)
@@ -406,9 +424,45 @@ def _network_error(exc: Exception, api: str) -> Exception:
         deadline = current()
         if deadline is not None and deadline.expired:
             return deadline.error()
+        if not isinstance(exc, requests.Timeout) and (why := _unreachable(exc)) is not None:
+            return _Transient(f"{why} ({_origin(url)})", unreachable=(_origin(url), why))
         return _Transient(f"{'timed out' if isinstance(exc, requests.Timeout) else 'connection failed'} "
                           f"({type(exc).__name__})")
     return _Transient(f"request failed ({type(exc).__name__})")
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """"connection refused" or "its host name does not resolve" when that is why no connection was made (found
+    in the chain of exceptions requests and urllib3 wrap it in); None for anything else."""
+    seen: BaseException | None = exc
+    for _ in range(12):  # bounded: a chain is short, and a cycle must not hang the call
+        if seen is None:
+            return None
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "its host name does not resolve"
+        seen = _inner(seen)
+    return None
+
+
+def _inner(exc: BaseException) -> BaseException | None:
+    """The exception ``exc`` wraps: its cause, the exception it was built from (urllib3 passes it as the first
+    argument or as ``reason``), or the one being handled when it was raised."""
+    wrapped = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+    reason = getattr(exc, "reason", None)
+    return exc.__cause__ or wrapped or (reason if isinstance(reason, BaseException) else None) or exc.__context__
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a URL the policy accepted (no user info, no path): safe to name in a message."""
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a URL the policy lets through; say no more than its host
+        port = ""
+    return f"{parts.scheme}://{host}{port}"
 
 
 def _stream_to(response: requests.Response, into: Staged, max_bytes: int, api: str) -> Download:

@@ -193,7 +193,8 @@ def _show_banner(sb: Sandbox, creds: dict[str, Any], https: bool) -> None:
 def _options(write_config: bool) -> list[Callable[[Any], Any]]:
     """The command's options, in the order ``--help`` shows them (``--write-config`` only with a writer)."""
     return [
-        click.option("--port", default=8080, show_default=True, help="Port on 127.0.0.1 (0 picks a free one)."),
+        click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+                     help="Port on 127.0.0.1 (0 picks a free one)."),
         click.option("--https", is_flag=True, help="Serve HTTPS with a certificate from the sandbox CA."),
         click.option("--limit", "limits", multiple=True, metavar="API=N/PER",
                      help="Rate limit, e.g. identity=50/s, dsr=600/m (default: mParticle's published limits)."),

@@ -2,9 +2,11 @@
 
 Each line says how the request ended (``completed``, ``failed``, ``pending``: not final yet, ``not started``),
 the error class of a failure, whether a completed request was verified (:func:`verification_of`, the one place
-the report reads it), the result's message, the files the result names (receipts, results archives: the
-evidence) and the timings, with ``on_time`` against the request's ``due_at``. Identifiers are not repeated
-here (the request id is the key), but messages and file names may carry masked ones: the report is private.
+the report reads it; the JSON report's summary counts them, and ``mparticle-dsr batch`` exits 4 when every
+request completed and some are unverified), the result's message, the files the result names (receipts,
+results archives: the evidence) and the timings, with ``on_time`` against the request's ``due_at``.
+Identifiers are not repeated here (the request id is the key), but messages and file names may carry masked
+ones: the report is private.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dsr_framework.batch.files import write_private
 from dsr_framework.batch.store import Row, Store
 from dsr_framework.models import format_time, parse_time
 
-__all__ = ["FIELDS", "report_lines", "verification_of", "write_reports"]
+__all__ = ["FIELDS", "report_lines", "verification_counts", "verification_of", "write_reports"]
 
 FIELDS = ("request_id", "type", "regulation", "due_at", "outcome", "error_class", "verification",
           "verification_detail", "message", "files", "calls", "retries", "started_at", "finished_at", "on_time")
@@ -31,15 +33,30 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that st
 
 
 def verification_of(result: Mapping[str, Any] | None) -> tuple[str, str]:
-    """Whether a completed request was verified, and why not: ``("verified" | "unverified" | "not reported", detail)``.
+    """Whether a completed request was verified, and why not: ``("verified" | "unverified" | "not applicable" |
+    "not reported", detail)``.
 
-    The one place the report reads verification. The result contract does not carry it yet, so it is read from
-    the summary keys connectors use today (``verified``: bool, ``not_verifiable``: the reasons, as the mParticle
-    connector reports them). When the contract gains a first-class ``verification`` field, read it here.
+    The one place the report reads verification: the result contract's ``verification`` field
+    (:mod:`dsr_framework.verification`), its reasons as ``code: message``; for a connector that does not report it
+    yet, the summary keys connectors used before it (``verified``: bool, ``not_verifiable``: the reasons).
     """
     if result is None or result.get("status") != "completed":
         return "", ""
-    summary = result.get("summary") or {}
+    verification = result.get("verification")
+    if isinstance(verification, Mapping):
+        return _declared(verification)
+    return _from_summary(result.get("summary") or {})
+
+
+def _declared(verification: Mapping[str, Any]) -> tuple[str, str]:
+    """The result's own ``verification``: its status in words, its reasons as ``code: message``."""
+    reasons = verification.get("reasons") or []
+    detail = "; ".join(f"{r.get('code')}: {r.get('message')}" for r in reasons if isinstance(r, Mapping))
+    return str(verification.get("status", "not reported")).replace("_", " "), detail
+
+
+def _from_summary(summary: Mapping[str, Any]) -> tuple[str, str]:
+    """A connector that predates the field: ``verified`` (bool) and ``not_verifiable`` (the reasons)."""
     reasons = summary.get("not_verifiable") or []
     detail = "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else str(reasons)
     if isinstance(summary.get("verified"), bool):
@@ -98,9 +115,15 @@ def _json(lines: list[dict[str, Any]]) -> bytes:
     outcomes = Counter(line["outcome"] for line in lines)
     errors = Counter(line["error_class"] for line in lines if line["error_class"])
     summary = {"generated_at": format_time(datetime.now(UTC)), "requests": len(lines), "outcomes": dict(outcomes),
-               "error_classes": dict(errors)}
+               "error_classes": dict(errors), "verification": verification_counts(lines)}
     body = ",\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
     return f'{{"summary": {json.dumps(summary)},\n"requests": [\n{body}\n]}}\n'.encode()
+
+
+def verification_counts(lines: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many completed requests were verified, unverified (a person should look), not applicable, not
+    reported."""
+    return dict(Counter(line["verification"] for line in lines if line["outcome"] == "completed"))
 
 
 def write_reports(store: Store, folder: Path, name: str = "report") -> tuple[Path, Path]:

@@ -30,6 +30,7 @@ from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, Missin
 from dsr_framework.conformance.people import Standing, foreign_values, harm, standing
 from dsr_framework.conformance.session import ConnectorUnderTest
 from dsr_framework.conformance.target import ConformanceTarget, Oracle
+from dsr_framework.conformance.verification import verification_problem
 from dsr_framework.conformance.watchdog import Overran, call_with_limit
 from dsr_framework.drive import Driven, StillPending, drive
 from dsr_framework.host import WITHHELD_MESSAGE, ConnectorHandle
@@ -290,6 +291,11 @@ class Runtime:
                                   f"ConformanceTarget.max_calls): {exc.result.message}") from None
             raise CheckFailed(f"{hook} did not reach a final result within its {budget:g}s budget "
                               f"(ConformanceTarget.budgets): {exc.result.message}") from None
+        if driven.needs_person:
+            action = driven.result.action_required
+            assert action is not None
+            raise CheckFailed(f"{hook} stopped, pending, waiting for a person to fix something ({action.error_class}: "
+                              f"{action.message}) against a target set up to work")
         self._check_files(hook, request, driven.result, self.watch.written()[watched:])
         if before is not None:
             self._check_people(hook, request, driven.result, before)
@@ -354,7 +360,8 @@ class Runtime:
 
     def _judge(self, hook: str, result: Result, started: datetime | None) -> None:
         """The rules every result obeys, whatever the check: no secret, plain-JSON state, a sane next check,
-        and ``pending`` only from a capability the manifest declares asynchronous."""
+        a well-formed verification and action required (:mod:`.verification`), and ``pending`` only from a
+        capability the manifest declares asynchronous."""
         named = name_problems([f.path for f in result.files], self.cut.redactor)
         if named:
             raise CheckFailed(f"{hook} {named[0]}")
@@ -369,6 +376,8 @@ class Runtime:
             if not plain:
                 raise CheckFailed(f"{hook} returned a state that does not survive a JSON round trip; a host stores "
                                   "state as JSON")
+        if (problem := verification_problem(hook, result, self.cut.manifest.capability(hook))) is not None:
+            raise CheckFailed(problem)
         if result.status == "pending":
             self._judge_pending(hook, result, started)
 

@@ -75,8 +75,9 @@ def test_a_results_url_the_policy_refuses_is_never_contacted(sandbox: Sandbox, h
     results_url_is(hostile, lambda original: make_url(foreign, hostile.url).replace(
         "x.zip", urlsplit(original).path.lstrip("/")))
     result = finish_access(sandbox, config_for(hostile, sandbox), tmp_path)
-    assert result.status == "pending" and result.state is not None and "could not be used" in result.message, (
-        result.message)
+    assert result.status == "pending" and result.state is not None, result.message
+    # mParticle completed it: a link the connector refuses is a setting for a person to look at, not a verdict
+    assert result.message.startswith("mParticle completed the access request") and result.action_required
     assert foreign.seen == [], "a refused results URL was contacted"
     downloads = hostile.requests(r"\.zip")
     assert downloads == [], "a refused results URL reached our own host under another name"
@@ -111,7 +112,8 @@ def test_a_download_redirect_to_a_host_not_allowed_is_not_followed(sandbox: Sand
     sandbox.seed_profile({"email": "jane@example.com"})
     hostile.on("GET", r"^/dsr-results/", lambda seen, forward: Answer(302, {"Location": f"{foreign.url}/steal"}))
     result = finish_access(sandbox, config_for(hostile, sandbox), tmp_path)
-    assert result.status == "pending" and result.state is not None and "could not be used" in result.message
+    assert result.status == "pending" and result.state is not None, result.message
+    assert result.message.startswith("mParticle completed the access request") and result.action_required
     assert foreign.seen == []
 
 

@@ -62,8 +62,10 @@ def _elsewhere(rt: Runtime, child: FreshProcess, request: DsrRequest, state: Map
         raise CheckFailed(f"{hook}, {what} in a fresh process: the connector {'; '.join(answer.violations)}")
     rt.judge_elsewhere(hook, request, answer.results, [])
     if answer.final is None:
-        raise CheckFailed(f"{hook}, {what} in a fresh process, reached no final result: "
-                          f"{answer.error or 'still pending'}")
+        last = answer.results[-1] if answer.results else None
+        action = last.action_required if last is not None else None
+        why = f"waiting for a person ({action.error_class}: {action.message})" if action else "still pending"
+        raise CheckFailed(f"{hook}, {what} in a fresh process, reached no final result: {answer.error or why}")
     return answer.final
 
 
