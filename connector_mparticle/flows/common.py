@@ -303,7 +303,12 @@ class Flow:
         assert self.state is not None
         if self.request_type != "erasure":
             return
-        self.state.found_before = reached(self.conn, self.subject)
+        try:
+            self.state.found_before = reached(self.conn, self.subject)
+        except MParticleError as exc:  # the erasure is not held up for its baseline: its verification says so
+            self.state.found_before = None
+            self.note("search before the erasure", f"could not run ({exc.message}); the erasure is sent anyway")
+            return
         if self.state.found_before is not None:
             self.note("search before the erasure", "found a profile" if self.state.found_before else "no profile found")
 
