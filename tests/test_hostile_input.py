@@ -12,7 +12,6 @@ import copy
 import io
 import json
 import random
-import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from connector_mparticle.http.session import HardenedSession
 from connector_mparticle.http.throttle import Throttle
 from connector_mparticle.http.transport import ApiClient
 from connector_mparticle.http.urls import origin_of
+from connector_mparticle.sandbox.server import Serving
 from connector_mparticle.settings import parse_settings
 from dsr_framework import DsrRequest
 from dsr_framework.redact import RedactingLogger, Redactor
@@ -137,10 +137,9 @@ def garbage_server() -> Iterator[str]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serving = Serving(server, "scripted-http")
     yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    serving.stop()
 
 
 def api(url: str, name: str) -> ApiClient:
