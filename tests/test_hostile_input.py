@@ -155,6 +155,7 @@ bodies = (st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).enco
                              b'{"subject_request_id": 5}', b'{"errors": "nope"}', b"\xff\xfe"]))
 
 
+@pytest.mark.slow  # 150 hostile answers from a live server: ~20 s
 @PROPERTY
 @given(status=st.sampled_from([200, 201, 202, 204, 301, 302, 400, 401, 403, 404, 409, 410, 413, 429, 500, 503]),
        body=bodies, location=st.sampled_from(["", "https://evil.example.com/x", "/v3/requests/y"]))
