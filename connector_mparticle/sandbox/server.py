@@ -58,7 +58,7 @@ class Serving:
     the listening socket and on a wake-up socket together, so a stop ends the wait immediately, and an idle server
     costs no CPU."""
 
-    def __init__(self, server: socketserver.BaseServer, name: str) -> None:
+    def __init__(self, server: socketserver.TCPServer, name: str) -> None:
         self._server = server
         self._server.timeout = 0  # handle_request is only called once the listening socket is ready
         self._wake, self._waker = socket.socketpair()
