@@ -4,7 +4,6 @@ sandbox's) real callbacks are accepted with 202 and handed to the host; forgerie
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ import requests
 from connector_mparticle.callbacks import CallbackStatus, CallbackVerifier, callback_app
 from connector_mparticle.sandbox import Sandbox
 from connector_mparticle.sandbox.pki import PROCESSOR_DOMAIN, CertificateAuthority, sign_body
+from connector_mparticle.sandbox.server import Serving
 from tests.support.hosting import mparticle, request
 
 
@@ -28,13 +28,11 @@ class _Quiet(WSGIRequestHandler):
 @contextmanager
 def serving(app: Callable[..., Any]) -> Iterator[str]:
     server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serving = Serving(server, "callback-app")
     try:
         yield f"http://127.0.0.1:{server.server_port}/mparticle/callbacks"
     finally:
-        server.shutdown()
-        server.server_close()
+        serving.stop()
 
 
 @pytest.fixture

@@ -178,6 +178,7 @@ def test_access_wait_against_the_sandbox_in_another_process_writes_the_results(
     assert {Path(f["path"]).parent for f in result["files"]} == {out.resolve()}
 
 
+@pytest.mark.slow  # a process interrupted mid-wait, then resumed until a 3 s erasure ends: ~10 s
 def test_ctrl_c_while_waiting_leaves_a_resumable_state(sandbox_process: str, tmp_path: Path,
                                                        env: dict[str, str]) -> None:
     config, state = write_config(tmp_path / "mp.yaml", sandbox_process), tmp_path / "state.json"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from connector_mparticle.http.session import HardenedSession
 from connector_mparticle.http.throttle import Throttle, rate_for, rates_for
 from connector_mparticle.http.transport import ApiClient
 from connector_mparticle.http.urls import UrlPolicy, origin_of
+from connector_mparticle.sandbox.server import Serving
 from connector_mparticle.settings import POD_HOSTS, manifest, parse_settings
 from dsr_framework.redact import RedactingLogger, Redactor, mask_email
 from tests.support.hosting import request
@@ -72,11 +72,9 @@ def scripted() -> Iterator[tuple[str, Script]]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serving = Serving(server, "scripted-http")
     yield f"http://127.0.0.1:{server.server_address[1]}", script
-    server.shutdown()
-    server.server_close()
+    serving.stop()
 
 
 def client(url: str, **overrides: Any) -> ApiClient:

@@ -12,7 +12,6 @@ import copy
 import io
 import json
 import random
-import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from connector_mparticle.http.session import HardenedSession
 from connector_mparticle.http.throttle import Throttle
 from connector_mparticle.http.transport import ApiClient
 from connector_mparticle.http.urls import origin_of
+from connector_mparticle.sandbox.server import Serving
 from connector_mparticle.settings import parse_settings
 from dsr_framework import DsrRequest
 from dsr_framework.redact import RedactingLogger, Redactor
@@ -137,10 +137,9 @@ def garbage_server() -> Iterator[str]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serving = Serving(server, "scripted-http")
     yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    serving.stop()
 
 
 def api(url: str, name: str) -> ApiClient:
@@ -156,6 +155,7 @@ bodies = (st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).enco
                              b'{"subject_request_id": 5}', b'{"errors": "nope"}', b"\xff\xfe"]))
 
 
+@pytest.mark.slow  # 150 hostile answers from a live server: ~20 s
 @PROPERTY
 @given(status=st.sampled_from([200, 201, 202, 204, 301, 302, 400, 401, 403, 404, 409, 410, 413, 429, 500, 503]),
        body=bodies, location=st.sampled_from(["", "https://evil.example.com/x", "/v3/requests/y"]))

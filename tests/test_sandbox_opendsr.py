@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import re
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from connector_mparticle.sandbox import Sandbox
+from connector_mparticle.sandbox.server import Serving
 from tests.support.mp import INPUT, WORKSPACE, batch, dsr_body
 
 
@@ -393,11 +393,9 @@ def callback_receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]
     received: list[tuple[dict[str, str], bytes]] = []
     handler = type("Receiver", (_Receiver,), {"received": received})
     server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serving = Serving(server, "callback-receiver")
     yield f"http://127.0.0.1:{server.server_address[1]}/dsr-callback", received
-    server.shutdown()
-    server.server_close()
+    serving.stop()
 
 
 def test_callbacks_are_sent_on_every_status_change_signed_by_a_certificate_from_the_sandbox_ca(

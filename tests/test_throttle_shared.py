@@ -78,6 +78,7 @@ def run_workers(sb: Sandbox, throttle: dict[str, object]) -> list[dict[str, obje
     return sb.request_log(api="identity")
 
 
+@pytest.mark.slow  # four processes held to one budget for several seconds each
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_processes_sharing_a_backend_stay_within_one_budget(
     backend: str, sandbox: Sandbox, tmp_path: Path, request: pytest.FixtureRequest

@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from connector_mparticle.sandbox.server import Serving
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
               "proxy-authenticate", "content-length", "host"}
 
@@ -131,8 +133,7 @@ class HostileServer:
         self.url = f"http://{host}:{self._server.server_address[1]}"
         self.host = host
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._serving = Serving(self._server, "hostile-http")
 
     def __enter__(self) -> HostileServer:
         return self
@@ -141,8 +142,7 @@ class HostileServer:
         self.close()
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serving.stop()
 
     def on(self, method: str, pattern: str, rule: Rule) -> None:
         """Answer requests matching ``method`` and ``pattern`` (a regex over the path) with ``rule(seen, forward)``;

@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from connector_mparticle.flows.access import KIND
 from connector_mparticle.flows.delivery import record_name
 from connector_mparticle.sandbox import Sandbox
@@ -85,6 +87,7 @@ print(json.dumps(result.to_dict()))
 """
 
 
+@pytest.mark.slow  # four processes racing on one request: ~10 s
 def test_processes_finishing_the_same_access_request_never_collide(sandbox: Sandbox, hostile: HostileServer,
                                                                    tmp_path: Path) -> None:
     out = tmp_path / "out"

@@ -155,6 +155,7 @@ def test_reading_a_hostile_archive_takes_bounded_memory(tmp_path: Path) -> None:
     assert peak < 16 * (1 << 20), f"reading the archive peaked at {peak / (1 << 20):.0f} MB"
 
 
+@pytest.mark.slow  # builds and downloads a half-megabyte hostile archive: ~15 s
 def test_a_hostile_half_megabyte_results_zip_gives_a_small_result(sandbox: Sandbox, hostile: HostileServer,
                                                                   tmp_path: Path) -> None:
     """End to end, the measurement in the README: what used to be a 26 MB result is a few dozen KB."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+
+from connector_mparticle.sandbox.server import Serving
 
 
 @contextmanager
@@ -26,10 +27,8 @@ def callback_receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]
             return
 
     server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serving = Serving(server, "callback-receiver")
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/dsr-callback", received
     finally:
-        server.shutdown()
-        server.server_close()
+        serving.stop()
