@@ -12,7 +12,8 @@ Exit codes (every command, click's own usage errors included):
 Secrets never come from command-line arguments (they show in ``ps``): the config file refers to them as
 ``${NAME}``, read from the environment or from ``--env-file``. Modules: :mod:`.exits` (the table above and
 how errors are printed), :mod:`.config_file` (config and env files), :mod:`.state_file` (``--state``),
-:mod:`.privacy_requests` (the request commands and ``check``), :mod:`.batch` (a backlog from a file),
+:mod:`.privacy_requests` (the request commands and ``check``), :mod:`.cancel` (``cancel --state``),
+:mod:`.batch` (a backlog from a file),
 :mod:`.fleet` (``batch --fleet`` and ``worker``: the backlog on Celery), :mod:`.render` (what is shown),
 :mod:`.sandbox_files` (``sandbox --write-config``). Every file a request command writes goes through
 :mod:`connector_mparticle.files`; a backlog's store and reports through :mod:`dsr_framework.batch.files`.
@@ -27,6 +28,7 @@ from typing import Any
 import click
 
 from connector_mparticle.cli.batch import batch_command
+from connector_mparticle.cli.cancel import cancel_command
 from connector_mparticle.cli.exits import (
     EXIT_CODES,
     EXIT_COMPLETED,
@@ -86,5 +88,6 @@ main.add_command(check_command)
 main.add_command(request_command("access", "access", "Get a copy of the subject's data (OpenDSR access)."))
 main.add_command(request_command("deletion", "delete", "Erase the subject (OpenDSR erasure), then verify it."))
 main.add_command(request_command("opt_out", "opt-out", "Record the subject's opt-out as consent state."))
+main.add_command(cancel_command)
 main.add_command(batch_command)
 main.add_command(worker_command)

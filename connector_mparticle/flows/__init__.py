@@ -3,6 +3,7 @@
 * :mod:`~connector_mparticle.flows.common`: the asynchronous lifecycle access and deletion share;
 * :mod:`~connector_mparticle.flows.access`, :mod:`~connector_mparticle.flows.deletion`: how each finishes;
 * :mod:`~connector_mparticle.flows.opt_out`: synchronous consent update;
+* :mod:`~connector_mparticle.flows.cancel`: withdrawing a request while mParticle still holds it pending;
 * :mod:`~connector_mparticle.flows.connection`: the connection test;
 * :mod:`~connector_mparticle.flows.state`: the resumable state the host stores;
 * :mod:`~connector_mparticle.flows.delivery`: what a request delivered into its output folder, vouched for by
@@ -20,7 +21,7 @@ from connector_mparticle.connector import MParticleConnector
 from dsr_framework.models import ConnectionResult, DsrRequest, Result
 from dsr_framework.outgoing import clean_result
 
-__all__ = ["check_connection", "run"]
+__all__ = ["check_connection", "run", "run_cancel"]
 
 
 def run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
@@ -54,3 +55,12 @@ def check_connection(conn: MParticleConnector) -> ConnectionResult:
 
     with bounded(conn.settings.timeouts.total_seconds, "the connection test"):
         return clean_result(test_connection(conn), conn.redactor)
+
+
+def run_cancel(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
+    """Withdraw ``request`` (``handle_cancel``), under the call's deadline; every text in its result scrubbed."""
+    from connector_mparticle.flows.cancel import cancel as cancel_request
+    from connector_mparticle.http.deadline import bounded
+
+    with bounded(conn.settings.timeouts.total_seconds, f"cancelling the {request.type} request"):
+        return clean_result(cancel_request(conn, request, state), conn.redactor)
