@@ -41,7 +41,7 @@ def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mappi
     from connector_mparticle.connector import connector_for
     from connector_mparticle.errors import ConfigurationError, MParticleError, failed_result
 
-    if request.type != step:
+    if request.type != step and not (step == "access" and request.type == "portability"):  # access serves both
         return failed_result(request, ConfigurationError(f"a {request.type} request cannot go to the {step} hook"))
     try:
         conn = connector_for(config)
@@ -52,7 +52,8 @@ def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mappi
 
 @hookimpl
 def handle_access(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
-    """OpenDSR access: submit, check until complete, download and summarise the results."""
+    """OpenDSR access or portability: submit, check until complete, download and summarise the results (for
+    portability, also normalised JSON and CSV files)."""
     return _run("access", config, request, state)
 
 

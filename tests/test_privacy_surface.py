@@ -4,6 +4,7 @@ person would and checks what the sandbox, standing in for mParticle, then holds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from click.testing import CliRunner
 
 from connector_mparticle.cli import main
 from connector_mparticle.sandbox import Sandbox
-from tests.support.hosting import mparticle, request
+from tests.support.hosting import drive, mparticle, request
+from tests.support.mp import batch
 
 SECRETS = {"MP_WORKSPACE_KEY": "sbx-wk-7c2f9e4a", "MP_WORKSPACE_SECRET": "sbx-ws-Q8vT3nLp6Rz2Xk9M",
            "MP_INPUT_KEY": "sbx-ik-5b8d1e6f", "MP_INPUT_SECRET": "sbx-is-H4mW7cJt2Yq9Ns5D"}
@@ -129,3 +131,85 @@ def test_cancel_without_any_state_finds_the_request_by_its_id(sandbox: Sandbox) 
 def test_an_opt_out_has_nothing_to_cancel(sandbox: Sandbox) -> None:
     result = mparticle(sandbox).cancel(request("opt_out"))
     assert result.status == "failed" and result.error is not None and result.error.error_class == "rejected"
+
+
+# -- portability --------------------------------------------------------------------------------------------------
+
+
+def test_a_portability_request_is_sent_as_such_and_yields_normalised_files(sandbox: Sandbox, tmp_path: Path,
+                                                                           env: None) -> None:
+    sandbox.set_workspace(include_live_profile=True, gdpr_purposes=["marketing"])
+    sandbox.seed_profile({"email": "jane@example.com", "customer_id": "c-42"},
+                         attributes={"$firstname": "Jane", "motto": "=HYPERLINK(\"http://x\")"},
+                         batches=[batch(consent_state={"gdpr": {"marketing": {
+                             "consented": True, "document": "privacy-v2", "timestamp_unixtime_ms": 1764400000000}}}),
+                             batch()], audiences=["High value"])
+    config, out = cli_config(sandbox, tmp_path / "mp.yaml"), tmp_path / "out"
+    done = cli("portability", "--config", str(config), "--customer-id", "c-42", "--email", "jane@example.com",
+               "--out", str(out), "--wait")
+    assert done.exit_code == 0, done.output
+    result = answer(done)
+    [dsr] = sandbox.dsrs()
+    assert dsr["subject_request_type"] == "portability" and result["request_type"] == "portability"
+    names = {Path(f["path"]).name: f for f in result["files"]}
+    original = next(n for n in names if n.endswith(".zip"))
+    portable = json.loads((out / next(n for n in names if n.endswith("-portable.json"))).read_text())
+    assert portable["archives"] == [{"file": original, "sha256": names[original]["sha256"]}]
+    assert {(r["type"], r["value"]) for r in portable["identities"]} >= {("email", "jane@example.com"),
+                                                                         ("customer_id", "c-42")}
+    assert {"name": "$firstname", "value": "Jane"}.items() <= next(
+        r for r in portable["attributes"] if r["name"] == "$firstname").items()
+    assert [(r["regulation"], r["purpose"], r["consented"]) for r in portable["consent"]] == [
+        ("gdpr", "marketing", True)]
+    assert [r["audience_name"] for r in portable["audiences"]] == ["High value"]
+    assert [e["event_name"] for e in portable["events"]] == ["Viewed Pricing", "Viewed Pricing"]
+    assert portable["events"][0]["timestamp_utc"] == "2025-11-29T07:06:40.000Z"
+    events_csv = (out / next(n for n in names if n.endswith("-events.csv"))).read_text().splitlines()
+    assert events_csv[0].startswith("mpid,source,event_type,event_name") and len(events_csv) == 3
+    attributes_csv = (out / next(n for n in names if n.endswith("-attributes.csv"))).read_text()
+    assert "'=HYPERLINK" in attributes_csv  # a spreadsheet shows it, never runs it
+    for name, entry in names.items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == entry["sha256"]
+        assert (out / name).stat().st_mode & 0o777 == 0o600
+    assert result["summary"]["portable"]["rows"]["events"] == 2
+
+
+def test_an_access_request_stays_access_and_writes_no_tables(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"}, batches=[batch()])
+    result, _ = drive(mparticle(sandbox), request("access", output_dir=str(tmp_path)))
+    assert result.status == "completed" and sandbox.dsrs()[0]["subject_request_type"] == "access"
+    assert not [f for f in result.files if f.path.endswith(".csv")] and "portable" not in result.summary
+
+
+# -- suppression while the erasure waits -----------------------------------------------------------------------
+
+
+def test_with_suppression_on_the_subject_carries_the_attribute_while_waiting_and_loses_it_on_cancel(
+        sandbox: Sandbox, tmp_path: Path, env: None) -> None:
+    jane = sandbox.seed_profile({"email": "jane@example.com"}, attributes={"plan": "pro"})
+    bob = sandbox.seed_profile({"email": "bob@example.com"})
+    slow_erasure(sandbox)
+    config = cli_config(sandbox, tmp_path / "mp.yaml",
+                        erasure={"suppress_while_waiting": True, "suppression_attribute": "privacy_hold"})
+    state = tmp_path / "erase.json"
+    waiting = cli("delete", "--config", str(config), "--email", "jane@example.com", "--state", str(state))
+    assert waiting.exit_code == 3, waiting.output
+    assert answer(waiting)["summary"]["suppression"] == {"attribute": "privacy_hold", "set": True,
+                                                         "mpid": str(jane["mpid"])}
+    assert sandbox.profile(str(jane["mpid"]))["attributes"] == {"plan": "pro", "privacy_hold": True}
+    assert "privacy_hold" not in sandbox.profile(str(bob["mpid"]))["attributes"]
+    resumed = cli("delete", "--config", str(config), "--state", str(state))  # a status check marks nothing again
+    assert resumed.exit_code == 3 and "suppression" not in answer(resumed)["summary"]
+    cancelled = cli("cancel", "--config", str(config), "--state", str(state))
+    assert cancelled.exit_code == 0, cancelled.output
+    assert answer(cancelled)["summary"]["suppression"]["removed"] is True
+    assert sandbox.profile(str(jane["mpid"]))["attributes"] == {"plan": "pro"}
+
+
+def test_suppression_is_off_unless_configured(sandbox: Sandbox) -> None:
+    jane = sandbox.seed_profile({"email": "jane@example.com"})
+    slow_erasure(sandbox)
+    result = mparticle(sandbox).handle(request("deletion"))
+    assert result.status == "pending" and "suppression" not in result.summary
+    assert sandbox.profile(str(jane["mpid"]))["attributes"] == {}
+    assert sandbox.stats()["batches_stored"] == 0

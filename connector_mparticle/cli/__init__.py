@@ -86,6 +86,9 @@ main.add_command(_demo())
 main.add_command(make_sandbox_command(write_sandbox_files))
 main.add_command(check_command)
 main.add_command(request_command("access", "access", "Get a copy of the subject's data (OpenDSR access)."))
+main.add_command(request_command("portability", "portability",
+                                 "Get the subject's data to take elsewhere (OpenDSR portability): mParticle's archive "
+                                 "and the same data as JSON and CSV tables."))
 main.add_command(request_command("deletion", "delete", "Erase the subject (OpenDSR erasure), then verify it."))
 main.add_command(request_command("opt_out", "opt-out", "Record the subject's opt-out as consent state."))
 main.add_command(cancel_command)

@@ -27,7 +27,7 @@ __all__ = ["cancel_command"]
 
 LOCK_WAIT_SECONDS = 10.0
 #: The command that resumes each kind of request a state file may hold.
-_COMMAND_FOR = {"access": "access", "deletion": "delete", "opt_out": "opt-out"}
+_COMMAND_FOR = {"access": "access", "portability": "portability", "deletion": "delete", "opt_out": "opt-out"}
 
 
 @click.command("cancel", epilog=EXIT_CODES)

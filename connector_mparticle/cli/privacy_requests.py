@@ -150,7 +150,7 @@ def _new_request(inv: Invocation, default_regulation: str) -> DsrRequest:
         flags = ", ".join(option.flag for option in IDENTITY_OPTIONS)
         raise CliError(f"say whose request this is: give {flags}, --device-id TYPE=VALUE or --identity TYPE=VALUE")
     output_dir = str(folder_path(inv.out)) if inv.out is not None else None
-    if inv.kind == "access" and output_dir is None:
+    if inv.kind in ("access", "portability") and output_dir is None:
         output_dir = str(folder_path("."))
     try:
         return DsrRequest(inv.request_id or f"cli-{uuid.uuid4()}", inv.kind,  # type: ignore[arg-type]
@@ -419,6 +419,8 @@ def _check_request_id(ctx: click.Context, param: click.Parameter, value: str | N
 
 _OUT_HELP = {
     "access": "Directory for the results zip, the summary and mParticle's signed receipt (default: the current one).",
+    "portability": "Directory for the results zip, the JSON and CSV tables, the summary and the receipt (default: the "
+                   "current one).",
     "deletion": "Directory for mParticle's signed receipt, mparticle-erasure-…-receipt.json (default: none; the "
                 "receipt is always in the result).",
 }

@@ -1,7 +1,8 @@
 """What each hook does in mParticle, as bounded steps that return a result.
 
 * :mod:`~connector_mparticle.flows.common`: the asynchronous lifecycle access and deletion share;
-* :mod:`~connector_mparticle.flows.access`, :mod:`~connector_mparticle.flows.deletion`: how each finishes;
+* :mod:`~connector_mparticle.flows.access`, :mod:`~connector_mparticle.flows.portability`,
+  :mod:`~connector_mparticle.flows.deletion`: how each finishes;
 * :mod:`~connector_mparticle.flows.opt_out`: synchronous consent update;
 * :mod:`~connector_mparticle.flows.cancel`: withdrawing a request while mParticle still holds it pending;
 * :mod:`~connector_mparticle.flows.connection`: the connection test;
@@ -35,16 +36,21 @@ def _run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
     from connector_mparticle.flows.common import Flow
     from connector_mparticle.flows.deletion import finish_deletion
     from connector_mparticle.flows.opt_out import opt_out
+    from connector_mparticle.flows.portability import finish_portability
+    from connector_mparticle.flows.suppression import mark
     from connector_mparticle.http.deadline import bounded
 
     with bounded(conn.settings.timeouts.total_seconds, f"the {request.type} call"):
         if request.type == "opt_out":
             return opt_out(conn, request, state)
-        kind, finish = ("access", finish_access) if request.type == "access" else ("erasure", finish_deletion)
+        kind, finish = {"access": ("access", finish_access), "portability": ("portability", finish_portability),
+                        "deletion": ("erasure", finish_deletion)}[request.type]
         try:
             flow = Flow(conn, request, state, kind)
         except MParticleError as exc:  # the request names nothing mParticle knows
             return failed_result(request, exc, conn.redactor)
+        if kind == "erasure" and conn.settings.erasure.suppress_while_waiting:
+            flow.after_submit.append(mark)
         return flow.run(finish)
 
 

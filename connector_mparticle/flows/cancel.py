@@ -22,12 +22,13 @@ from connector_mparticle.connector import MParticleConnector
 from connector_mparticle.errors import MParticleError, NotFoundError, RejectedError, failed_result
 from connector_mparticle.flows.common import Flow
 from connector_mparticle.flows.state import Part, RequestState
+from connector_mparticle.flows.suppression import unmark
 from dsr_framework.models import DsrRequest, FailureInfo, Result, format_time, utcnow
 
 __all__ = ["FLOW_KIND", "cancel"]
 
 #: The OpenDSR ``subject_request_type`` each cancellable host request type was submitted as.
-FLOW_KIND = {"access": "access", "deletion": "erasure"}
+FLOW_KIND = {"access": "access", "portability": "portability", "deletion": "erasure"}
 _CANCELLABLE = ("pending", "cancelled")
 
 
@@ -117,9 +118,13 @@ def _cancelled(flow: Flow, statuses: dict[str, DsrStatus], receipts: list[dict[s
                "now shows it cancelled; it will not be carried out")
     if sent:  # developers/dsr-api/v3: a cancel "does not cancel the erasure requests to any enabled output"
         message += f"; mParticle does not recall what it already forwarded to {', '.join(sent)}"
-    summary = {"cancel": {"outcome": "cancelled", "cancelled_at": format_time(utcnow()),
-                          "mparticle_status": "cancelled", "cancellation_receipts": receipts},
-               "partners": partners, "partners_sent": sent}
+    summary: dict[str, Any] = {"cancel": {"outcome": "cancelled", "cancelled_at": format_time(utcnow()),
+                                          "mparticle_status": "cancelled", "cancellation_receipts": receipts},
+                               "partners": partners, "partners_sent": sent}
+    if flow.request_type == "erasure" and flow.settings.erasure.suppress_while_waiting:
+        summary["suppression"] = unmark(flow)
+        if summary["suppression"]["removed"]:
+            message += f"; the user attribute {summary['suppression']['attribute']} is removed"
     return flow.result("completed", message, summary=summary)
 
 

@@ -57,6 +57,10 @@ class Flow:
         self.trail = self.state.audit_events() if self.state else []
         self.signed = SignedAnswers(conn, self.note, self._sent)
         self.now = utcnow()
+        #: what runs right after this call submitted the request (suppression: :mod:`.suppression`)
+        self.after_submit: list[Callable[[Flow], None]] = []
+        #: what those steps add to this call's summary
+        self.extra_summary: dict[str, Any] = {}
         if state is not None and self.state is None:
             self.note("resume", "the state passed in was not written by this connector for this request (or the "
                       "DSR credentials changed): ignored, resuming from mParticle's own record")
@@ -101,7 +105,7 @@ class Flow:
             error = FailureInfo(error.error_class, redactor(error.message), error.retry_after)
         return Result(self.request.request_id, self.request.type, status, redactor(message), state=state,
                       next_check_at=next_at, error=error, audit=trail, files=files,
-                      summary=redactor.scrub_json({**self._summary(), **(summary or {})}))
+                      summary=redactor.scrub_json({**self._summary(), **self.extra_summary, **(summary or {})}))
 
     def _signed_state(self, trail: tuple[AuditEvent, ...]) -> dict[str, Any]:
         """The state to hand the host with a pending result, carrying the (redacted) trail; scrubbed whole before
@@ -257,8 +261,13 @@ class Flow:
         if fresh and self._submit_missing():
             assert self.state is not None
             self.signed.gate(self.state.parts, self.check)
+            self._after_submit()
             return self.waiting(f"submitted the {self.request_type} request to mParticle; it is pending")
         return self._advance(finish)
+
+    def _after_submit(self) -> None:
+        for step in self.after_submit:
+            step(self)
 
     def _stopped(self, exc: MParticleError) -> Result:
         """The result for an error that stopped the step: pending again when it is not a verdict and there is a
