@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from connector_mparticle.api.partners import partner_summary, read_partners
 from connector_mparticle.cli import main
 from connector_mparticle.sandbox import Sandbox
 from tests.support.hosting import drive, mparticle, request
@@ -213,3 +215,141 @@ def test_suppression_is_off_unless_configured(sandbox: Sandbox) -> None:
     assert result.status == "pending" and "suppression" not in result.summary
     assert sandbox.profile(str(jane["mpid"]))["attributes"] == {}
     assert sandbox.stats()["batches_stored"] == 0
+
+
+# -- deadlines ----------------------------------------------------------------------------------------------------
+
+
+def _day_long_erasures(sb: Sandbox) -> None:
+    """Erasures wait two days (the sandbox halves that with skip_waiting_period), then take a minute."""
+    sb.admin.set_durations(erasure=(2 * 86400.0, 60.0))
+
+
+def _tomorrow() -> str:
+    return (datetime.now(UTC) + timedelta(hours=20)).isoformat(timespec="seconds")
+
+
+@pytest.mark.parametrize(("policy", "skipped"), [("when_at_risk", True), ("always", True), ("never", False)])
+def test_a_request_due_tomorrow_is_reported_at_risk_and_skips_the_wait_under_the_policy(
+        sandbox: Sandbox, tmp_path: Path, env: None, policy: str, skipped: bool) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"})
+    _day_long_erasures(sandbox)
+    config = cli_config(sandbox, tmp_path / "mp.yaml", erasure={"skip_waiting_period": policy})
+    sent = cli("delete", "--config", str(config), "--email", "jane@example.com", "--due", _tomorrow())
+    assert sent.exit_code == 3, sent.output
+    result = answer(sent)
+    [dsr] = sandbox.dsrs()
+    extension = dsr["extensions_sent"].get("opendsr.mparticle.com") or {}
+    assert extension.get("skip_waiting_period", False) is skipped
+    outlook = result["summary"]["deadline"]
+    assert outlook["at_risk"] is True and outlook["expected_from"] == "mparticle" and outlook["due_from"] == "request"
+    assert "at risk: mParticle expects completion at" in result["message"]
+
+
+def test_a_request_with_time_to_spare_is_not_at_risk_and_waits(sandbox: Sandbox, tmp_path: Path, env: None) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"})
+    _day_long_erasures(sandbox)
+    config = cli_config(sandbox, tmp_path / "mp.yaml", erasure={"skip_waiting_period": "when_at_risk"})
+    sent = cli("delete", "--config", str(config), "--email", "jane@example.com")  # GDPR: due in a month
+    result = answer(sent)
+    assert "skip_waiting_period" not in json.dumps(sandbox.dsrs()[0]["extensions_sent"])
+    assert result["summary"]["deadline"]["at_risk"] is False
+    assert result["summary"]["deadline"]["due_from"] == "gdpr default" and "at risk" not in result["message"]
+
+
+# -- partner status ----------------------------------------------------------------------------------------------
+
+
+def test_partner_statuses_are_listed_and_a_failed_partner_is_reported(sandbox: Sandbox, tmp_path: Path,
+                                                                     env: None) -> None:
+    sandbox.set_workspace(forwarding_partners=PARTNERS)
+    jane = sandbox.seed_profile({"email": "jane@example.com"})
+    config, state = cli_config(sandbox, tmp_path / "mp.yaml"), tmp_path / "erase.json"
+    done = cli("delete", "--config", str(config), "--email", "jane@example.com", "--state", str(state), "--wait")
+    assert done.exit_code == 0, done.output
+    result = answer(done)
+    assert result["status"] == "completed" and sandbox.profile(str(jane["mpid"])) is None  # mParticle's part
+    summary = result["summary"]
+    assert [(p["name"], p["status"]) for p in summary["partners"]] == [("Braze", "sent"), ("Amplitude", "failed")]
+    assert summary["partners"][1]["status_message"] == "the partner answered HTTP 500"
+    assert summary["partner_counts"] == {"sent": 1, "failed": 1} and summary["partners_failed"] == ["Amplitude"]
+    assert "could not forward the erasure to Amplitude" in result["message"]
+
+
+def test_an_erasure_without_partners_says_nothing_of_them(sandbox: Sandbox) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"})
+    result, _ = drive(mparticle(sandbox), request("deletion"))
+    assert result.status == "completed" and "partners" not in result.summary
+    assert "forward" not in result.message
+
+
+def test_forwarding_entries_in_an_unexpected_form_are_unreadable_never_sent() -> None:
+    entries = read_partners([{"domain": "braze.com", "name": "Braze", "status": "sent", "status_message": None},
+                             {"domain": "x.com", "name": "X", "status": "deleted"}, "nonsense",
+                             {"domain": 7, "name": "Y", "status": "sent"}])
+    assert [e.status for e in entries] == ["sent", "unreadable", "unreadable", "unreadable"]
+    assert read_partners(None) == () and read_partners({"opendsr.mparticle.com": {}}) == ()
+    assert partner_summary([e.to_dict() for e in entries])["partners_failed"] == [
+        "an unnamed partner", "an unnamed partner", "an unnamed partner"]
+
+
+# -- evidence -----------------------------------------------------------------------------------------------------
+
+JANE = {"email": "jane.doe@example.com", "customer_id": "cust-8841", "phone": "+1 415 555 0199"}
+
+
+def _personal_values(profile: dict[str, Any]) -> list[str]:
+    """Everything that would identify Jane: her identifiers (and the parts of her email), her mpid, her name."""
+    return [*JANE.values(), "jane.doe", "8841", "415 555", str(profile["mpid"]), "Jane", "Doe"]
+
+
+def test_the_evidence_record_of_an_erasure_exists_and_holds_no_personal_data(sandbox: Sandbox, tmp_path: Path,
+                                                                            env: None) -> None:
+    sandbox.set_workspace(forwarding_partners=PARTNERS)
+    jane = sandbox.seed_profile({"email": JANE["email"], "customer_id": JANE["customer_id"],
+                                 "mobile_number": JANE["phone"]},
+                                attributes={"$firstname": "Jane", "$lastname": "Doe"}, batches=[batch(JANE["email"])])
+    config = cli_config(sandbox, tmp_path / "mp.yaml",
+                        erasure={"suppress_while_waiting": True, "skip_waiting_period": "when_at_risk"})
+    state, out = tmp_path / "erase.json", tmp_path / "receipts"
+    done = cli("delete", "--config", str(config), "--email", JANE["email"], "--customer-id", JANE["customer_id"],
+               "--phone", JANE["phone"], "--state", str(state), "--out", str(out), "--wait", "--due", _tomorrow())
+    assert done.exit_code == 0, done.output
+    written = cli("evidence", "--config", str(config), "--state", str(state), "--out", str(tmp_path / "evidence"))
+    assert written.exit_code == 0, written.output
+    path = Path(answer(written)["path"])
+    text = path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    for value in _personal_values(jane):
+        assert value.lower() not in text.lower(), value
+    record = json.loads(text)
+    assert record["request"]["identifier_categories"] == ["customer_id", "email", "phone"]
+    assert record["outcome"]["status"] == "completed" and record["verification"]["verified"] is True
+    assert [r["kind"] for r in record["signed_receipts"]] == ["acknowledgement"]
+    assert record["signed_receipts"][0]["verified"] is True and record["signed_receipts"][0]["signature"]
+    actions = [step["action"] for step in record["status_history"]]
+    assert actions[0] == "submit erasure request" and "check status" in actions
+    assert [(p["name"], p["status"]) for p in record["partners"]] == [("Braze", "sent"), ("Amplitude", "failed")]
+    delivered = {f["name"]: f["sha256"] for f in record["files"]}
+    assert delivered and all(hashlib.sha256((out / n).read_bytes()).hexdigest() == d for n, d in delivered.items())
+    assert record["timings"]["due_from"] == "request" and record["timings"]["first_step"] is not None
+
+
+def test_evidence_of_a_cancelled_request_keeps_the_cancellation_receipt(sandbox: Sandbox, tmp_path: Path,
+                                                                       env: None) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"})
+    slow_erasure(sandbox)
+    config, state = cli_config(sandbox, tmp_path / "mp.yaml"), tmp_path / "erase.json"
+    assert cli("delete", "--config", str(config), "--email", "jane@example.com", "--state", str(state)).exit_code == 3
+    assert cli("cancel", "--config", str(config), "--state", str(state)).exit_code == 0
+    written = cli("evidence", "--config", str(config), "--state", str(state))
+    record = json.loads(Path(answer(written)["path"]).read_text())
+    assert record["outcome"]["cancelled"] is True
+    assert [r["kind"] for r in record["signed_receipts"]] == ["acknowledgement", "cancellation"]
+    assert "jane" not in json.dumps(record).lower()
+
+
+def test_evidence_needs_a_result(sandbox: Sandbox, tmp_path: Path, env: None) -> None:
+    config = cli_config(sandbox, tmp_path / "mp.yaml")
+    missing = CliRunner().invoke(main, ["evidence", "--config", str(config), "--state", str(tmp_path / "none.json")])
+    assert missing.exit_code == 2 and "holds no result yet" in missing.output

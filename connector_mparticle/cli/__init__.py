@@ -13,6 +13,7 @@ Secrets never come from command-line arguments (they show in ``ps``): the config
 ``${NAME}``, read from the environment or from ``--env-file``. Modules: :mod:`.exits` (the table above and
 how errors are printed), :mod:`.config_file` (config and env files), :mod:`.state_file` (``--state``),
 :mod:`.privacy_requests` (the request commands and ``check``), :mod:`.cancel` (``cancel --state``),
+:mod:`.evidence` (``evidence --state``),
 :mod:`.batch` (a backlog from a file),
 :mod:`.fleet` (``batch --fleet`` and ``worker``: the backlog on Celery), :mod:`.render` (what is shown),
 :mod:`.sandbox_files` (``sandbox --write-config``). Every file a request command writes goes through
@@ -29,6 +30,7 @@ import click
 
 from connector_mparticle.cli.batch import batch_command
 from connector_mparticle.cli.cancel import cancel_command
+from connector_mparticle.cli.evidence import evidence_command
 from connector_mparticle.cli.exits import (
     EXIT_CODES,
     EXIT_COMPLETED,
@@ -92,5 +94,6 @@ main.add_command(request_command("portability", "portability",
 main.add_command(request_command("deletion", "delete", "Erase the subject (OpenDSR erasure), then verify it."))
 main.add_command(request_command("opt_out", "opt-out", "Record the subject's opt-out as consent state."))
 main.add_command(cancel_command)
+main.add_command(evidence_command)
 main.add_command(batch_command)
 main.add_command(worker_command)

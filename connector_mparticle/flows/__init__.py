@@ -36,6 +36,7 @@ def _run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
     from connector_mparticle.flows.common import Flow
     from connector_mparticle.flows.deletion import finish_deletion
     from connector_mparticle.flows.opt_out import opt_out
+    from connector_mparticle.flows.outlook import annotate
     from connector_mparticle.flows.portability import finish_portability
     from connector_mparticle.flows.suppression import mark
     from connector_mparticle.http.deadline import bounded
@@ -51,7 +52,7 @@ def _run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
             return failed_result(request, exc, conn.redactor)
         if kind == "erasure" and conn.settings.erasure.suppress_while_waiting:
             flow.after_submit.append(mark)
-        return flow.run(finish)
+        return annotate(flow, flow.run(finish))
 
 
 def check_connection(conn: MParticleConnector) -> ConnectionResult:

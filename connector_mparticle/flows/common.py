@@ -203,6 +203,8 @@ class Flow:
         self.signed.status(part, status)
         self.state.status_checks += 1
         part.last_status = status.request_status
+        if status.partners:
+            part.partners = [p.to_dict() for p in status.partners]
         if status.expected_completion_time is not None:
             part.expected_completion_time = format_time(status.expected_completion_time)
         self.note("check status", status.request_status, subject_request_id=part.subject_request_id,
