@@ -353,3 +353,24 @@ def test_evidence_needs_a_result(sandbox: Sandbox, tmp_path: Path, env: None) ->
     config = cli_config(sandbox, tmp_path / "mp.yaml")
     missing = CliRunner().invoke(main, ["evidence", "--config", str(config), "--state", str(tmp_path / "none.json")])
     assert missing.exit_code == 2 and "holds no result yet" in missing.output
+
+
+def _audiences_in_an_export(sb: Sandbox, tmp_path: Path, name: str) -> list[str]:
+    result, _ = drive(mparticle(sb), request("access", request_id=name, output_dir=str(tmp_path / name)))
+    assert result.status == "completed", result.message
+    return [a["audience_name"] for p in result.summary["profiles"] for a in p.get("audience_memberships") or []]
+
+
+def test_the_sandbox_takes_a_suppressed_subject_out_of_audiences_until_the_erasure_is_cancelled(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    # guides/data-subject-requests: "set a user attribute and apply audience criteria ... to exclude them"
+    sandbox.set_workspace(include_live_profile=True, audience_exclusions=["dsr_erasure_pending"])
+    sandbox.seed_profile({"email": "jane@example.com"}, audiences=["High value"])
+    assert _audiences_in_an_export(sandbox, tmp_path, "before") == ["High value"]
+    slow_erasure(sandbox)
+    handle = mparticle(sandbox, erasure={"suppress_while_waiting": True})
+    waiting = handle.handle(request("deletion", request_id="erase"))
+    assert waiting.summary["suppression"]["set"] is True
+    assert _audiences_in_an_export(sandbox, tmp_path, "waiting") == []
+    assert handle.cancel(request("deletion", request_id="erase"), waiting.state).status == "completed"
+    assert _audiences_in_an_export(sandbox, tmp_path, "after") == ["High value"]

@@ -396,7 +396,7 @@ class Store:
             record.results_file = self._dir / f"{record.subject_request_id}.zip"
             write_results_zip(record.results_file, record.subject_request_id, [subject],
                               workspace.include_live_profile, self.audience_id, self._shapes.current, record.seq,
-                              self._padding)
+                              self._padding, workspace.audience_exclusions)
 
     def count(self, name: str) -> None:
         """Add one to statistic ``name``."""
