@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from connector_mparticle.api.partners import partner_summary, read_partners
 from connector_mparticle.cli import main
+from connector_mparticle.flows.evidence import write_evidence
 from connector_mparticle.sandbox import Sandbox
 from tests.support.hosting import drive, mparticle, request
 from tests.support.mp import batch
@@ -374,3 +375,16 @@ def test_the_sandbox_takes_a_suppressed_subject_out_of_audiences_until_the_erasu
     assert _audiences_in_an_export(sandbox, tmp_path, "waiting") == []
     assert handle.cancel(request("deletion", request_id="erase"), waiting.state).status == "completed"
     assert _audiences_in_an_export(sandbox, tmp_path, "after") == ["High value"]
+
+
+def test_a_request_id_holding_an_identifier_is_withheld_from_the_evidence(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.seed_profile({"email": "jane@example.com"}, batches=[batch()])
+    req = request("access", request_id="jane@example.com", output_dir=str(tmp_path / "out"))
+    result, _ = drive(mparticle(sandbox), req)
+    assert result.status == "completed" and result.files
+    written = write_evidence(str(tmp_path / "evidence"), req, result)
+    text = Path(written.path).read_text()
+    assert "jane" not in text.lower() and "jane" not in Path(written.path).name
+    record = json.loads(text)
+    assert record["request"]["request_id"].startswith("sha256:")
+    assert all("withheld" in f["name"] for f in record["files"])

@@ -2,8 +2,8 @@
 
 What it holds, from the request and its latest result (the host's, or a ``--state`` file's):
 
-* the request: its id, type, regulation, when it was made and when it was due, and the *categories* of the
-  identifiers it named (never their values);
+* the request: its id (its SHA-256 instead when the host put one of the identifiers in it), type, regulation,
+  when it was made and when it was due, and the *categories* of the identifiers it named (never their values);
 * mParticle's requests (derived ids, never an identity) and its signed answers: each receipt with the signature,
   the certificate that made it and the verdict (an acknowledgement's ``encoded_request``, which holds the
   identities, is already withheld in receipts: :func:`connector_mparticle.api.receipts.withhold_encoded_request`);
@@ -19,21 +19,23 @@ record is text a person reads and a tool parses (sorted JSON), and its own SHA-2
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
-from connector_mparticle.files import Folder, stem
+from connector_mparticle.files import READABLE_CHARS, Folder, stem
 from dsr_framework.models import DsrRequest, OutputFile, Result, format_time, utcnow
 
-__all__ = ["DETAILS", "KIND", "evidence_record", "write_evidence"]
+__all__ = ["DETAILS", "KIND", "evidence_record", "shown_id", "write_evidence"]
 
 KIND = "mparticle-evidence"
 FORMAT = "connector-mparticle evidence record"
 #: The audit details an evidence record keeps (ids mParticle gave or the connector derived, times, counts).
 DETAILS = ("subject_request_id", "expected_completion_time", "attempts", "regulation", "identities", "statuses",
-           "size_bytes", "sha256", "group_id")
+           "size_bytes", "sha256")
 #: The summary entries about verification and their meaning is the connector's own (flows/deletion.py).
 VERIFICATION = ("verified", "verified_identifiers", "not_verifiable", "verification_searches")
 _RECEIPT_FIELDS = ("kind", "subject_request_id", "label", "http_status", "body", "body_sha256", "body_withheld",
@@ -76,9 +78,34 @@ def _outcome(result: Result) -> dict[str, Any]:
                 "mparticle_status") or cancel.get("mparticle_status"), "message": result.message}
 
 
-def _files(result: Result) -> list[dict[str, Any]]:
-    return [{"name": PurePath(f.path).name, "media_type": f.media_type, "size_bytes": f.size_bytes,
-             "sha256": f.sha256} for f in result.files]
+def _personal_id(request: DsrRequest) -> bool:
+    """Whether the host's request id holds one of the request's identifiers (an email used as the id, say)."""
+    shown = request.request_id.lower()
+    return any(len(value) >= 3 and (value.lower() in shown or _readable(value).lower() in shown)
+               for value in request.identities.values())
+
+
+def _readable(text: str) -> str:
+    """``text`` as a file name's readable part shows it (:func:`connector_mparticle.files.stem`)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+def shown_id(request: DsrRequest) -> str:
+    """The request id as the record shows it: as given, or its SHA-256 when it holds one of the identifiers."""
+    if not _personal_id(request):
+        return request.request_id
+    return "sha256:" + hashlib.sha256(request.request_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _files(request: DsrRequest, result: Result) -> list[dict[str, Any]]:
+    """Each delivered file by name, size and digest; a name's readable part is withheld with a personal id."""
+    readable = _readable(request.request_id[:READABLE_CHARS])
+    def name(path: str) -> str:
+        found = PurePath(path).name
+        return found.replace(readable, "withheld") if _personal_id(request) else found
+
+    return [{"name": name(f.path), "media_type": f.media_type, "size_bytes": f.size_bytes, "sha256": f.sha256}
+            for f in result.files]
 
 
 def evidence_record(request: DsrRequest, result: Result) -> dict[str, Any]:
@@ -87,7 +114,7 @@ def evidence_record(request: DsrRequest, result: Result) -> dict[str, Any]:
     partners = [_kept(p, _PARTNER_FIELDS) for p in summary.get("partners") or [] if isinstance(p, Mapping)]
     return {
         "format": FORMAT, "version": 1, "written_at": format_time(utcnow()),
-        "request": {"request_id": request.request_id, "type": request.type, "regulation": request.regulation,
+        "request": {"request_id": shown_id(request), "type": request.type, "regulation": request.regulation,
                     "identifier_categories": sorted(request.identities),
                     "identifiers_sent": summary.get("identifiers_sent"),
                     "identifiers_not_used": sorted(summary.get("identifiers_not_used") or {})},
@@ -98,7 +125,7 @@ def evidence_record(request: DsrRequest, result: Result) -> dict[str, Any]:
         "status_history": _history(result),
         "partners": partners,
         "verification": _kept(summary, VERIFICATION) or None,
-        "files": _files(result),
+        "files": _files(request, result),
         "timings": _timings(request, result),
     }
 
@@ -108,6 +135,6 @@ def write_evidence(folder_path: str, request: DsrRequest, result: Result) -> Out
     whole: :mod:`connector_mparticle.files`); what was written."""
     data = (json.dumps(evidence_record(request, result), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     with Folder.open(folder_path) as folder:
-        record = folder.write(f"{stem(KIND, request.request_id)}.json", data.encode())
+        record = folder.write(f"{stem(KIND, shown_id(request))}.json", data.encode())
         return OutputFile(str(folder.path_of(record.name)), "application/json", record.size, record.sha256,
                           "evidence record: receipts, status history, partners, verification, file digests, timings")
