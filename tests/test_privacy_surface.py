@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from click.testing import CliRunner
 
+from connector_mparticle.api.opendsr import read_time
 from connector_mparticle.api.partners import partner_summary, read_partners
 from connector_mparticle.cli import main
 from connector_mparticle.flows.evidence import write_evidence
 from connector_mparticle.sandbox import Sandbox
 from tests.support.hosting import drive, mparticle, request
-from tests.support.mp import batch
+from tests.support.mp import WORKSPACE, batch, dsr_body
 
 SECRETS = {"MP_WORKSPACE_KEY": "sbx-wk-7c2f9e4a", "MP_WORKSPACE_SECRET": "sbx-ws-Q8vT3nLp6Rz2Xk9M",
            "MP_INPUT_KEY": "sbx-ik-5b8d1e6f", "MP_INPUT_SECRET": "sbx-is-H4mW7cJt2Yq9Ns5D"}
@@ -388,3 +391,17 @@ def test_a_request_id_holding_an_identifier_is_withheld_from_the_evidence(sandbo
     record = json.loads(text)
     assert record["request"]["request_id"].startswith("sha256:")
     assert all("withheld" in f["name"] for f in record["files"])
+
+
+def test_the_sandbox_waiting_period_is_a_setting_and_skipping_it_leaves_under_a_day(sandbox: Sandbox) -> None:
+    week = 7 * 86400.0  # mParticle's documented waiting period
+    sandbox.admin.set_durations(erasure=(week, 60.0))
+    sent = time.time()
+    waiting = requests.post(f"{sandbox.url}/v3/requests", json=dsr_body("erasure"), auth=WORKSPACE, timeout=10)
+    skipping = requests.post(f"{sandbox.url}/v3/requests", auth=WORKSPACE, timeout=10, json=dsr_body(
+        "erasure", email="sam@example.com",
+        extensions={"opendsr.mparticle.com": {"skip_waiting_period": True}}))
+    expected = [read_time(r.json()["expected_completion_time"], "a time").timestamp() - sent  # type: ignore[union-attr]
+                for r in (waiting, skipping)]
+    assert week < expected[0] < week + 120
+    assert 86400 - 5 < expected[1] < 86400 + 120  # "less than 24 hours" of waiting, then processing
