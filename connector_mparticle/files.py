@@ -417,6 +417,12 @@ class Folder:
             raise UnsafePathError(f"{self.path_of(name)} is larger than {max_bytes} bytes")
         return data
 
+    def reader(self, name: str) -> BinaryIO | None:
+        """A handle reading ``name`` from its start, for files too large to read whole (None when there is no such
+        entry); refused as :meth:`read` refuses."""
+        fd = self._open_own(name)
+        return os.fdopen(fd, "rb") if fd is not None else None
+
     def matches(self, record: FileRecord) -> bool:
         """True when ``record.name`` is a regular file of the user's, with one link, holding exactly the bytes
         ``record`` describes. Anything else (missing, a link, changed, planted) is False."""

@@ -1,4 +1,5 @@
-"""The mParticle connector's hook implementations (entry point ``mparticle`` in group ``dsr.connectors``).
+"""The mParticle connector's hook implementations, the optional ``handle_cancel`` too (entry point ``mparticle`` in
+group ``dsr.connectors``).
 
 Each hook validates the configuration, gets the cached connector for it, and runs one bounded step. Every
 remote, network or configuration condition comes back as a classified result; nothing is raised for them. A
@@ -18,7 +19,7 @@ from typing import Any
 from dsr_framework import hookimpl
 from dsr_framework.models import ActionRequired, CheckOutcome, ConnectionResult, DsrRequest, Result, utcnow
 
-__all__ = ["handle_access", "handle_deletion", "handle_opt_out", "test_connection"]
+__all__ = ["handle_access", "handle_cancel", "handle_deletion", "handle_opt_out", "test_connection"]
 
 
 @hookimpl
@@ -44,7 +45,7 @@ def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mappi
     from connector_mparticle.connector import connector_in_use
     from connector_mparticle.errors import ConfigurationError, MParticleError, failed_result
 
-    if request.type != step:
+    if request.type != step and not (step == "access" and request.type == "portability"):  # access serves both
         return failed_result(request, ConfigurationError(f"a {request.type} request cannot go to the {step} hook"))
     try:
         held = connector_in_use(config)
@@ -73,7 +74,8 @@ def _kept(request: DsrRequest, state: Mapping[str, Any], kind: Any, problem: str
 
 @hookimpl
 def handle_access(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
-    """OpenDSR access: submit, check until complete, download and summarise the results."""
+    """OpenDSR access or portability: submit, check until complete, download and summarise the results (for
+    portability, also normalised JSON and CSV files)."""
     return _run("access", config, request, state)
 
 
@@ -87,3 +89,17 @@ def handle_deletion(config: Mapping[str, Any], request: DsrRequest, state: Mappi
 def handle_opt_out(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     """Identity search, then consent state recorded through the Events API."""
     return _run("opt_out", config, request, state)
+
+
+@hookimpl
+def handle_cancel(config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+    """OpenDSR cancel (DELETE /requests/{id}) while mParticle holds the request pending; refused, with why, after."""
+    from connector_mparticle import flows
+    from connector_mparticle.connector import connector_for
+    from connector_mparticle.errors import MParticleError, failed_result
+
+    try:
+        conn = connector_for(config)
+    except MParticleError as exc:
+        return failed_result(request, exc)
+    return flows.run_cancel(conn, request, state)

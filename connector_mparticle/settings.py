@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
-__all__ = ["POD_HOSTS", "PROFILE_URL", "SECTIONS", "AuthSettings", "DownloadSettings", "IdentityStrategySettings",
+__all__ = ["POD_HOSTS", "PROFILE_URL", "SECTIONS", "AuthSettings", "DownloadSettings", "ErasureSettings",
+           "IdentityStrategySettings",
            "OptOutSettings", "PollingSettings", "ProfileSettings", "Settings", "ThrottleSettings", "TimeoutSettings",
            "VerificationSettings", "config_fingerprint", "credentials_schema", "manifest", "parse_settings"]
 
@@ -176,11 +177,22 @@ class DownloadSettings:
     allowed_hosts: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ErasureSettings:
+    """``erasure``: mParticle's waiting period and processing time, when to skip the wait, and suppression."""
+
+    waiting_period_days: float
+    processing_days: float
+    skip_waiting_period: Literal["never", "when_at_risk", "always"]
+    suppress_while_waiting: bool
+    suppression_attribute: str
+
+
 #: The schema's sections: each is built from its validated dict, one field per property of the same name.
 SECTIONS: dict[str, type[Any]] = {
     "identity_strategy": IdentityStrategySettings, "opt_out": OptOutSettings, "throttle": ThrottleSettings,
     "timeouts": TimeoutSettings, "polling": PollingSettings, "verification": VerificationSettings,
-    "download": DownloadSettings}
+    "download": DownloadSettings, "erasure": ErasureSettings}
 #: Top-level settings taken as the schema gives them (arrays as tuples; an optional one left out is None).
 AS_GIVEN = ("pod", "environment", "regulation", "callback_urls", "skip_waiting_period", "trust_store",
             "signature_trust_store", "signatures")
@@ -210,6 +222,7 @@ class Settings:
     timeouts: TimeoutSettings
     polling: PollingSettings
     download: DownloadSettings
+    erasure: ErasureSettings
     callback_urls: tuple[str, ...]
     skip_waiting_period: bool
     trust_store: str | None

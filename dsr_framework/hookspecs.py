@@ -1,7 +1,11 @@
-"""The four hooks a DSR connector implements (pluggy project ``dsr``).
+"""The hooks a DSR connector implements (pluggy project ``dsr``).
 
 Connector authors import only :data:`dsr_framework.hookimpl` and implement some or all of these, with the
-same argument names (a subset is allowed). Every hook is called with keyword arguments only, through the
+same argument names (a subset is allowed). The four of :data:`REQUEST_HOOKS` carry requests out; the hooks of
+:data:`OPTIONAL_HOOKS` act on a request one of them started (``handle_cancel``): a connector offers them only
+where its remote system can, declares them in its manifest like any other hook (with a capability entry), and a
+host asks the manifest (:meth:`dsr_framework.host.ConnectorHandle.implements`) before offering them to people.
+Every hook is called with keyword arguments only, through the
 host facade (:class:`dsr_framework.host.ConnectorHandle`), which calls exactly one connector at a time.
 
 Rules for every hook:
@@ -31,8 +35,12 @@ from dsr_framework.models import ConnectionResult, DsrRequest, Result
 PROJECT = "dsr"
 hookspec = pluggy.HookspecMarker(PROJECT)
 
-#: The hooks, in the order a host usually exercises them.
-HOOK_NAMES = ("test_connection", "handle_access", "handle_deletion", "handle_opt_out")
+#: The hooks that test a connection or carry a request out, in the order a host usually exercises them.
+REQUEST_HOOKS = ("test_connection", "handle_access", "handle_deletion", "handle_opt_out")
+#: Hooks that act on a request a request hook started; no host may assume a connector has them.
+OPTIONAL_HOOKS = ("handle_cancel",)
+#: Every hook a connector may implement.
+HOOK_NAMES = (*REQUEST_HOOKS, *OPTIONAL_HOOKS)
 
 
 @hookspec(firstresult=True)
@@ -104,4 +112,32 @@ def handle_opt_out(
     When called: once per opt-out request (and again with state if it returned ``pending``).
 
     Must never: raise for a remote condition; return a secret; record the same opt-out twice.
+    """
+
+
+@hookspec(firstresult=True)
+def handle_cancel(
+    config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None
+) -> Result | Mapping[str, Any] | None:
+    """Withdraw a request a request hook started and has not finished (optional: see :data:`OPTIONAL_HOOKS`).
+
+    Arguments:
+        config: the validated connector configuration.
+        request: the request to withdraw, exactly as it was handed to its hook (same id, type and identities).
+        state: the ``state`` of that request's latest ``pending`` result (``None`` if the host has none: the
+            connector then finds the remote request again by the request id).
+
+    Returns:
+        a :class:`Result` for ``request`` (same id and type). ``completed`` means the request is withdrawn: the
+        remote system shows it cancelled and will not carry it out; the host records the request as cancelled,
+        never as carried out, and calls no hook for it again. ``failed`` with class ``rejected`` means it can no
+        longer be withdrawn (say why, and what already happened, such as partners that received an erasure);
+        the request goes on, so the host keeps its earlier state and keeps calling the request's hook. Other
+        failure classes mean as for the request hooks; nothing was withdrawn.
+
+    When called: when a person withdraws a request (the subject, or an operator correcting a mistake), before
+    the request's result is final.
+
+    Must never: raise for a remote condition; return ``pending`` (a cancel is one bounded call); claim a
+    cancellation the remote system does not show; return a secret.
     """

@@ -204,10 +204,27 @@ class ConnectorHandle:
                     type(state).__name__, request.request_id, hook)
         return None
 
+    def cancel(self, request: DsrRequest, state: Mapping[str, Any] | None = None) -> Result:
+        """Withdraw ``request`` through ``handle_cancel`` (an optional hook: a connector whose manifest does not
+        declare it gets a ``failed`` result of class ``configuration``, and nothing is called). ``state`` is the
+        request's latest pending state. See :func:`dsr_framework.hookspecs.handle_cancel` for what comes back."""
+        if not self.implements("handle_cancel"):
+            return Result.failed(request, "configuration", f"connector {self.name!r} cannot cancel requests (its "
+                                 "manifest does not declare handle_cancel)")
+        result = self._checked("handle_cancel", request, state)
+        if result.status == "pending":
+            return Result.failed(request, "internal", "the connector returned pending from handle_cancel; a cancel "
+                                 "is one call, final either way")
+        return result
+
     def _handle(self, hook: str, request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
         refused = self._refusal(hook, request)
         if refused is not None:
             return refused
+        return self._checked(hook, request, state)
+
+    def _checked(self, hook: str, request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+        """Call ``hook`` for ``request``: its result once validated, or the failed result it becomes."""
         document = self._document(hook, Result, f"result from {hook}", request=request,
                                   state=self._passable_state(hook, request, state))
         if isinstance(document, str):

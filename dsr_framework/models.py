@@ -34,14 +34,16 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
-RequestType = Literal["access", "deletion", "opt_out"]
+RequestType = Literal["access", "portability", "deletion", "opt_out"]
 Regulation = Literal["gdpr", "ccpa"]
 Status = Literal["completed", "pending", "failed"]
 ErrorClass = Literal["configuration", "authentication", "rejected", "retry_later", "verification", "internal"]
 
-#: Which hook serves which request type.
+#: Which hook serves which request type. Portability is an access request whose export must be machine-readable
+#: and fit to move to another controller (GDPR art. 20): the access hook serves both, by ``request.type``.
 HOOK_FOR_TYPE: dict[RequestType, str] = {
     "access": "handle_access",
+    "portability": "handle_access",
     "deletion": "handle_deletion",
     "opt_out": "handle_opt_out",
 }

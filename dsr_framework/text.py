@@ -32,7 +32,7 @@ import unicodedata
 from typing import Any
 
 __all__ = ["CONTROL_RANGES", "IGNORABLE_BLOCK", "SPACE_RANGES", "SURROGATES", "for_people", "has_control",
-           "identity_problem", "is_control", "json_for_people", "without_controls"]
+           "identity_problem", "is_control", "json_for_people", "spreadsheet_cell", "without_controls"]
 
 #: Code point ranges (first, last) of the characters no person should be handed unseen (see the module docstring).
 CONTROL_RANGES: tuple[tuple[int, int], ...] = (
@@ -126,3 +126,20 @@ def json_for_people(value: Any, indent: int | None = 2) -> str:
     """``value`` as JSON a terminal shows as it is: every non-ASCII character and every control, ``DEL``
     included (which ``json.dumps`` leaves raw), written as an escape."""
     return json.dumps(value, indent=indent, ensure_ascii=True).replace("\x7f", "\\u007f")
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection"): a cell starting with one is shown
+#: with a leading apostrophe, so opening an export never runs what a stored value says.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> str:
+    """``value`` as one cell of a CSV file a person opens: text as :func:`for_people` shows it (other values as
+    compact JSON), with a leading apostrophe when a spreadsheet would read it as a formula. The exact values go
+    in the JSON beside it."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if text.startswith(FORMULA_STARTS):
+        text = "'" + text
+    return for_people(text)

@@ -89,6 +89,7 @@ def _liar() -> types.ModuleType:
     module.handle_access = handle_access  # type: ignore[attr-defined]
     module.handle_deletion = handle_deletion  # type: ignore[attr-defined]
     module.handle_opt_out = handle_opt_out  # type: ignore[attr-defined]
+    module.handle_cancel = mparticle_plugin.handle_cancel  # type: ignore[attr-defined]  # the manifest declares it
     return module
 
 

@@ -1,4 +1,4 @@
-"""The OpenDSR v3 client: submit, status, probe and results download.
+"""The OpenDSR v3 client: submit, status, cancel, probe and results download.
 
 Answers are read strictly, through the decoding layer (:mod:`connector_mparticle.http.answers`): a status must
 be for the request asked about, carry a status value from the spec, RFC 3339 timestamps in a plausible range
@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from connector_mparticle.api.partners import PartnerStatus, read_partners
 from connector_mparticle.files import Staged
 from connector_mparticle.http.answers import MAX_URL_CHARS, Malformed, field_enum, field_str, field_time, obj
 from connector_mparticle.http.transport import ApiClient, Download, Reply
 
-__all__ = ["DSR_STATUSES", "DsrStatus", "OpenDsrClient", "Signable", "Submitted", "links_to", "no_records", "read_time"]
+__all__ = ["DSR_STATUSES", "Cancelled", "DsrStatus", "OpenDsrClient", "Signable", "Submitted", "links_to", "no_records",
+           "read_time"]
 
 #: The request_status values of the OpenDSR spec (section 8) and mParticle's v3 page.
 DSR_STATUSES = ("pending", "in_progress", "completed", "cancelled")
@@ -66,6 +68,8 @@ class DsrStatus:
     expected_completion_time: datetime | None
     results_url: str | None
     answer: Signable | None = field(default=None, repr=False, compare=False)
+    #: where mParticle forwarded the request (``extensions``; :mod:`connector_mparticle.api.partners`)
+    partners: tuple[PartnerStatus, ...] = ()
 
     @classmethod
     def read(cls, body: Any, subject_request_id: str, answer: Signable | None = None) -> DsrStatus:
@@ -76,7 +80,8 @@ class DsrStatus:
         status = field_enum(body.get("request_status"), "a request_status", DSR_STATUSES)
         results_url = _results_url(body.get("results_url"))  # before the time: which problem is reported first stays
         return cls(subject_request_id, status, read_time(body.get("expected_completion_time"),
-                                                         "an expected_completion_time"), results_url, answer)
+                                                         "an expected_completion_time"), results_url, answer,
+                   read_partners(body.get("extensions")))
 
 
 def _results_url(value: Any) -> str | None:
@@ -107,6 +112,23 @@ class Submitted:
                    read_time(body.get("received_time"), "a received_time"), Signable.of(reply))
 
 
+@dataclass(frozen=True)
+class Cancelled:
+    """mParticle's answer to a cancel (``DELETE /requests/{id}``: 202 in the OpenDSR spec, section 9; mParticle's
+    page gives the body, not the status): it must name the request, like an acknowledgement."""
+
+    status: int
+    received_time: datetime | None
+    answer: Signable = field(repr=False, compare=False)
+
+    @classmethod
+    def read(cls, reply: Reply, subject_request_id: str) -> Cancelled:
+        body = obj(reply.body if reply.readable else None, "a cancellation")
+        if not _same_id(body.get("subject_request_id"), subject_request_id):
+            raise Malformed("a cancellation that is not for this subject_request_id")
+        return cls(reply.status, read_time(body.get("received_time"), "a received_time"), Signable.of(reply))
+
+
 class OpenDsrClient:
     """The DSR API's routes."""
 
@@ -127,6 +149,13 @@ class OpenDsrClient:
 
         return self.http.request("GET", f"/v3/requests/{quote(subject_request_id, safe='')}", parse,
                                  what="check request status")
+
+    def cancel(self, subject_request_id: str) -> Cancelled:
+        """DELETE /v3/requests/{id}: cancel a request while it is ``pending`` (``developers/dsr-api/v3``). A request
+        past that is refused (:class:`RejectedError`; the status is undocumented, the sandbox answers 400)."""
+        return self.http.request("DELETE", f"/v3/requests/{quote(subject_request_id, safe='')}",
+                                 lambda r: Cancelled.read(r, subject_request_id), accept=(200, 202),
+                                 what="cancel request")
 
     def probe(self) -> Reply:
         """GET /v3/requests/0: a 404 proves the credentials work (no request has that id)."""

@@ -26,6 +26,7 @@ import lzma
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,7 +35,7 @@ from connector_mparticle.errors import UnsafeResponseError
 from connector_mparticle.http.answers import Malformed, decode, field_int, json_body
 from dsr_framework.text import for_people
 
-__all__ = ["MAX_LINE_BYTES", "NO_DATA", "ArchiveProblem", "merge", "summarise", "summary_text"]
+__all__ = ["MAX_LINE_BYTES", "NO_DATA", "ArchiveProblem", "Line", "lines", "merge", "summarise", "summary_text"]
 
 
 MAX_ENTRIES = 10_000
@@ -274,6 +275,38 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: Summar
         raise
     except _READ_ERRORS as exc:
         raise ArchiveProblem(f"{shown} cannot be read ({type(exc).__name__}: {_reason(exc)})") from None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One JSON line of a results archive: ``profile`` (of ``profile.jsonl``) or ``batch`` (an event batch)."""
+
+    kind: str
+    entry: str  #: the entry's name, clipped (the server's text)
+    data: Any
+
+
+def lines(source: IO[bytes], max_uncompressed: int, check: Callable[[], None] = lambda: None) -> Iterator[Line]:
+    """Every JSON line of a results zip, with the same limits as :func:`summarise` (what a line holds is the
+    caller's to read; a malformed archive raises :class:`ArchiveProblem`). Secrets are :func:`summarise`'s to
+    judge, on the whole archive, before it is delivered."""
+    try:
+        archive = zipfile.ZipFile(source)
+    except _READ_ERRORS as exc:
+        raise ArchiveProblem(f"it is not a valid zip file ({type(exc).__name__})") from None
+    with archive:
+        for info in _entries(archive, max_uncompressed):
+            name = info.filename.rsplit("/", 1)[-1]
+            if not name.endswith(".jsonl"):
+                continue
+            shown, kind = clip(name, 80), "profile" if name == "profile.jsonl" else "batch"
+            try:
+                with archive.open(info) as stream:
+                    for number, line in _lines(stream, shown, check):
+                        where = f"line {number} of {shown}"
+                        yield Line(kind, shown, _json(_text(line, where), where))
+            except _READ_ERRORS as exc:
+                raise ArchiveProblem(f"{shown} cannot be read ({type(exc).__name__}: {_reason(exc)})") from None
 
 
 def _read_line(read: Callable[[Any, str], None], data: Any, where: str) -> None:

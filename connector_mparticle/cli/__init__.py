@@ -13,7 +13,9 @@ Exit codes (every command, click's own usage errors included):
 Secrets never come from command-line arguments (they show in ``ps``): the config file refers to them as
 ``${NAME}``, read from the environment or from ``--env-file``. Modules: :mod:`.exits` (the table above and
 how errors are printed), :mod:`.config_file` (config and env files), :mod:`.state_file` (``--state``),
-:mod:`.privacy_requests` (the request commands and ``check``), :mod:`.batch` (a backlog from a file),
+:mod:`.privacy_requests` (the request commands and ``check``), :mod:`.cancel` (``cancel --state``),
+:mod:`.evidence` (``evidence --state``),
+:mod:`.batch` (a backlog from a file),
 :mod:`.fleet` (``batch --fleet`` and ``worker``: the backlog on Celery), :mod:`.render` (what is shown),
 :mod:`.sandbox_files` (``sandbox --write-config``). Every file a request command writes goes through
 :mod:`connector_mparticle.files`; a backlog's store and reports through :mod:`dsr_framework.batch.files`.
@@ -28,6 +30,8 @@ from typing import Any
 import click
 
 from connector_mparticle.cli.batch import batch_command
+from connector_mparticle.cli.cancel import cancel_command
+from connector_mparticle.cli.evidence import evidence_command
 from connector_mparticle.cli.exits import (
     EXIT_CODES,
     EXIT_COMPLETED,
@@ -85,7 +89,12 @@ main.add_command(_demo())
 main.add_command(make_sandbox_command(write_sandbox_files))
 main.add_command(check_command)
 main.add_command(request_command("access", "access", "Get a copy of the subject's data (OpenDSR access)."))
+main.add_command(request_command("portability", "portability",
+                                 "Get the subject's data to take elsewhere (OpenDSR portability): mParticle's archive "
+                                 "and the same data as JSON and CSV tables."))
 main.add_command(request_command("deletion", "delete", "Erase the subject (OpenDSR erasure), then verify it."))
 main.add_command(request_command("opt_out", "opt-out", "Record the subject's opt-out as consent state."))
+main.add_command(cancel_command)
+main.add_command(evidence_command)
 main.add_command(batch_command)
 main.add_command(worker_command)

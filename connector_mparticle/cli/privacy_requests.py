@@ -143,6 +143,7 @@ class Invocation:
     as_json: bool
     verbose: bool
     out: Path | None = None
+    due: datetime | None = None
 
 
 # --- building the request and checking it against the state file ------------------------------------------
@@ -153,12 +154,12 @@ def _new_request(inv: Invocation, default_regulation: str) -> DsrRequest:
         flags = ", ".join(option.flag for option in IDENTITY_OPTIONS)
         raise CliError(f"say whose request this is: give {flags}, --device-id TYPE=VALUE or --identity TYPE=VALUE")
     output_dir = str(folder_path(inv.out)) if inv.out is not None else None
-    if inv.kind == "access" and output_dir is None:
+    if inv.kind in ("access", "portability") and output_dir is None:
         output_dir = str(folder_path("."))
     try:
         return DsrRequest(inv.request_id or f"cli-{uuid.uuid4()}", inv.kind,  # type: ignore[arg-type]
                           inv.regulation or default_regulation, dict(inv.identities),  # type: ignore[arg-type]
-                          datetime.now(UTC), output_dir)
+                          datetime.now(UTC), output_dir, inv.due)
     except SchemaViolation as exc:
         raise CliError(str(exc)) from None
 
@@ -231,6 +232,8 @@ def resume_command(inv: Invocation, request: DsrRequest) -> str:
             args += _arguments_for(name, value)
         if request.output_dir is not None:
             args += ["--out", request.output_dir]
+        if request.due_at is not None:
+            args += ["--due", request.due_at.isoformat()]
     if inv.wait:
         args.append("--wait")
     return shlex.join(args)
@@ -463,6 +466,20 @@ def _checked(option: IdentityOption) -> Callable[[click.Context, click.Parameter
     return check
 
 
+def _due_date(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """``--due``: an ISO 8601 date (its last second, UTC) or date-time (UTC when it names no zone)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{for_people(value)!r} is not a date like 2026-12-31 or 2026-12-31T17:00:00Z") \
+            from None
+    if len(value) == 10:
+        parsed = parsed.replace(hour=23, minute=59, second=59)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 def _check_request_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and (problem := check_request_id(value)) is not None:
         raise click.BadParameter(problem)
@@ -471,6 +488,8 @@ def _check_request_id(ctx: click.Context, param: click.Parameter, value: str | N
 
 _OUT_HELP = {
     "access": "Directory for the results zip, the summary and mParticle's signed receipt (default: the current one).",
+    "portability": "Directory for the results zip, the JSON and CSV tables, the summary and the receipt (default: the "
+                   "current one).",
     "deletion": "Directory for mParticle's signed receipt, mparticle-erasure-…-receipt.json (default: none; the "
                 "receipt is always in the result).",
 }
@@ -494,6 +513,10 @@ def _request_options(kind: str) -> list[Callable[[Any], Any]]:
         click.option("--regulation", type=click.Choice(["gdpr", "ccpa"]),
                      help="The regulation sent to mParticle, stored and shown (default: the config's "
                           "'regulation', else gdpr)."),
+        click.option("--due", callback=_due_date, metavar="DATE",
+                     help="When the request must be answered (ISO 8601: 2026-12-31 or 2026-12-31T17:00:00Z; a date "
+                          "means its end, UTC). Default: the regulation's (GDPR a month, CCPA 45 days). The result "
+                          "says whether mParticle's expected completion puts it at risk."),
         click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
                      help="Store the request and its state here (locked while in use); run again with it to "
                           "resume."),

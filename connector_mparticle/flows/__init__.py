@@ -1,8 +1,10 @@
 """What each hook does in mParticle, as bounded steps that return a result.
 
 * :mod:`~connector_mparticle.flows.common`: the asynchronous lifecycle access and deletion share;
-* :mod:`~connector_mparticle.flows.access`, :mod:`~connector_mparticle.flows.deletion`: how each finishes;
+* :mod:`~connector_mparticle.flows.access`, :mod:`~connector_mparticle.flows.portability`,
+  :mod:`~connector_mparticle.flows.deletion`: how each finishes;
 * :mod:`~connector_mparticle.flows.opt_out`: synchronous consent update;
+* :mod:`~connector_mparticle.flows.cancel`: withdrawing a request while mParticle still holds it pending;
 * :mod:`~connector_mparticle.flows.connection`: the connection test;
 * :mod:`~connector_mparticle.flows.state`: the resumable state the host stores;
 * :mod:`~connector_mparticle.flows.delivery`: what a request delivered into its output folder, vouched for by
@@ -20,7 +22,7 @@ from connector_mparticle.connector import MParticleConnector
 from dsr_framework.models import ConnectionResult, DsrRequest, Result
 from dsr_framework.outgoing import clean_result
 
-__all__ = ["check_connection", "run"]
+__all__ = ["check_connection", "run", "run_cancel"]
 
 
 def run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
@@ -34,17 +36,23 @@ def _run(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
     from connector_mparticle.flows.common import Flow
     from connector_mparticle.flows.deletion import finish_deletion
     from connector_mparticle.flows.opt_out import opt_out
+    from connector_mparticle.flows.outlook import annotate
+    from connector_mparticle.flows.portability import finish_portability
+    from connector_mparticle.flows.suppression import mark
     from connector_mparticle.http.deadline import bounded
 
     with bounded(conn.settings.timeouts.total_seconds, f"the {request.type} call"):
         if request.type == "opt_out":
             return opt_out(conn, request, state)
-        kind, finish = ("access", finish_access) if request.type == "access" else ("erasure", finish_deletion)
+        kind, finish = {"access": ("access", finish_access), "portability": ("portability", finish_portability),
+                        "deletion": ("erasure", finish_deletion)}[request.type]
         try:
             flow = Flow(conn, request, state, kind)
         except MParticleError as exc:  # the request names nothing mParticle knows
             return failed_result(request, exc, conn.redactor)
-        return flow.run(finish)
+        if kind == "erasure" and conn.settings.erasure.suppress_while_waiting:
+            flow.after_submit.append(mark)
+        return annotate(flow, flow.run(finish))
 
 
 def check_connection(conn: MParticleConnector) -> ConnectionResult:
@@ -54,3 +62,12 @@ def check_connection(conn: MParticleConnector) -> ConnectionResult:
 
     with bounded(conn.settings.timeouts.total_seconds, "the connection test"):
         return clean_result(test_connection(conn), conn.redactor)
+
+
+def run_cancel(conn: MParticleConnector, request: DsrRequest, state: Any) -> Result:
+    """Withdraw ``request`` (``handle_cancel``), under the call's deadline; every text in its result scrubbed."""
+    from connector_mparticle.flows.cancel import cancel as cancel_request
+    from connector_mparticle.http.deadline import bounded
+
+    with bounded(conn.settings.timeouts.total_seconds, f"cancelling the {request.type} request"):
+        return clean_result(cancel_request(conn, request, state), conn.redactor)

@@ -90,6 +90,10 @@ class Flow:
         self.signed = SignedAnswers(conn, self.note, self._sent)
         self.now = utcnow()
         self.doing = f"submitting the {request_type} request"  #: the step under way, for messages
+        #: what runs right after this call submitted the request (suppression: :mod:`.suppression`)
+        self.after_submit: list[Callable[[Flow], None]] = []
+        #: what those steps add to this call's summary
+        self.extra_summary: dict[str, Any] = {}
         if state is not None and self.state is None:
             self.note("resume", "the state passed in was not written by this connector for this request (or the "
                       "DSR credentials changed): ignored, resuming from mParticle's own record")
@@ -137,7 +141,7 @@ class Flow:
             action = ActionRequired(action.error_class, redactor(action.message))
         return Result(self.request.request_id, self.request.type, status, redactor(message), state=state,
                       next_check_at=next_at, error=error, audit=trail, files=files,
-                      summary=redactor.scrub_json({**self._summary(), **(summary or {})}),
+                      summary=redactor.scrub_json({**self._summary(), **self.extra_summary, **(summary or {})}),
                       verification=verification, action_required=action)
 
     def _signed_state(self, trail: tuple[AuditEvent, ...]) -> dict[str, Any]:
@@ -272,6 +276,8 @@ class Flow:
         self.signed.status(part, status)
         self.state.status_checks += 1
         part.last_status = status.request_status
+        if status.partners:
+            part.partners = [p.to_dict() for p in status.partners]
         if status.expected_completion_time is not None:
             part.expected_completion_time = format_time(status.expected_completion_time)
         self.note("check status", status.request_status, subject_request_id=part.subject_request_id,
@@ -353,8 +359,13 @@ class Flow:
         if fresh and self._submit_missing():
             assert self.state is not None
             self.signed.gate(self.state.parts, self.check)
+            self._after_submit()
             return self.waiting(f"submitted the {self.request_type} request to mParticle; it is pending")
         return self._advance(finish)
+
+    def _after_submit(self) -> None:
+        for step in self.after_submit:
+            step(self)
 
     def _stopped(self, exc: MParticleError) -> Result:
         """The result for an error that stopped the step (see the module docstring): failed while mParticle holds

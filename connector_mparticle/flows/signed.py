@@ -74,6 +74,11 @@ class SignedAnswers:
         return self._kept(receipt(self.conn.signatures, answer, subject_request_id=subject_request_id, label=label,
                                   kind="acknowledgement", sent=sent, workspace_id=self.workspace_id))
 
+    def cancellation(self, answer: Signable, part: Part) -> dict[str, Any]:
+        """The receipt of mParticle's answer to a cancel (verified like a status answer; kept, never required)."""
+        return self._kept(receipt(self.conn.signatures, answer, subject_request_id=part.subject_request_id,
+                                  label=part.label, kind="cancellation", workspace_id=self.workspace_id))
+
     def status(self, part: Part, status: DsrStatus) -> None:
         """Verify a signed status answer; a verified one becomes the receipt of a part that has none."""
         answer = status.answer

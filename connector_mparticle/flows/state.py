@@ -71,6 +71,8 @@ class Part:
     last_status: str | None = None
     expected_completion_time: str | None = None
     receipt: dict[str, Any] | None = None  #: signed acknowledgement (:mod:`connector_mparticle.api.receipts`)
+    #: where mParticle last said it forwarded this request (:mod:`connector_mparticle.api.partners`), if anywhere
+    partners: list[dict[str, Any]] | None = None
 
     @property
     def expected(self) -> datetime | None:
@@ -191,4 +193,6 @@ def _delivered_entry(entry: Any) -> bool:
 
 def _part_well_formed(part: Part) -> bool:
     return (isinstance(part.subject_request_id, str) and part.last_status in STATUSES
-            and isinstance(part.receipt, (dict, type(None))))
+            and isinstance(part.receipt, (dict, type(None)))
+            and (part.partners is None or (isinstance(part.partners, list)
+                                           and all(isinstance(p, dict) for p in part.partners))))

@@ -30,6 +30,7 @@ from typing import Any
 
 from connector_mparticle.api.identity import read_mpid
 from connector_mparticle.errors import ConfigurationError
+from connector_mparticle.flows.deadlines import skip_waiting
 from connector_mparticle.http.answers import Malformed
 from connector_mparticle.identities import MPID, IdentityType, identity_type
 from connector_mparticle.settings import Settings
@@ -175,7 +176,7 @@ def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: 
     mparticle: dict[str, Any] = {}
     if extension:
         mparticle["subject_identities"] = extension
-    if request_type == "erasure" and settings.skip_waiting_period:
+    if request_type == "erasure" and skip_waiting(request, settings):  # the policy: flows/deadlines.py
         mparticle["skip_waiting_period"] = True  # mParticle's example puts it in the extension
     if mparticle:
         body["extensions"] = {OPENDSR_EXTENSION: mparticle}

@@ -75,6 +75,7 @@ class SandboxConfig:
     profile_not_found_status: int = 400  #: Profile API answer for an unknown or erased mpid (400 or 404)
     log_bodies: tuple[str, ...] = ()  #: APIs whose request bodies the request log keeps (never oauth's)
     idsync_key_only: bool = False  #: IDSync accepts x-mp-key alone (off by default at mParticle)
+    audience_exclusions: tuple[str, ...] = ()  #: user attributes that take a profile out of every audience
     #: answer in every documented shape (shapes.py); default from MPARTICLE_SANDBOX_SHAPES / _SHAPE_SEED
     shapes: ShapeSettings = field(default_factory=default_settings)
 
@@ -82,4 +83,5 @@ class SandboxConfig:
         """The workspace settings these switches describe."""
         return WorkspaceSettings(self.identity, frozenset(self.gdpr_purposes), self.include_live_profile,
                                  tuple(self.forwarding_partners), frozenset(self.oauth_apis),
-                                 self.profile_not_found_status, self.idsync_key_only)
+                                 self.profile_not_found_status, self.idsync_key_only,
+                                 frozenset(self.audience_exclusions))

@@ -59,7 +59,9 @@ def _answer(ctx: SandboxContext, profile: Profile | None, fields: list[str]) -> 
         status = ctx.workspace.current.profile_not_found_status
         return profile_error(status, "PROFILE_NOT_FOUND", "The requested profile is invalid: no such profile.")
     shapes, key = ctx.shapes.current, (profile.mpid, tuple(fields))
-    document = shapes.drop_nulls(profile_document(profile, fields, ctx.store.audience_id), _NULLABLE, *key)
+    document = shapes.drop_nulls(profile_document(profile, fields, ctx.store.audience_id,
+                                                  exclusions=ctx.workspace.current.audience_exclusions),
+                                 _NULLABLE, *key)
     return Reply(200, shapes.ordered(document, *key))
 
 

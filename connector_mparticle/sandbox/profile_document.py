@@ -8,7 +8,7 @@ mpid under ``id``): identities are ``{type, encoding: "none", value}`` lists, au
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from connector_mparticle.sandbox.identity_types import by_name
@@ -30,7 +30,8 @@ def _identities(profile: Profile, device: bool) -> list[dict[str, Any]]:
 
 
 def profile_document(profile: Profile, fields: Iterable[str], audience_id: Callable[[str], int],
-                     mpid_key: str = "mpid", account_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+                     mpid_key: str = "mpid", account_attributes: dict[str, Any] | None = None,
+                     exclusions: Collection[str] = ()) -> dict[str, Any]:
     """The profile with the requested ``fields`` (a subset of :data:`PROFILE_FIELDS`).
 
     The Profile API's sample has ``"mpid"`` and ``"account_userattributes": null``; the access-result sample
@@ -53,7 +54,7 @@ def profile_document(profile: Profile, fields: Iterable[str], audience_id: Calla
     if "audience_memberships" in wanted:
         document["audience_memberships"] = [
             {"audience_id": audience_id(name), "audience_name": name, "expiration_timestamp_ms": None}
-            for name in profile.audiences]
+            for name in profile.in_audiences(exclusions)]
     if "attribution" in wanted:  # the page names the field but shows no example (docs silent on its shape)
         document["attribution"] = [dict(a) for a in profile.attribution]
     return document

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,12 @@ class Profile:
     attribution: list[dict[str, Any]] = field(default_factory=list)
     ignored_consent: list[dict[str, Any]] = field(default_factory=list)
 
-    def view(self, with_batches: bool = False) -> dict[str, Any]:
+    def in_audiences(self, exclusions: Collection[str] = ()) -> list[str]:
+        """The audiences the profile is in now: none while it holds an attribute the workspace's audience criteria
+        exclude (``WorkspaceSettings.audience_exclusions``)."""
+        return [] if any(name in self.attributes for name in exclusions) else list(self.audiences)
+
+    def view(self, with_batches: bool = False, exclusions: Collection[str] = ()) -> dict[str, Any]:
         """The admin API's view of the profile."""
         data: dict[str, Any] = {
             "mpid": str(self.mpid),
@@ -42,7 +47,7 @@ class Profile:
             "attributes": copy.deepcopy(self.attributes),
             "consent_state": copy.deepcopy(self.consent),
             "ignored_consent": copy.deepcopy(self.ignored_consent),
-            "audience_memberships": list(self.audiences),
+            "audience_memberships": self.in_audiences(exclusions),
             "event_batch_count": len(self.batches),
             "created_timestamp_ms": self.created_ms,
             "last_stored_timestamp_ms": self.last_stored_ms,

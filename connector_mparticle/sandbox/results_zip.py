@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from connector_mparticle.sandbox.profile_document import PROFILE_FIELDS, profile_document
@@ -37,7 +37,8 @@ def _stored(profile: Profile, shapes: Shapes, seq: int) -> list[str]:
 
 
 def write_results_zip(path: Path, request_id: str, profiles: list[Profile], include_live_profile: bool,
-                      audience_id: Callable[[str], int], shapes: Shapes, seq: int, padding: int = 0) -> None:
+                      audience_id: Callable[[str], int], shapes: Shapes, seq: int, padding: int = 0,
+                      exclusions: Collection[str] = ()) -> None:
     """Write the results for ``profiles`` of request number ``seq`` (plus ``padding.bin`` of random bytes when a
     benchmark asks)."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -47,7 +48,8 @@ def write_results_zip(path: Path, request_id: str, profiles: list[Profile], incl
                     blob.write(os.urandom(min(1 << 20, padding - start)))
         if include_live_profile:
             lines = [_compact(shapes.ordered(profile_document(p, PROFILE_FIELDS[:4], audience_id, mpid_key="id",
-                                                              account_attributes={}), seq, p.mpid))
+                                                              account_attributes={}, exclusions=exclusions),
+                                             seq, p.mpid))
                      for p in profiles]
             archive.writestr("profile.jsonl", "\n".join(lines) + "\n")
         batches = [line for p in profiles for line in _stored(p, shapes, seq)]

@@ -175,6 +175,7 @@ ADMIN_WORKSPACE: dict[str, Any] = {
         "oauth_apis": {"type": "array", "items": {"enum": ["dsr", "events", "identity"]}},
         "profile_not_found_status": {"enum": [400, 404]},
         "idsync_key_only": {"type": "boolean"},
+        "audience_exclusions": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 256}},
     },
 }
 

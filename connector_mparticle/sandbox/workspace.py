@@ -103,6 +103,10 @@ class WorkspaceSettings:
     #: IDSync's "API key only" authentication (``x-mp-key`` alone): "only selectively enabled - and is disabled
     #: by default" (``developers/idsync/http-api``).
     idsync_key_only: bool = False
+    #: User attributes whose presence takes a profile out of every audience: the audience criterion
+    #: "attribute does not exist" that ``guides/data-subject-requests`` recommends for a subject whose erasure waits
+    #: ("set a user attribute and apply audience criteria ... to exclude them"). None unless configured.
+    audience_exclusions: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gdpr_purposes", frozenset(p.lower() for p in self.gdpr_purposes))
@@ -117,7 +121,7 @@ class WorkspaceSettings:
                 "include_live_profile": self.include_live_profile,
                 "forwarding_partners": [p.to_dict() for p in self.forwarding_partners],
                 "oauth_apis": sorted(self.oauth_apis), "profile_not_found_status": self.profile_not_found_status,
-                "idsync_key_only": self.idsync_key_only}
+                "idsync_key_only": self.idsync_key_only, "audience_exclusions": sorted(self.audience_exclusions)}
 
     def updated(self, changes: dict[str, Any]) -> WorkspaceSettings:
         """A copy with ``changes`` (JSON, already checked against the admin schema) applied."""
@@ -128,7 +132,7 @@ class WorkspaceSettings:
                 values[name] = replace(self.identity, **fields)
             elif name == "forwarding_partners":
                 values[name] = tuple(ForwardingPartner(**p) for p in value)
-            elif name in ("gdpr_purposes", "oauth_apis"):
+            elif name in ("gdpr_purposes", "oauth_apis", "audience_exclusions"):
                 values[name] = frozenset(value)
             else:
                 values[name] = value

@@ -276,6 +276,15 @@ class Runtime:
         self._judge(hook, result, started)
         return result
 
+    def cancel(self, handle: ConnectorHandle, request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
+        """One ``handle_cancel`` call for ``request``, guarded and judged like a request hook's."""
+        with self._lock:
+            self._standings, self._fresh = None, False
+        started = datetime.now(UTC)
+        result = self._guarded(handle, "handle_cancel", lambda: handle.cancel(request, state), request)
+        self._judge("handle_cancel", result, started)
+        return result
+
     def run(self, handle: ConnectorHandle, request: DsrRequest, state: Mapping[str, Any] | None = None) -> Driven:
         """Drive ``request`` to a final result as a host does, failing the check on any contract breach."""
         hook = HOOK_FOR_TYPE[request.type]

@@ -10,7 +10,8 @@ from dsr_framework.conformance.checks.registry import check, declared_kinds
 from dsr_framework.conformance.leaks import captured, output_problems
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped
 from dsr_framework.conformance.runtime import Runtime
-from dsr_framework.models import HOOK_FOR_TYPE
+from dsr_framework.host import ConnectorHandle
+from dsr_framework.models import HOOK_FOR_TYPE, Result
 
 __all__: list[str] = []
 
@@ -54,9 +55,17 @@ def host_survives_a_raise(rt: Runtime, hook: str) -> None:
             if outcome.ok or outcome.checks[0].error_class != "internal":
                 raise CheckFailed("a test_connection that raises did not become a failed check of class internal")
         else:
-            kind = next(k for k, h in HOOK_FOR_TYPE.items() if h == hook)
-            result = handle.handle(rt.request(kind, rt.target.existing_subject))
+            result = _call_request_hook(rt, handle, hook)
             if result.status != "failed" or result.error is None or result.error.error_class != "internal":
                 raise CheckFailed(f"a {hook} that raises did not become a failed result of class internal")
     finally:
         setattr(impl, "function", original)  # noqa: B010
+
+
+def _call_request_hook(rt: Runtime, handle: ConnectorHandle, hook: str) -> Result:
+    """One call of ``hook`` for the existing subject: a request of its type, or a deletion to cancel."""
+    subject = rt.target.existing_subject
+    if hook == "handle_cancel":
+        return handle.cancel(rt.request("deletion", subject))
+    kind = next(k for k, h in HOOK_FOR_TYPE.items() if h == hook)
+    return handle.handle(rt.request(kind, subject))

@@ -1,0 +1,89 @@
+"""Deadlines: when a request is due, when mParticle expects to finish it, and when to skip the waiting period.
+
+A request is due at ``request.due_at`` when the host gives one, else by its regulation: GDPR art. 12(3) gives a
+controller one month (taken as 30 days), CCPA (Cal. Civ. Code 1798.130) 45 days, from when the subject asked.
+
+mParticle's erasures wait ``erasure.waiting_period_days`` (7 in its DSR pages, 14 in its newer bulk-deletion
+page) before processing, and take up to ``erasure.processing_days`` (14) after; ``skip_waiting_period`` shortens
+the whole to 1-14 days (``guides/data-subject-requests``). Whether to ask for it is ``erasure.skip_waiting_period``:
+``never``, ``always``, or ``when_at_risk``: only when the longest documented wait, counted from when the subject
+asked, ends after the due date. The decision depends on the request alone (its times and regulation), never on
+the clock, so every call builds the same submission, byte for byte, as the signed receipt requires.
+
+Once mParticle states an ``expected_completion_time``, each result says whether it falls after the due date
+(``summary.deadline.at_risk``); before that, the documented estimate stands in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector_mparticle.settings import Settings
+from dsr_framework.models import DsrRequest, format_time
+
+__all__ = ["Deadline", "deadline", "skip_waiting"]
+
+#: Days from the subject's request to the controller's answer when the host gives no due date.
+DUE_DAYS = {"gdpr": 30, "ccpa": 45}
+#: Access and portability jobs run on Mondays and Thursdays and complete within 48 h (guides/data-subject-requests).
+ACCESS_DAYS = 6
+SKIPPED_WAIT_DAYS = 1  #: "under 24 hours" of waiting with skip_waiting_period
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """Where a request stands against its due date."""
+
+    due_at: datetime
+    due_from: str  #: ``request`` (the host's due_at) or the regulation's default
+    expected: datetime
+    expected_from: str  #: ``mparticle`` (its expected_completion_time) or ``estimate``
+
+    @property
+    def at_risk(self) -> bool:
+        return self.expected > self.due_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"due_at": format_time(self.due_at), "due_from": self.due_from,
+                "expected_completion": format_time(self.expected), "expected_from": self.expected_from,
+                "at_risk": self.at_risk,
+                "margin_hours": round((self.due_at - self.expected).total_seconds() / 3600, 1)}
+
+    def sentence(self) -> str:
+        """One line for a message, when the request is at risk."""
+        where = "mParticle expects" if self.expected_from == "mparticle" else "mParticle's documented times give"
+        return (f"at risk: {where} completion at {format_time(self.expected)}, after the request's due date "
+                f"{format_time(self.due_at)}")
+
+
+def _due(request: DsrRequest) -> tuple[datetime, str]:
+    if request.due_at is not None:
+        return request.due_at, "request"
+    return request.submitted_at + timedelta(days=DUE_DAYS[request.regulation]), f"{request.regulation} default"
+
+
+def _estimate(request: DsrRequest, settings: Settings, skipped: bool) -> datetime:
+    """The latest completion mParticle's documents allow, counted from when the subject asked."""
+    if request.type != "deletion":
+        return request.submitted_at + timedelta(days=ACCESS_DAYS)
+    wait = SKIPPED_WAIT_DAYS if skipped else settings.erasure.waiting_period_days
+    return request.submitted_at + timedelta(days=wait + settings.erasure.processing_days)
+
+
+def skip_waiting(request: DsrRequest, settings: Settings) -> bool:
+    """Whether the erasure of ``request`` asks mParticle to skip its waiting period (see the module docstring)."""
+    policy = settings.erasure.skip_waiting_period
+    if settings.skip_waiting_period or policy == "always":
+        return True
+    return policy == "when_at_risk" and _estimate(request, settings, skipped=False) > _due(request)[0]
+
+
+def deadline(request: DsrRequest, settings: Settings, expected: datetime | None) -> Deadline:
+    """``request`` against its due date; ``expected`` is mParticle's expected completion, when it gave one."""
+    due, due_from = _due(request)
+    if expected is not None:
+        return Deadline(due, due_from, expected, "mparticle")
+    skipped = request.type == "deletion" and skip_waiting(request, settings)
+    return Deadline(due, due_from, _estimate(request, settings, skipped), "estimate")
