@@ -267,9 +267,10 @@ def test_a_request_with_time_to_spare_is_not_at_risk_and_waits(sandbox: Sandbox,
 def test_partner_statuses_are_listed_and_a_failed_partner_is_reported(sandbox: Sandbox, tmp_path: Path,
                                                                      env: None) -> None:
     sandbox.set_workspace(forwarding_partners=PARTNERS)
-    jane = sandbox.seed_profile({"email": "jane@example.com"})
+    jane = sandbox.seed_profile({"email": "jane@example.com", "customer_id": "c-42"})
     config, state = cli_config(sandbox, tmp_path / "mp.yaml"), tmp_path / "erase.json"
-    done = cli("delete", "--config", str(config), "--email", "jane@example.com", "--state", str(state), "--wait")
+    done = cli("delete", "--config", str(config), "--email", "jane@example.com", "--customer-id", "c-42", "--state",
+               str(state), "--wait")
     assert done.exit_code == 0, done.output
     result = answer(done)
     assert result["status"] == "completed" and sandbox.profile(str(jane["mpid"])) is None  # mParticle's part
@@ -332,7 +333,7 @@ def test_the_evidence_record_of_an_erasure_exists_and_holds_no_personal_data(san
     assert [r["kind"] for r in record["signed_receipts"]] == ["acknowledgement"]
     assert record["signed_receipts"][0]["verified"] is True and record["signed_receipts"][0]["signature"]
     actions = [step["action"] for step in record["status_history"]]
-    assert actions[0] == "submit erasure request" and "check status" in actions
+    assert actions[:2] == ["search before the erasure", "submit erasure request"] and "check status" in actions
     assert [(p["name"], p["status"]) for p in record["partners"]] == [("Braze", "sent"), ("Amplitude", "failed")]
     delivered = {f["name"]: f["sha256"] for f in record["files"]}
     assert delivered and all(hashlib.sha256((out / n).read_bytes()).hexdigest() == d for n, d in delivered.items())
