@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dsr_framework.batch.files import write_private
 from dsr_framework.batch.store import Row, Store
+from dsr_framework.files import Folder
 from dsr_framework.models import format_time, parse_time
 
 __all__ = ["FIELDS", "report_lines", "verification_of", "write_reports"]
@@ -103,10 +103,10 @@ def _json(lines: list[dict[str, Any]]) -> bytes:
     return f'{{"summary": {json.dumps(summary)},\n"requests": [\n{body}\n]}}\n'.encode()
 
 
-def write_reports(store: Store, folder: Path, name: str = "report") -> tuple[Path, Path]:
-    """Write ``report.csv`` and ``report.json`` into ``folder`` (replacing them atomically); their paths."""
+def write_reports(store: Store, folder: Folder, name: str = "report") -> tuple[Path, Path]:
+    """Write ``report.csv`` and ``report.json`` into ``folder`` (0600, replacing them atomically); their paths."""
     lines = report_lines(store)
-    paths = folder / f"{name}.csv", folder / f"{name}.json"
-    write_private(paths[0], _csv(lines))
-    write_private(paths[1], _json(lines))
-    return paths
+    csv_name, json_name = f"{name}.csv", f"{name}.json"
+    folder.write(csv_name, _csv(lines))
+    folder.write(json_name, _json(lines))
+    return folder.path_of(csv_name), folder.path_of(json_name)
