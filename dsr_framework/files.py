@@ -146,14 +146,20 @@ def folder_path(path: str | os.PathLike[str]) -> Path:
 def _checked_name(name: str) -> str:
     """``name`` if it names an entry of a folder, not a path or a special entry."""
     if not name or name in (".", "..") or "/" in name or "\0" in name or len(os.fsencode(name)) > 255:
-        raise ValueError(f"not a file name: {name!r}")
+        raise ValueError("not a usable file name (empty, . or .., holding a / or a NUL character, or longer than "
+                         "255 bytes)")
     return name
 
 
+def _short(name: str) -> str:
+    """``name``, or for a long one (over 200 bytes) its digest: what the names derived from it start with, so
+    every derived name (``.NAME.….tmp``, ``.NAME.lock``) stays under the file systems' 255 bytes."""
+    return name if len(os.fsencode(name)) <= 200 else hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
+
+
 def _temp_prefix(name: str) -> str:
-    """The start of the hidden temporary names of ``name`` (long names by digest, to stay under 255 bytes)."""
-    shown = name if len(os.fsencode(name)) <= 200 else hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
-    return f".{shown}."
+    """The start of the hidden temporary names of ``name``."""
+    return f".{_short(name)}."
 
 
 def file_error(exc: OSError, what: str) -> Exception:
@@ -663,7 +669,7 @@ class FolderLock:
 
     def __init__(self, folder: Folder, name: str) -> None:
         self.folder = folder
-        self._name = f".{name}.lock"
+        self._name = f".{_short(name)}.lock"
         self._fd = -1
 
     @property
@@ -761,21 +767,20 @@ def read_trusted(path: str | os.PathLike[str], max_bytes: int, what: str = "file
     """The bytes of a file that gives orders (a configuration, an env file), refused as OpenSSH refuses its
     own: unless it is a regular file of the user's or root's that no one else can change (mode bits and access
     list), in folders no one else can change (sticky ones like ``/tmp`` aside). Links are followed (where a
-    link leads is what is checked); larger than ``max_bytes`` is refused."""
-    shown = os.fspath(path)
+    link leads is what is checked); larger than ``max_bytes`` is refused. Messages say what is wrong, not which
+    file: the caller names it."""
     try:
         real = Path(os.path.realpath(path))
         fd = os.open(real, _READ)
     except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise errors.other(f"{shown}: cannot be read ({reason})") from None
+        raise errors.other(f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
     with os.fdopen(fd, "rb") as handle:
         problem = _untrusted_file(os.fstat(fd), fd, real)
         if problem is not None:
-            raise errors.unsafe(f"{shown}: {problem}; the {what} is not used (as ssh refuses such files)")
+            raise errors.unsafe(f"{problem}; the {what} is not used (as ssh refuses such files)")
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise errors.unsafe(f"{shown}: larger than {max_bytes} bytes; the {what} is not used")
+        raise errors.unsafe(f"larger than {max_bytes} bytes; the {what} is not used")
     return data
 
 

@@ -107,7 +107,7 @@ def _read(inv: BatchInvocation, loaded: LoadedConnector) -> list[DsrRequest]:
     try:
         return read_requests(inv.file, defaults)
     except InputError as exc:
-        raise CliError(str(exc), ["see `mparticle-dsr batch --help` for the columns"], kind="input") from None
+        raise CliError(exc.shown, ["see `mparticle-dsr batch --help` for the columns"], kind="input") from None
 
 
 def _writable(folders: set[str]) -> None:

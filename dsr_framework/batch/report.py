@@ -5,13 +5,18 @@ the error class of a failure, whether a completed request was verified (:func:`v
 the report reads it), the result's message, the files the result names (receipts, results archives: the
 evidence) and the timings, with ``on_time`` against the request's ``due_at``. Identifiers are not repeated
 here (the request id is the key), but messages and file names may carry masked ones: the report is private.
+
+Both are read by people (a spreadsheet, a pager, a terminal), so every cell passes through the one rule for
+text shown to people (:func:`dsr_framework.text.for_people`: an escape sequence, a bidi override or a line
+break in a request id, an ``output_dir`` or a connector's message shows as a visible escape), the JSON is
+written ASCII-only with the same escapes (:func:`~dsr_framework.text.json_for_people`), and a CSV cell that a
+spreadsheet would run as a formula (starting ``=``, ``+``, ``-`` or ``@``) is given a leading ``'``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -21,13 +26,14 @@ from typing import Any
 from dsr_framework.batch.store import Row, Store
 from dsr_framework.files import Folder
 from dsr_framework.models import format_time, parse_time
+from dsr_framework.text import for_people, json_for_people
 
 __all__ = ["FIELDS", "report_lines", "verification_of", "write_reports"]
 
 FIELDS = ("request_id", "type", "regulation", "due_at", "outcome", "error_class", "verification",
           "verification_detail", "message", "files", "calls", "retries", "started_at", "finished_at", "on_time")
 OUTCOMES = {"new": "not started", "pending": "pending", "completed": "completed", "failed": "failed"}
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts with these
+_FORMULA = ("=", "+", "-", "@")  # a spreadsheet runs a cell that starts with these (tab and CR are escaped)
 
 
 def verification_of(result: Mapping[str, Any] | None) -> tuple[str, str]:
@@ -81,7 +87,7 @@ def report_lines(store: Store) -> list[dict[str, Any]]:
 
 
 def _cell(value: Any) -> str:
-    text = "; ".join(value) if isinstance(value, list) else str(value)
+    text = "; ".join(for_people(v) for v in value) if isinstance(value, list) else for_people(value)
     return f"'{text}" if text.startswith(_FORMULA) else text
 
 
@@ -99,8 +105,19 @@ def _json(lines: list[dict[str, Any]]) -> bytes:
     errors = Counter(line["error_class"] for line in lines if line["error_class"])
     summary = {"generated_at": format_time(datetime.now(UTC)), "requests": len(lines), "outcomes": dict(outcomes),
                "error_classes": dict(errors)}
-    body = ",\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
-    return f'{{"summary": {json.dumps(summary)},\n"requests": [\n{body}\n]}}\n'.encode()
+    body = ",\n".join(json_for_people(_for_people(line), indent=None) for line in lines)
+    return f'{{"summary": {json_for_people(_for_people(summary), indent=None)},\n"requests": [\n{body}\n]}}\n'.encode()
+
+
+def _for_people(value: Any) -> Any:
+    """``value`` with every string in it (keys too) through :func:`for_people`; numbers and the rest as they are."""
+    if isinstance(value, str):
+        return for_people(value)
+    if isinstance(value, Mapping):
+        return {for_people(k): _for_people(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_for_people(v) for v in value]
+    return value
 
 
 def write_reports(store: Store, folder: Folder, name: str = "report") -> tuple[Path, Path]:
