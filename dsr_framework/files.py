@@ -196,21 +196,21 @@ def acl_writers(raw: bytes, owner: int, group: int) -> list[str] | None:
     owning group get only what the mask entry also grants (acl(5)); the owner's entry and "other" are what
     the mode bits show.
     """
+    writing = _acl_writing(raw)
+    if writing is None:
+        return None
+    users = [f"user {ident}" for tag, ident in writing if tag == _ACL_USER and ident not in (owner, 0)]
+    gids = [group if tag == _ACL_GROUP_OBJ else ident for tag, ident in writing if tag in (_ACL_GROUP, _ACL_GROUP_OBJ)]
+    return users + [f"group {gid}" for gid in gids if not _private_group(gid, owner)]
+
+
+def _acl_writing(raw: bytes) -> list[tuple[int, int]] | None:
+    """``(tag, id)`` of each entry of the access list ``raw`` that grants write once masked; None if malformed."""
     if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != _ACL_VERSION:
         return None
     entries = [struct.unpack_from("<HHI", raw, offset) for offset in range(4, len(raw), 8)]
     mask = next((perm for tag, perm, _ in entries if tag == _ACL_MASK), 0o7)
-    writers = []
-    for tag, perm, ident in entries:
-        if not perm & mask & _ACL_WRITE:
-            continue
-        if tag == _ACL_USER and ident not in (owner, 0):
-            writers.append(f"user {ident}")
-        elif tag in (_ACL_GROUP, _ACL_GROUP_OBJ):
-            gid = group if tag == _ACL_GROUP_OBJ else ident
-            if not _private_group(gid, owner):
-                writers.append(f"group {gid}")
-    return writers
+    return [(tag, ident) for tag, perm, ident in entries if perm & mask & _ACL_WRITE]
 
 
 def _access_list(where: int | Path) -> bytes | None:

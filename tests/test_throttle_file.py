@@ -55,7 +55,7 @@ def test_a_budget_folder_holding_anything_foreign_is_refused(tmp_path: Path, pla
     if IS_ROOT and planted != "notes.txt":
         (where / planted).chmod(0o600)
         os.chown(where / planted, OTHER_UID, OTHER_UID)
-    with pytest.raises(ConfigurationError, match="another user|did not create|read or written by others"):
+    with pytest.raises(ConfigurationError, match=r"another user|did not create|read or written by others"):
         build(where)
 
 
