@@ -267,7 +267,10 @@ def _unsafe_ancestor(real: Path, moved: str = _MOVED_FOLDER) -> str | None:
     not theirs)."""
     me = os.geteuid()
     for parent in real.parents:
-        st = os.lstat(parent)
+        try:
+            st = os.lstat(parent)
+        except FileNotFoundError:  # not created yet (checked before creating): it will be ours, 0700
+            continue
         if st.st_uid not in (0, me):
             return f"lies in {parent}, which belongs to another user (uid {st.st_uid}), who could move it away"
         if not st.st_mode & stat.S_ISVTX and _other_writers(st, parent) is not None:
@@ -367,6 +370,8 @@ class Folder:
         try:
             if target.parent == target:
                 return cls._checked(os.open(target, _DIR), target)
+            if create:
+                cls._refuse_early(target)
             parent = _open_ancestor(target.parent, create, cls.errors)
             try:
                 fd, created = _open_child(parent, target.name, create, target, cls.errors)
@@ -384,6 +389,14 @@ class Folder:
         except ValueError:  # a NUL, or a lone surrogate the file system encoding cannot write
             raise cls.errors.unsafe(f"the folder {str(target)!r} cannot be a path here: it holds a NUL character or an "
                                   "unpaired surrogate") from None
+
+    @classmethod
+    def _refuse_early(cls, target: Path) -> None:
+        """Refuse ``target`` before anything is created under a folder above it that others can change (checked
+        again once the folder is open: :meth:`_trusted`)."""
+        problem = _unsafe_ancestor(Path(os.path.realpath(target)))
+        if problem is not None:
+            raise cls.errors.unsafe(f"the folder {target} {problem}")
 
     @classmethod
     def _checked(cls, fd: int, target: Path) -> Self:

@@ -132,3 +132,13 @@ def test_reports_replace_a_planted_link_and_never_follow_it(tmp_path: Path) -> N
         csv_path, _ = backlog.write_reports()
     assert bait.read_text() == "keep"
     assert not csv_path.is_symlink() and stat.S_IMODE(csv_path.stat().st_mode) == 0o600
+
+
+def test_nothing_is_created_under_a_folder_others_can_change(tmp_path: Path) -> None:
+    """Refused before the first ``mkdir``: another user watching the folder never sees (nor races) a new one."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(UnsafePathError, match="which other users can change"):
+        Backlog.open(shared / "a" / "b" / "c.batch").__enter__()
+    assert list(shared.iterdir()) == []
