@@ -8,15 +8,20 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector_mparticle import plugin
 from connector_mparticle.errors import ConfigurationError
+from connector_mparticle.files import Folder
 from connector_mparticle.http.throttle import Throttle
-from connector_mparticle.http.throttle_file import ThrottleFileBusy
+from connector_mparticle.http.throttle_file import BoundedLock, ThrottleFileBusy
 from connector_mparticle.sandbox import Sandbox
 from tests.support.filesystem import IS_ROOT, OTHER_UID, umask
 from tests.support.hosting import request
@@ -115,3 +120,45 @@ def test_a_held_throttle_lock_fails_the_hook_call_within_total_seconds(sandbox: 
     assert result.status == "failed" and result.error is not None and result.error.error_class == "retry_later"
     assert "throttle file busy" in result.message
     assert elapsed < 4.0, f"the call took {elapsed:.1f}s with total_seconds 2"
+
+
+def _busy_within(lock: BoundedLock, budget: float) -> float:
+    """How long ``lock.acquire`` took to give up under a deadline ``budget`` seconds away."""
+    started = time.monotonic()
+    with lock.until(started + budget), pytest.raises(ThrottleFileBusy, match="throttle file busy"):
+        lock.acquire()
+    return time.monotonic() - started
+
+
+@settings(max_examples=12, deadline=None)
+@given(budget=st.floats(0.0, 0.4), reentries=st.integers(1, 4))
+def test_no_wait_for_a_held_throttle_lock_outlasts_the_calls_deadline(budget: float, reentries: int) -> None:
+    """Whatever the deadline, a lock held elsewhere (another process's ``flock``, or this process's other thread
+    deep in pyrate-limiter's re-entered calls) ends the wait at the deadline, with "throttle file busy"."""
+    with tempfile.TemporaryDirectory() as scratch:
+        lock = BoundedLock(Folder.open(Path(scratch) / "budget"), "budget")
+        with Folder.open(Path(scratch) / "budget") as other, other.lock("budget") as held:
+            assert held.acquire(0)  # a second descriptor: flock treats it as another process
+            assert _busy_within(lock, budget) < budget + 0.5
+        taken, done = threading.Event(), threading.Event()
+
+        def hold() -> None:  # re-entered as pyrate-limiter does, and held until the waiter has given up
+            for _ in range(reentries):
+                lock.acquire()
+            taken.set()
+            done.wait(10)
+            for _ in range(reentries):
+                lock.release()
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert taken.wait(10)
+        try:
+            assert _busy_within(lock, budget) < budget + 0.5
+        finally:
+            done.set()
+            holder.join()
+        with lock.until(time.monotonic() + 5):  # released by its holder: taken again at once
+            assert lock.acquire()
+        lock.release()
+        lock.close()
