@@ -329,9 +329,17 @@ def _url_and_file_problems(config: Mapping[str, Any]) -> list[Problem]:
     problems = [Problem(where, refusal) for where, refusal in refusals if refusal]
     for name in _FILES:
         file = config.get(name)
-        if isinstance(file, str) and file and not Path(file).is_file():
+        if isinstance(file, str) and file and not _is_file(file):
             problems.append(Problem(f"$.{name}", "no such file"))
     return problems
+
+
+def _is_file(path: str) -> bool:
+    """``Path.is_file`` that reads a name the system refuses (too long, a NUL) as no such file, not a crash."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _problems(config: Mapping[str, Any]) -> list[Problem]:
