@@ -25,6 +25,7 @@ or is listed with ``enabled: false``, is never imported or called.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -33,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from dsr_framework.files import FileError, read_trusted
+from dsr_framework.text import for_people, joined, lines, say, shown
 
 __all__ = [
     "ConfigFileError",
@@ -46,6 +50,7 @@ __all__ = [
 
 #: Read left to right: ``$${`` (an escaped literal ``${``), ``${NAME}`` or ``${NAME:-default}``, or any
 #: other ``${`` (refused).
+MAX_FILE_BYTES = 1 << 20  #: a configuration or env file larger than this is refused (1 MiB)
 _TOKEN = re.compile(r"(?P<escaped>\$\$\{)|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|\$\{")
 
 
@@ -97,7 +102,7 @@ def expand_environment(value: Any, environ: Mapping[str, str] | None = None) -> 
         if isinstance(node, str):
             return expand_text(node, path)
         if isinstance(node, Mapping):
-            return {key: expand(item, f"{path}.{key}") for key, item in node.items()}
+            return {key: expand(item, f"{path}.{for_people(key)}") for key, item in node.items()}
         if isinstance(node, list):
             return [expand(item, f"{path}[{index}]") for index, item in enumerate(node)]
         return node
@@ -113,8 +118,19 @@ class ConfigFileError(ValueError):
 
     def __init__(self, path: str | Path, problem: str, line: int | None = None, column: int | None = None) -> None:
         self.path, self.problem, self.line, self.column = str(path), problem, line, column
-        where = f"{path}:{line}:{column}" if line is not None else str(path)
-        super().__init__(f"{where}: {problem}")
+        where = say("{}:{}:{}", path, line, column) if line is not None else shown(path)
+        super().__init__(joined(where, say(": {}", problem)))
+
+
+def _read_text(path: str | Path, what: str) -> str:
+    """The text of a file that gives orders, refused (:class:`ConfigFileError`) when another user owns it or
+    could change it or a folder above it, as OpenSSH refuses its own (:func:`dsr_framework.files.read_trusted`)."""
+    try:
+        return read_trusted(path, MAX_FILE_BYTES, what).decode("utf-8")
+    except FileError as exc:
+        raise ConfigFileError(path, exc.message) from None
+    except UnicodeDecodeError:
+        raise ConfigFileError(path, "cannot be read (not UTF-8)") from None
 
 
 def read_config_file(path: str | Path) -> Any:
@@ -123,11 +139,7 @@ def read_config_file(path: str | Path) -> Any:
     Only the parser's description of the problem is reported, never the offending text, which may hold
     a secret.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigFileError(path, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})") \
-            from None
+    text = _read_text(path, "configuration")
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -159,12 +171,7 @@ def read_env_file(path: str | Path) -> dict[str, str]:
     """
     from dotenv.parser import parse_stream  # imported on use: hosts that never read env files skip it
 
-    try:
-        with open(path, encoding="utf-8") as stream:
-            bindings = list(parse_stream(stream))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigFileError(path, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})") \
-            from None
+    bindings = list(parse_stream(io.StringIO(_read_text(path, "env file"))))
     values: dict[str, str] = {}
     for binding in bindings:
         if binding.error or (binding.key is not None and binding.value is None):
@@ -227,7 +234,7 @@ class HostConfig:
             if connector is not None:
                 connectors[str(name)] = connector
         if problems:
-            raise ValueError("host config is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ValueError(lines("host config is invalid:", *(say("  - {}", p) for p in problems)))
         return cls(connectors)
 
     @classmethod

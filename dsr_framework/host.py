@@ -26,6 +26,7 @@ from dsr_framework.config import ConnectorConfig, HostConfig, MissingEnvironment
 from dsr_framework.manifest import Manifest, contract_problems, load_manifest
 from dsr_framework.models import HOOK_FOR_TYPE, CheckOutcome, ConnectionResult, DsrRequest, Result
 from dsr_framework.redact import Redactor
+from dsr_framework.text import joined, lines, say, shown
 from dsr_framework.validation import (
     SchemaViolation,
     schema_validator,
@@ -52,10 +53,13 @@ class LoadProblem:
 
     connector: str
     stage: Stage
-    message: str
+    message: str  #: fit for people (:func:`~dsr_framework.text.shown`: one line unless built line by line)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", shown(self.message))
 
     def __str__(self) -> str:
-        return f"connector {self.connector!r} skipped ({self.stage}): {self.message}"
+        return joined(say("connector {} skipped ({}): ", repr(self.connector), self.stage), self.message)
 
 
 class ConnectorHandle:
@@ -337,7 +341,7 @@ def _handle_for(
     try:
         validate(schema_validator(schema), settings, f"configuration of connector {name!r}")
     except SchemaViolation as exc:
-        return LoadProblem(name, "config", redactor(str(exc)))
+        return LoadProblem(name, "config", lines(*(redactor(line) for line in exc.shown.split("\n"))))
     return ConnectorHandle(name, plugin, manifest, settings, redactor, pm)
 
 

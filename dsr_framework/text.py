@@ -22,6 +22,11 @@ Two rules use it:
   these characters replaced by a visible escape (``\\x1b``, ``\\u202e``, ``\\n``), so a value can neither drive
   the terminal nor add a line: a server message holding ``\\n`` and a forged ``status: completed`` stays on its
   one line, and shows what it tried.
+
+Messages are built so that no value can add a line: :func:`say` fills a template with values that pass
+through :func:`for_people` first, and returns :class:`Shown`, text whose line breaks are its template's own.
+:func:`shown` is the one door to a person: a :class:`Shown` passes as it is, any other text is escaped whole
+(a newline in it shows as ``\\n``), so a message built any other way stays on one line.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["CONTROL_RANGES", "IGNORABLE_BLOCK", "SPACE_RANGES", "SURROGATES", "for_people", "has_control",
-           "identity_problem", "is_control", "json_for_people", "spreadsheet_cell", "without_controls"]
+__all__ = ["CONTROL_RANGES", "IGNORABLE_BLOCK", "SPACE_RANGES", "SURROGATES", "Shown", "for_people", "has_control",
+           "identity_problem", "is_control", "joined", "json_for_people", "lines", "say", "shown", "spreadsheet_cell",
+           "without_controls"]
 
 #: Code point ranges (first, last) of the characters no person should be handed unseen (see the module docstring).
 CONTROL_RANGES: tuple[tuple[int, int], ...] = (
@@ -143,3 +149,32 @@ def spreadsheet_cell(value: Any) -> str:
     if text.startswith(FORMULA_STARTS):
         text = "'" + text
     return for_people(text)
+
+
+class Shown(str):
+    """Text fit to show a person as it is: made by :func:`say` or :func:`lines`, so every value in it went through
+    :func:`for_people` and its line breaks are its templates' own. Never construct one from a value."""
+
+    __slots__ = ()
+
+
+def say(template: str, /, *values: Any, **named: Any) -> Shown:
+    """``template.format(*values, **named)`` with each value through :func:`for_people` first: a newline or an
+    escape sequence inside a path, a key or a server's message can never start a line or reach a terminal
+    raw. Values are formatted as ``str`` (use ``{}``, ``{name}``; a value's own format spec is not applied)."""
+    return Shown(template.format(*(for_people(v) for v in values), **{k: for_people(v) for k, v in named.items()}))
+
+
+def shown(text: Any) -> Shown:
+    """``text`` ready for a person: a :class:`Shown` as it is, anything else escaped whole (one line)."""
+    return text if isinstance(text, Shown) else Shown(for_people(text))
+
+
+def joined(*parts: Any) -> Shown:
+    """``parts`` one after the other, each through :func:`shown`."""
+    return Shown("".join(shown(part) for part in parts))
+
+
+def lines(*parts: Any) -> Shown:
+    """``parts`` one per line, each through :func:`shown` (a :class:`Shown` part keeps its own lines)."""
+    return Shown("\n".join(shown(part) for part in parts))

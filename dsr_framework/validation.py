@@ -15,6 +15,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from dsr_framework.text import for_people, lines, say
+
 if TYPE_CHECKING:  # jsonschema costs ~30 ms to import; hosts pay it on first validation, not at start-up
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
@@ -50,8 +52,10 @@ class SchemaViolation(ValueError):
     def __init__(self, what: str, problems: list[Problem]) -> None:
         self.what = what
         self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{what} is invalid ({len(problems)} problem{'s' * (len(problems) != 1)}):\n{lines}")
+        #: the message for people: one line per problem, every value in it escaped (:func:`~dsr_framework.text.say`)
+        self.shown = lines(say("{} is invalid ({} problem{}):", what, len(problems), "s" * (len(problems) != 1)),
+                           *(say("  - {}", p) for p in problems))
+        super().__init__(self.shown)
 
 
 _TEMPLATES = {
@@ -112,8 +116,8 @@ def _reference(exc: Exception) -> str:
 
 def _path(error: ValidationError) -> str:
     out = "$"
-    for part in error.absolute_path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    for part in error.absolute_path:  # a key is the document's: escaped, so it cannot add a line
+        out += f"[{part}]" if isinstance(part, int) else f".{for_people(part)}"
     return out
 
 

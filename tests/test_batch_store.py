@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsr_framework import DsrRequest, Result
-from dsr_framework.batch import Backlog, BacklogBusy, StoreConflict, UnsafePath
-from dsr_framework.batch.files import private_folder, write_private
+from dsr_framework.batch import Backlog, BacklogBusy, StoreConflict, UnsafePathError
 from dsr_framework.batch.store import Store
+from dsr_framework.files import Folder
 
 NOW = datetime.now(UTC)
 
@@ -36,9 +36,10 @@ def pending(r: DsrRequest, after: float = 60.0) -> Result:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(private_folder(tmp_path / "b") / "store.sqlite")
-    yield opened
-    opened.close()
+    with Folder.open(tmp_path / "b") as folder:
+        opened = Store.open(folder)
+        yield opened
+        opened.close()
 
 
 def test_requests_are_claimed_nearest_due_date_first_then_in_file_order(store: Store) -> None:
@@ -53,7 +54,8 @@ def test_claims_follow_due_dates_then_file_order_and_never_repeat(dues: list[int
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
-        store = Store.open(Path(scratch) / "store.sqlite")
+        with Folder.open(scratch) as folder:
+            store = Store.open(folder)
         store.add([request(f"R{i}", due) for i, due in enumerate(dues)])
         claimed: list[str] = []
         while claims := store.claim(batch, time.time()):
@@ -105,31 +107,42 @@ def test_a_cap_admits_new_requests_but_never_holds_back_a_due_check(store: Store
     assert [c.request.request_id for c in claimed] == ["R0"]
 
 
-def test_the_folder_and_every_file_in_it_are_private(tmp_path: Path) -> None:
-    folder = tmp_path / "backlog"
-    folder.mkdir(mode=0o755)
-    with Backlog.open(folder) as backlog:
-        backlog.add([request("A")])
-        csv_path, json_path = backlog.write_reports()
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    for path in (folder / "store.sqlite", folder / ".lock", csv_path, json_path):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+def test_the_folder_and_every_file_in_it_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    folder = tmp_path / "deep" / "backlog"
+    previous = os.umask(0)
+    try:
+        with Backlog.open(folder) as backlog:
+            backlog.add([request("A")])
+            (wal, shm) = (folder / "store" / "store.sqlite-wal", folder / "store" / "store.sqlite-shm")
+            lock = folder / ".backlog.lock"
+            modes = {p: stat.S_IMODE(p.stat().st_mode) for p in (folder / "store" / "store.sqlite", wal, shm, lock)}
+            csv_path, json_path = backlog.write_reports()
+    finally:
+        os.umask(previous)
+    for created in (tmp_path / "deep", folder, folder / "store"):
+        assert stat.S_IMODE(created.stat().st_mode) == 0o700, created
+    modes.update({p: stat.S_IMODE(p.stat().st_mode) for p in (csv_path, json_path)})
+    assert set(modes.values()) == {0o600}, modes
 
 
 def test_a_symbolic_link_is_never_written_through(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     target.mkdir()
     (tmp_path / "linked").symlink_to(target)
-    with pytest.raises(UnsafePath, match="symbolic link"):
-        private_folder(tmp_path / "linked")
-    folder = private_folder(tmp_path / "own")
-    (folder / "store.sqlite").symlink_to(tmp_path / "victim")
-    with pytest.raises(OSError, match=r"symbolic link|Too many levels"):
-        Store.open(folder / "store.sqlite")
+    with pytest.raises(UnsafePathError, match="symbolic link"), Backlog.open(tmp_path / "linked"):
+        pass
+    own = tmp_path / "own"
+    (own / "store").mkdir(parents=True, mode=0o700)
+    (own / "store" / "store.sqlite").symlink_to(tmp_path / "victim")
+    with pytest.raises(UnsafePathError, match="symbolic link"), Backlog.open(own):
+        pass
     assert not (tmp_path / "victim").exists()
-    (folder / "report.csv").symlink_to(tmp_path / "victim2")
-    write_private(folder / "report.csv", b"x")
-    assert (folder / "report.csv").read_bytes() == b"x" and not (tmp_path / "victim2").exists()
+    (own / "store" / "store.sqlite").unlink()
+    (own / "report.csv").symlink_to(tmp_path / "victim2")
+    with Backlog.open(own) as backlog:
+        backlog.write_reports()
+    assert (own / "report.csv").is_file() and not (own / "report.csv").is_symlink()
+    assert not (tmp_path / "victim2").exists()
 
 
 def test_a_second_runner_is_refused_while_the_first_holds_the_backlog(tmp_path: Path) -> None:
@@ -147,4 +160,4 @@ def test_a_second_runner_is_refused_while_the_first_holds_the_backlog(tmp_path: 
         holder.wait()
     with Backlog.open(folder):  # the kernel released the lock when the holder died
         pass
-    assert os.path.exists(folder / ".lock")
+    assert not os.path.exists(folder / ".backlog.lock")  # removed on release

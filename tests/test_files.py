@@ -417,3 +417,105 @@ def test_a_request_id_reused_for_another_subject_never_shares_a_file_name(reques
     are neither overwritten nor handed to the second (the subject is part of every name)."""
     assume(first != second)
     assert stem("mparticle-access", request_id, first) != stem("mparticle-access", request_id, second)
+
+
+# --- POSIX access lists: a folder others may write through an ACL is theirs too --------------------------------
+
+ACL_TAGS = {"user_obj": 0x01, "user": 0x02, "group_obj": 0x04, "group": 0x08, "mask": 0x10, "other": 0x20}
+
+
+def acl_bytes(entries: list[tuple[str, int, int]]) -> bytes:
+    """``system.posix_acl_access`` as Linux stores it (version 2, then tag, permissions, id per entry)."""
+    import struct
+
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", ACL_TAGS[tag], perm, ident & 0xFFFFFFFF)
+                                           for tag, perm, ident in entries)
+
+
+def full_acl(named: list[tuple[str, int, int]], mask: int, other: int = 0) -> bytes:
+    """A valid access list in the kernel's order: owner rwx, named users, owning group none, named groups,
+    the mask, other."""
+    users = sorted((e for e in named if e[0] == "user"), key=lambda e: e[2])
+    groups = sorted((e for e in named if e[0] == "group"), key=lambda e: e[2])
+    return acl_bytes([("user_obj", 7, -1), *users, ("group_obj", 0, -1), *groups, ("mask", mask, -1),
+                      ("other", other, -1)])
+
+
+named_entries = st.lists(st.tuples(st.sampled_from(["user", "group"]), st.integers(0, 7),
+                                   st.integers(1000, 1010)), max_size=4,
+                         unique_by=lambda e: (e[0], e[2]))
+
+
+@PROPERTY
+@given(named=named_entries, mask=st.integers(0, 7))
+def test_an_access_list_is_read_as_acl5_says_whoever_wrote_it(named: list[tuple[str, int, int]], mask: int) -> None:
+    """The oracle, from acl(5): a named user or group may write when its entry and the mask both grant write.
+    Groups 1000-1010 have no members here, so none of them is anyone's private group."""
+    from dsr_framework.files import acl_writers
+
+    owner = 4242
+    expected = sorted(f"{tag} {ident}" for tag, perm, ident in named if perm & mask & 2 and ident != owner)
+    assert sorted(acl_writers(full_acl(named, mask), owner, 0) or []) == expected
+
+
+@PROPERTY
+@given(raw=st.binary(max_size=64))
+def test_an_access_list_that_cannot_be_parsed_is_never_read_as_harmless(raw: bytes) -> None:
+    import struct
+
+    from dsr_framework.files import acl_writers
+    well_formed = len(raw) >= 4 and (len(raw) - 4) % 8 == 0 and struct.unpack_from("<I", raw)[0] == 2
+    assert (acl_writers(raw, 4242, 0) is None) == (not well_formed)
+
+
+def set_acl(path: Path, acl: bytes) -> None:
+    try:
+        os.setxattr(path, "system.posix_acl_access", acl)
+    except OSError as exc:
+        pytest.skip(f"this file system keeps no access lists ({exc.strerror})")
+
+
+def test_a_folder_whose_access_list_lets_another_user_write_is_refused(base: Path) -> None:
+    """0700 with ``user:nobody:rwx`` (the mask shows as group bits, which the private-group rule let through)."""
+    out = base / "out"
+    out.mkdir(mode=0o700)
+    set_acl(out, full_acl([("user", 7, OTHER_UID)], mask=7))
+    with pytest.raises(UnsafePathError, match=f"user {OTHER_UID} \\(its access list says so\\).*setfacl -b"):
+        Folder.open(out)
+
+
+def test_an_access_list_whose_mask_withholds_write_is_harmless(base: Path) -> None:
+    out = base / "out"
+    out.mkdir(mode=0o700)
+    set_acl(out, full_acl([("user", 7, OTHER_UID)], mask=5))
+    with Folder.open(out) as folder:
+        folder.write(NAME, DATA)
+
+
+def test_a_folder_above_whose_access_list_lets_another_user_write_is_refused(base: Path) -> None:
+    above = base / "above"
+    above.mkdir(mode=0o755)
+    set_acl(above, full_acl([("group", 7, 54321)], mask=7, other=5))
+    with pytest.raises(UnsafePathError, match="which other users can change"):
+        Folder.open(above / "out")
+    assert not (above / "out").exists()
+
+
+@pytest.mark.parametrize("answer", [OSError(13, "Permission denied"), b"\x02\x00\x00\x00\x01"])
+def test_an_access_list_that_cannot_be_read_or_parsed_fails_closed(base: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   answer: object) -> None:
+    def getxattr(*args: Any, **kwargs: Any) -> bytes:
+        if isinstance(answer, OSError):
+            raise answer
+        assert isinstance(answer, bytes)
+        return answer
+
+    monkeypatch.setattr(os, "getxattr", getxattr)
+    with pytest.raises(UnsafePathError, match=r"possibly anyone|which other users can change"):
+        Folder.open(base / "out")  # the folders above fail closed first, before anything is created
+    assert not (base / "out").exists()
+    monkeypatch.undo()
+    (base / "out").mkdir(mode=0o700)
+    monkeypatch.setattr(os, "getxattr", getxattr)
+    with pytest.raises(UnsafePathError, match=r"the folder .*out can be written by possibly anyone"):
+        Folder.open(base / "out", create=False)

@@ -121,3 +121,10 @@ def test_urls_the_parser_refuses_and_missing_files_are_reported_with_their_paths
     for path in ("$.callback_urls[1]", "$.inputs.events_base_url", "$.trust_store: no such file"):
         assert path in message
     assert "$.callback_urls[0]" not in message and "3 problems" in message
+
+
+@pytest.mark.parametrize("name", ["x" * 5000, "a\x00b"])
+def test_a_trust_store_name_the_system_refuses_is_no_such_file_not_a_crash(name: str) -> None:
+    """Found by the hostile-config property: a 5,000-character path made ``Path.is_file`` raise ENAMETOOLONG."""
+    with pytest.raises(ConfigurationError, match=r"\$\.trust_store: no such file"):
+        parse_settings(config(trust_store=name))

@@ -210,3 +210,25 @@ def test_what_a_command_killed_mid_write_left_is_swept_and_the_last_state_surviv
     saved = read_state(path)
     assert saved is not None and saved.request == REQUEST
     assert sorted(p.name for p in folder.iterdir()) == ["state.json"]
+
+
+LONG_NAME_CHARS = st.sampled_from("abcXYZ019._-é")
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.tuples(st.integers(180, 255), st.text(LONG_NAME_CHARS, min_size=1, max_size=40)).map(
+    lambda spec: (spec[1] * 255).encode()[:spec[0]].decode("utf-8", "ignore")).filter(lambda n: n.strip(".")))
+def test_any_state_file_name_the_file_system_takes_can_be_locked_and_written(name: str) -> None:
+    """A 255-byte ``--state`` name used to end in "failed unexpectedly": its lock file, ``.NAME.lock``, was
+    longer than a name may be. Derived names now start with a digest of a long name."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / name
+        write_state(path)
+        assert read_state(path) is not None
+        assert [p.name for p in Path(scratch).iterdir()] == [name]
+
+
+def test_a_state_file_name_longer_than_the_file_system_takes_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(CliError, match="not a usable file name") as refused:
+        write_state(tmp_path / ("a" * 256))
+    assert refused.value.exit_code == 2

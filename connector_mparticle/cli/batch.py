@@ -18,7 +18,6 @@ import json
 import shlex
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -48,21 +47,21 @@ from connector_mparticle.settings import Settings
 from dsr_framework.batch import (
     Backlog,
     BacklogBusy,
+    FileError,
     InputError,
     ModeMismatch,
     Plan,
     StopFlag,
     StoreConflict,
-    UnsafePath,
     plan_backlog,
     read_requests,
 )
-from dsr_framework.batch.files import private_folder
 from dsr_framework.batch.plan import Open
 from dsr_framework.batch.progress import display_for
 from dsr_framework.batch.report import report_lines, verification_counts
 from dsr_framework.batch.runner import Admission, ExecutorStopped, Outcome
 from dsr_framework.display import human_duration
+from dsr_framework.files import Folder
 from dsr_framework.models import DsrRequest
 
 __all__ = ["BatchInvocation", "batch_command", "resume_command", "run_batch"]
@@ -117,22 +116,18 @@ def _read(inv: BatchInvocation, loaded: LoadedConnector) -> list[DsrRequest]:
     try:
         return read_requests(inv.file, defaults)
     except InputError as exc:
-        raise CliError(str(exc), ["see `mparticle-dsr batch --help` for the columns"], kind="input") from None
+        raise CliError(exc.shown, ["see `mparticle-dsr batch --help` for the columns"], kind="input") from None
 
 
-def _writable(folders: set[str], own: Path) -> None:
-    """Create each output folder (the backlog's own one private) and prove it is writable."""
+def _writable(folders: set[str]) -> None:
+    """Create each output folder (0700, through :mod:`dsr_framework.files`: refused when another user could
+    change it or a folder above it) and prove it is writable."""
     for folder in sorted(folders):
         try:
-            if Path(folder) == own:
-                private_folder(own)
-            else:
-                Path(folder).mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as exc:
-            raise CliError(f"cannot write result files to {folder}: {exc.strerror or exc}",
-                           kind="output_dir") from None
+            with Folder.open(folder) as opened:
+                opened.probe()
+        except FileError as exc:
+            raise CliError(f"cannot write result files to {folder}: {exc.message}", kind="output_dir") from None
 
 
 @contextlib.contextmanager
@@ -142,7 +137,7 @@ def _backlog(inv: BatchInvocation) -> Iterator[Backlog]:
             yield backlog
     except BacklogBusy as exc:
         raise StateBusy(f"{exc}. Run this again when that command has finished.") from None
-    except (UnsafePath, OSError) as exc:
+    except (FileError, OSError) as exc:
         raise CliError(f"cannot use the backlog folder {inv.folder}: {exc}", kind="store") from None
 
 
@@ -182,7 +177,7 @@ def _dry_run(inv: BatchInvocation, loaded: LoadedConnector, settings: Settings, 
              console: Console) -> NoReturn:
     """The plan for the file (with what an existing backlog already holds), and nothing else."""
     pending: Open = Counter((r.type, len(r.identities), False) for r in requests)
-    if (inv.folder / "store.sqlite").exists():
+    if Backlog.exists(inv.folder):
         with _backlog(inv) as backlog:
             conflicts = backlog.store.conflicts(requests)
             if conflicts:
@@ -317,7 +312,7 @@ def run_batch(inv: BatchInvocation) -> NoReturn:
     fleet = fleet_setup(loaded, settings) if inv.fleet else None
     if inv.dry_run:
         _dry_run(inv, loaded, settings, requests, console)
-    _writable({r.output_dir for r in requests if r.output_dir}, inv.folder / "files")
+    _writable({r.output_dir for r in requests if r.output_dir})
     with _backlog(inv) as backlog:
         resumed = backlog.store.counts().total > 0
         _import(backlog, requests, console, inv)

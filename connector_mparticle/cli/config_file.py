@@ -30,7 +30,7 @@ from dsr_framework.config import (
 )
 from dsr_framework.host import ConnectorHandle, load_host
 from dsr_framework.manifest import load_manifest
-from dsr_framework.text import for_people
+from dsr_framework.text import for_people, joined, say
 from dsr_framework.validation import schema_nodes, secret_paths, values_at
 
 __all__ = ["LoadedConnector", "load_connector", "setup_logging"]
@@ -175,10 +175,11 @@ def load_connector(config_path: Path, env_file: Path | None, warn: Callable[[str
         if problem.stage == "environment":
             hint = (f"add them to {env_file} (KEY=VALUE lines) or set them in the environment" if env_file else
                     "set them in the environment, or write KEY=VALUE lines in a file and pass --env-file FILE")
-            raise CliError(f"{config_path}: {problem.message}", [hint], kind="configuration")
+            raise CliError(joined(say("{}: ", config_path), problem.message), [hint], kind="configuration")
         if problem.stage == "config":
-            raise CliError(f"{config_path}: {problem.message}", unknown_key_hints(raw, schema), kind="configuration")
-        raise CliError(str(problem), kind="configuration")
+            raise CliError(joined(say("{}: ", config_path), problem.message), unknown_key_hints(raw, schema),
+                           kind="configuration")
+        raise CliError(problem.__str__(), kind="configuration")
     default = configured if configured in REGULATIONS else "gdpr"
     handle = host.connector(CONNECTOR)
     expanded, parsed = _typed_settings(settings, environ, config_path, handle.redactor)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 
 from dsr_framework.models import Result
-from dsr_framework.text import for_people, json_for_people
+from dsr_framework.text import Shown, for_people, json_for_people, lines, say, shown
 
 __all__ = [
     "EXIT_CODES",
@@ -43,17 +43,21 @@ def exit_code_for(result: Result) -> int:
 
 
 class CliError(click.ClickException):
-    """A problem to fix before anything is sent: exit 2, printed once (as JSON with ``--json``)."""
+    """A problem to fix before anything is sent: exit 2, printed once (as JSON with ``--json``).
+
+    The message and each hint go through :func:`dsr_framework.text.shown`: one built with
+    :func:`~dsr_framework.text.say` keeps its template's lines, any other is escaped whole, so a newline in a
+    path, a key or a value shows as ``\\n`` and can never forge a line of its own."""
 
     exit_code = EXIT_USAGE
 
     def __init__(self, message: str, hints: Sequence[str] = (), kind: str = "usage") -> None:
-        super().__init__(message)
-        self.hints = list(hints)
+        super().__init__(shown(message))  # click keeps it as ``self.message``
+        self.hints = [shown(hint) for hint in hints]
         self.kind = kind
 
-    def format_message(self) -> str:
-        return "\n".join([self.message, *(f"hint: {hint}" for hint in self.hints)])
+    def format_message(self) -> Shown:
+        return lines(shown(self.message), *(Shown(f"hint: {hint}") for hint in self.hints))
 
 
 class StateBusy(CliError):
@@ -65,12 +69,6 @@ class StateBusy(CliError):
         super().__init__(message, kind="state_busy")
 
 
-def _lines_for_people(text: str) -> str:
-    """``text`` with each of its lines made safe to show (messages build their own lines, such as a list of
-    problems; no character inside a line can start another or drive the terminal)."""
-    return "\n".join(for_people(line) for line in text.split("\n"))
-
-
 def report(error: click.ClickException, as_json: bool) -> int:
     """Print ``error`` once, as text on stderr or as JSON on stdout; return the exit code for it."""
     code = error.exit_code if isinstance(error, CliError) else EXIT_USAGE
@@ -80,14 +78,22 @@ def report(error: click.ClickException, as_json: bool) -> int:
                               "hints": getattr(error, "hints", [])}, "exit_code": code}
         click.echo(json_for_people(document))
     elif isinstance(error, CliError):
-        click.echo(_lines_for_people(f"Error: {error.format_message()}"), err=True)
+        click.echo(Shown("Error: ") + error.format_message(), err=True)
     else:
-        click.echo(_lines_for_people(_usage_text(error)), err=True)
+        click.echo(_usage_text(error), err=True)
     return code
 
 
 def _usage_text(error: click.ClickException) -> str:
-    """What click's own ``error.show()`` prints: the usage line, the help hint and the error."""
+    """What click's own ``error.show()`` prints: the usage line and the help hint (click's template, each line
+    escaped), then the error, its values escaped before it is put on its line (an unknown option typed with a
+    newline in it stays on that line)."""
     buffer = io.StringIO()
     error.show(buffer)
-    return buffer.getvalue().rstrip("\n")
+    full = buffer.getvalue().rstrip("\n")
+    message = error.format_message()
+    head = full.removesuffix(f"Error: {message}")
+    if head == full:  # not click's usual shape: show it all on one line
+        return shown(full)
+    return "\n".join([*(for_people(line) for line in head.removesuffix("\n").split("\n")),
+                      say("Error: {}", message)])

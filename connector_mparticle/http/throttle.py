@@ -3,9 +3,9 @@
 The budget is a pyrate-limiter sliding window at ``target_share x limit``. Limits per second or minute are
 spread evenly (about ten windows per second, never a burst of a whole second's calls); longer limits, such
 as mParticle's 80,000 new DSRs a day, are caps over their window, so a backlog is not trickled out at
-0.7 requests a second. Backends: ``memory`` (one
-process), ``sqlite`` (processes on one machine, with pyrate-limiter's file lock) and ``redis`` (workers on
-many machines). A shared store that cannot be reached is an error, never "no limit".
+0.7 requests a second. Backends: ``memory`` (one process), ``sqlite`` (processes of one user on one machine:
+a private folder, and a lock whose waits end at each call's deadline, :mod:`.throttle_file`) and ``redis``
+(workers on many machines). A shared store that cannot be reached is an error, never "no limit".
 
 On top of the budget, each API has a slowdown factor. mParticle reports its usage of the limit in
 ``X-mp-rate-limit-percentage-used`` (everyone's traffic, not just ours): above the target share someone
@@ -15,6 +15,7 @@ lets the factor decay to 1.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import ssl
@@ -26,8 +27,9 @@ from typing import Any
 
 from pyrate_limiter import InMemoryBucket, Limiter, Rate
 
-from connector_mparticle.errors import ConfigurationError, RetryLaterError
+from connector_mparticle.errors import ConfigurationError, MParticleError, RetryLaterError
 from connector_mparticle.http.answers import header_percent
+from connector_mparticle.http.throttle_file import BoundedLock
 
 __all__ = ["Budget", "Throttle", "rate_for", "rates_for"]
 
@@ -69,6 +71,11 @@ class Budget:
     slowdown: float = 1.0
     next_start: float = 0.0  #: pacer: the earliest time the next call in this process may start
     last_backoff: float = float("-inf")  #: when (monotonic) a 429 last doubled the slowdown
+    file_lock: BoundedLock | None = None  #: the sqlite backend's lock, bounded by each call's deadline
+
+    def until(self, deadline: float) -> contextlib.AbstractContextManager[None]:
+        """Bound any wait for the budget's file lock by ``deadline`` (a shared file another process holds)."""
+        return self.file_lock.until(deadline) if self.file_lock is not None else contextlib.nullcontext()
 
 
 class Throttle:
@@ -97,8 +104,10 @@ class Throttle:
             rate = rates_for(limit, window, target_share, spread)
             key = (keys or {}).get(api, f"mparticle:{api}")
             bucket = _bucket(backend, [rate], key, sqlite_path, redis_url)
+            lock = getattr(bucket, "lock", None)
             budgets[api] = Budget(api, limit * target_share / window, Limiter(bucket, buffer_ms=1),
-                                  paced=window <= SMOOTHED_UP_TO_SECONDS)
+                                  paced=window <= SMOOTHED_UP_TO_SECONDS,
+                                  file_lock=lock if isinstance(lock, BoundedLock) else None)
         return cls(budgets, target_share)
 
     def acquire(self, api: str, deadline: float, weight: int = 1) -> None:
@@ -108,8 +117,9 @@ class Throttle:
             return
         for _ in range(weight):
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not _try(budget.limiter, api, remaining):
-                raise RetryLaterError(f"the {api} API budget is used up for now; try again shortly", api=api)
+            with budget.until(deadline):
+                if remaining <= 0 or not _try(budget.limiter, api, remaining):
+                    raise RetryLaterError(f"the {api} API budget is used up for now; try again shortly", api=api)
         with self._lock:
             self._spent[api] += weight
         if not budget.paced or budget.slowdown <= 1.0:
@@ -156,6 +166,8 @@ class Throttle:
     def close(self) -> None:
         for budget in self._budgets.values():
             budget.limiter.close()
+            if budget.file_lock is not None:
+                budget.file_lock.close()
 
 
 def _try(limiter: Limiter, name: str, timeout: float) -> bool:
@@ -178,14 +190,12 @@ def _memory_bucket(rates: list[Rate], key: str, sqlite_path: str | None, redis_u
 def _sqlite_bucket(rates: list[Rate], key: str, sqlite_path: str | None, redis_url: str | None) -> Any:
     if not sqlite_path:
         raise ConfigurationError("throttle.sqlite_path is required for the sqlite backend")
-    from pyrate_limiter import SQLiteBucket
+    from connector_mparticle.http.throttle_file import sqlite_bucket
 
     try:
-        return SQLiteBucket.init_from_file(rates, table="".join(c if c.isalnum() else "_" for c in key),
-                                           db_path=sqlite_path, create_new_table=True, use_file_lock=True)
-    except ImportError as exc:
-        raise ConfigurationError("the sqlite throttle backend needs pyrate-limiter's file lock: "
-                                 "pip install 'pyrate-limiter[filelock]'") from exc
+        return sqlite_bucket(rates, "".join(c if c.isalnum() else "_" for c in key), sqlite_path)
+    except MParticleError:  # a folder refused, a busy lock: the message says which
+        raise
     except Exception as exc:
         raise ConfigurationError(f"the sqlite throttle file cannot be used: {type(exc).__name__}") from exc
 

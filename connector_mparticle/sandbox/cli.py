@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ from connector_mparticle.sandbox.limits import Limit, default_limits
 from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox
 from connector_mparticle.sandbox.shapes import ShapeSettings, default_settings
+from dsr_framework.text import json_for_people, lines, say, shown
 
 __all__ = ["WRITTEN_BY", "WriteFiles", "WriteRefused", "env_file_for", "make_sandbox_command", "sandbox_command",
            "sandbox_files"]
@@ -131,9 +133,9 @@ WriteFiles = Callable[[Path, str, Path, str], None]
 
 def _fail(message: str, as_json: bool) -> NoReturn:
     if as_json:
-        click.echo(json.dumps({"error": {"kind": "usage", "message": message}, "exit_code": 2}))
+        click.echo(json_for_people({"error": {"kind": "usage", "message": message}, "exit_code": 2}, indent=None))
         sys.exit(2)
-    raise SandboxUsageError(message)
+    raise SandboxUsageError(shown(message))
 
 
 def _start(sb: Sandbox, as_json: bool) -> Sandbox:
@@ -163,31 +165,34 @@ def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _show_files(config_text: str, env_text: str, write_config: Path | None) -> None:
+    """What was written and how to use it; every name goes through the framework's rule for text shown to
+    people (:func:`dsr_framework.text.say`), and a suggested command quotes it as a shell would need."""
     if write_config is not None:
         config_name, env_name = str(write_config), str(env_file_for(write_config))
-        click.echo(f"\nWrote {config_name} and {env_name} (its secrets). Try, in another terminal:")
+        click.echo(say("\nWrote {} and {} (its secrets). Try, in another terminal:", config_name, env_name))
     else:
         config_name, env_name = "mparticle.yaml", "mparticle.env"
-        click.echo(f"\nA config for this sandbox (save as {config_name}, or start with --write-config "
-                   f"{config_name} to have it written):\n")
-        click.echo(config_text)
-        click.echo(f"and its env file ({env_name}):\n")
-        click.echo(env_text)
+        click.echo(say("\nA config for this sandbox (save as {0}, or start with --write-config {0} to have it "
+                       "written):\n", config_name))
+        click.echo(lines(*config_text.split("\n")))  # our own YAML: each line escaped all the same
+        click.echo(say("and its env file ({}):\n", env_name))
+        click.echo(lines(*env_text.split("\n")))
         click.echo("Then, in another terminal:")
-    click.echo(f"  mparticle-dsr check --config {config_name} --env-file {env_name}")
-    click.echo(f"  mparticle-dsr access --config {config_name} --env-file {env_name} --email jane@example.com "
-               "--wait\n")
+    config_arg, env_arg = shlex.quote(config_name), shlex.quote(env_name)
+    click.echo(say("  mparticle-dsr check --config {} --env-file {}", config_arg, env_arg))
+    click.echo(say("  mparticle-dsr access --config {} --env-file {} --email jane@example.com --wait\n", config_arg,
+                   env_arg))
 
 
 def _show_banner(sb: Sandbox, creds: dict[str, Any], https: bool) -> None:
     """Where the sandbox listens and the credentials that open it."""
-    click.echo(f"mParticle sandbox listening on {sb.url}  (admin API: {sb.url}/_sandbox/)")
-    click.echo(f"  DSR API (workspace)   key={creds['workspace_key']}  secret={creds['workspace_secret']}")
-    click.echo(f"  Events/Identity input key={creds['input_key']}  secret={creds['input_secret']}")
-    click.echo(f"  OAuth client          id={creds['client_id']}  secret={creds['client_secret']}"
-               f"  token URL={creds['token_url']}")
+    click.echo(say("mParticle sandbox listening on {0}  (admin API: {0}/_sandbox/)", sb.url))
+    click.echo(say("  DSR API (workspace)   key={}  secret={}", creds["workspace_key"], creds["workspace_secret"]))
+    click.echo(say("  Events/Identity input key={}  secret={}", creds["input_key"], creds["input_secret"]))
+    click.echo(say("  OAuth client          id={}  secret={}  token URL={}", creds["client_id"], creds["client_secret"],
+                   creds["token_url"]))
     if https:
-        click.echo(f"  CA certificate        {sb.ca_file}")
+        click.echo(say("  CA certificate        {}", sb.ca_file))
 
 
 def _options(write_config: bool) -> list[Callable[[Any], Any]]:
@@ -280,7 +285,7 @@ def _serve(*, faults: tuple[str, ...], as_json: bool, write_files: WriteFiles | 
                 _fail(str(exc), as_json)
             written = {"config_file": str(write_config), "env_file": str(env_path)}
         if as_json:
-            click.echo(json.dumps({"url": sb.url, "ca_file": sb.ca_file, **creds, **written}))
+            click.echo(json_for_people({"url": sb.url, "ca_file": sb.ca_file, **creds, **written}, indent=None))
         else:
             _show_banner(sb, creds, config.https)
             _show_files(config_text, env_text, write_config)

@@ -12,19 +12,18 @@ time (:mod:`.step`, which is :func:`dsr_framework.drive.drive` without waiting).
 :mod:`.local`     steps on threads of this process
 :mod:`.progress`  the progress bar (done, pending, failed, share of the limit, ETA)
 :mod:`.report`    the report, CSV and JSON, one line per request
-:mod:`.backlog`   a backlog's private folder, its lock and the calls above in one place
-:mod:`.files`     files holding personal data: 0600 in 0700 folders, never through a link
+:mod:`.backlog`   a backlog's private folder (through :mod:`dsr_framework.files`), its lock and the calls above
 :mod:`.fleet`     the same steps as Celery tasks on Redis (``pip install 'connector-mparticle[celery]'``;
                   imported only by those who use it)
 ============  =====================================================================================
 """
 
 from dsr_framework.batch.backlog import Backlog, BacklogBusy, ModeMismatch
-from dsr_framework.batch.files import UnsafePath
 from dsr_framework.batch.inputs import Defaults, InputError, read_requests
 from dsr_framework.batch.plan import Budget, Plan, plan_backlog
 from dsr_framework.batch.runner import Outcome, StopFlag
 from dsr_framework.batch.store import StoreConflict
+from dsr_framework.files import FileError, UnsafePathError
 
-__all__ = ["Backlog", "BacklogBusy", "Budget", "Defaults", "InputError", "ModeMismatch", "Outcome", "Plan",
-           "StopFlag", "StoreConflict", "UnsafePath", "plan_backlog", "read_requests"]
+__all__ = ["Backlog", "BacklogBusy", "Budget", "Defaults", "FileError", "InputError", "ModeMismatch", "Outcome", "Plan",
+           "StopFlag", "StoreConflict", "UnsafePathError", "plan_backlog", "read_requests"]

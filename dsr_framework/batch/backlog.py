@@ -12,22 +12,22 @@ runner at a time.
         outcome = backlog.run(handle.handle, plan_for=lambda open: backlog.plan(handle.manifest))
         backlog.write_reports()
 
-The folder is 0700 and every file in it 0600 (:mod:`dsr_framework.batch.files`). An exclusive lock on
-``.lock`` (released by the kernel when the holder exits, even on SIGKILL) keeps a second runner out: two
-runners would each pace themselves to the whole limit.
+The folder is opened through :mod:`dsr_framework.files` (created 0700, refused when another user could change
+it or a folder above it; every file in it 0600, never through a link). The store lives in a private folder of
+its own, ``store/`` (:meth:`~dsr_framework.files.Folder.private`), because SQLite opens its ``-wal`` and ``-shm``
+by path. An exclusive lock on ``.backlog.lock`` (released by the kernel when the holder exits, even on SIGKILL)
+keeps a second runner out: two runners would each pace themselves to the whole limit.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dsr_framework.batch.files import open_private, private_folder
 from dsr_framework.batch.inputs import Defaults
 from dsr_framework.batch.local import LocalExecutor
 from dsr_framework.batch.plan import Open, Plan, plan_backlog
@@ -35,15 +35,16 @@ from dsr_framework.batch.progress import CallRate, Display, Meter
 from dsr_framework.batch.report import write_reports
 from dsr_framework.batch.runner import Executor, Outcome, Runner, StopFlag
 from dsr_framework.batch.step import Handler
-from dsr_framework.batch.store import Imported, Store
+from dsr_framework.batch.store import STORE_FOLDER, Imported, Store
+from dsr_framework.files import FileError, Folder, FolderLock
 from dsr_framework.manifest import Manifest
 from dsr_framework.models import DsrRequest, format_time
 
 __all__ = ["Backlog", "BacklogBusy", "ModeMismatch"]
 
-STORE_FILE = "store.sqlite"
 FILES_FOLDER = "files"
-LOCK_FILE = ".lock"
+LOCK_NAME = "backlog"  #: the lock file is ``.backlog.lock``
+EARLIER_STORE = "store.sqlite"  #: where stores were kept before ``store/``
 
 
 class BacklogBusy(RuntimeError):
@@ -54,42 +55,56 @@ class ModeMismatch(ValueError):
     """The backlog was started on the fleet and asked to run here, or the other way round."""
 
 
-def _holder(lock: Path) -> str:
+def _holder(lock: FolderLock) -> str:
     try:
-        info = json.loads(lock.read_text(encoding="utf-8"))
-        return f"process {info['pid']} (since {info['since']})"
-    except (OSError, ValueError, KeyError, TypeError):
+        info = json.loads(lock.holder() or "")
+        return f"process {int(info['pid'])} (since {str(info['since'])[:40]})"
+    except (ValueError, KeyError, TypeError):
         return "another process"
+
+
+def _taken(folder: Folder) -> FolderLock:
+    """The backlog's lock, taken; :class:`BacklogBusy` when another runner holds it."""
+    lock = folder.lock(LOCK_NAME)
+    if not lock.acquire(0):
+        raise BacklogBusy(f"{folder.path} is in use by {_holder(lock)}; nothing was done")
+    lock.note(json.dumps({"pid": os.getpid(), "since": format_time(datetime.now(UTC))}))
+    return lock
+
+
+def _earlier_layout(folder: Folder) -> None:
+    """Refuse a folder holding a store of an earlier version beside ``store/`` (it would be ignored)."""
+    if os.path.lexists(folder.path_of(EARLIER_STORE)):
+        raise FileError(f"{folder.path} holds {EARLIER_STORE} of an earlier version, kept beside the folder; move "
+                        f"{EARLIER_STORE} (and its -wal and -shm, if any) into a new 0700 folder "
+                        f"{folder.path_of(STORE_FOLDER)} to carry it on")
 
 
 class Backlog:
     """An open backlog folder (see the module docstring); use :meth:`open`."""
 
-    def __init__(self, folder: Path, store: Store) -> None:
-        self.folder = folder
+    def __init__(self, folder: Folder, store: Store) -> None:
+        self._folder = folder
+        self.folder = folder.path
         self.store = store
 
     @classmethod
     @contextlib.contextmanager
     def open(cls, folder: Path) -> Iterator[Backlog]:
-        """Create or open ``folder`` and hold its lock while the block runs; :class:`BacklogBusy` if held."""
-        private_folder(folder)
-        lock = folder / LOCK_FILE
-        fd = open_private(lock)
-        try:
+        """Create or open ``folder`` and hold its lock while the block runs; :class:`BacklogBusy` if held,
+        :class:`~dsr_framework.files.FileError` when the folder cannot be trusted (see the module docstring)."""
+        with Folder.open(folder) as opened, _taken(opened):
+            _earlier_layout(opened)
+            store = Store.open(opened)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BacklogBusy(f"{folder} is in use by {_holder(lock)}; nothing was done") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": format_time(datetime.now(UTC))}).encode(), 0)
-            store = Store.open(folder / STORE_FILE)
-            try:
-                yield cls(folder, store)
+                yield cls(opened, store)
             finally:
                 store.close()
-        finally:
-            os.close(fd)
+
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        """True when ``folder`` holds a backlog (its store), without opening or creating anything."""
+        return os.path.lexists(folder / STORE_FOLDER) or os.path.lexists(folder / EARLIER_STORE)
 
     @property
     def files_folder(self) -> Path:
@@ -142,4 +157,4 @@ class Backlog:
 
     def write_reports(self) -> tuple[Path, Path]:
         """``report.csv`` and ``report.json`` in the folder; their paths."""
-        return write_reports(self.store, self.folder)
+        return write_reports(self.store, self._folder)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dsr_framework.models import DsrRequest, format_time, parse_time, utcnow
+from dsr_framework.text import lines, say
 from dsr_framework.validation import SchemaViolation, framework_schema
 
 __all__ = ["CSV_FIELDS", "Defaults", "InputError", "read_requests", "requests_from"]
@@ -66,10 +67,11 @@ class InputError(ValueError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
-        shown = problems[:MAX_SHOWN]
-        more = f"\n  … and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
-        super().__init__(f"{source}: {len(problems)} problem{'s' * (len(problems) != 1)}:\n"
-                         + "\n".join(f"  {p}" for p in shown) + more)
+        more = [say("  … and {} more", len(problems) - MAX_SHOWN)] if len(problems) > MAX_SHOWN else []
+        #: the message for people: one line per problem, each value in it escaped (:func:`~dsr_framework.text.say`)
+        self.shown = lines(say("{}: {} problem{}:", source, len(problems), "s" * (len(problems) != 1)),
+                           *(say("  {}", p) for p in problems[:MAX_SHOWN]), *more)
+        super().__init__(self.shown)
 
 
 def read_requests(path: Path, defaults: Defaults | None = None) -> list[DsrRequest]:

@@ -7,29 +7,35 @@ request completed and some are unverified), the result's message, the files the 
 results archives: the evidence) and the timings, with ``on_time`` against the request's ``due_at``.
 Identifiers are not repeated here (the request id is the key), but messages and file names may carry masked
 ones: the report is private.
+
+Both are read by people (a spreadsheet, a pager, a terminal), so every cell passes through the one rule for
+text shown to people (:func:`dsr_framework.text.for_people`: an escape sequence, a bidi override or a line
+break in a request id, an ``output_dir`` or a connector's message shows as a visible escape), the JSON is
+written ASCII-only with the same escapes (:func:`~dsr_framework.text.json_for_people`), and a CSV cell that a
+spreadsheet would run as a formula (starting ``=``, ``+``, ``-`` or ``@``) is given a leading ``'``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dsr_framework.batch.files import write_private
 from dsr_framework.batch.store import Row, Store
+from dsr_framework.files import Folder
 from dsr_framework.models import format_time, parse_time
+from dsr_framework.text import for_people, json_for_people
 
 __all__ = ["FIELDS", "report_lines", "verification_counts", "verification_of", "write_reports"]
 
 FIELDS = ("request_id", "type", "regulation", "due_at", "outcome", "error_class", "verification",
           "verification_detail", "message", "files", "calls", "retries", "started_at", "finished_at", "on_time")
 OUTCOMES = {"new": "not started", "pending": "pending", "completed": "completed", "failed": "failed"}
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts with these
+_FORMULA = ("=", "+", "-", "@")  # a spreadsheet runs a cell that starts with these (tab and CR are escaped)
 
 
 def verification_of(result: Mapping[str, Any] | None) -> tuple[str, str]:
@@ -98,7 +104,7 @@ def report_lines(store: Store) -> list[dict[str, Any]]:
 
 
 def _cell(value: Any) -> str:
-    text = "; ".join(value) if isinstance(value, list) else str(value)
+    text = "; ".join(for_people(v) for v in value) if isinstance(value, list) else for_people(value)
     return f"'{text}" if text.startswith(_FORMULA) else text
 
 
@@ -116,8 +122,8 @@ def _json(lines: list[dict[str, Any]]) -> bytes:
     errors = Counter(line["error_class"] for line in lines if line["error_class"])
     summary = {"generated_at": format_time(datetime.now(UTC)), "requests": len(lines), "outcomes": dict(outcomes),
                "error_classes": dict(errors), "verification": verification_counts(lines)}
-    body = ",\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
-    return f'{{"summary": {json.dumps(summary)},\n"requests": [\n{body}\n]}}\n'.encode()
+    body = ",\n".join(json_for_people(_for_people(line), indent=None) for line in lines)
+    return f'{{"summary": {json_for_people(_for_people(summary), indent=None)},\n"requests": [\n{body}\n]}}\n'.encode()
 
 
 def verification_counts(lines: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -126,10 +132,21 @@ def verification_counts(lines: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(Counter(line["verification"] for line in lines if line["outcome"] == "completed"))
 
 
-def write_reports(store: Store, folder: Path, name: str = "report") -> tuple[Path, Path]:
-    """Write ``report.csv`` and ``report.json`` into ``folder`` (replacing them atomically); their paths."""
+def _for_people(value: Any) -> Any:
+    """``value`` with every string in it (keys too) through :func:`for_people`; numbers and the rest as they are."""
+    if isinstance(value, str):
+        return for_people(value)
+    if isinstance(value, Mapping):
+        return {for_people(k): _for_people(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_for_people(v) for v in value]
+    return value
+
+
+def write_reports(store: Store, folder: Folder, name: str = "report") -> tuple[Path, Path]:
+    """Write ``report.csv`` and ``report.json`` into ``folder`` (0600, replacing them atomically); their paths."""
     lines = report_lines(store)
-    paths = folder / f"{name}.csv", folder / f"{name}.json"
-    write_private(paths[0], _csv(lines))
-    write_private(paths[1], _json(lines))
-    return paths
+    csv_name, json_name = f"{name}.csv", f"{name}.json"
+    folder.write(csv_name, _csv(lines))
+    folder.write(json_name, _json(lines))
+    return folder.path_of(csv_name), folder.path_of(json_name)

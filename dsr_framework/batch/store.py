@@ -25,10 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsr_framework.batch.files import open_private
+from dsr_framework.files import Folder
 from dsr_framework.models import DsrRequest, Result
 
-__all__ = ["FAR_FUTURE", "Claim", "Counts", "Imported", "Row", "Store", "StoreConflict"]
+__all__ = ["FAR_FUTURE", "STORE_FOLDER", "Claim", "Counts", "Imported", "Row", "Store", "StoreConflict"]
+
+STORE_FOLDER = "store"  #: the private folder holding the database and SQLite's own files
+STORE_FILE = "store.sqlite"
+#: What SQLite may keep beside the database (its rollback journal too, should WAL mode ever be left).
+STORE_NAMES = frozenset(STORE_FILE + suffix for suffix in ("", "-wal", "-shm", "-journal"))
 
 FORMAT = "1"
 FAR_FUTURE = 1e18  #: the due key of a request without a due date: after every dated one
@@ -144,31 +149,46 @@ def _who_and_what(document: dict[str, Any]) -> tuple[Any, ...]:
 class Store:
     """One backlog's SQLite file; thread-safe (one connection, one lock: every write is a short transaction)."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, home: Folder | None = None) -> None:
         self._db = connection
         self._lock = threading.Lock()
+        self._home = home
         self.path = path
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open (creating, 0600) the store at ``path``; its folder should be private (:func:`private_folder`)."""
-        existed = path.exists()
-        os.close(open_private(path))  # SQLite gives its -wal and -shm files the database file's mode
+    def open(cls, folder: Folder) -> Store:
+        """Open (creating) the store in ``folder``'s private ``store/`` folder
+        (:meth:`~dsr_framework.files.Folder.private`: 0700, nothing in it but the store's own 0600 files), so
+        the ``-wal`` and ``-shm`` SQLite creates by path are as private as the database."""
+        home = folder.private(STORE_FOLDER, STORE_NAMES.__contains__)
+        try:
+            return cls._connected(home)
+        except BaseException:
+            home.close()
+            raise
+
+    @classmethod
+    def _connected(cls, home: Folder) -> Store:
+        existed = os.path.lexists(home.path_of(STORE_FILE))
+        path = home.ensure(STORE_FILE)  # SQLite gives its -wal and -shm files the database file's mode: 0600
         connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")  # a commit survives a crash of this process
         connection.executescript(_SCHEMA)
-        store = cls(connection, path)
+        store = cls(connection, path, home)
         if not existed or store.meta("format") is None:
             store.set_meta("format", FORMAT)
             store.set_meta("batch_id", secrets.token_hex(8))
         elif store.meta("format") != FORMAT:
+            connection.close()
             raise ValueError(f"{path} was written by another version of this store (format {store.meta('format')})")
         return store
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._home is not None:
+                self._home.close()
 
     # -- metadata -------------------------------------------------------------------------------------------
 
