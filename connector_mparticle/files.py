@@ -16,8 +16,8 @@ from connector_mparticle.errors import ConfigurationError, MParticleError, Retry
 from dsr_framework import files as _files
 from dsr_framework.files import READABLE_CHARS, FileErrors, FileRecord, FolderLock, Staged, folder_path, stem
 
-__all__ = ["ERRORS", "READABLE_CHARS", "FileRecord", "Folder", "FolderLock", "NoSpaceError", "Staged", "UnsafePathError",
-           "file_error", "folder_path", "stem"]
+__all__ = ["ERRORS", "READABLE_CHARS", "FileRecord", "Folder", "FolderLock", "NoSpaceError", "Staged",
+           "UnsafePathError", "file_error", "folder_path", "stem"]
 
 
 class UnsafePathError(ConfigurationError):
