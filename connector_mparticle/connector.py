@@ -2,7 +2,9 @@
 
 Hooks receive the configuration on every call. Building clients each time would lose the OAuth token and
 the throttle's memory, so instances are kept per configuration fingerprint (a hash; secrets are not kept
-anywhere else) for the life of the process.
+anywhere else) for the life of the process. A new configuration's connector is built inside the hook call's
+deadline (its throttle store may be slow to open) and outside the cache's lock: one configuration whose store
+hangs holds up only the calls for that configuration, and those only until their own deadlines.
 
 Each API gets its own credential object, bound to that API's origin: the same input key and secret serve the
 Events and Identity APIs, but each copy goes only to its own host. One OAuth token source per client serves
@@ -15,7 +17,8 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import connector_mparticle
@@ -25,17 +28,19 @@ from connector_mparticle.api.opendsr import OpenDsrClient
 from connector_mparticle.api.profile import ProfileClient
 from connector_mparticle.api.signatures import ProcessorSignatures
 from connector_mparticle.http.auth import BasicAuth, BearerAuth, OriginAuth, TokenSource
+from connector_mparticle.http.deadline import bounded, held
 from connector_mparticle.http.session import HardenedSession, guard_library_logs, unguard_library_logs
 from connector_mparticle.http.throttle import Throttle
 from connector_mparticle.http.transport import ApiClient
 from connector_mparticle.settings import AuthSettings, Settings, config_fingerprint, parse_settings
 from dsr_framework.redact import RedactingLogger, Redactor
 
-__all__ = ["MParticleConnector", "connector_for"]
+__all__ = ["MParticleConnector", "connected", "connector_for"]
 
 _CACHE: OrderedDict[str, MParticleConnector] = OrderedDict()
 _CACHE_SIZE = 16
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  #: held only to read or change the cache, never while building
+_building: dict[str, threading.Lock] = {}  #: one lock per configuration being built (under _cache_lock)
 USER_AGENT = f"connector-mparticle/{connector_mparticle.__version__} (+privacy requests)"
 
 
@@ -119,24 +124,55 @@ def budget_keys(settings: Settings) -> dict[str, str]:
 
 
 def connector_for(config: Mapping[str, Any]) -> MParticleConnector:
-    """The cached connector for ``config`` (validated; :class:`ConfigurationError` lists every problem).
+    """The cached connector for ``config`` (validated; :class:`ConfigurationError` lists every problem), built
+    within ``timeouts.total_seconds`` when it is new (see :func:`connected`)."""
+    with connected(config, "setting up the connection") as conn:
+        return conn
+
+
+@contextmanager
+def connected(config: Mapping[str, Any], what: str) -> Iterator[MParticleConnector]:
+    """The cached connector for ``config``, with the hook call's deadline (``timeouts.total_seconds``, named
+    ``what``) running from now: a connector built for a new configuration is built inside that deadline, so the
+    whole call, building included, is bounded by it.
 
     A configuration seen before is found by its fingerprint without validating it again: hooks receive the
     same configuration on every call."""
     key = config_fingerprint(config)
+    found = _cached(key)
+    settings = found.settings if found is not None else parse_settings(config)
+    with bounded(settings.timeouts.total_seconds, what):
+        yield found if found is not None else _built(key, settings)
+
+
+def _cached(key: str) -> MParticleConnector | None:
     with _cache_lock:
         found = _CACHE.get(key)
         if found is not None:
             _CACHE.move_to_end(key)
-            return found
-    settings = parse_settings(config)
+        return found
+
+
+def _built(key: str, settings: Settings) -> MParticleConnector:
+    """The connector for ``settings``, built once however many calls ask at the same time; a call waits for
+    another's build only until its own deadline."""
     with _cache_lock:
-        found = _CACHE.get(key)
-        if found is not None:
-            return found
-        connector = MParticleConnector(settings)
-        _CACHE[key] = connector
-        while len(_CACHE) > _CACHE_SIZE:
-            _, old = _CACHE.popitem(last=False)
-            old.close()
-        return connector
+        gate = _building.setdefault(key, threading.Lock())
+    with held(gate):
+        try:
+            found = _cached(key)
+            return found if found is not None else _insert(key, MParticleConnector(settings))
+        finally:  # the builder forgets the gate: later callers find the connector, or build afresh
+            with _cache_lock:
+                if _building.get(key) is gate:
+                    del _building[key]
+
+
+def _insert(key: str, connector: MParticleConnector) -> MParticleConnector:
+    """Cache ``connector`` (or keep the one another call cached meanwhile), evicting the least recently used."""
+    with _cache_lock:
+        kept = _CACHE.setdefault(key, connector)
+        evicted = [_CACHE.popitem(last=False)[1] for _ in range(len(_CACHE) - _CACHE_SIZE)]
+    for old in ([connector] if kept is not connector else []) + evicted:
+        old.close()
+    return kept

@@ -10,6 +10,7 @@ Hosts import this module at start-up, so it imports only the framework's models;
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import Any
 
 from dsr_framework import hookimpl
@@ -22,14 +23,16 @@ __all__ = ["handle_access", "handle_deletion", "handle_opt_out", "test_connectio
 def test_connection(config: Mapping[str, Any]) -> ConnectionResult:
     """Check the DSR, Events and Identity credentials, one outcome per API."""
     from connector_mparticle import flows
-    from connector_mparticle.connector import connector_for
+    from connector_mparticle.connector import connected
     from connector_mparticle.errors import MParticleError
 
-    try:
-        conn = connector_for(config)
-    except MParticleError as exc:
-        return ConnectionResult((CheckOutcome("configuration", False, exc.message, error_class=exc.error_class),))
-    return flows.check_connection(conn)
+    with ExitStack() as call:  # the call's deadline runs from here: building a new connector is inside it
+        try:
+            conn = call.enter_context(connected(config, "the connection test"))
+        except MParticleError as exc:
+            return ConnectionResult((CheckOutcome("configuration", False, exc.message,
+                                                  error_class=exc.error_class),))
+        return flows.check_connection(conn)
 
 
 test_connection.__test__ = False  # type: ignore[attr-defined]  # a hook, not a pytest test
@@ -37,16 +40,17 @@ test_connection.__test__ = False  # type: ignore[attr-defined]  # a hook, not a 
 
 def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     from connector_mparticle import flows
-    from connector_mparticle.connector import connector_for
+    from connector_mparticle.connector import connected
     from connector_mparticle.errors import ConfigurationError, MParticleError, failed_result
 
     if request.type != step:
         return failed_result(request, ConfigurationError(f"a {request.type} request cannot go to the {step} hook"))
-    try:
-        conn = connector_for(config)
-    except MParticleError as exc:
-        return failed_result(request, exc)
-    return flows.run(conn, request, state)  # state is checked there: it comes from outside
+    with ExitStack() as call:  # the call's deadline runs from here: building a new connector is inside it
+        try:
+            conn = call.enter_context(connected(config, f"the {request.type} call"))
+        except MParticleError as exc:
+            return failed_result(request, exc)
+        return flows.run(conn, request, state)  # state is checked there: it comes from outside
 
 
 @hookimpl
