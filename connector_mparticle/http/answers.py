@@ -160,7 +160,7 @@ class JsonShape(NamedTuple):
 
 
 def json_shape(data: bytes, max_depth: int = MAX_DEPTH, max_containers: int = MAX_CONTAINERS,
-               check: Callable[[], None] | None = None) -> JsonShape:
+               check: Callable[[], None] = lambda: None) -> JsonShape:
     """The nesting depth and container count of the JSON text ``data``, strings skipped, in one forward pass;
     it stops as soon as either exceeds its limit (so the answer then says "over", not by how much).
 
@@ -175,7 +175,7 @@ def json_shape(data: bytes, max_depth: int = MAX_DEPTH, max_containers: int = MA
     depth = deepest = containers = steps = pos = 0
     while True:
         steps += 1
-        if check is not None and steps % CHECK_EVERY == 0:
+        if steps % CHECK_EVERY == 0:
             check()
         found = _STRUCTURE.search(data, pos)
         if found is None:
@@ -304,7 +304,7 @@ def _check_shape(data: bytes, max_depth: int, max_containers: int) -> None:
     if data.count(b"[") + data.count(b"{") <= max_depth:
         return
     running = deadline.current()
-    shape = json_shape(data, max_depth, max_containers, running.check if running is not None else None)
+    shape = json_shape(data, max_depth, max_containers, running.check if running is not None else lambda: None)
     if shape.depth > max_depth:
         raise Malformed(f"JSON nested deeper than {max_depth} levels")
     if shape.containers > max_containers:
