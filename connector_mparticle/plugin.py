@@ -41,13 +41,22 @@ test_connection.__test__ = False  # type: ignore[attr-defined]  # a hook, not a 
 def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     from connector_mparticle import flows
     from connector_mparticle.connector import connected
-    from connector_mparticle.errors import ConfigurationError, MParticleError, failed_result
+    from connector_mparticle.errors import (
+        ConfigurationError,
+        MParticleError,
+        RetryLaterError,
+        failed_result,
+        still_pending,
+    )
 
     if request.type != step:
         return failed_result(request, ConfigurationError(f"a {request.type} request cannot go to the {step} hook"))
     with ExitStack() as call:  # the call's deadline runs from here: building a new connector is inside it
         try:
             conn = call.enter_context(connected(config, f"the {request.type} call"))
+        except RetryLaterError as exc:  # a pending request stays pending through trouble that is not a verdict
+            return still_pending(request, state, exc) if isinstance(state, Mapping) and state else \
+                failed_result(request, exc)
         except MParticleError as exc:
             return failed_result(request, exc)
         return flows.run(conn, request, state)  # state is checked there: it comes from outside

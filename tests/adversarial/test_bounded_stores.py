@@ -176,3 +176,20 @@ def test_two_configurations_of_one_credential_share_one_in_memory_budget(sandbox
     rate = len(searches) / (time.monotonic() - started)
     assert rate <= 7.5 * 1.25, f"{rate:.1f} searches/s: more than one budget for one input key"
     assert all(entry["status"] != 429 for entry in sandbox.request_log(api="identity"))
+
+
+def test_a_store_out_of_reach_while_setting_up_keeps_a_pending_request_pending(sandbox: Sandbox,
+                                                                               hostile: HostileServer) -> None:
+    """After a restart, the first call for a pending request sets up its connection: a Redis out of reach then
+    is "try again later" with the state as it was (a failure would end the request once the host stopped
+    retrying), and the request carries on once the store is back."""
+    healthy = handle_for(config_for(hostile, sandbox, **BOUNDED))
+    sandbox.seed_profile({"email": "jane@example.com"})
+    first = healthy.handle(request("deletion"))
+    assert first.status == "pending" and first.state
+    down = handle_for(config_for(hostile, sandbox, **BOUNDED,
+                                 throttle={"backend": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
+    result = down.handle(request("deletion"), first.state)
+    assert result.status == "pending" and result.state == first.state and result.next_check_at is not None
+    assert "Redis" in result.message and "still pending" in result.message
+    assert healthy.handle(request("deletion"), result.state).status in ("pending", "completed")
