@@ -329,9 +329,18 @@ def _url_and_file_problems(config: Mapping[str, Any]) -> list[Problem]:
     problems = [Problem(where, refusal) for where, refusal in refusals if refusal]
     for name in _FILES:
         file = config.get(name)
-        if isinstance(file, str) and file and not Path(file).is_file():
+        if isinstance(file, str) and file and not _is_file(file):
             problems.append(Problem(f"$.{name}", "no such file"))
     return problems
+
+
+def _is_file(name: str) -> bool:
+    """Whether ``name`` is a file; False for a name the system refuses to look up (too long, a NUL byte), which
+    ``Path.is_file`` raises for rather than answering."""
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _problems(config: Mapping[str, Any]) -> list[Problem]:
