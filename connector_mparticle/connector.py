@@ -2,7 +2,9 @@
 
 Hooks receive the configuration on every call. Building clients each time would lose the OAuth token and
 the throttle's memory, so instances are kept per configuration fingerprint (a hash; secrets are not kept
-anywhere else) for the life of the process.
+anywhere else) for the life of the process. A new configuration's connector is built inside the hook call's
+deadline (its throttle store may be slow to open) and outside the cache's lock: one configuration whose store
+hangs holds up only the calls for that configuration, and those only until their own deadlines.
 
 Each API gets its own credential object, bound to that API's origin: the same input key and secret serve the
 Events and Identity APIs, but each copy goes only to its own host. One OAuth token source per client serves
@@ -11,11 +13,13 @@ every API configured with that client and audience.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import connector_mparticle
@@ -25,17 +29,19 @@ from connector_mparticle.api.opendsr import OpenDsrClient
 from connector_mparticle.api.profile import ProfileClient
 from connector_mparticle.api.signatures import ProcessorSignatures
 from connector_mparticle.http.auth import BasicAuth, BearerAuth, OriginAuth, TokenSource
+from connector_mparticle.http.deadline import bounded, held
 from connector_mparticle.http.session import HardenedSession, guard_library_logs, unguard_library_logs
 from connector_mparticle.http.throttle import Throttle
 from connector_mparticle.http.transport import ApiClient
 from connector_mparticle.settings import AuthSettings, Settings, config_fingerprint, parse_settings
 from dsr_framework.redact import RedactingLogger, Redactor
 
-__all__ = ["MParticleConnector", "connector_for", "connector_in_use"]
+__all__ = ["MParticleConnector", "connected", "connector_for", "connector_in_use"]
 
 _CACHE: OrderedDict[str, MParticleConnector] = OrderedDict()
 _CACHE_SIZE = 16
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  #: held only to read or change the cache, never while building
+_building: dict[str, threading.Lock] = {}  #: one lock per configuration being built (under _cache_lock)
 USER_AGENT = f"connector-mparticle/{connector_mparticle.__version__} (+privacy requests)"
 
 
@@ -121,54 +127,94 @@ def budget_keys(settings: Settings) -> dict[str, str]:
 
 
 def connector_for(config: Mapping[str, Any]) -> MParticleConnector:
-    """The cached connector for ``config`` (validated; :class:`ConfigurationError` lists every problem).
-
-    A configuration seen before is found by its fingerprint without validating it again: hooks receive the
-    same configuration on every call. A hook call uses :func:`connector_in_use` instead, which keeps the connector
-    open until the call ends."""
-    return _cached(config, hold=False)
-
-
-class connector_in_use:  # used like a function: ``with connector_in_use(config) as conn``
-    """:func:`connector_for` (looked up, and a bad configuration raised, when this is made), held for the
-    ``with`` block: when the cache drops the connector meanwhile (other configurations' calls filled it), it is
-    closed only once the last call using it has ended. Closing it stops redacting what the HTTP and OAuth
-    libraries log with its secrets, and closes its session: neither may happen under a call still sending them."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.connector = _cached(config, hold=True)
-
-    def __enter__(self) -> MParticleConnector:
-        return self.connector
-
-    def __exit__(self, *exc_info: object) -> None:
-        connector = self.connector
-        with _cache_lock:
-            connector._calls -= 1
-            done = connector._retired and connector._calls == 0
-        if done:
-            connector.close()
-
-
-def _cached(config: Mapping[str, Any], hold: bool) -> MParticleConnector:
+    """The cached connector for ``config`` (validated; :class:`ConfigurationError` lists every problem), built
+    within ``timeouts.total_seconds`` when it is new. Not held: a hook call uses :func:`connected`."""
     key = config_fingerprint(config)
+    found = _cached(key, hold=False)
+    if found is not None:
+        return found
+    settings = parse_settings(config)
+    with bounded(settings.timeouts.total_seconds, "setting up the connection"):
+        return _built(key, settings, hold=False)
+
+
+@contextmanager
+def connected(config: Mapping[str, Any], what: str) -> Iterator[MParticleConnector]:
+    """The cached connector for ``config``, with the hook call's deadline (``timeouts.total_seconds``, named
+    ``what``) running from now, held for the ``with`` block.
+
+    A connector built for a new configuration is built inside that deadline, so the whole call, building
+    included, is bounded by it; and outside the cache's lock, so one configuration's slow build holds up no other.
+    A configuration seen before is found by its fingerprint without validating it again: hooks receive the same
+    configuration on every call. When the cache drops the connector meanwhile (other configurations' calls filled
+    it), it is closed only once the last call holding it has ended: closing it stops redacting what the HTTP and
+    OAuth libraries log with its secrets, and closes its session, neither of which may happen under a call still
+    sending them."""
+    key = config_fingerprint(config)
+    found = _cached(key, hold=True)
+    connector = found
+    try:
+        settings = found.settings if found is not None else parse_settings(config)
+        with bounded(settings.timeouts.total_seconds, what):
+            if connector is None:
+                connector = _built(key, settings, hold=True)
+            yield connector
+    finally:
+        if connector is not None:
+            _release(connector)
+
+
+def connector_in_use(config: Mapping[str, Any]) -> contextlib.AbstractContextManager[MParticleConnector]:
+    """:func:`connected` named for a hook call."""
+    return connected(config, "the call")
+
+
+def _release(connector: MParticleConnector) -> None:
+    with _cache_lock:
+        connector._calls -= 1
+        done = connector._retired and connector._calls == 0
+    if done:
+        connector.close()
+
+
+def _cached(key: str, hold: bool) -> MParticleConnector | None:
     with _cache_lock:
         found = _CACHE.get(key)
         if found is not None:
             _CACHE.move_to_end(key)
             found._calls += hold
-            return found
-    settings = parse_settings(config)
-    retired = []
+        return found
+
+
+def _built(key: str, settings: Settings, hold: bool) -> MParticleConnector:
+    """The connector for ``settings``, built once however many calls ask at the same time; a call waits for
+    another's build only until its own deadline."""
     with _cache_lock:
-        connector = _CACHE.get(key) or MParticleConnector(settings)
-        _CACHE[key] = connector
-        connector._calls += hold
+        gate = _building.setdefault(key, threading.Lock())
+    with held(gate):
+        try:
+            found = _cached(key, hold)
+            return found if found is not None else _insert(key, MParticleConnector(settings), hold)
+        finally:  # the builder forgets the gate: later callers find the connector, or build afresh
+            with _cache_lock:
+                if _building.get(key) is gate:
+                    del _building[key]
+
+
+def _insert(key: str, connector: MParticleConnector, hold: bool) -> MParticleConnector:
+    """Cache ``connector`` (or keep the one another call cached meanwhile), evicting the least recently used;
+    an evicted connector is closed now, or by the last call still holding it."""
+    closing = []
+    with _cache_lock:
+        kept = _CACHE.setdefault(key, connector)
+        kept._calls += hold
+        if kept is not connector:
+            closing.append(connector)
         while len(_CACHE) > _CACHE_SIZE:
             _, old = _CACHE.popitem(last=False)
             old._retired = True
             if old._calls == 0:
-                retired.append(old)
-    for old in retired:
+                closing.append(old)
+    for old in closing:
         old.close()
-    return connector
+    return kept

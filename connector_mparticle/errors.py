@@ -24,10 +24,11 @@ fragment of one); emails in them are masked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
-from dsr_framework.models import AuditEvent, DsrRequest, ErrorClass, FailureInfo, Result
+from dsr_framework.models import AuditEvent, DsrRequest, ErrorClass, FailureInfo, Result, utcnow
 
 __all__ = [
     "AlreadyExistsError",
@@ -45,6 +46,7 @@ __all__ = [
     "VerificationError",
     "failed_result",
     "failure_info",
+    "still_pending",
 ]
 
 
@@ -131,3 +133,17 @@ def failed_result(request: DsrRequest, exc: MParticleError, redact: Callable[[st
     """The failed result of ``request`` for ``exc`` (see :func:`failure_info`)."""
     info = failure_info(exc, redact)
     return Result(request.request_id, request.type, "failed", info.message, error=info, audit=audit)
+
+
+STILL_PENDING_SECONDS = 60.0  #: when a call that could not start asks to be made again, without a Retry-After
+
+
+def still_pending(request: DsrRequest, state: Mapping[str, Any], exc: RetryLaterError) -> Result:
+    """The result of a call that could not even start for a request already pending (its connection could not
+    be set up: the throttle store out of reach, say): still pending, with the state exactly as the host gave it
+    (checked on the next call, like any state), to be checked again after ``retry_after`` or a minute. Failing
+    it instead would end the request once the host stops retrying, though mParticle is still working on it."""
+    after = exc.retry_after or utcnow() + timedelta(seconds=STILL_PENDING_SECONDS)
+    return Result(request.request_id, request.type, "pending",
+                  f"{exc.message}; the {request.type} request is still pending and will be checked again",
+                  state=dict(state), next_check_at=after)

@@ -13,6 +13,7 @@ Hosts import this module at start-up, so it imports only the framework's models;
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -26,14 +27,15 @@ __all__ = ["handle_access", "handle_cancel", "handle_deletion", "handle_opt_out"
 def test_connection(config: Mapping[str, Any]) -> ConnectionResult:
     """Check the DSR, Events and Identity credentials, one outcome per API."""
     from connector_mparticle import flows
-    from connector_mparticle.connector import connector_in_use
+    from connector_mparticle.connector import connected
     from connector_mparticle.errors import MParticleError
 
-    try:
-        held = connector_in_use(config)
-    except MParticleError as exc:
-        return ConnectionResult((CheckOutcome("configuration", False, exc.message, error_class=exc.error_class),))
-    with held as conn:  # not closed under this call, whatever the cache does meanwhile
+    with ExitStack() as call:  # the call's deadline runs from here: building a new connector is inside it
+        try:
+            conn = call.enter_context(connected(config, "the connection test"))
+        except MParticleError as exc:
+            return ConnectionResult((CheckOutcome("configuration", False, exc.message,
+                                                  error_class=exc.error_class),))
         return flows.check_connection(conn)
 
 
@@ -42,18 +44,27 @@ test_connection.__test__ = False  # type: ignore[attr-defined]  # a hook, not a 
 
 def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
     from connector_mparticle import flows
-    from connector_mparticle.connector import connector_in_use
-    from connector_mparticle.errors import ConfigurationError, MParticleError, failed_result
+    from connector_mparticle.connector import connected
+    from connector_mparticle.errors import (
+        ConfigurationError,
+        MParticleError,
+        RetryLaterError,
+        failed_result,
+        still_pending,
+    )
 
     if request.type != step and not (step == "access" and request.type == "portability"):  # access serves both
         return failed_result(request, ConfigurationError(f"a {request.type} request cannot go to the {step} hook"))
-    try:
-        held = connector_in_use(config)
-    except MParticleError as exc:
-        if state and request.type != "opt_out":  # opt-outs finish in one call: they have no state
-            return _kept(request, state, exc.error_class, exc.message)
-        return failed_result(request, exc)
-    with held as conn:  # not closed under this call, whatever the cache does meanwhile
+    with ExitStack() as call:  # the call's deadline runs from here: building a new connector is inside it
+        try:
+            conn = call.enter_context(connected(config, f"the {request.type} call"))
+        except MParticleError as exc:
+            if isinstance(state, Mapping) and state and request.type != "opt_out":  # opt-outs have no state
+                # a request under way stays pending through trouble that is not mParticle's verdict
+                if isinstance(exc, RetryLaterError):
+                    return still_pending(request, state, exc)
+                return _kept(request, state, exc.error_class, exc.message)
+            return failed_result(request, exc)
         return flows.run(conn, request, state)  # state is checked there: it comes from outside
 
 

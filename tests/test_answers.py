@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
+import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector_mparticle.errors import RetryLaterError
+from connector_mparticle.errors import OutOfTimeError, RetryLaterError
 from connector_mparticle.http.answers import (
+    MAX_CONTAINERS,
     MAX_DEPTH,
     MAX_NUMBER_CHARS,
     Malformed,
@@ -32,8 +35,10 @@ from connector_mparticle.http.answers import (
     header_seconds,
     header_size,
     json_body,
+    json_shape,
     redirect_target,
 )
+from connector_mparticle.http.deadline import bounded
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True)
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
@@ -196,3 +201,81 @@ def test_data_with_lone_surrogates_is_repaired_and_answers_with_them_are_refused
     if alone:
         with pytest.raises(Malformed):
             json_body(raw)
+
+
+# -- the nesting pre-check: linear, whatever the bytes ------------------------------------------------------
+
+#: The bytes the pre-check's state machine reacts to, and one it does not: any body is a word over these.
+SCAN_ALPHABET = st.sampled_from([b'"', b"\\", b"[", b"]", b"{", b"}", b"a", b'\\"', b'"\\"'])
+
+
+def containers(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(containers(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(containers(v) for v in value)
+    return 0
+
+
+@PROPERTY
+@given(parts=st.lists(SCAN_ALPHABET, max_size=400), repeat=st.integers(1, 50))
+def test_the_pre_check_judges_any_body_of_n_bytes_in_at_most_n_plus_one_steps(parts: list[bytes],
+                                                                               repeat: int) -> None:
+    """Each step moves strictly forward from where the last ended (the one-byte search and the quote search are
+    C loops over the bytes in between), so the cost is O(n): the steps are bounded by the bytes themselves."""
+    data = b"".join(parts) * repeat
+    shape = json_shape(data, max_depth=10**9, max_containers=10**9)
+    assert shape.steps <= len(data) + 1
+
+
+@PROPERTY
+@given(value=json_values, key=st.text(alphabet='"\\[]{}ab', max_size=6))
+def test_the_pre_check_reads_valid_json_as_the_parser_does(value: Any, key: str) -> None:
+    """Brackets, quotes and backslashes inside strings (escaped any way) are text, not structure."""
+    wrapped = {key: [value, key]}
+    shape = json_shape(json.dumps(wrapped).encode(), max_depth=10**9, max_containers=10**9)
+    assert (shape.depth, shape.containers) == (depth(wrapped), containers(wrapped))
+
+
+@pytest.mark.parametrize("body", [
+    b'"' + b'\\"' * 16_384,                        # one quote and escaped quotes: quadratic for the old regex
+    b'[' * 32 + b'"' + b'\\"' * 16_384,            # the same past the quick count
+    (b'[' * 32 + b'"\\"",' * 6_000) * 2,             # many short strings holding escaped quotes
+])
+def test_a_body_built_to_make_the_pre_check_backtrack_is_judged_at_once(body: bytes) -> None:
+    started = time.perf_counter()
+    with pytest.raises(Malformed):
+        json_body(body)
+    assert time.perf_counter() - started < 1.0  # the old regex took 5 s on 32 KB, 300 s on 1 MB
+
+
+def test_a_megabyte_of_the_worst_bytes_for_the_pre_check_takes_well_under_a_second() -> None:
+    body = b'[' * 33 + b'"' + b'\\"' * (MAX_CONTAINERS * 4)
+    started = time.perf_counter()
+    shape = json_shape(body)
+    assert shape.depth > MAX_DEPTH
+    shape = json_shape(body[33:] + b"]", max_depth=10**9)
+    assert shape.steps > MAX_CONTAINERS  # it did walk every escaped quote
+    assert time.perf_counter() - started < 2.0
+
+
+def test_millions_of_empty_containers_are_refused_before_the_parser_allocates_them() -> None:
+    body = b"[" + b"[]," * (4 * 1024 * 1024 // 3) + b"[]]"  # 4 MB: 1.4 million empty lists once parsed
+    tracemalloc.start()
+    try:
+        with pytest.raises(Malformed, match="arrays and objects"):
+            json_body(body, max_bytes=len(body))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+    assert json_body(b"[" + b"[]," * (MAX_CONTAINERS - 2) + b"[]]") == [[]] * (MAX_CONTAINERS - 1)
+
+
+def test_the_pre_check_stops_at_the_calls_deadline() -> None:
+    body = b"[" + b'"\\"",' * 100_000 + b"[]," * 40 + b"1]"  # 200,000 steps, then the brackets
+    with bounded(0.001) as deadline:
+        time.sleep(0.01)
+        with pytest.raises(OutOfTimeError):
+            json_body(body)
+    assert deadline.expired or deadline.remaining() <= 0

@@ -85,3 +85,25 @@ def test_a_long_list_of_problems_is_cut_but_counted(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         read_requests(write(tmp_path, "b.csv", "request_id,type,email\n" + rows), DEFAULTS)
     assert len(caught.value.problems) == 30 and "… and 10 more" in str(caught.value)
+
+
+def test_hostile_lines_are_each_a_problem_of_their_own_line_and_the_rest_is_still_read(tmp_path: Path) -> None:
+    """A JSON Lines line nested 200,000 deep (the parser's recursion limit), a number of 5,000 digits and a CSV
+    cell over the csv module's 128 KB field limit crashed the batch command (exit 1, a traceback); each is now
+    a problem named with its line, and the lines after it are read as usual."""
+    good = {"request_id": "J-9", "type": "opt_out", "identities": {"email": "a@example.com"}}
+    path = write(tmp_path, "b.jsonl", "[" * 200_000 + "]" * 200_000 + "\n" + '{"n": ' + "9" * 5_000 + "}\n"
+                 + json.dumps(good) + "\n" + json.dumps({**good, "request_id": 7}) + "\n")
+    with pytest.raises(InputError) as caught:
+        read_requests(path, DEFAULTS)
+    problems = caught.value.problems
+    assert problems[:2] == ["line 1: is nested too deeply to be a request",
+                            "line 2: holds a number too long to be read"]
+    assert {p.split(":")[0] for p in problems[2:]} == {"line 4"}  # line 3 was read: it is no problem
+
+    path = write(tmp_path, "b.csv", "request_id,type,email\nT-1,deletion," + "a" * 200_000 + "@example.com\n"
+                 "T-2,opt_out,sam@example.com\nT-3,deletion,\n")
+    with pytest.raises(InputError) as caught:
+        read_requests(path, DEFAULTS)
+    assert caught.value.problems[0] == "line 2: cannot be read as CSV (field larger than field limit (131072))"
+    assert [p.split(":")[0] for p in caught.value.problems] == ["line 2", "line 4"]

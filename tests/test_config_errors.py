@@ -89,7 +89,8 @@ def test_a_secret_written_as_the_dsr_secret_is_named_by_its_path_only(tmp_path: 
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     text = BASE.replace('secret: "${MP_WORKSPACE_SECRET}"', "secret: *Zq8vLm3pXr7tWc2n")
     [plain, as_json] = run_check(tmp_path, text, ENV, monkeypatch)
-    assert "found undefined alias (text not shown)" in plain and ":2:" in plain  # where, and what, not the text
+    assert "a YAML alias (*name)" in plain and ":2:" in plain  # where, and what, not the text
+    assert "Zq8vLm3pXr7tWc2n" not in plain
     assert json.loads(as_json)["error"]["kind"] == "configuration"
 
 

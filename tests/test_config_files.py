@@ -59,3 +59,23 @@ def test_env_files_are_read_literally_and_a_bad_line_is_named(tmp_path: Path) ->
     path.write_text("A=1\nthis is not a setting\n")
     with pytest.raises(ConfigFileError, match=r"mp.env:2:1: expected KEY=VALUE"):
         read_env_file(path)
+
+
+@pytest.mark.parametrize("levels", [2, 5])
+def test_a_yaml_alias_bomb_is_refused_at_its_first_alias_before_anything_expands(tmp_path: Path,
+                                                                               levels: int) -> None:
+    """"Billion laughs": 9 levels of 10 aliases, 571 bytes, were 10^9 strings for the walks that follow the
+    parser (1.3 GB, killed after 120 s). Any alias is refused, with its line and column."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    path = tmp_path / "host.yaml"
+    path.write_text("connectors:\n  mparticle:\n    config:\n" + "".join(f"      {line}\n" for line in lines))
+    with pytest.raises(ConfigFileError, match="alias") as caught:
+        HostConfig.from_file(path)
+    assert (caught.value.line, caught.value.column) == (5, 16)
+
+
+def test_anchors_without_aliases_are_ordinary_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "host.yaml"
+    path.write_text("connectors:\n  mparticle: &m\n    enabled: true\n")
+    assert read_config_file(path) == {"connectors": {"mparticle": {"enabled": True}}}

@@ -232,3 +232,27 @@ def test_a_state_file_name_longer_than_the_file_system_takes_is_a_usage_error(tm
     with pytest.raises(CliError, match="not a usable file name") as refused:
         write_state(tmp_path / ("a" * 256))
     assert refused.value.exit_code == 2
+
+
+def test_a_state_file_built_to_cost_memory_is_refused_before_it_is_parsed(folder: Path) -> None:
+    """Just under the old 64 MB cap, 21 million empty lists took 1.7 GB and 22 s to parse before the HMAC check
+    refused them. A real state file is far under the 4 MB cap; within it, the containers are judged first."""
+    import tracemalloc
+
+    from connector_mparticle.cli.state_file import MAX_BYTES
+
+    path = folder / "state.json"
+    write_state(path)
+    assert path.stat().st_size < MAX_BYTES // 16  # what a real state file takes
+    path.write_bytes(b'{"request": {}, "x": [' + b"[]," * ((MAX_BYTES - 64) // 3) + b"[]]}")
+    tracemalloc.start()
+    try:
+        with pytest.raises(CliError, match=r"unreadable .*arrays and objects"):
+            read_state(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MAX_BYTES * 4, f"reading it peaked at {peak / (1 << 20):.0f} MB"
+    path.write_bytes(b'{"request": {}, "x": "' + b"x" * MAX_BYTES + b'"}')
+    with pytest.raises(CliError, match="larger than"):
+        read_state(path)

@@ -50,7 +50,8 @@ __all__ = ["MAX_KEPT_BODY", "describe", "document", "has_signature", "receipt", 
            "withhold_encoded_request"]
 
 MAX_KEPT_BODY = 16 * 1024  #: an acknowledgement is a few hundred bytes
-_ENCODED_REQUEST = re.compile(rb'("encoded_request"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+#: Possessive (``*+``, ``++``): a value that never closes fails once, without backtracking through it.
+_ENCODED_REQUEST = re.compile(rb'("encoded_request"\s*+:\s*+)"((?:[^"\\]++|\\.)*+)"')
 _WITHHELD = re.compile(r'"<withheld sha256:([0-9a-f]{64})>"')
 
 

@@ -9,13 +9,15 @@ attributes, audience memberships), further ``.jsonl`` files of event batches in 
 
 Entries are streamed in chunks and split into lines without ever holding more than one line (at most
 :data:`MAX_LINE_BYTES`); names are never used as paths; declared sizes and compression ratios are checked
-before anything is decompressed (zip bombs). Each line is read through the decoding layer
-(:func:`~connector_mparticle.http.answers.json_body`: UTF-8, nesting, numbers, duplicate keys) and what it
-holds goes into a bounded summary (:mod:`connector_mparticle.api.summary`), so neither the summary nor the
-memory it takes grows with the archive. Every problem (not a zip, bad CRC, corrupt data, encryption, an
-unknown compression method, a line too long or not JSON, a field of the wrong type, one of the connector's own
-credentials inside) raises :class:`ArchiveProblem`, which the caller reports as ``rejected`` after deleting
-the file.
+before anything is decompressed (zip bombs), and the central directory's records are counted before
+:mod:`zipfile` builds an object for each (:mod:`~connector_mparticle.api.zip_directory`). Each line is read
+through the decoding layer (:func:`~connector_mparticle.http.answers.json_body`: UTF-8, nesting, containers,
+numbers, duplicate keys) and what it holds goes into a bounded summary (:mod:`connector_mparticle.api.summary`),
+so neither the summary nor the memory it takes grows with the archive. The call's deadline is checked between
+chunks and every :data:`EVENTS_PER_CHECK` events inside a line, not only between lines. Every problem (not a
+zip, bad CRC, corrupt data, encryption, an unknown compression method, a line too long or not JSON, a field
+of the wrong type, one of the connector's own credentials inside) raises :class:`ArchiveProblem`, which the
+caller reports as ``rejected`` after deleting the file.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import lzma
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from connector_mparticle.api.summary import NO_DATA, Summary, clip, not_listed_lines, profile_entry
+from connector_mparticle.api.zip_directory import TooLarge, directory_records
 from connector_mparticle.errors import UnsafeResponseError
 from connector_mparticle.http.answers import Malformed, decode, field_int, json_body
 from dsr_framework.text import for_people
@@ -39,6 +43,8 @@ __all__ = ["MAX_LINE_BYTES", "NO_DATA", "ArchiveProblem", "Line", "lines", "merg
 
 
 MAX_ENTRIES = 10_000
+MAX_RECORDS = 3 * MAX_ENTRIES  #: central directory records: an entry, its macOS metadata twin and a folder, each
+EVENTS_PER_CHECK = 4096  #: events read between two deadline checks inside one line
 MAX_RATIO = 200  #: uncompressed / compressed, per entry larger than a megabyte
 MAX_LINE_BYTES = 4 * 1024 * 1024  #: an event batch is at most 128 KB (Events API limit); a profile far less
 MAX_LINE_DEPTH = 32  #: a profile line nests 4 levels, an event batch about 6
@@ -107,8 +113,9 @@ def _identities(entries: Any, where: str) -> list[tuple[str, str]]:
 class _Reader:
     """Reads lines of an archive's files into a :class:`~connector_mparticle.api.summary.Summary`."""
 
-    def __init__(self, summary: Summary) -> None:
+    def __init__(self, summary: Summary, check: Callable[[], None] = lambda: None) -> None:
         self.summary = summary
+        self.check = check
 
     def profile(self, data: Any, where: str) -> None:
         """One line of ``profile.jsonl``."""
@@ -136,6 +143,8 @@ class _Reader:
             if _expect(value, (str, int), f"{where}: user_identities.{kind}") is not None:
                 self.summary.add_identity(str(kind), str(value))
         for i, event in enumerate(_expect(data.get("events"), list, f"{where}: events") or []):
+            if i % EVENTS_PER_CHECK == EVENTS_PER_CHECK - 1:
+                self.check()  # a line may hold many events: the deadline is not left until the line's end
             self.event(event, f"{where}: events[{i}]")
 
     def event(self, event: Any, where: str) -> None:
@@ -176,23 +185,53 @@ def summarise(path: Path | IO[bytes], max_uncompressed: int, check: Callable[[],
               holds_secret: Callable[[str], bool] = lambda _: False) -> dict[str, Any]:
     """What a results zip holds: profiles, identities, attributes, consent, event counts and dates.
 
-    ``check`` is called between chunks (the hook call's deadline). ``holds_secret`` is asked about everything the
-    archive carries, since the file is handed on as it came: its raw bytes, every member's content (read or not),
-    name, comment and extra field, and the archive's comment. An archive that carries part of one of the
-    connector's own credentials is not mParticle's data.
+    ``check`` is called between chunks and within long lines (the hook call's deadline). ``holds_secret`` is
+    asked about everything the archive carries, since the file is handed on as it came: its raw bytes, every
+    member's content (read or not), name, comment and extra field, and the archive's comment. An archive that
+    carries part of one of the connector's own credentials is not mParticle's data.
     """
+    with _opened(path) as stream, _zip(stream, check) as archive:
+        return _summary(archive, stream, max_uncompressed, check, holds_secret)
+
+
+@contextmanager
+def _zip(stream: IO[bytes], check: Callable[[], None]) -> Iterator[zipfile.ZipFile]:
+    """``stream`` opened as a zip, once its central directory was counted without building anything (a
+    directory of a million records is refused before :mod:`zipfile` reads it)."""
     try:
-        archive = zipfile.ZipFile(path)
+        if directory_records(stream, MAX_RECORDS, check) > MAX_RECORDS:
+            raise ArchiveProblem(f"it has more than {MAX_ENTRIES} entries")
+        archive = zipfile.ZipFile(stream)
+    except TooLarge as exc:
+        raise ArchiveProblem(str(exc)) from None
     except _READ_ERRORS as exc:
         raise ArchiveProblem(f"it is not a valid zip file ({type(exc).__name__})") from None
     with archive:
-        entries = _entries(archive, max_uncompressed)
-        _carried(archive, path, check, holds_secret)
-        summary = Summary()
-        for info in entries:
-            summary.add_entry(info.filename)
-            _read_entry(archive, info, summary, check)
-        return summary.to_dict()
+        yield archive
+
+
+@contextmanager
+def _opened(path: Path | IO[bytes]) -> Iterator[IO[bytes]]:
+    if not isinstance(path, Path):
+        yield path
+        return
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise ArchiveProblem(f"it cannot be opened ({type(exc).__name__})") from None
+    with stream:
+        yield stream
+
+
+def _summary(archive: zipfile.ZipFile, stream: IO[bytes], max_uncompressed: int, check: Callable[[], None],
+             holds_secret: Callable[[str], bool]) -> dict[str, Any]:
+    entries = _entries(archive, max_uncompressed)
+    _carried(archive, stream, check, holds_secret)
+    summary = Summary()
+    for info in entries:
+        summary.add_entry(info.filename)
+        _read_entry(archive, info, summary, check)
+    return summary.to_dict()
 
 
 _OVERLAP = 64  #: characters each chunk shares with the next, so that a run across a boundary is seen whole
@@ -263,7 +302,7 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, summary: Summar
         summary.empty = True
     if not name.endswith(".jsonl"):
         return
-    reader = _Reader(summary)
+    reader = _Reader(summary, check)
     read = reader.profile if name == "profile.jsonl" else reader.batch
     shown = clip(name, 80)  # a name is the server's text: quoted short
     try:
@@ -290,11 +329,7 @@ def lines(source: IO[bytes], max_uncompressed: int, check: Callable[[], None] = 
     """Every JSON line of a results zip, with the same limits as :func:`summarise` (what a line holds is the
     caller's to read; a malformed archive raises :class:`ArchiveProblem`). Secrets are :func:`summarise`'s to
     judge, on the whole archive, before it is delivered."""
-    try:
-        archive = zipfile.ZipFile(source)
-    except _READ_ERRORS as exc:
-        raise ArchiveProblem(f"it is not a valid zip file ({type(exc).__name__})") from None
-    with archive:
+    with _zip(source, check) as archive:
         for info in _entries(archive, max_uncompressed):
             name = info.filename.rsplit("/", 1)[-1]
             if not name.endswith(".jsonl"):

@@ -67,7 +67,7 @@ from connector_mparticle.http.answers import (
     json_body,
     obj,
 )
-from connector_mparticle.http.deadline import bounded
+from connector_mparticle.http.deadline import bounded, held
 from connector_mparticle.http.session import HardenedSession
 from connector_mparticle.http.urls import UrlRefused, origin_of
 from connector_mparticle.settings import Settings
@@ -186,7 +186,7 @@ class ProcessorSignatures:
 
     def _certificate(self) -> tuple[x509.Certificate, list[x509.Certificate]]:
         """The processor certificate and the intermediates served with it (leaf first, as TLS servers send)."""
-        with self._fetching:  # one fetch at a time; whoever waited finds its result
+        with held(self._fetching):  # one fetch at a time; whoever waited finds its result (or its deadline)
             return self._cached() or self._fetch()
 
     def _cached(self) -> tuple[x509.Certificate, list[x509.Certificate]] | None:

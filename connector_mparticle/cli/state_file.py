@@ -37,13 +37,17 @@ from connector_mparticle.cli.exits import CliError, StateBusy
 from connector_mparticle.errors import MParticleError
 from connector_mparticle.files import Folder, FolderLock, folder_path
 from connector_mparticle.flows.state import signature, state_key
+from connector_mparticle.http.answers import Malformed, json_body
 from dsr_framework import DsrRequest, Result
 from dsr_framework.redact import mask_email
 from dsr_framework.validation import SchemaViolation
 
 __all__ = ["PROTECTED", "Saved", "StateFile", "state_file_key"]
 
-MAX_BYTES = 64 * 1024 * 1024
+#: A state file holds one request and its last result, which is at most 512 KB of JSON (twice the summary's
+#: bound, ``api.summary.SUMMARY_BOUND``; the connector's own state, receipts included, is a few KB a part),
+#: written indented: 4 MB leaves room for all of it; far larger is not a state file.
+MAX_BYTES = 4 * 1024 * 1024
 #: The request's fields signed one by one, and how a message names each.
 PROTECTED = {"request_id": "its request id", "type": "its request type", "regulation": "its regulation",
              "identities": "its subject (the identifiers)", "output_dir": "its output folder"}
@@ -170,13 +174,13 @@ class StateFile:
             raise CliError(f"cannot use --state {self.path}: {exc.message}", kind="state_file") from None
         if raw is None:
             return None
-        try:
-            data: Any = json.loads(raw.decode("utf-8"))
+        try:  # the decoding layer: depth and containers judged in one linear pass before anything is built
+            data: Any = json_body(raw, max_bytes=MAX_BYTES)
             why = _distrust(data, self._key) if isinstance(data, dict) and isinstance(data.get("request"), dict) \
                 else "it is not a state file written by mparticle-dsr"
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise CliError(f"the state file {self.path} is unreadable ({type(exc).__name__})",
-                           kind="state_file") from None
+        except (Malformed, ValueError, RecursionError) as exc:
+            why = str(exc) if isinstance(exc, Malformed) else type(exc).__name__  # Malformed's text is ours
+            raise CliError(f"the state file {self.path} is unreadable ({why})", kind="state_file") from None
         if why is not None:
             raise CliError(f"the state file {self.path} cannot be trusted: {why}. Nothing was sent.",
                            [RESUME_HINT], kind="state_file_untrusted")

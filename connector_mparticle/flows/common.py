@@ -292,16 +292,22 @@ class Flow:
         new = False
         for group in self.groups:
             if self.state.part(group.subject_request_id) is None:
-                self.doing = f"submitting the {self.request_type} request" + (
-                    " for the mpid (sent alone, as OpenDSR requires)" if group.label == "mpid" else "")
-                part = self.submit(group)
-                self.state.parts.append(part)
-                if part.last_status is None and not self.state.found_before:
-                    self.state.found_before = None  # an earlier submission may have run already: not a baseline
+                part = self._submit_part(group)
                 new = new or part.last_status == "pending"
                 if self.signed.strict and not (part.receipt and part.receipt["verified"]):
                     break  # strict: nothing further is sent until this answer is verified (SignedAnswers.gate)
         return new
+
+    def _submit_part(self, group: DsrGroup) -> Part:
+        """Submit one group and keep its part in the state."""
+        assert self.state is not None
+        self.doing = f"submitting the {self.request_type} request" + (
+            " for the mpid (sent alone, as OpenDSR requires)" if group.label == "mpid" else "")
+        part = self.submit(group)
+        self.state.parts.append(part)
+        if part.last_status is None and not self.state.found_before:
+            self.state.found_before = None  # an earlier submission may have run already: not a baseline
+        return part
 
     def _search_before(self) -> None:
         """Before an erasure is first submitted: what it can act on (:func:`~connector_mparticle.flows.lookup.reached`:

@@ -10,8 +10,12 @@ once, here, for all of them.
 * **Headers** (RFC 9110): numbers are ASCII digits of bounded length. ``str.isdigit`` accepts "²" and "٣", and
   ``int``/``float`` accept "٣", "+1", "1_0" and " 1 ", so neither is used on a header. Repeated headers (which
   ``requests`` joins with ", ") are unreadable, not merged.
-* **JSON** (RFC 8259): UTF-8 only, at most ``max_bytes``; nesting deeper than ``max_depth`` is refused *before*
-  the parser runs, so it never recurses far whatever the thread's stack; duplicate keys are refused (two parsers
+* **JSON** (RFC 8259): UTF-8 only, at most ``max_bytes``; nesting deeper than ``max_depth``, or more than
+  ``max_containers`` arrays and objects, is refused *before* the parser runs, so it never recurses far whatever
+  the thread's stack and never builds millions of empty lists. That pre-check (:func:`json_shape`) is one
+  forward pass over the bytes, a small state machine (outside or inside a string, escapes, depth): its cost is
+  linear in the body whatever the bytes, with no regular expression that could backtrack, and it holds the GIL
+  only for that pass; duplicate keys are refused (two parsers
   would read two different answers from the same signed bytes); numbers are finite and at most
   :data:`MAX_NUMBER_CHARS` long (no NaN, Infinity, 1e999 or 10**4000); strings hold no lone surrogate (text that
   cannot be written as UTF-8 later): refused in an answer, replaced by U+FFFD in data (a results archive line).
@@ -35,19 +39,23 @@ import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from itertools import accumulate
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import urljoin
 
 from connector_mparticle.errors import MParticleError
+from connector_mparticle.http import deadline
 
-__all__ = ["MAX_DEPTH", "MAX_JSON_BYTES", "MAX_NUMBER_CHARS", "Malformed", "bounded_body", "decode", "field_enum",
-           "field_int", "field_number", "field_str", "field_time", "header_percent", "header_seconds", "header_size",
-           "headers_lowered", "json_body", "obj", "redirect_target"]
+__all__ = ["MAX_CONTAINERS", "MAX_DEPTH", "MAX_JSON_BYTES", "MAX_NUMBER_CHARS", "JsonShape", "Malformed",
+           "bounded_body", "decode", "field_enum", "field_int", "field_number", "field_str", "field_time",
+           "header_percent", "header_seconds", "header_size", "headers_lowered", "json_body", "json_shape", "obj",
+           "redirect_target"]
 
 T = TypeVar("T")
 MAX_JSON_BYTES = 1024 * 1024  #: the largest JSON answer read (a status object is a few hundred bytes)
 MAX_DEPTH = 32  #: mParticle's answers nest 4 levels, an event batch about 6
+#: Arrays and objects in one JSON text. A profile with every audience and attribute holds a few thousand, a
+#: 128 KB event batch (the Events API's limit) at most 65,536; 100,000 empty ones take about 10 MB once parsed.
+MAX_CONTAINERS = 100_000
 MAX_NUMBER_CHARS = 100  #: an mpid has 20 characters, a timestamp in milliseconds 13
 MAX_HEADER_CHARS = 256  #: of a header holding a number or a date
 MAX_URL_CHARS = 8192
@@ -58,9 +66,9 @@ _NO_ZONE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2
 _SECONDS = re.compile(r"[0-9]{1,10}")
 _SIZE = re.compile(r"[0-9]{1,19}")
 _PERCENT = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_NESTING = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_STRUCTURE = re.compile(rb'["\[\]{}]')  #: one byte of a class: a search from a position cannot backtrack
+_QUOTE, _BACKSLASH, _OPENERS = ord('"'), ord("\\"), b"[{"
+CHECK_EVERY = 16_384  #: scan steps between two deadline checks (a few milliseconds)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  #: json pairs escaped surrogates itself: any left is alone
 _log = logging.getLogger("connector_mparticle.http.answers")
@@ -142,13 +150,69 @@ def bounded_body(response: _Stream, limit: int, chunk_bytes: int = 64 * 1024,
     return b"".join(chunks)
 
 
-def _depth_at_most(data: bytes, max_depth: int) -> bool:
-    """Whether the JSON text ``data`` nests at most ``max_depth`` containers deep (strings skipped). Linear and
-    iterative; for invalid JSON any answer is fine, since the parser refuses it before nesting further."""
-    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    if brackets.count(b"[") + brackets.count(b"{") <= max_depth:
-        return True
-    return max(accumulate(map(_NESTING.__getitem__, brackets))) <= max_depth
+class JsonShape(NamedTuple):
+    """What :func:`json_shape` saw: the deepest nesting and the number of containers, up to where it stopped,
+    and how many steps the scan took (each step moves strictly forward; see :func:`json_shape`)."""
+
+    depth: int
+    containers: int
+    steps: int
+
+
+def json_shape(data: bytes, max_depth: int = MAX_DEPTH, max_containers: int = MAX_CONTAINERS,
+               check: Callable[[], None] = lambda: None) -> JsonShape:
+    """The nesting depth and container count of the JSON text ``data``, strings skipped, in one forward pass;
+    it stops as soon as either exceeds its limit (so the answer then says "over", not by how much).
+
+    Each step starts where the last one ended and finds the next byte that matters: outside a string, a quote or
+    a bracket (a one-byte class, found by C code that reads each byte once); inside a string, the next quote,
+    which closes the string unless an odd run of backslashes precedes it (counted in the bytes since the previous
+    quote only). So every byte is read a bounded number of times and the steps are at most ``len(data) + 1``:
+    linear, whatever the bytes. ``check`` (the call's deadline) runs every :data:`CHECK_EVERY` steps. For text
+    that is not JSON any answer is fine: the parser refuses it before it nests deeper than the text's valid
+    prefix, which this scan reads exactly as the parser does.
+    """
+    depth = deepest = containers = steps = pos = 0
+    while True:
+        steps += 1
+        if steps % CHECK_EVERY == 0:
+            check()
+        found = _STRUCTURE.search(data, pos)
+        if found is None:
+            break
+        byte, pos = data[found.start()], found.end()
+        if byte == _QUOTE:
+            pos, escaped = _string_end(data, pos)
+            steps += escaped
+            if pos < 0:  # an unterminated string: not JSON
+                break
+        elif byte in _OPENERS:
+            depth, containers = depth + 1, containers + 1
+            deepest = max(deepest, depth)
+            if deepest > max_depth or containers > max_containers:
+                break
+        elif depth == 0:  # a closing bracket with nothing open: not JSON
+            break
+        else:
+            depth -= 1
+    return JsonShape(deepest, containers, steps)
+
+
+def _string_end(data: bytes, start: int) -> tuple[int, int]:
+    """Just past the closing quote of the string whose text begins at ``start`` (-1 if it has none), and how
+    many escaped quotes were stepped over on the way."""
+    pos = start
+    escaped = 0
+    while True:
+        quote = data.find(b'"', pos)
+        if quote < 0:
+            return -1, escaped
+        if data[quote - 1] != _BACKSLASH:  # the common case: no escape before the quote
+            return quote + 1, escaped
+        segment = data[pos:quote]  # since the previous quote: the slices are disjoint, so linear in all
+        if (len(segment) - len(segment.rstrip(b"\\"))) % 2 == 0:
+            return quote + 1, escaped
+        pos, escaped = quote + 1, escaped + 1
 
 
 def _number(text: str) -> str:
@@ -209,7 +273,7 @@ def _replace_surrogates(value: Any) -> Any:
 
 
 def json_body(raw: bytes | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_DEPTH,
-              repair_text: bool = False) -> Any:
+              max_containers: int = MAX_CONTAINERS, repair_text: bool = False) -> Any:
     """The JSON value ``raw`` holds, read under the rules in the module docstring; :class:`Malformed` otherwise.
     ``repair_text``: lone surrogates become U+FFFD instead of a refusal (for data, where one broken character
     must not cost the rest)."""
@@ -220,8 +284,7 @@ def json_body(raw: bytes | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: i
         text = raw if isinstance(raw, str) else raw.decode("utf-8")
     except UnicodeError:
         raise Malformed("a body that is not UTF-8") from None
-    if not _depth_at_most(data, max_depth):
-        raise Malformed(f"JSON nested deeper than {max_depth} levels")
+    _check_shape(data, max_depth, max_containers)
     try:
         value = json.loads(text, object_pairs_hook=_object, parse_int=_int, parse_float=_float,
                            parse_constant=_constant)
@@ -232,6 +295,20 @@ def json_body(raw: bytes | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: i
             raise Malformed("a string holding a lone surrogate (not Unicode text)")
         value = _replace_surrogates(value)
     return value
+
+
+def _check_shape(data: bytes, max_depth: int, max_containers: int) -> None:
+    """:class:`Malformed` if ``data`` nests deeper than ``max_depth`` or holds more than ``max_containers``
+    arrays and objects; the scan stops at the current hook call's deadline. (The quick count includes brackets
+    inside strings: when even that is within the depth, no scan is needed.)"""
+    if data.count(b"[") + data.count(b"{") <= max_depth:
+        return
+    running = deadline.current()
+    shape = json_shape(data, max_depth, max_containers, running.check if running is not None else lambda: None)
+    if shape.depth > max_depth:
+        raise Malformed(f"JSON nested deeper than {max_depth} levels")
+    if shape.containers > max_containers:
+        raise Malformed(f"JSON holding more than {max_containers} arrays and objects")
 
 
 def decode(read: Callable[[], T], what: str) -> T:

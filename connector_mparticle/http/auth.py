@@ -37,7 +37,7 @@ from connector_mparticle.errors import (
     UnsafeResponseError,
 )
 from connector_mparticle.http.answers import Malformed, bounded_body, field_number, field_str, json_body, obj
-from connector_mparticle.http.deadline import Deadline, current
+from connector_mparticle.http.deadline import Deadline, current, held
 from connector_mparticle.http.session import TokenSession
 from connector_mparticle.http.urls import Origin, UrlRefused, origin_of
 from dsr_framework.redact import Redactor
@@ -127,8 +127,9 @@ class TokenSource:
         return f"TokenSource(origin={str(self.origin)!r}, client_id={self._client_id!r})"
 
     def token(self) -> str:
-        """A valid access token, fetched if there is none or it expires within the leeway."""
-        with self._lock:
+        """A valid access token, fetched if there is none or it expires within the leeway. One fetch at a time;
+        a call waits for another's fetch only until its own deadline."""
+        with held(self._lock):
             if self._token is None or time.monotonic() >= self._expires_at - self._leeway:
                 self._fetch()
             assert self._token is not None
@@ -136,7 +137,7 @@ class TokenSource:
 
     def invalidate(self) -> None:
         """Forget the token (after a 401) so the next request fetches a new one."""
-        with self._lock:
+        with held(self._lock):
             self._token = None
 
     def _fetch(self) -> None:

@@ -5,7 +5,9 @@ timeout could hold a call for ever. So each hook call runs inside :func:`bounded
 deadline for everything the call does (connecting, headers, body, retries, throttle waits, token fetches).
 The HTTP layer caps every timeout by the time left and registers each socket it uses with the current
 deadline (:meth:`Deadline.watch`); when the deadline passes, a timer shuts those sockets down, so a blocked
-read returns at once and the call ends with :class:`~connector_mparticle.errors.OutOfTimeError`.
+read returns at once and the call ends with :class:`~connector_mparticle.errors.OutOfTimeError`. A lock that
+another call may hold across a slow exchange (a token fetch, a certificate fetch, a connector being built) is
+waited for through :func:`held`, never longer than the waiting call's own deadline.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from contextlib import contextmanager
 
 from connector_mparticle.errors import OutOfTimeError
 
-__all__ = ["Deadline", "bounded", "current"]
+__all__ = ["Deadline", "bounded", "current", "held"]
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("mparticle_deadline", default=None)
 MIN_TIMEOUT = 0.001  #: a socket timeout of 0 would mean non-blocking
@@ -109,3 +111,18 @@ def bounded(seconds: float, what: str = "the call") -> Iterator[Deadline]:
     finally:
         deadline.stop()
         _current.reset(token)
+
+
+@contextmanager
+def held(lock: threading.Lock) -> Iterator[None]:
+    """Hold ``lock``, waiting for it at most until the current call's deadline (:class:`OutOfTimeError` then;
+    outside a hook call, as long as it takes): a call that holds it across a slow exchange holds up the others
+    only until their own deadlines."""
+    running = current()
+    if not lock.acquire(timeout=max(0.0, running.remaining()) if running is not None else -1):
+        assert running is not None
+        raise running.error()
+    try:
+        yield
+    finally:
+        lock.release()

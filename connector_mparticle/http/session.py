@@ -14,22 +14,29 @@ processor-certificate fetches of callback verification.
 * **No cookies** kept between requests.
 * **Deadlines enforced at the socket** (:mod:`connector_mparticle.http.deadline`): every timeout is capped
   by the time the hook call has left, and every socket is registered so it can be shut down when that
-  time is up.
+  time is up. A host name is resolved within that time too: ``getaddrinfo`` runs before any socket exists
+  and no timeout reaches it (a silent resolver holds it for the resolver's whole retry schedule), so it runs
+  in a worker thread that the call waits for only up to its connect timeout; a lookup that takes longer is
+  a connect timeout (retried, then "try again later"), and the worker is left to finish on its own.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import ipaddress
 import logging
 import os
+import socket
 import ssl
-from typing import Any
+import threading
+from typing import Any, cast
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth2Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.http.deadline import current
@@ -62,26 +69,93 @@ class _Quiet:
         pass  # set_debuglevel (and any code) may assign it: never anything but 0 here
 
 
-class _WatchedHTTPConnection(_Quiet, HTTPConnection):
+def _numeric(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _lookup(host: str, port: int, wait: float) -> list[str] | None:
+    """The addresses of ``host``, resolved in a worker thread waited for at most ``wait`` seconds; None when the
+    lookup took longer (the worker is left to end on its own: no timeout can interrupt ``getaddrinfo``)."""
+    found: dict[str, Any] = {}
+    done = threading.Event()
+
+    def resolve() -> None:
+        try:
+            found["infos"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except OSError as exc:
+            found["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=resolve, name="connector-mparticle-dns", daemon=True)
+    worker.start()
+    if not done.wait(wait):
+        return None
+    worker.join()
+    if "error" in found:
+        raise found["error"]
+    return list(dict.fromkeys(str(info[4][0]) for info in found["infos"]))
+
+
+class _Watched:
+    """urllib3's connection, its host name resolved within the call's deadline and its socket watched by it."""
+
+    _dns_host: str
+    port: int
+    timeout: Any
+    sock: Any
+
     def _new_conn(self) -> Any:
-        sock = super()._new_conn()
+        running = current()
+        if running is None or _numeric(self._dns_host):
+            sock = super()._new_conn()  # type: ignore[misc]
+        else:
+            wait = running.cap(self.timeout if isinstance(self.timeout, (int, float)) else running.remaining())
+            sock = self._connect_to(self._resolved(wait))
         _watch(sock)  # before TLS: a handshake that drips is cut off too
         return sock
 
+    def _resolved(self, wait: float) -> list[str]:
+        try:
+            addresses = _lookup(self._dns_host, self.port, wait)
+        except OSError as exc:  # as urllib3 reports a failed lookup of its own
+            raise NewConnectionError(cast(HTTPConnection, self),
+                                     f"the host name could not be resolved ({type(exc).__name__})") from None
+        if addresses is None:
+            raise ConnectTimeoutError(cast(HTTPConnection, self),
+                                      f"resolving {self._dns_host} took longer than {wait:.1f}s")
+        return addresses
+
+    def _connect_to(self, addresses: list[str]) -> Any:
+        """A socket to the first of ``addresses`` that accepts (urllib3 connects to an address without a lookup;
+        the host name is put back at once, for TLS and the Host header)."""
+        name, error = self._dns_host, None
+        try:
+            for address in addresses:
+                self._dns_host = address
+                try:
+                    return super()._new_conn()  # type: ignore[misc]
+                except (NewConnectionError, ConnectTimeoutError) as exc:
+                    error = exc
+        finally:
+            self._dns_host = name
+        raise error or NewConnectionError(cast(HTTPConnection, self), "the host name has no address")
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self.sock)  # a kept-alive connection serving a new call
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(_Quiet, HTTPSConnection):
-    def _new_conn(self) -> Any:
-        sock = super()._new_conn()
-        _watch(sock)
-        return sock
+class _WatchedHTTPConnection(_Quiet, _Watched, HTTPConnection):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self.sock)
-        super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_Quiet, _Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):

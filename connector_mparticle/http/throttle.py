@@ -5,7 +5,11 @@ spread evenly (about ten windows per second, never a burst of a whole second's c
 as mParticle's 80,000 new DSRs a day, are caps over their window, so a backlog is not trickled out at
 0.7 requests a second. Backends: ``memory`` (one process), ``sqlite`` (processes of one user on one machine:
 a private folder, and a lock whose waits end at each call's deadline, :mod:`.throttle_file`) and ``redis``
-(workers on many machines). A shared store that cannot be reached is an error, never "no limit".
+(workers on many machines). A shared store that cannot be reached is an error, never "no limit": "try again
+later", so a pending request stays pending with its state; every wait on a store ends at the hook call's
+deadline (Redis: socket timeouts capped by the time left, and the socket shut when the deadline passes). The
+``memory`` backend's budgets are shared in the process by the same names the shared stores use (one per
+credential and API), so two configurations of one workspace do not get two budgets.
 
 On top of the budget, each API has a slowdown factor. mParticle reports its usage of the limit in
 ``X-mp-rate-limit-percentage-used`` (everyone's traffic, not just ours): above the target share someone
@@ -28,6 +32,7 @@ from typing import Any
 from pyrate_limiter import InMemoryBucket, Limiter, Rate
 
 from connector_mparticle.errors import ConfigurationError, MParticleError, RetryLaterError
+from connector_mparticle.http import deadline as deadlines
 from connector_mparticle.http.answers import header_percent
 from connector_mparticle.http.throttle_file import BoundedLock
 
@@ -39,6 +44,7 @@ SMOOTHED_UP_TO_SECONDS = 60.0  #: limits over longer windows are caps, not rates
 USAGE_MARGIN = 5.0  # percentage points above the target before slowing down (between: hold steady)
 MAX_SLOWDOWN = 16.0
 BACKOFF_EVENT_SECONDS = 1.0
+STORE_TIMEOUT_SECONDS = 2.0  #: a Redis connect or read, at most (and never past the call's deadline)
 
 
 def rate_for(per_second: float, window: float = WINDOW_TARGET_SECONDS) -> Rate:
@@ -78,6 +84,38 @@ class Budget:
         return self.file_lock.until(deadline) if self.file_lock is not None else contextlib.nullcontext()
 
 
+class _SharedBudgets:
+    """The memory backend's budgets in this process, one per budget name and rate (the names the shared stores
+    use: a hash of the credential and the API), each kept while a throttle uses it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._budgets: dict[tuple[str, int, int], tuple[Budget, int]] = {}
+
+    def take(self, name: str, rate: Rate, make: Callable[[], Budget]) -> Budget:
+        key = (name, rate.limit, rate.interval)
+        with self._lock:
+            budget, users = self._budgets.get(key) or (make(), 0)
+            self._budgets[key] = (budget, users + 1)
+            return budget
+
+    def release(self, budget: Budget) -> bool:
+        """Forget one use of ``budget``; True when it was the last (the caller closes it), or not shared."""
+        with self._lock:
+            for key, (held, users) in self._budgets.items():
+                if held is budget:
+                    if users > 1:
+                        self._budgets[key] = (held, users - 1)
+                        return False
+                    del self._budgets[key]
+                    break
+            return True
+
+
+_SHARED = _SharedBudgets()
+_PACING = threading.Lock()  #: guards every budget's pacing fields (a shared budget is used by several throttles)
+
+
 class Throttle:
     """Budgets for every API, built from settings; thread-safe."""
 
@@ -94,7 +132,8 @@ class Throttle:
               keys: dict[str, str] | None = None) -> Throttle:
         """Budgets at ``target_share`` of each limit (``api -> (limit, window seconds)``), stored in ``backend``.
 
-        ``keys`` names each budget in a shared store: workers using the same key share one budget.
+        ``keys`` names each budget in a shared store: workers using the same key share one budget; with the
+        ``memory`` backend, throttles of this process built with the same key and rate share one budget.
         """
         budgets = {}
         for api, (limit, window) in limits.items():
@@ -103,11 +142,11 @@ class Throttle:
             spread = WINDOW_TARGET_SECONDS if backend == "memory" else SHARED_WINDOW_SECONDS
             rate = rates_for(limit, window, target_share, spread)
             key = (keys or {}).get(api, f"mparticle:{api}")
-            bucket = _bucket(backend, [rate], key, sqlite_path, redis_url)
-            lock = getattr(bucket, "lock", None)
-            budgets[api] = Budget(api, limit * target_share / window, Limiter(bucket, buffer_ms=1),
-                                  paced=window <= SMOOTHED_UP_TO_SECONDS,
-                                  file_lock=lock if isinstance(lock, BoundedLock) else None)
+            make = functools.partial(_budget, api, limit * target_share / window, window <= SMOOTHED_UP_TO_SECONDS,
+                                     _bucket, backend, [rate], key, sqlite_path, redis_url)
+            # Named memory budgets are the process's, per credential: shared like the stores share theirs.
+            shared = backend == "memory" and keys is not None and api in keys
+            budgets[api] = _SHARED.take(key, rate, make) if shared else make()
         return cls(budgets, target_share)
 
     def acquire(self, api: str, deadline: float, weight: int = 1) -> None:
@@ -127,7 +166,7 @@ class Throttle:
         # Slowing down: calls from every thread take turns, each spaced by the extra time the slowdown
         # asks for, so the whole process slows down (per-thread sleeps would not add up to that).
         spacing = (budget.slowdown - 1.0) * weight / budget.per_second
-        with self._lock:
+        with _PACING:
             now = time.monotonic()
             start = max(now, budget.next_start)
             if start > deadline:
@@ -147,7 +186,7 @@ class Throttle:
         budget = self._budgets.get(api)
         if budget is None or not budget.paced:
             return
-        with self._lock:
+        with _PACING:
             if status == 429:
                 # A burst of 429s seen by many threads at once is one signal, not one per response.
                 now = time.monotonic()
@@ -165,14 +204,30 @@ class Throttle:
 
     def close(self) -> None:
         for budget in self._budgets.values():
-            budget.limiter.close()
-            if budget.file_lock is not None:
-                budget.file_lock.close()
+            if _SHARED.release(budget):
+                budget.limiter.close()
+                if budget.file_lock is not None:
+                    budget.file_lock.close()
 
 
 def _try(limiter: Limiter, name: str, timeout: float) -> bool:
-    result = limiter.try_acquire(name, blocking=True, timeout=timeout)
-    return bool(result)
+    """Whether a slot was taken within ``timeout``. A store that fails meanwhile (Redis down, stopped or cut off
+    at the deadline, SQLite locked by another process, a file lock) is "try again later": nothing was sent, and
+    the request it was for stays pending (an unclassified exception would end it as ``internal``)."""
+    try:
+        return bool(limiter.try_acquire(name, blocking=True, timeout=timeout))
+    except MParticleError:
+        raise
+    except Exception as exc:  # redis-py, sqlite3, filelock and OS errors alike: the store failed
+        raise RetryLaterError(f"the shared throttle store failed ({type(exc).__name__}); no request was sent",
+                              api="throttle") from exc
+
+
+def _budget(api: str, per_second: float, paced: bool, bucket: Callable[..., Any], *where: Any) -> Budget:
+    made = bucket(*where)
+    lock = getattr(made, "lock", None)  # the sqlite backend's, bounded by each call's deadline
+    return Budget(api, per_second, Limiter(made, buffer_ms=1), paced=paced,
+                  file_lock=lock if isinstance(lock, BoundedLock) else None)
 
 
 def _bucket(backend: str, rates: list[Rate], key: str, sqlite_path: str | None, redis_url: str | None) -> Any:
@@ -210,8 +265,10 @@ def _redis_bucket(rates: list[Rate], key: str, sqlite_path: str | None, redis_ur
                                  "pip install 'connector-mparticle[redis]'") from exc
     from pyrate_limiter import RedisBucket
 
-    extra = {"connection_class": _no_key_log_ssl(redis)} if redis_url.lower().startswith("rediss:") else {}
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2, **extra)
+    tls = redis_url.lower().startswith("rediss:")
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=STORE_TIMEOUT_SECONDS,
+                                  socket_timeout=STORE_TIMEOUT_SECONDS,
+                                  connection_class=_no_key_log_ssl(redis) if tls else _bounded_connection(redis))
     try:
         client.ping()
         return RedisBucket.init(rates, client, key)
@@ -221,12 +278,61 @@ def _redis_bucket(rates: list[Rate], key: str, sqlite_path: str | None, redis_ur
                               api="throttle") from exc
 
 
+class _DeadlineBound:
+    """A redis-py connection whose waits end at the hook call's deadline: each connect and each command gets at
+    most the time left (a server that drips one byte per read timeout cannot hold a call), and the socket is
+    registered with the deadline, which shuts it down when the deadline passes."""
+
+    _sock: Any
+
+    def _connect(self) -> Any:
+        running = deadlines.current()
+        if running is not None:
+            running.check()
+        self.socket_connect_timeout = _time_left(running)
+        sock = super()._connect()  # type: ignore[misc]
+        if running is not None:
+            running.watch(sock)
+        return sock
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self._bound()
+        super().send_packed_command(command, check_health)  # type: ignore[misc]
+        self._bound()  # the command may have connected
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        self._bound()
+        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+
+    def _bound(self) -> None:
+        sock, running = self._sock, deadlines.current()
+        if sock is None:
+            return
+        if running is not None:
+            running.watch(sock)
+        sock.settimeout(_time_left(running))
+
+
+def _time_left(running: deadlines.Deadline | None) -> float:
+    return STORE_TIMEOUT_SECONDS if running is None else running.cap(STORE_TIMEOUT_SECONDS)
+
+
+@functools.cache
+def _bounded_connection(redis: Any) -> Any:
+    """redis-py's plain TCP connection, bounded by the deadline (:class:`_DeadlineBound`)."""
+    class BoundedConnection(_DeadlineBound, redis.Connection):  # type: ignore[misc]
+        pass
+
+    return BoundedConnection
+
+
 @functools.cache
 def _no_key_log_ssl(redis: Any) -> Any:
     """redis-py's TLS connection with a context that never writes a key log: redis-py builds its context with
     ``ssl.create_default_context``, which opens ``SSLKEYLOGFILE`` at once. This builds the same context from
-    ``ssl.SSLContext(PROTOCOL_TLS_CLIENT)`` (which reads no environment) with the connection's own settings."""
-    class NoKeyLogSSLConnection(redis.SSLConnection):  # type: ignore[misc]
+    ``ssl.SSLContext(PROTOCOL_TLS_CLIENT)`` (which reads no environment) with the connection's own settings;
+    its waits are bounded by the deadline like the plain connection's."""
+    class NoKeyLogSSLConnection(_DeadlineBound, redis.SSLConnection):  # type: ignore[misc]
         def _build_ssl_context(self) -> ssl.SSLContext:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.check_hostname = bool(self.check_hostname)

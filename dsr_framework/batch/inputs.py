@@ -140,17 +140,33 @@ def _request(document: Mapping[str, Any]) -> DsrRequest:
 
 def _csv_documents(text: str) -> Iterator[Numbered]:
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    header = _next_row(reader)
     if header is None:
+        return
+    if isinstance(header, str):
+        yield 1, header
         return
     names = [name.strip() for name in header]
     problem = _header_problem(names)
     if problem is not None:
         yield 1, problem
         return
-    for row in reader:
-        if any(cell.strip() for cell in row):  # blank lines between requests are skipped
+    while (row := _next_row(reader)) is not None:
+        if isinstance(row, str):  # one unreadable row is that line's problem; the reader goes on past it
+            yield reader.line_num, row
+        elif any(cell.strip() for cell in row):  # blank lines between requests are skipped
             yield reader.line_num, _csv_row(names, row)
+
+
+def _next_row(reader: Any) -> list[str] | str | None:
+    """The next row, the problem with it (a cell over the csv module's 128 KB field limit, say), or None at
+    the end."""
+    try:
+        return next(reader)  # type: ignore[no-any-return]
+    except StopIteration:
+        return None
+    except csv.Error as exc:
+        return f"cannot be read as CSV ({exc})"
 
 
 def _csv_row(names: list[str], row: list[str]) -> dict[str, Any] | str:
@@ -182,5 +198,11 @@ def _jsonl_documents(text: str) -> Iterator[Numbered]:
             document = json.loads(line)
         except json.JSONDecodeError as exc:
             yield number, f"is not JSON ({exc.msg} at column {exc.colno})"
+            continue
+        except RecursionError:  # the parser nests as deep as the line does: it stops at the recursion limit
+            yield number, "is nested too deeply to be a request"
+            continue
+        except ValueError:  # an integer of more digits than int() converts
+            yield number, "holds a number too long to be read"
             continue
         yield number, document if isinstance(document, dict) else "is not a JSON object"

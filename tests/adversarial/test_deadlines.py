@@ -7,13 +7,19 @@ and a request already pending must stay pending (with its state), not fail.
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connector_mparticle.errors import OutOfTimeError
+from connector_mparticle.http.auth import TokenSource
+from connector_mparticle.http.deadline import bounded
 from connector_mparticle.sandbox import Sandbox
+from dsr_framework.redact import Redactor
 from tests.adversarial.conftest import config_for, handle_for
 from tests.adversarial.hostile import Answer, HostileServer, Seen, drip
 from tests.support.hosting import request
@@ -112,3 +118,64 @@ def test_throttle_waits_count_against_the_budget(sandbox: Sandbox, hostile: Host
     result, elapsed = timed(lambda: handle.handle(request("opt_out", request_id="second")))
     assert elapsed <= TOTAL + MARGIN
     assert result.status == "failed" and result.error is not None and result.error.error_class == "retry_later"
+
+
+def test_a_call_waits_for_another_calls_token_fetch_only_until_its_own_deadline(hostile: HostileServer) -> None:
+    """One token fetch at a time, but a call whose deadline comes first does not wait for a slow fetch to end:
+    it stops at its own deadline (the old lock held it until the other call's fetch ended)."""
+    def slow_token(seen: Seen, forward: Any) -> Answer:
+        def answer(out: Any) -> None:
+            time.sleep(3)
+            body = b'{"access_token": "' + b"t" * 40 + b'", "token_type": "Bearer", "expires_in": 3600}'
+            out.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                      b"Connection: close\r\n\r\n%s" % (len(body), body))
+            out.flush()
+        return Answer(stream=answer)
+
+    hostile.on("POST", r"^/oauth/token", slow_token)
+    source = TokenSource(f"{hostile.url}/oauth/token", "client-id-1234", "client-secret-5678", "aud",
+                         verify=True, redactor=Redactor(["client-secret-5678"]), api="dsr")
+    first: dict[str, Any] = {}
+
+    def fetch() -> None:
+        with bounded(10):
+            first["token"] = source.token()
+
+    fetching = threading.Thread(target=fetch)
+    fetching.start()
+    time.sleep(0.5)  # the first call is waiting for the slow token endpoint, holding the fetch lock
+    started = time.monotonic()
+    with pytest.raises(OutOfTimeError), bounded(1.0):
+        source.token()
+    assert time.monotonic() - started < 1.5
+    fetching.join(10)
+    assert first["token"] == "t" * 40
+
+
+def test_a_resolver_that_never_answers_cannot_hold_a_call_past_its_budget(
+        sandbox: Sandbox, hostile: HostileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """getaddrinfo runs before any socket exists, so no socket timeout or deadline shutdown reaches it: a silent
+    resolver (glibc: 5 s per try, per server, per address family) held a 5 s call for 10.6 s."""
+    released = threading.Event()
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def silent_resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "localhost":
+            lookups.append(host)
+            released.wait(30)  # a resolver that never answers (until the test ends)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent_resolver)
+    config = config_for(hostile, sandbox, **SLOW)
+    config["dsr"]["base_url"] = hostile.url.replace("127.0.0.1", "localhost")
+    handle = handle_for(config)
+    try:
+        result, elapsed = timed(lambda: handle.handle(request("deletion")))
+    finally:
+        released.set()
+    assert lookups, "the host name was never looked up"
+    assert elapsed <= TOTAL + MARGIN, f"the call took {elapsed:.1f}s against a {TOTAL:g}s budget"
+    assert result.status == "failed" and result.error is not None and result.error.error_class == "retry_later"
+    assert hostile.requests("") == []

@@ -149,3 +149,62 @@ def test_a_single_huge_line_is_read_in_constant_memory(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 16 * (1 << 20), f"reading the archive peaked at {peak / (1 << 20):.0f} MB"
+
+
+def many_records(count: int, zip64: bool) -> bytes:
+    """A zip whose central directory holds ``count`` records, all naming one empty entry (53 bytes each): the
+    archive zipfile would turn into ``count`` objects before anything could count them."""
+    name = b"a.jsonl"
+    local = struct.pack(zipfile.structFileHeader, zipfile.stringFileHeader, 20, 0, 0, 0, 0, 0, 0, 0, 0,
+                        len(name), 0) + name
+    record = struct.pack(zipfile.structCentralDir, zipfile.stringCentralDir, 20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0,
+                         len(name), 0, 0, 0, 0, 0, 0) + name
+    directory = record * count
+    if not zip64:
+        return local + directory + struct.pack(zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0,
+                                               min(count, 0xFFFF), min(count, 0xFFFF), len(directory), len(local), 0)
+    end64 = struct.pack(zipfile.structEndArchive64, zipfile.stringEndArchive64, 44, 45, 45, 0, 0, count, count,
+                        len(directory), len(local))
+    locator = struct.pack(zipfile.structEndArchive64Locator, zipfile.stringEndArchive64Locator, 0,
+                          len(local) + len(directory), 1)
+    end = struct.pack(zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,
+                      0xFFFFFFFF, 0)
+    return local + directory + end64 + locator + end
+
+
+@pytest.mark.parametrize("zip64", [False, True], ids=["zip", "zip64"])
+def test_a_central_directory_of_a_million_records_is_refused_before_zipfile_reads_it(tmp_path: Path,
+                                                                                     zip64: bool) -> None:
+    """The ZIP64 archive declares its million records; the plain one says 65,535 (its field's largest value)
+    while its directory holds them all: zipfile reads what the size says, so the records are counted."""
+    path = tmp_path / "records.zip"
+    path.write_bytes(many_records(1_000_000 if zip64 else 65_535 * 3, zip64))  # 53 MB; 10 MB
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArchiveProblem, match="more than 10000 entries"):
+            summarise(path, 1 << 40)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 24 * (1 << 20), f"judging the directory peaked at {peak / (1 << 20):.0f} MB"
+
+
+def test_records_within_the_limit_are_read_as_usual(tmp_path: Path) -> None:
+    path = tmp_path / "few.zip"
+    path.write_bytes(many_records(3, zip64=True))
+    assert summarise(path, 1 << 40)["archive_entries"] == ["a.jsonl"] * 3
+
+
+def test_the_deadline_is_checked_inside_a_line_of_many_events(tmp_path: Path) -> None:
+    """A line of 60,000 events (1.1 MB, under every cap) is checked every EVENTS_PER_CHECK events, not only
+    between lines and chunks: a line costly to process cannot hold a call past its deadline."""
+    from connector_mparticle.api.results import CHUNK_BYTES, EVENTS_PER_CHECK
+
+    events = 60_000
+    line = json.dumps({"events": [{"event_type": "custom_event"}] * events}).encode()
+    path = tmp_path / "events.zip"
+    path.write_bytes(archive([("batch.jsonl", line + b"\n")], zipfile.ZIP_STORED))
+    checks: list[None] = []
+    summary = summarise(path, 1 << 40, check=lambda: checks.append(None))
+    assert summary["events"] == events
+    assert len(checks) >= events // EVENTS_PER_CHECK + len(line) // CHUNK_BYTES
