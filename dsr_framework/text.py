@@ -77,6 +77,9 @@ def _class(ranges: tuple[tuple[int, int], ...]) -> str:
 
 
 _CONTROL = re.compile(f"[{_class(CONTROL_RANGES)}]")
+#: What :func:`for_people` escapes: the controls, and lone surrogates, which no terminal, log file or pipe can
+#: encode (a half of a character, from a server's JSON or a YAML escape, would end the write that meets it).
+_NOT_SHOWN = re.compile(f"[{_class((*CONTROL_RANGES, SURROGATES))}]")
 _SPACE = f"[{_class(SPACE_RANGES)}]"
 _BEYOND_THE_TABLE = re.compile(f"[{_class((IGNORABLE_BLOCK, SURROGATES))}]")
 _SURROUNDING_SPACE = re.compile(f"^{_SPACE}|{_SPACE}\\Z")
@@ -125,7 +128,7 @@ def for_people(text: Any) -> str:
     """``text`` (any value, as ``str``) safe to show a person: every control, formatting or separator
     character replaced by a visible escape, so it cannot move the cursor, recolour or retitle a terminal,
     reorder what is shown, or start a line. Rich markup is not touched: print the result as plain text."""
-    return _CONTROL.sub(_visible, text if isinstance(text, str) else str(text))
+    return _NOT_SHOWN.sub(_visible, text if isinstance(text, str) else str(text))
 
 
 def json_for_people(value: Any, indent: int | None = 2) -> str:

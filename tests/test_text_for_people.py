@@ -26,7 +26,8 @@ from dsr_framework.text import CONTROL_RANGES, for_people, has_control, json_for
 FORGED = "\nstatus: completed"
 HOSTILE_PIECES = ["\x1b[31m", "\x1b]0;owned\x07", "\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\", "\x9b2J",
                   "\x1b[2K\r", "\u202e", "\u2066", "\u2028", "\u2029", "\x85", "\x00", "\x7f", "\x08", "\t", "\r",
-                  "[red]", "[/]", "[link=https://evil.example]x[/link]", FORGED, "\x1b", "[", "\U000e0041"]
+                  "[red]", "[/]", "[link=https://evil.example]x[/link]", FORGED, "\x1b", "[", "\U000e0041", "\ud800",
+                  "\udfff"]
 #: Values a server or a file might hold: ordinary text with escapes, controls and markup anywhere.
 HOSTILE = st.lists(st.one_of(st.sampled_from(HOSTILE_PIECES), st.text(max_size=6)), max_size=8).map("".join)
 
@@ -47,7 +48,8 @@ def test_for_people_leaves_no_control_character_and_no_line_break(value: str) ->
     shown = for_people(value)
     assert not has_control(shown) and "\n" not in shown
     assert for_people(shown) == shown
-    if not has_control(value):
+    shown.encode("utf-8")  # a lone surrogate (half a character) is escaped too: any terminal, log or pipe takes it
+    if not has_control(value) and not any(0xD800 <= ord(c) <= 0xDFFF for c in value):
         assert shown == value
 
 
