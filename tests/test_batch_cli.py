@@ -48,6 +48,14 @@ def rows(count: int) -> list[dict[str, str]]:
             for i in range(count)]
 
 
+def seed_subjects(sb: Sandbox, requests: list[dict[str, str]]) -> None:
+    """Profiles for the erasures and opt-outs, so each is verified (a login id that matched no profile before
+    confirms nothing, and the completion is unverified: ``no_baseline``)."""
+    for row in requests:
+        if row["type"] in ("deletion", "opt_out") and row.get("customer_id"):
+            sb.seed_profile({"email": row["email"], "customer_id": row["customer_id"]})
+
+
 def batch(*args: str) -> Any:
     return CliRunner().invoke(main, ["batch", *args], catch_exceptions=False)
 
@@ -76,7 +84,7 @@ def test_a_bad_file_is_refused_whole_before_anything_is_sent(sb: Sandbox, tmp_pa
 
 def test_a_backlog_runs_to_the_end_with_a_report_and_a_second_run_sends_nothing(sb: Sandbox, tmp_path: Path) -> None:
     config = write_config(tmp_path / "mp.yaml", sb.url, **FAST)
-    sb.seed_profile({"email": "b1@example.com", "customer_id": "C-1"})  # B-1's erasure has a profile to erase
+    seed_subjects(sb, rows(9))  # B-1's erasure (and every other) has a profile
     file = backlog_file(tmp_path / "b.csv", [*rows(9), {"request_id": "B-X", "type": "deletion",
                                                         "push_token": "tok-1"}])
     first = batch(str(file), "--config", str(config), "--wait", "--workers", "3", "--json")
@@ -102,6 +110,7 @@ def test_unverified_completions_are_counted_and_exit_four(sb: Sandbox, tmp_path:
     file = backlog_file(tmp_path / "b.csv", [{"request_id": "U-1", "type": "deletion", "email": "u1@example.com"},
                                              {"request_id": "U-2", "type": "deletion", "email": "u2@example.com",
                                               "customer_id": "C-u2"}])
+    sb.seed_profile({"email": "u2@example.com", "customer_id": "C-u2"})
     done = batch(str(file), "--config", str(config), "--wait", "--json")
     assert done.exit_code == 4, done.output
     outcome = json.loads(done.stdout[done.stdout.index('{\n  "outcomes"'):])
@@ -118,6 +127,7 @@ def test_unverified_completions_are_counted_and_exit_four(sb: Sandbox, tmp_path:
 def test_the_same_id_for_another_request_is_refused_before_anything_is_sent(sb: Sandbox, tmp_path: Path) -> None:
     config = write_config(tmp_path / "mp.yaml", sb.url, **FAST)
     file = backlog_file(tmp_path / "b.csv", rows(2))
+    seed_subjects(sb, rows(2))
     assert batch(str(file), "--config", str(config), "--wait").exit_code == 0
     seen = len(sb.request_log())
     changed = rows(2)
