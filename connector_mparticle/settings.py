@@ -23,6 +23,7 @@ from connector_mparticle.errors import ConfigurationError
 from connector_mparticle.http.session import tls_context
 from connector_mparticle.http.urls import Origin, UrlPolicy, UrlRefused, origin_of
 from connector_mparticle.identities import DEFAULT_CATEGORIES
+from dsr_framework.files import FileError, read_trusted
 from dsr_framework.manifest import Manifest, load_manifest
 from dsr_framework.validation import Problem, SchemaViolation, schema_nodes, schema_validator, validate, values_at
 
@@ -387,11 +388,19 @@ def _file_refusal(file: str) -> str | None:
             return "no such file"
     except (OSError, ValueError):
         return "no such file"
+    try:  # it decides whom the connector trusts: refused, as the configuration is, when others could change it
+        read_trusted(file, MAX_TRUST_STORE_BYTES, "certificate file")
+    except FileError as exc:
+        return str(exc)
     try:  # the parser that will read it
         tls_context(file)
     except ConfigurationError:
         return "cannot be read as PEM certificates (is it a CA bundle?)"
     return None
+
+
+#: The largest certificate file read (a full public CA bundle is about 250 KB).
+MAX_TRUST_STORE_BYTES = 16 * 1024 * 1024
 
 
 def _problems(config: Mapping[str, Any]) -> list[Problem]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from dsr_framework.batch import Defaults, InputError, read_requests
+from tests.support.filesystem import IS_ROOT, OTHER_UID
 
 DEFAULTS = Defaults(regulation="ccpa", output_dir="/srv/backlog/files",
                     submitted_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
@@ -107,3 +109,38 @@ def test_hostile_lines_are_each_a_problem_of_their_own_line_and_the_rest_is_stil
         read_requests(path, DEFAULTS)
     assert caught.value.problems[0] == "line 2: cannot be read as CSV (field larger than field limit (131072))"
     assert [p.split(":")[0] for p in caught.value.problems] == ["line 2", "line 4"]
+
+
+# -- the backlog file gives orders (whose data is erased): read only when nobody else could have written it --
+
+
+def _backlog(folder: Path) -> Path:
+    path = folder / "erasures.csv"
+    path.write_text("request_id,type,email\nT-1,deletion,victim@example.com\n")
+    return path
+
+
+def test_a_backlog_another_user_could_have_written_is_refused(tmp_path: Path) -> None:
+    """Before, a backlog that was a link to another user's world-writable file was read and its erasures sent
+    with this user's credentials; now it is refused as a configuration file is (nothing is read from it)."""
+    path = _backlog(tmp_path)
+    path.chmod(0o666)
+    with pytest.raises(InputError, match="can be changed by"):
+        read_requests(path)
+    if IS_ROOT:
+        path.chmod(0o600)
+        os.chown(path, OTHER_UID, -1)
+        with pytest.raises(InputError, match="belongs to another user"):
+            read_requests(path)
+
+
+def test_a_backlog_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "backlog.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        read_requests(fifo)  # before, this waited for ever for a writer
+
+
+def test_the_users_own_backlog_is_read(tmp_path: Path) -> None:
+    [request] = read_requests(_backlog(tmp_path))
+    assert request.request_id == "T-1" and request.identities == {"email": "victim@example.com"}

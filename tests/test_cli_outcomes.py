@@ -5,6 +5,7 @@ exit code (4) and line, and SIGTERM stops like Ctrl-C. Judged by what the sandbo
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -203,3 +204,15 @@ def test_one_ctrl_c_during_a_slow_call_stops_at_once_and_the_resume_sends_nothin
     resumed = session.run("delete", *session.files(), "--state", str(state), "--wait")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert len(session.dsrs_for("SLOW-1")) == 1
+
+
+def test_an_output_folder_whose_name_is_not_text_is_refused_before_anything_is_sent(session: Session) -> None:
+    """A folder name of bytes that are not UTF-8 was accepted and written into the state file, which then could
+    not be read back: the printed resume command, cancel and evidence all failed while the erasure went on."""
+    out = os.fsdecode(bytes(session.cwd) + b"/r\xe9sultats")
+    done = subprocess.run([str(BIN), "delete", *session.files(), "--email", "nontext@example.com",
+                           "--request-id", "NONTEXT-1", "--out", out,
+                           "--state", str(session.cwd / "nontext.json")], capture_output=True, text=True,
+                          timeout=60, env=ENV, cwd=session.cwd)
+    assert done.returncode == 2 and "not valid UTF-8" in done.stderr, done.stdout + done.stderr
+    assert "sending" not in done.stdout and session.dsrs_for("NONTEXT-1") == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,3 +129,18 @@ def test_a_trust_store_name_the_system_refuses_is_no_such_file_not_a_crash(name:
     """Found by the hostile-config property: a 5,000-character path made ``Path.is_file`` raise ENAMETOOLONG."""
     with pytest.raises(ConfigurationError, match=r"\$\.trust_store: no such file"):
         parse_settings(config(trust_store=name))
+
+
+@pytest.mark.parametrize("setting", ["trust_store", "signature_trust_store"])
+def test_a_certificate_file_others_could_change_is_refused(setting: str, tmp_path: Path) -> None:
+    """The file decides which servers and which signed receipts are trusted: like the configuration that names
+    it, it is refused when another user could change it (before, a world-writable file of another user's was
+    used under ``signatures: strict``)."""
+    import certifi
+
+    pem = tmp_path / "ca.pem"
+    pem.write_bytes(Path(certifi.where()).read_bytes())
+    assert parse_settings(config(**{setting: str(pem)}))  # the user's own: fine
+    pem.chmod(0o666)
+    with pytest.raises(ConfigurationError, match=rf"\$\.{setting}: can be changed by"):
+        parse_settings(config(**{setting: str(pem)}))

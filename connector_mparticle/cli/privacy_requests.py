@@ -486,6 +486,18 @@ def _check_request_id(ctx: click.Context, param: click.Parameter, value: str | N
     return value
 
 
+def _check_out(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """The output folder is kept in the request and its state file as text: a name that is not text (bytes that
+    are not UTF-8) would be written but could not be read back to resume, so it is refused before anything is
+    sent."""
+    if value is not None:
+        try:
+            str(value).encode("utf-8")
+        except UnicodeEncodeError:
+            raise click.BadParameter("the folder's name is not valid UTF-8 text; choose another name") from None
+    return value
+
+
 _OUT_HELP = {
     "access": "Directory for the results zip, the summary and mParticle's signed receipt (default: the current one).",
     "portability": "Directory for the results zip, the JSON and CSV tables, the summary and the receipt (default: the "
@@ -526,7 +538,8 @@ def _request_options(kind: str) -> list[Callable[[Any], Any]]:
         click.option("--verbose", "-v", is_flag=True, help="Show the audit trail and log messages."),
     ]
     if kind in _OUT_HELP:
-        options.append(click.option("--out", type=click.Path(file_okay=False, path_type=Path), help=_OUT_HELP[kind]))
+        options.append(click.option("--out", type=click.Path(file_okay=False, path_type=Path), help=_OUT_HELP[kind],
+                                    callback=_check_out))
     return options
 
 

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dsr_framework.files import FileError, read_trusted
 from dsr_framework.models import DsrRequest, format_time, parse_time, utcnow
 from dsr_framework.text import lines, say
 from dsr_framework.validation import SchemaViolation, framework_schema
@@ -38,6 +39,8 @@ __all__ = ["CSV_FIELDS", "Defaults", "InputError", "read_requests", "requests_fr
 CSV_FIELDS = ("request_id", "type", "regulation", "submitted_at", "due_at", "output_dir")
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_SHOWN = 20  #: problems listed in full; the rest are counted
+#: The largest backlog file read (about a million requests of a few identifiers each).
+MAX_FILE_BYTES = 256 * 1024 * 1024
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _FIELDS = frozenset(framework_schema("request")["properties"])
 
@@ -79,10 +82,13 @@ def read_requests(path: Path, defaults: Defaults | None = None) -> list[DsrReque
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise InputError(str(path), [f"unknown format {path.suffix or '(no suffix)'!r}: name the file .csv or .jsonl"])
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), [f"cannot be read: {getattr(exc, 'strerror', None) or exc}"]) from None
+    try:  # it says whose data is erased: refused, as a configuration is, when another user could change it
+        data = read_trusted(path, MAX_FILE_BYTES, "backlog")
+        text = data.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
+    except FileError as exc:
+        raise InputError(str(path), [str(exc)]) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), [f"cannot be read: {exc.reason} at byte {exc.start} (not UTF-8)"]) from None
     documents = _csv_documents(text) if kind == "csv" else _jsonl_documents(text)
     return requests_from(documents, defaults or Defaults(), str(path))
 
