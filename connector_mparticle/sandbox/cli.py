@@ -154,9 +154,17 @@ def _start(sb: Sandbox, as_json: bool) -> Sandbox:
 
 @contextlib.contextmanager
 def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM set ``stop`` instead of raising, until the block ends (then the old handlers return)."""
+    """Ctrl-C and SIGTERM set ``stop`` instead of raising, until the block ends (then the old handlers return).
+
+    The handler sets it from a new thread: a handler runs in the main thread between two bytecodes, possibly
+    while that thread, inside ``stop.wait()``, holds the event's own (not re-entrant) lock, and ``stop.set()``
+    there waited for ever for that lock (seen as a sandbox that never exited on SIGTERM)."""
     numbers = (signal.SIGINT, signal.SIGTERM)
-    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in numbers}
+
+    def handler(*_: object) -> None:
+        threading.Thread(target=stop.set, name="sandbox-stop", daemon=True).start()
+
+    previous = {number: signal.signal(number, handler) for number in numbers}
     try:
         yield
     finally:
