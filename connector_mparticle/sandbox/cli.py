@@ -161,10 +161,10 @@ def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
     there waited for ever for that lock (seen as a sandbox that never exited on SIGTERM)."""
     numbers = (signal.SIGINT, signal.SIGTERM)
 
-    def handler(*_: object) -> None:
+    def stop_soon(*_: object) -> None:
         threading.Thread(target=stop.set, name="sandbox-stop", daemon=True).start()
 
-    previous = {number: signal.signal(number, handler) for number in numbers}
+    previous = {number: signal.signal(number, stop_soon) for number in numbers}
     try:
         yield
     finally:
