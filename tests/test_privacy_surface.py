@@ -109,16 +109,18 @@ def test_a_cancel_after_the_waiting_period_is_refused_with_the_reason_and_the_pa
     assert sandbox.dsrs()[0]["request_status"] == "completed"
 
 
-def test_a_repeated_cancel_is_recognised_by_the_status_and_sends_nothing(sandbox: Sandbox) -> None:
+def test_a_repeated_cancel_is_recognised_by_mparticles_refusal_and_its_status(sandbox: Sandbox) -> None:
     slow_erasure(sandbox)
     handle = mparticle(sandbox)
     first = handle.handle(request("deletion"))
     assert first.status == "pending"
     assert handle.cancel(request("deletion"), first.state).status == "completed"
-    # a host that lost the answer cancels again with the same state: mParticle already shows it cancelled
+    # a host that lost the answer cancels again with the same state: mParticle refuses the second DELETE (the
+    # request is no longer pending) and its status shows it cancelled, which is what the result rests on
     repeat = handle.cancel(request("deletion"), first.state)
     assert repeat.status == "completed", repeat.message
-    assert len([c for c in sandbox.admin.request_log(api="dsr") if c["method"] == "DELETE"]) == 1
+    assert len([c for c in sandbox.admin.request_log(api="dsr") if c["method"] == "DELETE"]) == 2
+    assert [d["request_status"] for d in sandbox.dsrs()] == ["cancelled"]
     after = handle.handle(request("deletion"), first.state)  # a host that keeps driving it is told why
     assert after.status == "failed" and "cancelled in mParticle" in after.message
 
@@ -129,8 +131,12 @@ def test_cancel_without_any_state_finds_the_request_by_its_id(sandbox: Sandbox) 
     assert handle.handle(request("deletion")).status == "pending"
     result = handle.cancel(request("deletion"), None)
     assert result.status == "completed" and sandbox.dsrs()[0]["request_status"] == "cancelled"
+    # without a state the id is derived from the identifiers: mParticle's 404 says only that it holds nothing
+    # under them (the request may have been sent under others), never that a request was withdrawn
     never = handle.cancel(request("deletion", request_id="never-sent"), None)
-    assert never.status == "completed" and never.summary["cancel"]["outcome"] == "not_submitted"
+    assert never.status == "failed" and never.error is not None and never.error.error_class == "configuration"
+    assert "holds no erasure request under the ids derived" in never.message and "withdrawn" not in never.message
+    assert "cancel it with the state" in never.message
     assert len(sandbox.dsrs()) == 1
 
 
@@ -293,7 +299,11 @@ def test_forwarding_entries_in_an_unexpected_form_are_unreadable_never_sent() ->
                              {"domain": "x.com", "name": "X", "status": "deleted"}, "nonsense",
                              {"domain": 7, "name": "Y", "status": "sent"}])
     assert [e.status for e in entries] == ["sent", "unreadable", "unreadable", "unreadable"]
-    assert read_partners(None) == () and read_partners({"opendsr.mparticle.com": {}}) == ()
+    assert read_partners(None) == ()
+    # an object keyed by domain (or any shape but the documented list) is not "no partners": it is unreadable
+    keyed = read_partners({"braze.com": {"domain": "braze.com", "name": "Braze", "status": "sent"}})
+    assert [p.status for p in keyed] == ["unreadable"]
+    assert partner_summary([p.to_dict() for p in keyed])["partners_failed"] == ["an unnamed partner"]
     assert partner_summary([e.to_dict() for e in entries])["partners_failed"] == [
         "an unnamed partner", "an unnamed partner", "an unnamed partner"]
 

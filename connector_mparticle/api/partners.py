@@ -5,7 +5,8 @@ output the workspace forwards erasures to, each with ``domain``, ``name``, ``sta
 ``status`` is ``pending``, ``skipped`` (the partner takes none of the request's identities), ``sent`` or
 ``failed``. ``guides/data-subject-requests`` adds that mParticle "can't guarantee that data is ultimately deleted
 by the integration partner": ``sent`` means forwarded, not erased, and a ``failed`` partner never received it.
-The documented examples show ``extensions`` as null when there are no partners.
+The documented examples show ``extensions`` as null when there are no partners; any other shape (an object keyed
+by domain, a string) is read as one ``unreadable`` entry, so that it is reported and never taken for "no partners".
 
 Reading is per entry: one entry in an unexpected form is kept as ``unreadable`` (and reported so), never allowed
 to hold back the request's own progress, and never read as ``sent``.
@@ -57,9 +58,12 @@ def _entry(value: Any) -> PartnerStatus:
 
 
 def read_partners(extensions: Any) -> tuple[PartnerStatus, ...]:
-    """The forwarding entries of a status's ``extensions`` (none when it is null, an object or absent)."""
-    if not isinstance(extensions, list):
+    """The forwarding entries of a status's ``extensions``: none when it is null or absent (documented: no
+    partners); anything else that is not the documented list is one ``unreadable`` entry, never "no partners"."""
+    if extensions is None:
         return ()
+    if not isinstance(extensions, list):
+        return (PartnerStatus(None, None, "unreadable"),)
     return tuple(_entry(value) for value in extensions[:MAX_PARTNERS])
 
 

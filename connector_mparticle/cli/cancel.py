@@ -2,8 +2,10 @@
 
 The request and its latest state come from the ``--state`` file an ``access`` or ``delete`` command wrote (signed;
 locked while in use). A cancel that mParticle carried out is stored in the file as the request's final result, so
-resuming it shows the request cancelled and sends nothing. A refused cancel (mParticle is already processing the
-request) leaves the file as it was: the request goes on, and the printed command resumes it.
+resuming it shows the request cancelled and sends nothing. A partly cancelled request (one part of a split erasure
+cancelled, the other not) keeps the file, and the words say which part was cancelled. A refused cancel
+(mParticle is already processing the request) leaves the file as it was: the request goes on, and the printed
+command resumes it. The exit code follows the result (0 completed, 1 failed, 3 pending).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from rich.console import Console
 from rich.text import Text
 
 from connector_mparticle.cli.config_file import load_connector, setup_logging
-from connector_mparticle.cli.exits import EXIT_CODES, EXIT_COMPLETED, EXIT_FAILED, CliError
+from connector_mparticle.cli.exits import EXIT_CODES, EXIT_FOR_STATUS, CliError
 from connector_mparticle.cli.privacy_requests import config_option, env_option
 from connector_mparticle.cli.render import describe_request, print_result
 from connector_mparticle.cli.state_file import StateFile
+from dsr_framework.models import Result
 from dsr_framework.text import for_people, json_for_people
 
 __all__ = ["cancel_command"]
@@ -59,14 +62,26 @@ def cancel_command(config: Path, env_file: Path | None, state: Path, as_json: bo
         console.print(Text(for_people(f"cancelling {describe_request(saved.request)} (state: {state})")),
                       soft_wrap=True, highlight=False)
         result = loaded.handle.cancel(saved.request, dict(previous.state) if previous and previous.state else None)
-        if result.status == "completed":
-            file.write(saved.request, result)  # the request's final result: resuming it sends nothing
+        if result.status == "completed" or result.state is not None:
+            file.write(saved.request, result)  # final: resuming sends nothing; partly cancelled: the state kept
     if as_json:
         click.echo(json_for_people(result.to_dict()))
     else:
         print_result(console, result, saved.request, verbose)
         if result.status != "completed":
-            console.print(Text(for_people(f"The request was not cancelled; resume it with: mparticle-dsr "
-                                          f"{_COMMAND_FOR[saved.request.type]} --config {config} --state {state}")),
+            console.print(Text(for_people(_next_step(result, config, state, _COMMAND_FOR[saved.request.type]))),
                           soft_wrap=True)
-    sys.exit(EXIT_COMPLETED if result.status == "completed" else EXIT_FAILED)
+    sys.exit(EXIT_FOR_STATUS[result.status])
+
+
+def _next_step(result: Result, config: Path, state: Path, command: str) -> str:
+    """What to do after a cancel that did not complete, in words that follow the result: a partly cancelled
+    request names what was cancelled and keeps it in the state file."""
+    outcome = result.summary.get("cancel") or {}
+    if outcome.get("outcome") == "partly_cancelled":
+        return (f"The request was partly cancelled: {', '.join(outcome['cancelled'])} cancelled, "
+                f"{', '.join(outcome['not_cancelled'])} not. The state file is kept: cancel the rest with "
+                f"mparticle-dsr cancel --config {config} --state {state}, or follow it with mparticle-dsr {command} "
+                f"--config {config} --state {state}")
+    return (f"Nothing was cancelled; resume the request with: mparticle-dsr {command} --config {config} "
+            f"--state {state}")

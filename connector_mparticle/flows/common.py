@@ -331,14 +331,34 @@ class Flow:
         self.doing = "checking its status"
         statuses = {p.subject_request_id: self.check(p) for p in self.state.parts if not p.done}
         if any(s.request_status == "cancelled" for s in statuses.values()):
-            return self.failed(RejectedError(
-                f"the {self.request_type} request was cancelled in mParticle (in its dashboard or through the "
-                "API) before it ran; submit a new request if it is still needed", api="dsr"))
+            return self._cancelled(statuses)
         if not all(p.done for p in self.state.parts):
             return self.waiting(f"mParticle reports the {self.request_type} request {self.state.last_status}")
         if self.request_type == "erasure":
             self.state.phase = "verifying"  # a retry resumes at verification, without asking mParticle again
         return finish(self, statuses)
+
+    def _cancelled(self, statuses: dict[str, DsrStatus]) -> Result:
+        """Parts mParticle shows cancelled. A split request may be cancelled in part (``flows/cancel.py``): the
+        part that goes on is followed to its end, and the final word names both."""
+        assert self.state is not None
+        cancelled = [sid for sid, s in statuses.items() if s.request_status == "cancelled"]
+        running = [p for p in self.state.parts if p.subject_request_id not in cancelled and not p.done]
+        if running:
+            return self.waiting(f"mParticle shows {', '.join(cancelled)} of the {self.request_type} request cancelled; "
+                                f"{', '.join(p.subject_request_id for p in running)} was not cancelled and is "
+                                f"{running[0].last_status}: following it to its end")
+        return self.failed(RejectedError(self._cancelled_words(cancelled), api="dsr"))
+
+    def _cancelled_words(self, cancelled: list[str]) -> str:
+        assert self.state is not None
+        finished = [p.subject_request_id for p in self.state.parts if p.done]
+        if finished:
+            return (f"the {self.request_type} request was partly cancelled in mParticle: {', '.join(cancelled)} was "
+                    f"cancelled before it ran, {', '.join(finished)} was not and completed; submit a new request for "
+                    "the cancelled part if it is still needed")
+        return (f"the {self.request_type} request was cancelled in mParticle (in its dashboard or through the "
+                "API) before it ran; submit a new request if it is still needed")
 
     def run(self, finish: Finish) -> Result:
         """One bounded step: submit what is missing, or check the status and ``finish`` once all completed."""
