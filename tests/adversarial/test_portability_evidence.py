@@ -115,6 +115,13 @@ def test_a_folder_in_the_way_of_a_portable_file_keeps_the_request_pending(sandbo
     assert handle.handle(req, again.state).status == "completed" and identities.is_file()
 
 
+def test_no_flow_writes_a_file_except_through_the_checked_writer() -> None:
+    """The rule lives once: a flow that calls ``Folder.write`` itself would skip the check on final bytes."""
+    flows = Path(__file__).resolve().parents[2] / "connector_mparticle" / "flows"
+    direct = [p.name for p in flows.glob("*.py") if p.name != "writing.py" and "folder.write(" in p.read_text()]
+    assert direct == []
+
+
 def test_the_small_tables_are_bounded_by_bytes_and_count_what_they_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(portable, "MAX_BYTES", 10_000)
     tables = Tables()
