@@ -142,6 +142,8 @@ def _fill(flow: Flow, folder: Folder, archives: list[OutputFile], tables: Tables
     again (the JSON document keeps each batch and event whole)."""
     redactor = flow.conn.redactor
     counts = {name: tables.count(name) for name in TABLES}
+    # rows a table could not keep (its row or byte bound) are said in the result too, never dropped silently
+    counts.update({f"{name}_not_kept": left for name, left in tables.left_out.items() if left})
     head = {"format": FORMAT, "version": 1, "request_id": flow.request.request_id, "request_type": flow.request.type,
             "archives": [{"file": _name(a.path), "sha256": a.sha256} for a in archives],
             "rows_not_kept": tables.left_out}

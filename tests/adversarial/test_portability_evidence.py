@@ -133,6 +133,18 @@ def test_the_small_tables_are_bounded_by_bytes_and_count_what_they_left_out(monk
     assert [r["name"] for r in tables.table("attributes")][:2] == ["a0", "a1"]
 
 
+def test_rows_past_the_byte_bound_are_counted_in_the_files_and_the_result(
+        sandbox: Sandbox, hostile: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portable, "MAX_BYTES", 300)
+    sandbox.seed_profile({"email": "jane@example.com"}, batches=[
+        {"events": [], "user_attributes": {f"attribute{i}": "v" * 40 for i in range(20)}}])
+    _, result = _portability(sandbox, hostile, tmp_path)
+    assert result.status == "completed", result.message
+    [doc] = [Path(f.path) for f in result.files if f.path.endswith("-portable.json")]
+    left = json.loads(doc.read_text())["rows_not_kept"]
+    assert left["attributes"] > 0 and result.summary["portable"]["rows"]["attributes_not_kept"] == left["attributes"]
+
+
 def test_the_portable_json_keeps_each_batch_and_event_whole(sandbox: Sandbox, hostile: HostileServer,
                                                            tmp_path: Path) -> None:
     event = {"event_type": "commerce_event", "data": {"product_action": {"action": "purchase", "products": [
@@ -151,6 +163,8 @@ def test_the_portable_json_keeps_each_batch_and_event_whole(sandbox: Sandbox, ho
     assert whole[0]["data"]["product_action"]["products"][0]["price"] == 9.99
     assert whole[1]["data"]["screen_name"] == "Checkout"
     assert all("exact values" not in f.description for f in result.files)
+    assert document["rows_not_kept"] == {"identities": 0, "attributes": 0, "consent": 0, "audiences": 0}
+    assert not [k for k in result.summary["portable"]["rows"] if k.endswith("_not_kept")]
 
 
 EMAIL, CID, PHONE = "jane.doe@example.com", "C-4242", "+1 555 0100 123"
