@@ -21,6 +21,7 @@ from connector_mparticle.api.partners import partner_summary, read_partners
 from connector_mparticle.cli import main
 from connector_mparticle.flows.evidence import write_evidence
 from connector_mparticle.sandbox import Sandbox
+from dsr_framework.redact import Redactor
 from tests.support.hosting import drive, mparticle, request
 from tests.support.mp import WORKSPACE, batch, dsr_body
 
@@ -174,8 +175,9 @@ def test_a_portability_request_is_sent_as_such_and_yields_normalised_files(sandb
     assert [(r["regulation"], r["purpose"], r["consented"]) for r in portable["consent"]] == [
         ("gdpr", "marketing", True)]
     assert [r["audience_name"] for r in portable["audiences"]] == ["High value"]
-    assert [e["event_name"] for e in portable["events"]] == ["Viewed Pricing", "Viewed Pricing"]
-    assert portable["events"][0]["timestamp_utc"] == "2025-11-29T07:06:40.000Z"
+    events = [e for b in portable["batches"] for e in b["events"]]
+    assert [e["event_name"] for e in events] == ["Viewed Pricing", "Viewed Pricing"]
+    assert events[0]["timestamp_utc"] == "2025-11-29T07:06:40.000Z"
     events_csv = (out / next(n for n in names if n.endswith("-events.csv"))).read_text().splitlines()
     assert events_csv[0].startswith("mpid,source,event_type,event_name") and len(events_csv) == 3
     attributes_csv = (out / next(n for n in names if n.endswith("-attributes.csv"))).read_text()
@@ -396,7 +398,7 @@ def test_a_request_id_holding_an_identifier_is_withheld_from_the_evidence(sandbo
     req = request("access", request_id="jane@example.com", output_dir=str(tmp_path / "out"))
     result, _ = drive(mparticle(sandbox), req)
     assert result.status == "completed" and result.files
-    written = write_evidence(str(tmp_path / "evidence"), req, result)
+    written = write_evidence(str(tmp_path / "evidence"), req, result, Redactor(()))
     text = Path(written.path).read_text()
     assert "jane" not in text.lower() and "jane" not in Path(written.path).name
     record = json.loads(text)

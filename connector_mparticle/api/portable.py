@@ -7,17 +7,22 @@ moving their data elsewhere needs it flat, so each line becomes rows of five tab
 (:data:`TABLES`). Rows are plain dicts of the values mParticle wrote; a value of the wrong shape is skipped, never
 guessed at (the archive itself was already checked line by line, :func:`connector_mparticle.api.results.lines`).
 
-Identities, attributes, consent and audiences repeat on every batch; :class:`Tables` keeps each distinct row once.
-Events are not kept: :func:`event_rows` yields them for the caller to stream to its files.
+Identities, attributes, consent and audiences repeat on every batch; :class:`Tables` keeps each distinct row once,
+as its JSON text (never as live objects, whose size in memory can be many times the text's), up to
+:data:`MAX_ROWS` rows per table and :data:`MAX_BYTES` of text in all: a small archive whose lines differ a little
+each time cannot cost hundreds of megabytes. What was not kept is counted per table (``left_out``). Events are not
+kept: :func:`event_rows` yields them for the caller to stream to its files.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["EVENT_COLUMNS", "TABLES", "Tables", "event_rows"]
+__all__ = ["EVENT_COLUMNS", "TABLES", "Tables", "batch_context", "event_rows"]
 
 #: The small tables and their columns, in the order files list them.
 TABLES: dict[str, tuple[str, ...]] = {
@@ -31,6 +36,8 @@ EVENT_COLUMNS = ("mpid", "source", "event_type", "event_name", "custom_event_typ
                  "timestamp_utc", "attributes")
 #: At most this many distinct rows per small table (a profile has tens; the rest are counted, not kept).
 MAX_ROWS = 100_000
+#: At most this much row text in all the small tables together (the rest is counted, not kept).
+MAX_BYTES = 16 << 20
 _CONSENT_FIELDS = ("consented", "document", "timestamp_unixtime_ms", "location", "hardware_id")
 
 
@@ -46,18 +53,22 @@ class Tables:
     """The distinct rows of the small tables, from every line of one or more archives."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {name: {} for name in TABLES}
+        # each table's rows by a digest of their text (the digest, not the text, is the key: kept once)
+        self.rows: dict[str, dict[bytes, str]] = {name: {} for name in TABLES}
         self.left_out: dict[str, int] = {name: 0 for name in TABLES}
+        self.kept_bytes = 0
 
     def _add(self, table: str, row: dict[str, Any]) -> None:
-        key = tuple(repr(row.get(c)) for c in TABLES[table])
+        text = json.dumps([row.get(c) for c in TABLES[table]], ensure_ascii=False)
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         kept = self.rows[table]
         if key in kept:
             return
-        if len(kept) >= MAX_ROWS:
+        if len(kept) >= MAX_ROWS or self.kept_bytes + len(text) > MAX_BYTES:
             self.left_out[table] += 1
             return
-        kept[key] = {c: row.get(c) for c in TABLES[table]}
+        kept[key] = text
+        self.kept_bytes += len(text)
 
     def profile(self, data: Any) -> None:
         """One line of ``profile.jsonl``: ``id``, identities as ``{type, value}``, attributes, audiences, consent."""
@@ -101,8 +112,14 @@ class Tables:
                 self._add("consent", {"mpid": mpid, "source": source, "regulation": regulation, "purpose": purpose,
                                       **{f: fields.get(f) for f in _CONSENT_FIELDS}})
 
-    def table(self, name: str) -> list[dict[str, Any]]:
-        return list(self.rows[name].values())
+    def count(self, name: str) -> int:
+        return len(self.rows[name])
+
+    def table(self, name: str) -> Iterator[dict[str, Any]]:
+        """The rows of table ``name`` in the order first seen, each made again from its text when asked for."""
+        columns = TABLES[name]
+        for text in self.rows[name].values():
+            yield dict(zip(columns, json.loads(text), strict=True))
 
 
 def _utc(stamp: Any) -> str | None:
@@ -113,8 +130,16 @@ def _utc(stamp: Any) -> str | None:
         return None
 
 
+def batch_context(data: Any) -> dict[str, Any]:
+    """Everything a batch holds but its events (device, application, location, IP, ...), as mParticle wrote it:
+    the JSON document keeps it whole, since the tables' fixed columns cannot."""
+    return {name: value for name, value in _object(data).items() if name != "events"}
+
+
 def event_rows(data: Any, source: str) -> Iterator[dict[str, Any]]:
-    """One row per event of a batch: type, name, time (as mParticle wrote it, and in UTC) and its attributes."""
+    """One row per event of a batch: type, name, time (as mParticle wrote it, and in UTC) and its attributes;
+    ``event`` holds the whole event as mParticle wrote it (screen names, products, prices: the JSON keeps them,
+    the events table's fixed columns do not)."""
     line = _object(data)
     mpid = _mpid(line.get("mpid"))
     for event in line.get("events") or []:
@@ -124,4 +149,4 @@ def event_rows(data: Any, source: str) -> Iterator[dict[str, Any]]:
         yield {"mpid": mpid, "source": source, "event_type": event.get("event_type"),
                "event_name": payload.get("event_name"), "custom_event_type": payload.get("custom_event_type"),
                "timestamp_unixtime_ms": stamp, "timestamp_utc": _utc(stamp),
-               "attributes": payload.get("custom_attributes") or None}
+               "attributes": payload.get("custom_attributes") or None, "event": event}

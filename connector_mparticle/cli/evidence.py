@@ -22,6 +22,7 @@ from connector_mparticle.cli.state_file import StateFile
 from connector_mparticle.errors import MParticleError
 from connector_mparticle.files import folder_path
 from connector_mparticle.flows.evidence import write_evidence
+from dsr_framework.redact import Redactor
 from dsr_framework.text import for_people, json_for_people
 
 __all__ = ["evidence_command"]
@@ -52,7 +53,7 @@ def evidence_command(config: Path, env_file: Path | None, state: Path, out: Path
         raise CliError(f"{state} holds no result yet: run the request first", kind="state_file")
     where = str(folder_path(out if out is not None else folder_path(state).parent))
     try:
-        written = write_evidence(where, saved.request, saved.result)
+        written = write_evidence(where, saved.request, saved.result, Redactor(loaded.settings.secrets()))
     except MParticleError as exc:
         raise CliError(f"cannot write the evidence record in {where}: {exc.message}", kind="output_dir") from None
     if as_json:

@@ -39,17 +39,18 @@ from typing import Any
 from connector_mparticle.api.opendsr import DsrStatus, links_to
 from connector_mparticle.api.receipts import document
 from connector_mparticle.api.results import NO_DATA, ArchiveProblem, merge, summarise, summary_text
-from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError, UnsafeResponseError
+from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError
 from connector_mparticle.files import Folder, Staged, file_error, stem
 from connector_mparticle.flows.common import Flow
 from connector_mparticle.flows.delivery import Delivered, record_name, seal, unseal, vouched
 from connector_mparticle.flows.state import Part
 from connector_mparticle.flows.subject import masked_identities
 from connector_mparticle.flows.verification import reach_reasons
+from connector_mparticle.flows.writing import checked_bytes
 from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import Download
 from dsr_framework.models import OutputFile, Result, Verification, format_time, utcnow
-from dsr_framework.redact import LeakInOutput, redact_strings
+from dsr_framework.redact import redact_strings
 from dsr_framework.text import for_people
 
 __all__ = ["KIND", "finish_access"]
@@ -255,13 +256,11 @@ def _write(flow: Flow, folder: Folder, file_stem: str, summary: dict[str, Any], 
     """Write both summaries and the receipt under temporary names, rename every file into place, then seal
     the delivery record that vouches for them (until then, nothing in the folder is vouched for)."""
     flow.doing = f"writing its results into {folder.path}"
-    written = flow.conn.redactor.written
-    try:
-        texts = {"json": written((json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(), "the summary"),
-                 "txt": written(summary_text(summary).encode(), "the readable summary"),
-                 "receipt": written(receipt, "the receipt")}
-    except LeakInOutput as exc:  # what the server sent made it so: not a verdict on the request (see _refused)
-        raise UnsafeResponseError(str(exc), api="dsr") from None
+    redactor = flow.conn.redactor  # a leak is what the server sent, not a verdict on the request (see _refused)
+    texts = {"json": checked_bytes(redactor, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
+                                   "the summary"),
+             "txt": checked_bytes(redactor, summary_text(summary).encode(), "the readable summary"),
+             "receipt": checked_bytes(redactor, receipt, "the receipt")}
     kinds: list[tuple[Staged, str, str]] = [(f.staged, "application/zip", ARCHIVE_DESCRIPTION)
                                             for f in fetched if f.download is not None]
     for key, (suffix, media_type, description) in WRITTEN.items():

@@ -25,6 +25,7 @@ from connector_mparticle.files import Folder, stem
 from connector_mparticle.flows.common import Flow
 from connector_mparticle.flows.lookup import Check, check
 from connector_mparticle.flows.verification import check_reasons, reach_reasons
+from connector_mparticle.flows.writing import write_checked
 from dsr_framework.models import OutputFile, Result, Verification
 
 __all__ = ["KIND", "finish_deletion"]
@@ -96,7 +97,7 @@ def _receipt_file(flow: Flow) -> tuple[OutputFile, ...]:
             flow.note("receipt file", "not written (another worker is writing it); the receipts are in the summary")
             return ()
         folder.sweep([name])
-        written = folder.write(name, data)
+        written = write_checked(flow.conn.redactor, folder, name, data, "the receipt")
     return (OutputFile(str(folder.path_of(name)), "application/json", written.size, written.sha256,
                        "mParticle's signed acknowledgements (receipts)"),)
 

@@ -25,6 +25,7 @@ from connector_mparticle.errors import MParticleError
 from connector_mparticle.files import FileRecord, Folder
 from connector_mparticle.flows.common import Flow
 from connector_mparticle.flows.state import RequestState
+from connector_mparticle.flows.writing import write_checked
 from dsr_framework.models import OutputFile
 
 __all__ = ["Delivered", "record_name", "seal", "unseal", "vouched"]
@@ -83,5 +84,6 @@ def seal(flow: Flow, folder: Folder, file_stem: str, files: list[Delivered]) -> 
     """Write the record vouching for ``files`` (already in place); the host's descriptions of them."""
     assert flow.state is not None
     state = dataclasses.replace(flow.state, audit=[], delivered=[f.to_dict() for f in files])
-    folder.write(record_name(file_stem), (json.dumps(state.to_dict(flow.key), sort_keys=True) + "\n").encode())
+    write_checked(flow.conn.redactor, folder, record_name(file_stem),
+                  (json.dumps(state.to_dict(flow.key), sort_keys=True) + "\n").encode(), "the delivery record")
     return tuple(f.output(folder) for f in files)

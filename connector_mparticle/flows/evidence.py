@@ -2,18 +2,24 @@
 
 What it holds, from the request and its latest result (the host's, or a ``--state`` file's):
 
-* the request: its id (its SHA-256 instead when the host put one of the identifiers in it), type, regulation,
+* the request: its id (its SHA-256 instead when it holds one of the identifiers in any spelling: compared
+  lower-case with only letters and digits kept, so ``jane.doe_at_example.com`` or ``ticket-15550100123`` count
+  for ``jane.doe@example.com`` or ``+1 555 0100 123``; an email's local part alone counts too), type, regulation,
   when it was made and when it was due, and the *categories* of the identifiers it named (never their values);
 * mParticle's requests (derived ids, never an identity) and its signed answers: each receipt with the signature,
   the certificate that made it and the verdict (an acknowledgement's ``encoded_request``, which holds the
   identities, is already withheld in receipts: :func:`connector_mparticle.api.receipts.withhold_encoded_request`);
 * the status history: each step's time, action and outcome, with only the details listed in :data:`DETAILS`;
-* where mParticle forwarded the request, and each partner's status;
+* where mParticle forwarded the request, and each partner's status (its code, never the partner's free text);
 * verification: which identifier categories were searched and what was found, and what could not be checked;
 * the files delivered, by name, size and SHA-256 (never their content);
 * timings: submitted, first sent, last step, due, expected, and whether it was at risk; and how it ended.
 
-Everything is taken by name from known places, nothing copied wholesale; a detail not listed is left out. The
+Everything is taken by name from known places, nothing copied wholesale; a detail not listed is left out. Free
+text (the result's message, each step's outcome, a receipt's reason) can quote what a server sent: every value
+of the request's identifiers in it (any category, any letter case, a phone number's digits alone too, an email's
+local part) is replaced by ``[withheld]`` first (:func:`masked`). Every byte written passes the redactor's check
+(:mod:`connector_mparticle.flows.writing`). The
 record is text a person reads and a tool parses (sorted JSON), and its own SHA-256 is in :func:`write`'s answer.
 """
 
@@ -28,9 +34,11 @@ from typing import Any
 
 from connector_mparticle.files import READABLE_CHARS, Folder, stem
 from connector_mparticle.flows.subject import subject_digest
+from connector_mparticle.flows.writing import write_checked
 from dsr_framework.models import DsrRequest, OutputFile, Result, format_time, utcnow
+from dsr_framework.redact import Redactor
 
-__all__ = ["DETAILS", "KIND", "evidence_record", "shown_id", "write_evidence"]
+__all__ = ["DETAILS", "KIND", "evidence_record", "masked", "shown_id", "write_evidence"]
 
 KIND = "mparticle-evidence"
 FORMAT = "connector-mparticle evidence record"
@@ -42,22 +50,48 @@ VERIFICATION = ("verified", "verified_identifiers", "not_verifiable", "verificat
 _RECEIPT_FIELDS = ("kind", "subject_request_id", "label", "http_status", "body", "body_sha256", "body_withheld",
                    "processor_domain", "signature", "controller_id", "checked_at", "verified", "reason", "detail",
                    "certificate", "encoded_request_matches")
-_PARTNER_FIELDS = ("subject_request_id", "domain", "name", "status", "status_message")
+_PARTNER_FIELDS = ("subject_request_id", "domain", "name", "status")
+#: Receipt fields that are free text (may quote a server), masked like the messages.
+_RECEIPT_TEXT = ("reason", "detail")
+WITHHELD = "[withheld]"
 
 
 def _kept(entry: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: entry[name] for name in names if name in entry}
 
 
-def _history(result: Result) -> list[dict[str, Any]]:
-    return [{"at": format_time(e.at), "action": e.action, "outcome": e.outcome,
+def _forms(request: DsrRequest) -> list[str]:
+    """Every spelling of the request's identifier values free text is searched for, longest first."""
+    forms: set[str] = set()
+    for value in request.identities.values():
+        forms.add(value)
+        digits = re.sub(r"\D", "", value)
+        if len(digits) >= 6 and len(digits) * 2 >= len(re.sub(r"\s", "", value)):  # a phone number's digits
+            forms.add(digits)
+        if "@" in value:
+            forms.add(value.split("@", 1)[0])
+    return sorted((f for f in forms if len(f) >= 3), key=len, reverse=True)
+
+
+def masked(request: DsrRequest, text: Any) -> Any:
+    """``text`` with every identifier value of ``request`` (see :func:`_forms`) replaced by ``[withheld]``, in
+    any letter case; anything not a string as it is."""
+    forms = _forms(request)
+    if not isinstance(text, str) or not forms:
+        return text
+    return re.sub("|".join(re.escape(f) for f in forms), WITHHELD, text, flags=re.IGNORECASE)
+
+
+def _history(request: DsrRequest, result: Result) -> list[dict[str, Any]]:
+    return [{"at": format_time(e.at), "action": e.action, "outcome": masked(request, e.outcome),
              **({"detail": kept} if (kept := _kept(e.detail, DETAILS)) else {})} for e in result.audit]
 
 
-def _receipts(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _receipts(request: DsrRequest, summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     cancel = summary.get("cancel") or {}
     found = [*(summary.get("receipts") or []), *(cancel.get("cancellation_receipts") or [])]
-    return [_kept(r, _RECEIPT_FIELDS) for r in found if isinstance(r, Mapping)]
+    kept = [_kept(r, _RECEIPT_FIELDS) for r in found if isinstance(r, Mapping)]
+    return [{**r, **{k: masked(request, r[k]) for k in _RECEIPT_TEXT if k in r}} for r in kept]
 
 
 def _timings(request: DsrRequest, result: Result) -> dict[str, Any]:
@@ -72,18 +106,22 @@ def _timings(request: DsrRequest, result: Result) -> dict[str, Any]:
             "hours_taken": round((max(times) - request.submitted_at).total_seconds() / 3600, 2) if times else None}
 
 
-def _outcome(result: Result) -> dict[str, Any]:
+def _outcome(request: DsrRequest, result: Result) -> dict[str, Any]:
     cancel = result.summary.get("cancel") or {}
     return {"status": result.status, "error_class": result.error.error_class if result.error else None,
             "cancelled": cancel.get("outcome") == "cancelled", "mparticle_status": result.summary.get(
-                "mparticle_status") or cancel.get("mparticle_status"), "message": result.message}
+                "mparticle_status") or cancel.get("mparticle_status"), "message": masked(request, result.message)}
+
+
+def _normalised(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 def _personal_id(request: DsrRequest) -> bool:
-    """Whether the host's request id holds one of the request's identifiers (an email used as the id, say)."""
-    shown = request.request_id.lower()
-    return any(len(value) >= 3 and (value.lower() in shown or _readable(value).lower() in shown)
-               for value in request.identities.values())
+    """Whether the host's request id holds one of the request's identifiers in any spelling (an email used as
+    the id, a phone number's digits in a ticket number): compared lower-case, letters and digits only."""
+    shown = _normalised(request.request_id)
+    return any(len(form) >= 3 and form in shown for form in map(_normalised, _forms(request)))
 
 
 def _readable(text: str) -> str:
@@ -121,9 +159,9 @@ def evidence_record(request: DsrRequest, result: Result) -> dict[str, Any]:
                     "identifiers_not_used": sorted(summary.get("identifiers_not_used") or {})},
         "processor": {"name": "mParticle (OpenDSR v3)", "subject_request_ids": summary.get("subject_request_ids"),
                       "request_type": summary.get("request_type")},
-        "outcome": _outcome(result),
-        "signed_receipts": _receipts(summary),
-        "status_history": _history(result),
+        "outcome": _outcome(request, result),
+        "signed_receipts": _receipts(request, summary),
+        "status_history": _history(request, result),
         "partners": partners,
         "verification": _verification(summary, result),
         "files": _files(request, result),
@@ -140,11 +178,13 @@ def _verification(summary: Mapping[str, Any], result: Result) -> dict[str, Any] 
     return kept or None
 
 
-def write_evidence(folder_path: str, request: DsrRequest, result: Result) -> OutputFile:
+def write_evidence(folder_path: str, request: DsrRequest, result: Result, redactor: Redactor) -> OutputFile:
     """Write the record as ``mparticle-evidence-…json`` in ``folder_path`` (a private folder, 0600, replaced
-    whole: :mod:`connector_mparticle.files`); what was written."""
+    whole: :mod:`connector_mparticle.files`) once its bytes passed ``redactor``'s check (an
+    :class:`~connector_mparticle.errors.UnsafeResponseError` and nothing written if not); what was written."""
     data = (json.dumps(evidence_record(request, result), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     with Folder.open(folder_path) as folder:
-        record = folder.write(f"{stem(KIND, shown_id(request), subject_digest(request))}.json", data.encode())
+        record = write_checked(redactor, folder, f"{stem(KIND, shown_id(request), subject_digest(request))}.json",
+                               data.encode(), "the evidence record")
         return OutputFile(str(folder.path_of(record.name)), "application/json", record.size, record.sha256,
                           "evidence record: receipts, status history, partners, verification, file digests, timings")

@@ -6,11 +6,17 @@ mParticle processes access and portability the same way and answers both with a 
 keeps that zip as mParticle sent it (:mod:`connector_mparticle.flows.access`); this adds, next to it, the same data
 normalised (:mod:`connector_mparticle.api.portable`):
 
-* ``…-portable.json``: every table in one document (the exact values);
+* ``…-portable.json``: the four small tables, then every batch whole (device, application, location, IP, ...) with
+  each event's row and the whole event as mParticle wrote it (screen names, products, prices); rows a table could
+  not keep (:data:`connector_mparticle.api.portable.MAX_ROWS`, ``MAX_BYTES``) are counted in ``rows_not_kept``;
 * ``…-identities.csv``, ``…-attributes.csv``, ``…-consent.csv``, ``…-audiences.csv``, ``…-events.csv``: one table
   each, UTF-8 with a header row, each cell as :func:`dsr_framework.text.spreadsheet_cell` makes it safe to open.
 
-They are written from the delivered archives only after each one's SHA-256 matches what was delivered, under
+Every file passes the redactor's check on its final bytes before it is renamed into place
+(:mod:`connector_mparticle.flows.writing`): an archive line may carry a credential as ``\\u`` escapes that the JSON
+decoding turns into plain text. A file that would carry one is not written and the request stays pending with
+``action_required``, as does local trouble writing (mParticle completed the request). They are written from the
+delivered archives only after each one's SHA-256 matches what was delivered, under
 temporary names renamed into place (:mod:`connector_mparticle.files`), and again on any later call (they are a
 function of the archives). Without an output folder nothing is written, as for access.
 """
@@ -21,17 +27,18 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import IO, Any
 
 from connector_mparticle.api.opendsr import DsrStatus
-from connector_mparticle.api.portable import EVENT_COLUMNS, TABLES, Tables, event_rows
+from connector_mparticle.api.portable import EVENT_COLUMNS, TABLES, Tables, batch_context, event_rows
 from connector_mparticle.api.results import ArchiveProblem, Line, lines
 from connector_mparticle.errors import MParticleError, RetryLaterError
 from connector_mparticle.files import Folder, Staged, file_error, stem
 from connector_mparticle.flows.access import KIND, MAX_EXPANSION, finish_access
 from connector_mparticle.flows.common import Flow
+from connector_mparticle.flows.writing import CheckedStream
 from connector_mparticle.http.deadline import current
 from dsr_framework.models import OutputFile, Result
 from dsr_framework.text import spreadsheet_cell
@@ -56,7 +63,11 @@ def finish_portability(flow: Flow, statuses: dict[str, DsrStatus]) -> Result:
     except RetryLaterError as exc:
         return flow.retry_soon(exc)
     except MParticleError as exc:
-        return flow.failed(exc)
+        # mParticle completed the request and its archives are delivered: what went wrong here is local (the
+        # folder, a file in the way) or a file that would carry a secret: a person looks, the request stays
+        # pending and the files are written again at the next call (as the access writer does)
+        flow.note("normalise results", f"refused: {type(exc).__name__}")
+        return flow.needs_person(exc)
     flow.note("normalise results", f"wrote {len(written)} files", **counts)
     return replace(result, files=(*result.files, *written),
                    summary={**result.summary, "portable": {"format": FORMAT, "rows": counts}})
@@ -106,7 +117,8 @@ def _csv_row(columns: tuple[str, ...], row: dict[str, Any]) -> bytes:
 
 
 def _write_all(flow: Flow, folder: Folder, archives: list[OutputFile]) -> tuple[list[OutputFile], dict[str, int]]:
-    """Write the JSON document and the five tables; each file appears whole or not at all."""
+    """Write the JSON document and the five tables; each file appears whole or not at all, and only once its
+    bytes passed the redactor's check (:mod:`connector_mparticle.flows.writing`)."""
     file_stem = stem(KIND, flow.request.request_id, flow.who)
     try:
         tables = _tables(flow, folder, archives)
@@ -126,39 +138,64 @@ def _write_all(flow: Flow, folder: Folder, archives: list[OutputFile]) -> tuple[
 
 def _fill(flow: Flow, folder: Folder, archives: list[OutputFile], tables: Tables,
           staged: dict[str, Staged]) -> dict[str, int]:
-    """Fill the staged files: the small tables at once, then the events streamed from the archives again."""
-    counts = {name: len(tables.table(name)) for name in TABLES}
+    """Fill the staged files: the small tables, then the batches and their events streamed from the archives
+    again (the JSON document keeps each batch and event whole)."""
+    redactor = flow.conn.redactor
+    counts = {name: tables.count(name) for name in TABLES}
+    # rows a table could not keep (its row or byte bound) are said in the result too, never dropped silently
+    counts.update({f"{name}_not_kept": left for name, left in tables.left_out.items() if left})
     head = {"format": FORMAT, "version": 1, "request_id": flow.request.request_id, "request_type": flow.request.type,
             "archives": [{"file": _name(a.path), "sha256": a.sha256} for a in archives],
-            **{name: tables.table(name) for name in TABLES}, "rows_not_kept": tables.left_out}
-    with staged["json"].open() as document, staged["events"].open() as events:
-        document.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2].encode() + b',\n "events": [')
-        events.write(_csv_row(EVENT_COLUMNS, {c: c for c in EVENT_COLUMNS}))
-        counts["events"] = 0
-        for row in _events(flow, folder, archives):
-            document.write((",\n  " if counts["events"] else "\n  ").encode()
-                           + json.dumps(row, ensure_ascii=False).encode())
-            events.write(_csv_row(EVENT_COLUMNS, row))
-            counts["events"] += 1
+            "rows_not_kept": tables.left_out}
+    with CheckedStream(redactor, staged["json"], "the portable export") as document:
+        document.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2].encode())
+        for name in TABLES:
+            document.write(f',\n "{name}": ['.encode())
+            _json_rows(document, tables.table(name))
+            document.write(b"\n ]")
+        document.write(b',\n "batches": [')
+        counts["events"] = _batches(flow, folder, archives, document, staged["events"])
         document.write(b"\n ]\n}\n")
     for name, columns in TABLES.items():
-        with staged[name].open() as table:
+        with CheckedStream(redactor, staged[name], f"the {name} table") as table:
             table.write(_csv_row(columns, {c: c for c in columns}))
             for row in tables.table(name):
                 table.write(_csv_row(columns, row))
     return counts
 
 
-def _events(flow: Flow, folder: Folder, archives: list[OutputFile]) -> Iterator[dict[str, Any]]:
-    """Every event of every delivered archive, in order, as a row."""
-    for archive in archives:
-        for line in _verified_lines(flow, folder, archive):
-            if line.kind == "batch":
-                yield from event_rows(line.data, line.entry)
+def _json_rows(document: CheckedStream, rows: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    for row in rows:
+        document.write((",\n  " if count else "\n  ").encode() + json.dumps(row, ensure_ascii=False).encode())
+        count += 1
+    return count
+
+
+def _batches(flow: Flow, folder: Folder, archives: list[OutputFile], document: CheckedStream,
+             events_file: Staged) -> int:
+    """Each batch of every delivered archive, in order: into the document whole, its events into the table."""
+    count = batches = 0
+    with CheckedStream(flow.conn.redactor, events_file, "the events table") as events:
+        events.write(_csv_row(EVENT_COLUMNS, {c: c for c in EVENT_COLUMNS}))
+        for archive in archives:
+            for line in _verified_lines(flow, folder, archive):
+                if line.kind != "batch":
+                    continue
+                rows = list(event_rows(line.data, line.entry))
+                entry = {"source": line.entry, "batch": batch_context(line.data)}
+                document.write((",\n  " if batches else "\n  ").encode()
+                               + json.dumps(entry, ensure_ascii=False)[:-1].encode() + b', "events": [')
+                _json_rows(document, rows)
+                document.write(b"]}")
+                for row in rows:
+                    events.write(_csv_row(EVENT_COLUMNS, row))
+                count, batches = count + len(rows), batches + 1
+    return count
 
 
 def _committed(folder: Folder, item: Staged, key: str) -> OutputFile:
     record = item.commit()
     media_type, description = (JSON_FILE[1], JSON_FILE[2]) if key == "json" else (
-        "text/csv", f"your {key} as a table (CSV, UTF-8; the exact values are in the JSON)")
+        "text/csv", f"your {key} as a table (CSV, UTF-8; fixed columns: everything else is in the JSON)")
     return OutputFile(str(folder.path_of(record.name)), media_type, record.size, record.sha256, description)
