@@ -131,10 +131,10 @@ def for_people(text: Any) -> str:
     return _NOT_SHOWN.sub(_visible, text if isinstance(text, str) else str(text))
 
 
-def json_for_people(value: Any, indent: int | None = 2) -> str:
+def json_for_people(value: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
     """``value`` as JSON a terminal shows as it is: every non-ASCII character and every control, ``DEL``
-    included (which ``json.dumps`` leaves raw), written as an escape."""
-    return json.dumps(value, indent=indent, ensure_ascii=True).replace("\x7f", "\\u007f")
+    included (which ``json.dumps`` leaves raw), written as an escape. The values read back exactly."""
+    return json.dumps(value, indent=indent, ensure_ascii=True, sort_keys=sort_keys).replace("\x7f", "\\u007f")
 
 
 #: What a spreadsheet reads as the start of a formula (OWASP "CSV injection"): a cell starting with one is shown

@@ -59,7 +59,7 @@ class Tables:
         self.kept_bytes = 0
 
     def _add(self, table: str, row: dict[str, Any]) -> None:
-        text = json.dumps([row.get(c) for c in TABLES[table]], ensure_ascii=False)
+        text = json.dumps([row.get(c) for c in TABLES[table]], ensure_ascii=True)
         key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         kept = self.rows[table]
         if key in kept:

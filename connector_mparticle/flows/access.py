@@ -39,7 +39,7 @@ from typing import Any
 from connector_mparticle.api.opendsr import DsrStatus, links_to
 from connector_mparticle.api.receipts import document
 from connector_mparticle.api.results import NO_DATA, ArchiveProblem, merge, summarise, summary_text
-from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError
+from connector_mparticle.errors import GoneError, MParticleError, NotFoundError, RetryLaterError, UnsafeResponseError
 from connector_mparticle.files import Folder, Staged, file_error, stem
 from connector_mparticle.flows.common import Flow
 from connector_mparticle.flows.delivery import Delivered, record_name, seal, unseal, vouched
@@ -223,9 +223,10 @@ def _refused(flow: Flow, exc: MParticleError) -> Result:
     flow.note("download results", f"refused: {type(exc).__name__}")
     if isinstance(exc, GoneError):
         return flow.failed(exc)
-    if isinstance(exc, ArchiveProblem):
-        # Only what the link gave this time could not be used: it is downloaded again at the next check (the link
-        # lasts 7 days; then mParticle answers 410, which is final).
+    if isinstance(exc, ArchiveProblem) or (isinstance(exc, UnsafeResponseError) and exc.status == 404):
+        # Only what the link gave this time could not be used (an archive refused, a 404 that is not mParticle's
+        # own answer: a garbled body, a proxy's page): it is downloaded again at the next check (the link lasts
+        # 7 days; then mParticle answers 410, which is final).
         why = f"its results could not be used ({exc.message})"
         return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
     return flow.needs_person(exc)

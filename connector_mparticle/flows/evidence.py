@@ -26,7 +26,6 @@ record is text a person reads and a tool parses (sorted JSON), and its own SHA-2
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -37,6 +36,7 @@ from connector_mparticle.flows.subject import subject_digest
 from connector_mparticle.flows.writing import write_checked
 from dsr_framework.models import DsrRequest, OutputFile, Result, format_time, utcnow
 from dsr_framework.redact import Redactor
+from dsr_framework.text import json_for_people
 
 __all__ = ["DETAILS", "KIND", "evidence_record", "masked", "shown_id", "write_evidence"]
 
@@ -182,7 +182,7 @@ def write_evidence(folder_path: str, request: DsrRequest, result: Result, redact
     """Write the record as ``mparticle-evidence-…json`` in ``folder_path`` (a private folder, 0600, replaced
     whole: :mod:`connector_mparticle.files`) once its bytes passed ``redactor``'s check (an
     :class:`~connector_mparticle.errors.UnsafeResponseError` and nothing written if not); what was written."""
-    data = (json.dumps(evidence_record(request, result), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    data = (json_for_people(evidence_record(request, result), indent=2, sort_keys=True) + "\n")
     with Folder.open(folder_path) as folder:
         record = write_checked(redactor, folder, f"{stem(KIND, shown_id(request), subject_digest(request))}.json",
                                data.encode(), "the evidence record")

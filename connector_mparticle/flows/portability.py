@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import IO, Any
@@ -41,7 +40,7 @@ from connector_mparticle.flows.common import Flow
 from connector_mparticle.flows.writing import CheckedStream
 from connector_mparticle.http.deadline import current
 from dsr_framework.models import OutputFile, Result
-from dsr_framework.text import spreadsheet_cell
+from dsr_framework.text import json_for_people, spreadsheet_cell
 
 __all__ = ["finish_portability"]
 
@@ -148,7 +147,7 @@ def _fill(flow: Flow, folder: Folder, archives: list[OutputFile], tables: Tables
             "archives": [{"file": _name(a.path), "sha256": a.sha256} for a in archives],
             "rows_not_kept": tables.left_out}
     with CheckedStream(redactor, staged["json"], "the portable export") as document:
-        document.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2].encode())
+        document.write(json_for_people(head, indent=1)[:-2].encode())
         for name in TABLES:
             document.write(f',\n "{name}": ['.encode())
             _json_rows(document, tables.table(name))
@@ -167,7 +166,7 @@ def _fill(flow: Flow, folder: Folder, archives: list[OutputFile], tables: Tables
 def _json_rows(document: CheckedStream, rows: Iterable[dict[str, Any]]) -> int:
     count = 0
     for row in rows:
-        document.write((",\n  " if count else "\n  ").encode() + json.dumps(row, ensure_ascii=False).encode())
+        document.write((",\n  " if count else "\n  ").encode() + json_for_people(row, indent=None).encode())
         count += 1
     return count
 
@@ -185,7 +184,7 @@ def _batches(flow: Flow, folder: Folder, archives: list[OutputFile], document: C
                 rows = list(event_rows(line.data, line.entry))
                 entry = {"source": line.entry, "batch": batch_context(line.data)}
                 document.write((",\n  " if batches else "\n  ").encode()
-                               + json.dumps(entry, ensure_ascii=False)[:-1].encode() + b', "events": [')
+                               + json_for_people(entry, indent=None)[:-1].encode() + b', "events": [')
                 _json_rows(document, rows)
                 document.write(b"]}")
                 for row in rows:
