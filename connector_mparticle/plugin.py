@@ -12,6 +12,7 @@ Hosts import this module at start-up, so it imports only the framework's models;
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from contextlib import ExitStack
 from datetime import timedelta
@@ -43,7 +44,6 @@ test_connection.__test__ = False  # type: ignore[attr-defined]  # a hook, not a 
 
 
 def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
-    from connector_mparticle import flows
     from connector_mparticle.connector import connected
     from connector_mparticle.errors import (
         ConfigurationError,
@@ -55,32 +55,53 @@ def _run(step: str, config: Mapping[str, Any], request: DsrRequest, state: Mappi
 
     if request.type != step and not (step == "access" and request.type == "portability"):  # access serves both
         return failed_result(request, ConfigurationError(f"a {request.type} request cannot go to the {step} hook"))
+    held = state if isinstance(state, Mapping) and state and request.type != "opt_out" else None  # opt-outs: none
     with ExitStack() as call:  # the call's deadline runs from here: building a new connector is inside it
         try:
             conn = call.enter_context(connected(config, f"the {request.type} call"))
         except MParticleError as exc:
-            if isinstance(state, Mapping) and state and request.type != "opt_out":  # opt-outs have no state
-                # a request under way stays pending through trouble that is not mParticle's verdict
-                if isinstance(exc, RetryLaterError):
-                    return still_pending(request, state, exc)
-                return _kept(request, state, exc.error_class, exc.message)
-            return failed_result(request, exc)
+            if held is None:
+                return failed_result(request, exc)
+            # a request under way stays pending through trouble that is not mParticle's verdict
+            if isinstance(exc, RetryLaterError):
+                return still_pending(request, held, exc)
+            return _kept(request, held, exc.error_class, exc.message)
+        return _advance(conn, request, state, held)
+
+
+def _advance(conn: Any, request: DsrRequest, state: Mapping[str, Any] | None,
+             held: Mapping[str, Any] | None) -> Result:
+    """One step of the request; an exception that is not the connector's own (memory or threads ran out, or a
+    bug) keeps a request mParticle holds pending with the state it came with, for a person to look at: failing
+    it would drop the state the host needs to carry on."""
+    from connector_mparticle import flows
+
+    try:
         return flows.run(conn, request, state)  # state is checked there: it comes from outside
+    except Exception as exc:
+        if held is None:
+            raise  # nothing mParticle holds is at stake: the host facade reports it as internal
+        # the type only: an exception's message may quote anything
+        logging.getLogger(__name__).error("the %s call stopped on an unexpected %s; its state is kept",
+                                          request.type, type(exc).__name__)
+        problem = (f"the call stopped on an unexpected {type(exc).__name__} (the machine out of memory or "
+                   "threads, or a fault in the connector)")
+        return _kept(request, held, "internal", problem, "this call could not finish")
 
 
 #: When a request kept for a configuration fix asks to be called again.
 RECHECK = timedelta(minutes=5)
 
 
-def _kept(request: DsrRequest, state: Mapping[str, Any], kind: Any, problem: str) -> Result:
-    """A request under way whose configuration cannot be used now: pending with the state it came with (which
-    cannot even be checked without the configuration), so nothing mParticle holds is given up."""
-    message = (f"this {request.type} request is under way (the host passed its state), but the configuration "
-               f"cannot be used: {problem}")
+def _kept(request: DsrRequest, state: Mapping[str, Any], kind: Any, problem: str,
+          what: str = "the configuration cannot be used") -> Result:
+    """A request under way that this call cannot advance (the configuration cannot be used, or the call
+    stopped unexpectedly): pending with the state it came with, so nothing mParticle holds is given up."""
+    message = f"this {request.type} request is under way (the host passed its state), but {what}: {problem}"
     return Result(request.request_id, request.type, "pending", message, state=dict(state),
                   next_check_at=utcnow() + RECHECK, action_required=ActionRequired(kind, (
-                      f"{problem}; once the configuration is fixed, calling again with this state carries on "
-                      "where the request stopped (nothing is submitted twice)")))
+                      f"{problem}; once it is fixed, calling again with this state carries on where the request "
+                      "stopped (nothing is submitted twice)")))
 
 
 @hookimpl

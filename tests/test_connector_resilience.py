@@ -7,6 +7,7 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -240,3 +241,29 @@ def test_every_result_is_json_serialisable_and_schema_valid(sandbox: Sandbox, ki
     first = handle.handle(request(kind))
     document = json.loads(json.dumps(first.to_dict()))
     assert list(framework_validator("result").iter_errors(document)) == []
+
+
+@pytest.mark.parametrize("trouble", [MemoryError, lambda: RuntimeError("can't start new thread")],
+                         ids=["memory", "threads"])
+def test_a_call_that_runs_out_of_memory_or_threads_keeps_the_pending_request_and_its_state(
+        sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, trouble: Any) -> None:
+    """Re-attack: a status check of an erasure mParticle holds, stopped by MemoryError (under ``ulimit -v``) or
+    by a thread that could not start (the DNS helper under a pids limit), ended ``failed/internal`` and the host
+    lost the state. It now stays pending with the state it came with and says a person should look."""
+    from requests.adapters import HTTPAdapter
+
+    handle = mparticle(sandbox)
+    first = handle.handle(request("deletion"))
+    assert first.status == "pending" and first.state
+    sandbox.force_status(first.summary["subject_request_id"], "pending")
+
+    def out_of_something(*args: Any, **kwargs: Any) -> Any:
+        raise trouble()
+
+    monkeypatch.setattr(HTTPAdapter, "send", out_of_something)  # the transport seam: every call meets it
+    kept = handle.handle(request("deletion"), dict(first.state))
+    assert kept.status == "pending" and kept.state == first.state, kept.message
+    assert kept.action_required is not None and kept.action_required.error_class == "internal"
+    monkeypatch.undo()
+    assert handle.handle(request("deletion"), dict(kept.state)).status == "pending"  # and it carries on
+    assert len(sandbox.dsrs()) == 1
