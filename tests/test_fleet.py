@@ -95,7 +95,7 @@ def test_a_fleet_with_a_worker_killed_mid_call_loses_nothing_and_creates_nothing
 
     assert coordinator.returncode == 1, out + err  # the two requests with no usable identifier fail
     summary = json.loads(out[out.index('{\n  "outcomes"'):])
-    assert summary["outcomes"] == {"completed": COUNT, "failed": 2, "not_final": 0}
+    assert summary["outcomes"] == {"completed": COUNT, "failed": 2, "not_final": 0, "unverified": 0}
     report = {line["request_id"]: line for line in json.loads(Path(summary["report_json"]).read_text())["requests"]}
     assert len(report) == len(rows)  # nothing lost
     assert report[killed_request]["outcome"] == "completed", (killed_request, killed_pid)
