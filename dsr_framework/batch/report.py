@@ -28,14 +28,13 @@ from typing import Any
 from dsr_framework.batch.store import Row, Store
 from dsr_framework.files import Folder
 from dsr_framework.models import format_time, parse_time
-from dsr_framework.text import for_people, json_for_people
+from dsr_framework.text import FORMULA_STARTS, for_people, json_for_people
 
 __all__ = ["FIELDS", "report_lines", "verification_counts", "verification_of", "write_reports"]
 
 FIELDS = ("request_id", "type", "regulation", "due_at", "outcome", "error_class", "verification",
           "verification_detail", "message", "files", "calls", "retries", "started_at", "finished_at", "on_time")
 OUTCOMES = {"new": "not started", "pending": "pending", "completed": "completed", "failed": "failed"}
-_FORMULA = ("=", "+", "-", "@")  # a spreadsheet runs a cell that starts with these (tab and CR are escaped)
 
 
 def verification_of(result: Mapping[str, Any] | None) -> tuple[str, str]:
@@ -105,7 +104,7 @@ def report_lines(store: Store) -> list[dict[str, Any]]:
 
 def _cell(value: Any) -> str:
     text = "; ".join(for_people(v) for v in value) if isinstance(value, list) else for_people(value)
-    return f"'{text}" if text.startswith(_FORMULA) else text
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text  # the one formula rule (tab and CR are escaped)
 
 
 def _csv(lines: Iterable[Mapping[str, Any]]) -> bytes:
