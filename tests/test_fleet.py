@@ -95,8 +95,13 @@ def test_a_fleet_with_a_worker_killed_mid_call_loses_nothing_and_creates_nothing
 
     assert coordinator.returncode == 1, out + err  # the two requests with no usable identifier fail
     summary = json.loads(out[out.index('{\n  "outcomes"'):])
-    assert summary["outcomes"] == {"completed": COUNT, "failed": 2, "not_final": 0, "unverified": 0}
     report = {line["request_id"]: line for line in json.loads(Path(summary["report_json"]).read_text())["requests"]}
+    # The killed worker's erasure may complete before the redelivered task searches: no baseline, honestly
+    # unverified (tests/test_batch_resume.py); every other completion is verified.
+    unverified = {rid: line["verification_detail"] for rid, line in report.items()
+                  if line["verification"] == "unverified"}
+    assert set(unverified) <= {killed_request} and all(d.startswith("no_baseline:") for d in unverified.values())
+    assert summary["outcomes"] == {"completed": COUNT, "failed": 2, "not_final": 0, "unverified": len(unverified)}
     assert len(report) == len(rows)  # nothing lost
     assert report[killed_request]["outcome"] == "completed", (killed_request, killed_pid)
     assert {report[f"F-bad-{i}"]["error_class"] for i in range(2)} == {"configuration"}
