@@ -236,7 +236,7 @@ def test_dsr_body_shape_and_skip_waiting_period() -> None:
     settings = parse_settings(sandbox_like(skip_waiting_period=True, callback_urls=["https://host.example.com/cb"],
                                            regulation="from_request", identities={"app_user_id": "other3"}))
     [group] = Subject.of(req, settings).groups(req, settings, "erasure")
-    body = dsr_body(req, settings, "erasure", group)
+    body = dsr_body(req, settings, "erasure", group, req.submitted_at)
     assert body["subject_identities"] == {"email": {"value": "jane@example.com", "encoding": "raw"},
                                           "controller_customer_id": {"value": "c-1", "encoding": "raw"}}
     assert body["extensions"] == {"opendsr.mparticle.com": {
@@ -254,7 +254,7 @@ def test_an_mpid_with_other_identifiers_makes_two_requests_and_ids_follow_the_su
     groups = Subject.of(req, settings).groups(req, settings, "erasure")
     assert [g.label for g in groups] == ["identities", "mpid"]
     assert [[i.kind.name for i in g.identifiers] for g in groups] == [["email"], ["mpid"]]
-    mpid_body = dsr_body(req, settings, "erasure", groups[1])
+    mpid_body = dsr_body(req, settings, "erasure", groups[1], req.submitted_at)
     assert "subject_identities" not in mpid_body  # the mpid goes alone, inside the extension
     assert mpid_body["extensions"]["opendsr.mparticle.com"]["subject_identities"] == {
         "mpid": {"value": "8000000000000000042", "encoding": "raw"}}

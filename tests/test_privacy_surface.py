@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from click.testing import CliRunner
 from connector_mparticle.api.opendsr import read_time
 from connector_mparticle.api.partners import partner_summary, read_partners
 from connector_mparticle.cli import main
+from connector_mparticle.flows.deadlines import deadline
 from connector_mparticle.flows.evidence import write_evidence
 from connector_mparticle.sandbox import Sandbox
+from connector_mparticle.settings import parse_settings
 from dsr_framework.redact import Redactor
 from tests.support.hosting import drive, mparticle, request
 from tests.support.mp import WORKSPACE, batch, dsr_body
@@ -267,6 +270,31 @@ def test_a_request_with_time_to_spare_is_not_at_risk_and_waits(sandbox: Sandbox,
     assert "skip_waiting_period" not in json.dumps(sandbox.dsrs()[0]["extensions_sent"])
     assert result["summary"]["deadline"]["at_risk"] is False
     assert result["summary"]["deadline"]["due_from"] == "gdpr default" and "at risk" not in result["message"]
+
+
+def test_mparticles_wait_counts_from_when_it_receives_the_request_not_from_when_the_subject_asked(
+        sandbox: Sandbox) -> None:
+    """N9: a GDPR erasure the subject asked for 25 days ago is due in 5; mParticle's 7-day wait and 14 days of
+    processing start when it is sent today, so it is at risk and, under ``when_at_risk``, skips the wait. (Counted
+    from the subject's request, the wait would have ended days ago and nothing would be at risk.)"""
+    sandbox.seed_profile({"email": "jane@example.com"})
+    asked = replace(request("deletion"), submitted_at=datetime.now(UTC) - timedelta(days=25))
+    result = mparticle(sandbox, erasure={"skip_waiting_period": "when_at_risk"}).handle(asked)
+    assert result.status == "pending", result
+    [dsr] = sandbox.dsrs()
+    assert dsr["extensions_sent"]["opendsr.mparticle.com"]["skip_waiting_period"] is True
+    assert result.summary["deadline"]["due_from"] == "gdpr default"
+
+
+def test_a_completion_time_already_past_is_no_promise_the_request_is_done_on_time(sandbox: Sandbox) -> None:
+    """While a request is not complete, neither mParticle's expected completion nor the documented estimate
+    counts as earlier than now: one that passed yesterday, for a request due an hour ago, is at risk."""
+    settings = parse_settings(sandbox.connector_config())
+    now = datetime.now(UTC)
+    due = replace(request("deletion"), submitted_at=now - timedelta(days=40), due_at=now - timedelta(hours=1))
+    for expected in (now - timedelta(days=1), None):
+        outlook = deadline(due, settings, expected, now - timedelta(days=39), now)
+        assert outlook.at_risk and outlook.expected >= now, (expected, outlook)
 
 
 # -- partner status ----------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from connector_mparticle.errors import (
 from connector_mparticle.flows.common import RETENTION, Flow
 from connector_mparticle.flows.state import Part, RequestState
 from connector_mparticle.flows.suppression import unmark
-from dsr_framework.models import DsrRequest, ErrorClass, FailureInfo, Result, format_time, parse_time, utcnow
+from dsr_framework.models import DsrRequest, ErrorClass, FailureInfo, Result, format_time, utcnow
 
 __all__ = ["FLOW_KIND", "cancel"]
 
@@ -246,7 +246,7 @@ class _Cancel:
         verdict only after its retention; before that, something else answered, and nothing was cancelled."""
         flow = self.flow
         assert flow.state is not None
-        since = parse_time(flow.state.submitted_at) if flow.state.submitted_at else flow.request.submitted_at
+        since = flow.state.sent_at(flow.request.submitted_at)
         if utcnow() - since > RETENTION:
             ids = ", ".join(p.subject_request_id for p in flow.state.parts)
             return RejectedError(f"mParticle no longer knows request {ids} (it keeps requests for up to a year): "

@@ -57,7 +57,6 @@ from dsr_framework.models import (
     Status,
     Verification,
     format_time,
-    parse_time,
     utcnow,
 )
 
@@ -101,7 +100,12 @@ class Flow:
     def _sent(self, subject_request_id: str) -> bytes:
         """The exact bytes of the submission of one of this request's OpenDSR requests (deterministic)."""
         group = next(g for g in self.groups if g.subject_request_id == subject_request_id)
-        return encode_json(dsr_body(self.request, self.settings, self.request_type, group))
+        return encode_json(self._body(group))
+
+    def _body(self, group: DsrGroup) -> dict[str, Any]:
+        assert self.state is not None
+        return dsr_body(self.request, self.settings, self.request_type, group,
+                        self.state.sent_at(self.request.submitted_at))
 
     @property
     def subject_ids(self) -> list[str]:
@@ -240,7 +244,7 @@ class Flow:
 
     def submit(self, group: DsrGroup) -> Part:
         """Submit ``group``'s OpenDSR request, or find the earlier submission."""
-        body = dsr_body(self.request, self.settings, self.request_type, group)
+        body = self._body(group)
         what = f"submit {self.request_type} request" + (" (mpid alone)" if group.label == "mpid" else "")
         try:
             submitted = self.conn.dsr.submit(body)
@@ -417,7 +421,7 @@ class Flow:
         """A 404 to the status check of a request mParticle acknowledged: its verdict only once mParticle may have
         dropped the record (it keeps them a year); before that, something else answers for it."""
         assert self.state is not None
-        since = parse_time(self.state.submitted_at) if self.state.submitted_at else self.request.submitted_at
+        since = self.state.sent_at(self.request.submitted_at)
         subject_request_id = self.state.parts[0].subject_request_id
         if utcnow() - since > RETENTION:
             return self.failed(RejectedError(

@@ -6,12 +6,16 @@ controller one month (taken as 30 days), CCPA (Cal. Civ. Code 1798.130) 45 days,
 mParticle's erasures wait ``erasure.waiting_period_days`` (7 in its DSR pages, 14 in its newer bulk-deletion
 page) before processing, and take up to ``erasure.processing_days`` (14) after; ``skip_waiting_period`` shortens
 the whole to 1-14 days (``guides/data-subject-requests``). Whether to ask for it is ``erasure.skip_waiting_period``:
-``never``, ``always``, or ``when_at_risk``: only when the longest documented wait, counted from when the subject
-asked, ends after the due date. The decision depends on the request alone (its times and regulation), never on
-the clock, so every call builds the same submission, byte for byte, as the signed receipt requires.
+``never``, ``always``, or ``when_at_risk``: only when the longest documented wait ends after the due date.
+
+mParticle's times run from when *it* receives the request (``sent``: when this connector first sent it, kept in
+the request's state), which may be days after the subject asked: the due date runs from the subject's request,
+the wait from the sending. The decision depends on the request and that recorded time alone, never on the
+clock, so every call builds the same submission, byte for byte, as the signed receipt requires.
 
 Once mParticle states an ``expected_completion_time``, each result says whether it falls after the due date
-(``summary.deadline.at_risk``); before that, the documented estimate stands in.
+(``summary.deadline.at_risk``); before that, the documented estimate stands in. Either is "now" at the earliest
+while the request is not complete: a time already past is no promise that it will be done on time.
 """
 
 from __future__ import annotations
@@ -64,26 +68,31 @@ def _due(request: DsrRequest) -> tuple[datetime, str]:
     return request.submitted_at + timedelta(days=DUE_DAYS[request.regulation]), f"{request.regulation} default"
 
 
-def _estimate(request: DsrRequest, settings: Settings, skipped: bool) -> datetime:
-    """The latest completion mParticle's documents allow, counted from when the subject asked."""
+def _estimate(request: DsrRequest, settings: Settings, skipped: bool, sent: datetime) -> datetime:
+    """The latest completion mParticle's documents allow for a request it received at ``sent`` (never before the
+    subject asked)."""
+    start = max(sent, request.submitted_at)
     if request.type != "deletion":
-        return request.submitted_at + timedelta(days=ACCESS_DAYS)
+        return start + timedelta(days=ACCESS_DAYS)
     wait = SKIPPED_WAIT_DAYS if skipped else settings.erasure.waiting_period_days
-    return request.submitted_at + timedelta(days=wait + settings.erasure.processing_days)
+    return start + timedelta(days=wait + settings.erasure.processing_days)
 
 
-def skip_waiting(request: DsrRequest, settings: Settings) -> bool:
-    """Whether the erasure of ``request`` asks mParticle to skip its waiting period (see the module docstring)."""
+def skip_waiting(request: DsrRequest, settings: Settings, sent: datetime) -> bool:
+    """Whether the erasure of ``request``, sent to mParticle at ``sent``, asks it to skip its waiting period (see
+    the module docstring)."""
     policy = settings.erasure.skip_waiting_period
     if settings.skip_waiting_period or policy == "always":
         return True
-    return policy == "when_at_risk" and _estimate(request, settings, skipped=False) > _due(request)[0]
+    return policy == "when_at_risk" and _estimate(request, settings, False, sent) > _due(request)[0]
 
 
-def deadline(request: DsrRequest, settings: Settings, expected: datetime | None) -> Deadline:
-    """``request`` against its due date; ``expected`` is mParticle's expected completion, when it gave one."""
+def deadline(request: DsrRequest, settings: Settings, expected: datetime | None, sent: datetime,
+             now: datetime) -> Deadline:
+    """``request``, sent to mParticle at ``sent`` and not complete at ``now``, against its due date; ``expected``
+    is mParticle's expected completion, when it gave one."""
     due, due_from = _due(request)
     if expected is not None:
-        return Deadline(due, due_from, expected, "mparticle")
-    skipped = request.type == "deletion" and skip_waiting(request, settings)
-    return Deadline(due, due_from, _estimate(request, settings, skipped), "estimate")
+        return Deadline(due, due_from, max(expected, now), "mparticle")
+    skipped = request.type == "deletion" and skip_waiting(request, settings, sent)
+    return Deadline(due, due_from, max(_estimate(request, settings, skipped, sent), now), "estimate")

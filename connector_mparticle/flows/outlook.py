@@ -29,9 +29,10 @@ def _partners(flow: Flow) -> list[dict[str, Any]]:
 
 def _deadline(flow: Flow, result: Result) -> tuple[str, dict[str, Any]]:
     """The message (naming a risk, while pending) and the summary's ``deadline``."""
-    completed = result.status == "completed"
-    expected = utcnow() if completed else flow.state.expected if flow.state else None
-    outlook = deadline(flow.request, flow.settings, expected)
+    completed, now = result.status == "completed", utcnow()
+    expected = now if completed else flow.state.expected if flow.state else None
+    sent = flow.state.sent_at(flow.request.submitted_at) if flow.state else now
+    outlook = deadline(flow.request, flow.settings, expected, sent, now)
     entry = {**outlook.to_dict(), **({"expected_from": "completed"} if completed else {})}
     at_risk = outlook.at_risk and result.status == "pending"
     return (f"{result.message}; {outlook.sentence()}" if at_risk else result.message), entry

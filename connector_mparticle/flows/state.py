@@ -109,6 +109,11 @@ class RequestState:
         times = [t for p in self.parts if not p.done and (t := p.expected) is not None]
         return max(times) if times else None
 
+    def sent_at(self, fallback: datetime) -> datetime:
+        """When this connector first sent the request to mParticle (``fallback``, the subject's request time, for a
+        state written before it was recorded)."""
+        return _time(self.submitted_at) or fallback
+
     @property
     def last_status(self) -> str | None:
         """The least advanced status of the parts (what the request as a whole is)."""

@@ -26,6 +26,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from connector_mparticle.api.identity import read_mpid
@@ -153,8 +154,10 @@ class Subject:
                 for label, identifiers in parts if identifiers]
 
 
-def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: DsrGroup) -> dict[str, Any]:
-    """The OpenDSR v3 submission of ``group`` (``request_type`` is ``access`` or ``erasure``)."""
+def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: DsrGroup,
+             sent: datetime) -> dict[str, Any]:
+    """The OpenDSR v3 submission of ``group`` (``request_type`` is ``access``, ``portability`` or ``erasure``),
+    first sent at ``sent`` (the waiting-period policy counts from it: :mod:`.deadlines`)."""
     top: dict[str, Any] = {}
     extension: dict[str, Any] = {}
     for identifier in group.identifiers:
@@ -176,7 +179,7 @@ def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: 
     mparticle: dict[str, Any] = {}
     if extension:
         mparticle["subject_identities"] = extension
-    if request_type == "erasure" and skip_waiting(request, settings):  # the policy: flows/deadlines.py
+    if request_type == "erasure" and skip_waiting(request, settings, sent):  # the policy: flows/deadlines.py
         mparticle["skip_waiting_period"] = True  # mParticle's example puts it in the extension
     if mparticle:
         body["extensions"] = {OPENDSR_EXTENSION: mparticle}
