@@ -89,12 +89,15 @@ def redact_strings(value: Any, redact: Callable[[str], str]) -> Any:
 
 
 def _fold(text: str) -> str:
-    """``text`` lower-cased character by character, so that positions in it are positions in ``text``
-    (``str.lower`` turns ``İ`` into two characters, which would shift every span after it)."""
-    folded = text.lower()
-    if len(folded) == len(text):
-        return folded
-    return "".join(low if len(low := c.lower()) == 1 else c for c in text)
+    """``text`` lower-cased character by character, so that positions in it are positions in ``text``: each
+    character becomes its own lower case where that is one character, and stays as it is otherwise.
+
+    ``str.lower`` differs from that in two places only, both handled in C rather than by a loop over the text:
+    ``İ`` (U+0130, the one character whose lower case is two characters, which would shift every span after it)
+    is kept, and a capital sigma becomes the ordinary small sigma (U+03C3) wherever it stands (``str.lower``
+    writes the final form, U+03C2, at the end of a word, so the same secret would fold two ways by what follows
+    it). ``tests/test_redact_fold.py`` holds this to the character-by-character definition."""
+    return "\u0130".join(part.replace("\u03a3", "\u03c3").lower() for part in text.split("\u0130"))
 
 
 def _base64_cores(raw: bytes) -> set[str]:
@@ -292,7 +295,8 @@ class _Compiled:
     """The matchers in force, published at once so readers never see half of them: one for the lasting
     secrets, and one per rotating secret of each token source (each built once). Immutable once made."""
 
-    __slots__ = ("decoded", "hex_runs", "lasting", "matchers", "rotating", "runs", "secrets", "short")
+    __slots__ = ("decoded", "hex_grams", "hex_runs", "lasting", "matchers", "rotating", "run_grams", "runs", "secrets",
+                 "short")
 
     def __init__(self, lasting: _Matcher = _NOTHING,
                  rotating: Mapping[Hashable, tuple[_Token, ...]] | None = None) -> None:
@@ -303,6 +307,9 @@ class _Compiled:
         # One set of windows for every secret: a text is scanned once, whatever the number of secrets.
         self.runs = lasting.runs.union(*(m.runs for m in self.matchers[1:]))
         self.hex_runs = lasting.hex_runs.union(*(m.hex_runs for m in self.matchers[1:]))
+        #: every gram of half a run's length in the runs (:func:`_hits` looks for these first)
+        self.run_grams = _all_runs(self.runs, FRAGMENT_LENGTH // 2)
+        self.hex_grams = _all_runs(self.hex_runs, _HEX_RUN // 2)
         self.short = tuple({f for m in self.matchers for f in m.short})
         #: :meth:`Redactor._decoded_leak`'s verdicts for these secrets, by a digest of the text (never the text,
         #: which may hold personal data): the same texts (ids, messages, the trail) are checked again and again.
@@ -321,13 +328,24 @@ _CHUNK = 1 << 16  #: windows of a text looked up at once (bounds the memory a sc
 _HEX_DIGITS = re.compile(f"[0-9a-f]{{{_HEX_RUN},}}")
 
 
-def _hits(folded: str, runs: frozenset[str], length: int, first_only: bool) -> set[str]:
-    """The windows of ``folded`` of ``length`` characters that are in ``runs``. The lookups run in C: a chunk's
-    windows are cut out by a comprehension and intersected with the set."""
+def _hits(folded: str, runs: frozenset[str], grams: frozenset[str], length: int, first_only: bool) -> set[str]:
+    """The windows of ``folded`` of ``length`` characters that are in ``runs``; ``grams`` holds every piece of
+    ``length // 2`` characters of the runs.
+
+    Only windows that can be runs are cut out. With ``g = length // 2``, the window starting at ``p`` holds the
+    piece starting at the first multiple of ``g`` at or after ``p`` (it starts at most ``g - 1`` later and
+    ends within the window, as ``2g - 1 <= length``). So the pieces at multiples of ``g`` are looked up first (a
+    ``g``-th of the windows), and only the windows holding one that is in ``grams`` (those starting up to ``g - 1``
+    before it) are looked up in turn: no window that is a run is missed. The lookups run in C: a chunk's pieces
+    are cut out by a comprehension and intersected with the set."""
     found: set[str] = set()
-    last = len(folded) - length + 1
-    for start in range(0, max(last, 0), _CHUNK):
-        found |= runs.intersection([folded[i:i + length] for i in range(start, min(start + _CHUNK, last))])
+    step, size = length // 2, len(folded)
+    for start in range(0, max(size - step + 1, 0), _CHUNK * step):
+        sample = [folded[q:q + step] for q in range(start, min(start + _CHUNK * step, size - step + 1), step)]
+        seen = grams.intersection(sample)
+        for q in (start + i * step for i, piece in enumerate(sample) if piece in seen) if seen else ():
+            found |= runs.intersection([folded[p:p + length] for p in range(max(q - step + 1, 0),
+                                                                             min(q, size - length) + 1)])
         if found and first_only:
             break
     return found
@@ -522,12 +540,12 @@ class Redactor:
         """The spans of the (folded) text covered by a run of a form, or by 16 digits of a hex form."""
         if len(folded) < FRAGMENT_LENGTH or not compiled.runs:
             return []
-        found = _hits(folded, compiled.runs, FRAGMENT_LENGTH, first_only)
+        found = _hits(folded, compiled.runs, compiled.run_grams, FRAGMENT_LENGTH, first_only)
         if found and first_only:
             return [(0, 0)]
         if compiled.hex_runs:
             for digits in _HEX_DIGITS.finditer(folded):
-                found |= _hits(digits.group(), compiled.hex_runs, _HEX_RUN, first_only)
+                found |= _hits(digits.group(), compiled.hex_runs, compiled.hex_grams, _HEX_RUN, first_only)
                 if found and first_only:
                     return [(0, 0)]
         return _occurrences(folded, found)

@@ -228,6 +228,44 @@ def test_the_pre_check_judges_any_body_of_n_bytes_in_at_most_n_plus_one_steps(pa
     assert shape.steps <= len(data) + 1
 
 
+def reference_shape(data: bytes, max_depth: int, max_containers: int) -> tuple[int, int]:
+    """The pre-check's definition, one byte at a time: strings skipped, brackets counted, stopping where a limit is
+    exceeded, a closing bracket has nothing open or a string is unterminated."""
+    depth = deepest = count = 0
+    at = 0
+    while at < len(data):
+        byte = data[at:at + 1]
+        if byte == b'"':
+            at += 1
+            while at < len(data) and data[at:at + 1] != b'"':
+                at += 2 if data[at:at + 1] == b"\\" else 1
+            if at >= len(data):
+                break
+        elif byte in (b"[", b"{"):
+            depth, count = depth + 1, count + 1
+            deepest = max(deepest, depth)
+            if deepest > max_depth or count > max_containers:
+                break
+        elif byte in (b"]", b"}"):
+            if depth == 0:
+                break
+            depth -= 1
+        at += 1
+    return deepest, count
+
+
+@PROPERTY
+@given(parts=st.lists(SCAN_ALPHABET | st.sampled_from([b"[" * 40, b"]" * 40, b"{}" * 30, b" ", b"1,"]), max_size=300),
+       max_depth=st.integers(0, 50), max_containers=st.integers(0, 200))
+def test_the_pre_check_agrees_with_its_byte_by_byte_definition_wherever_it_stops(
+        parts: list[bytes], max_depth: int, max_containers: int) -> None:
+    """Brackets between strings are summed in blocks; the figures must still be those of a walk one byte at a
+    time, including on text that is not JSON and where a limit is exceeded part-way through a block."""
+    data = b"".join(parts)
+    shape = json_shape(data, max_depth=max_depth, max_containers=max_containers)
+    assert (shape.depth, shape.containers) == reference_shape(data, max_depth, max_containers)
+
+
 @PROPERTY
 @given(value=json_values, key=st.text(alphabet='"\\[]{}ab', max_size=6))
 def test_the_pre_check_reads_valid_json_as_the_parser_does(value: Any, key: str) -> None:

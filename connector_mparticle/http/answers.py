@@ -39,6 +39,7 @@ import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import urljoin
 
@@ -66,8 +67,10 @@ _NO_ZONE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2
 _SECONDS = re.compile(r"[0-9]{1,10}")
 _SIZE = re.compile(r"[0-9]{1,19}")
 _PERCENT = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
-_STRUCTURE = re.compile(rb'["\[\]{}]')  #: one byte of a class: a search from a position cannot backtrack
-_QUOTE, _BACKSLASH, _OPENERS = ord('"'), ord("\\"), b"[{"
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")  #: deleted before the brackets are walked
+_DELTA = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_BRACKET_BLOCK = 1 << 16  #: brackets summed at once (bounds the list of levels)
+_BACKSLASH, _OPENERS = ord("\\"), b"[{"
 CHECK_EVERY = 16_384  #: scan steps between two deadline checks (a few milliseconds)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  #: json pairs escaped surrogates itself: any left is alone
@@ -164,38 +167,65 @@ def json_shape(data: bytes, max_depth: int = MAX_DEPTH, max_containers: int = MA
     """The nesting depth and container count of the JSON text ``data``, strings skipped, in one forward pass;
     it stops as soon as either exceeds its limit (so the answer then says "over", not by how much).
 
-    Each step starts where the last one ended and finds the next byte that matters: outside a string, a quote or
-    a bracket (a one-byte class, found by C code that reads each byte once); inside a string, the next quote,
-    which closes the string unless an odd run of backslashes precedes it (counted in the bytes since the previous
-    quote only). So every byte is read a bounded number of times and the steps are at most ``len(data) + 1``:
-    linear, whatever the bytes. ``check`` (the call's deadline) runs every :data:`CHECK_EVERY` steps. For text
-    that is not JSON any answer is fine: the parser refuses it before it nests deeper than the text's valid
-    prefix, which this scan reads exactly as the parser does.
+    Each step starts where the last one ended: the brackets up to the next quote (text with no string in it) are
+    walked together by :func:`_brackets`, in C; then the string that quote opens is skipped: its end is the next
+    quote, unless an odd run of backslashes precedes it (counted in the bytes since the previous quote only). So
+    every byte is read a bounded number of times and the steps are at most ``len(data) + 1``: linear, whatever
+    the bytes. ``check`` (the call's deadline) runs every :data:`CHECK_EVERY` steps and every block of brackets.
+    For text that is not JSON any answer is fine: the parser refuses it before it nests deeper than the text's
+    valid prefix, which this scan reads exactly as the parser does.
     """
-    depth = deepest = containers = steps = pos = 0
+    walk = _Walk(max_depth, max_containers, check)
+    steps = pos = 0
     while True:
         steps += 1
         if steps % CHECK_EVERY == 0:
             check()
-        found = _STRUCTURE.search(data, pos)
-        if found is None:
+        quote = data.find(b'"', pos)
+        if not walk.brackets(data[pos:quote] if quote >= 0 else data[pos:]) or quote < 0:
             break
-        byte, pos = data[found.start()], found.end()
-        if byte == _QUOTE:
-            pos, escaped = _string_end(data, pos)
-            steps += escaped
-            if pos < 0:  # an unterminated string: not JSON
-                break
-        elif byte in _OPENERS:
-            depth, containers = depth + 1, containers + 1
-            deepest = max(deepest, depth)
-            if deepest > max_depth or containers > max_containers:
-                break
-        elif depth == 0:  # a closing bracket with nothing open: not JSON
+        pos, escaped = _string_end(data, quote + 1)
+        steps += escaped
+        if pos < 0:  # an unterminated string: not JSON
             break
-        else:
-            depth -= 1
-    return JsonShape(deepest, containers, steps)
+    return JsonShape(walk.deepest, walk.containers, steps)
+
+
+class _Walk:
+    """The depth, deepest depth and container count of the brackets walked so far (:func:`json_shape`)."""
+
+    def __init__(self, max_depth: int, max_containers: int, check: Callable[[], None]) -> None:
+        self.depth = self.deepest = self.containers = 0
+        self.max_depth, self.max_containers, self.check = max_depth, max_containers, check
+
+    def brackets(self, text: bytes) -> bool:
+        """Walk the brackets of ``text`` (which holds no string); False where the scan stops: a limit exceeded,
+        or a closing bracket with nothing open (not JSON). Blocks of brackets are summed in C
+        (:func:`itertools.accumulate`); a block that would stop is walked again one bracket at a time, so the
+        figures are those at the bracket where it stops."""
+        kept = text.translate(None, _NOT_BRACKETS)
+        for at in range(0, len(kept), _BRACKET_BLOCK):
+            block = kept[at:at + _BRACKET_BLOCK]
+            levels = list(accumulate(map(_DELTA.__getitem__, block), initial=self.depth))
+            opened = len(block) - block.count(b"]") - block.count(b"}")
+            if min(levels) < 0 or max(levels) > self.max_depth or self.containers + opened > self.max_containers:
+                return self._one_by_one(block)
+            self.depth, self.deepest, self.containers = levels[-1], max(self.deepest, *levels), self.containers + opened
+            self.check()
+        return True
+
+    def _one_by_one(self, block: bytes) -> bool:
+        for byte in block:
+            if byte in _OPENERS:
+                self.depth, self.containers = self.depth + 1, self.containers + 1
+                self.deepest = max(self.deepest, self.depth)
+                if self.deepest > self.max_depth or self.containers > self.max_containers:
+                    return False
+            elif self.depth == 0:
+                return False
+            else:
+                self.depth -= 1
+        return True
 
 
 def _string_end(data: bytes, start: int) -> tuple[int, int]:
