@@ -21,9 +21,10 @@ from connector_mparticle.api.opendsr import read_time
 from connector_mparticle.api.partners import partner_summary, read_partners
 from connector_mparticle.cli import main
 from connector_mparticle.flows.deadlines import deadline
-from connector_mparticle.flows.evidence import write_evidence
+from connector_mparticle.flows.evidence import evidence_record, write_evidence
 from connector_mparticle.sandbox import Sandbox
 from connector_mparticle.settings import parse_settings
+from dsr_framework.models import Result
 from dsr_framework.redact import Redactor
 from tests.support.hosting import drive, mparticle, request
 from tests.support.mp import WORKSPACE, batch, dsr_body
@@ -432,6 +433,19 @@ def test_a_request_id_holding_an_identifier_is_withheld_from_the_evidence(sandbo
     record = json.loads(text)
     assert record["request"]["request_id"].startswith("sha256:")
     assert all("withheld" in f["name"] for f in record["files"])
+
+
+def test_partner_names_and_domains_the_server_wrote_are_masked_in_the_evidence() -> None:
+    """A partner's name and domain are mParticle's free text: one that echoes the subject's email or phone is
+    withheld like any other text the server wrote."""
+    req = request("deletion", phone="+1 415 555 0100")
+    partners = [{"subject_request_id": "s-1", "name": "Jane@Example.com's CRM", "domain": "14155550100.example",
+                 "status": "failed"}, {"subject_request_id": "s-1", "name": "Braze", "domain": "braze.com",
+                                       "status": "sent"}]
+    result = Result("host-req-1", "deletion", "completed", "done", summary={"partners": partners})
+    kept = evidence_record(req, result)["partners"]
+    assert [(p["name"], p["domain"], p["status"]) for p in kept] == [
+        ("[withheld]'s CRM", "[withheld].example", "failed"), ("Braze", "braze.com", "sent")]
 
 
 def test_the_sandbox_waiting_period_is_a_setting_and_skipping_it_leaves_under_a_day(sandbox: Sandbox) -> None:

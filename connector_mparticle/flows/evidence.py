@@ -10,7 +10,8 @@ What it holds, from the request and its latest result (the host's, or a ``--stat
   the certificate that made it and the verdict (an acknowledgement's ``encoded_request``, which holds the
   identities, is already withheld in receipts: :func:`connector_mparticle.api.receipts.withhold_encoded_request`);
 * the status history: each step's time, action and outcome, with only the details listed in :data:`DETAILS`;
-* where mParticle forwarded the request, and each partner's status (its code, never the partner's free text);
+* where mParticle forwarded the request, and each partner's status (its name and domain, as mParticle's free text,
+  with the subject's identifier values withheld);
 * verification: which identifier categories were searched and what was found, and what could not be checked;
 * the files delivered, by name, size and SHA-256 (never their content);
 * timings: submitted, first sent, last step, due, expected, and whether it was at risk; and how it ended.
@@ -150,7 +151,8 @@ def _files(request: DsrRequest, result: Result) -> list[dict[str, Any]]:
 def evidence_record(request: DsrRequest, result: Result) -> dict[str, Any]:
     """The evidence record of ``request`` as ``result`` (its latest) leaves it; see the module docstring."""
     summary = result.summary
-    partners = [_kept(p, _PARTNER_FIELDS) for p in summary.get("partners") or [] if isinstance(p, Mapping)]
+    partners = [{k: masked(request, v) for k, v in _kept(p, _PARTNER_FIELDS).items()}
+                for p in summary.get("partners") or [] if isinstance(p, Mapping)]  # names are the server's text
     return {
         "format": FORMAT, "version": 1, "written_at": format_time(utcnow()),
         "request": {"request_id": shown_id(request), "type": request.type, "regulation": request.regulation,
