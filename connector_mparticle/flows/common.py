@@ -17,6 +17,7 @@ whatever a server sent.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -87,6 +88,7 @@ class Flow:
         self.state = RequestState.from_dict(state, [g.subject_request_id for g in self.groups], self._key)
         self.trail = self.state.audit_events() if self.state else []
         self.signed = SignedAnswers(conn, self.note, self._sent)
+        self._timed_out = False  #: this call ends because it ran out of time (:meth:`retry_soon`)
         self.now = utcnow()
         self.doing = f"submitting the {request_type} request"  #: the step under way, for messages
         #: what runs right after this call submitted the request (suppression: :mod:`.suppression`)
@@ -136,6 +138,8 @@ class Flow:
             self._note_receipts()  # the evidence, at the end of the trail too
         trail = tuple(AuditEvent(redactor.scrub(e.action), redactor(e.outcome), redactor.scrub_json(e.detail), e.at)
                       for e in self.trail)
+        if self.state is not None and not self._timed_out:
+            self.state.timeouts_in_a_row, self.state.timed_out_step = 0, None
         state = self._signed_state(trail) if status == "pending" else None
         if status != "failed" and self.state is not None and (warning := self.signed.warning(self.state.parts)):
             message = f"{message}; {warning}"
@@ -229,6 +233,12 @@ class Flow:
     def retry_soon(self, exc: RetryLaterError, why: str | None = None) -> Result:
         """Keep the request pending after a condition that is not a verdict (an outage, a malformed answer,
         the call running out of time): check again after ``Retry-After`` or the minimum interval."""
+        if isinstance(exc, OutOfTimeError) and self.state is not None and self._out_of_time_again():
+            return self.needs_person(exc, (
+                f"this step ran out of time in {self.state.timeouts_in_a_row} calls in a row, the last one starting "
+                f"with it: it takes longer than one call may run (timeouts.total_seconds: "
+                f"{self.settings.timeouts.total_seconds:g} s), for the size of what mParticle sent or how slowly it "
+                "answers; raise timeouts.total_seconds"))
         if why is None:
             why = ("this call ran out of time" if isinstance(exc, OutOfTimeError) else
                    "the output folder has no space left" if isinstance(exc, NoSpaceError) else
@@ -239,6 +249,17 @@ class Flow:
         after = max(exc.retry_after or self.now,
                     utcnow() + timedelta(seconds=self.settings.polling.min_interval_seconds))
         return self.waiting(f"{self.mparticle_did()}; {self.doing}: {why}; will try again", after=after)
+
+    def _out_of_time_again(self) -> bool:
+        """Count this call's running out of time against the step under way: True when the call before it ran out
+        in the same step too. That call had spent part of its time on earlier steps, so one more call, starting
+        with this step and with the whole budget, is worth it; a second is not (the host would call forever)."""
+        assert self.state is not None
+        step = hashlib.sha256(self.doing.encode("utf-8", "replace")).hexdigest()[:16]
+        again = self.state.timed_out_step == step
+        self.state.timeouts_in_a_row = self.state.timeouts_in_a_row + 1 if again else 1
+        self.state.timed_out_step, self._timed_out = step, True
+        return again
 
     # -- steps ------------------------------------------------------------------------------------------
 

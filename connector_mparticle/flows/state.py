@@ -39,8 +39,9 @@ PHASES = ("submitted", "verifying")
 STATUSES = (None, *DSR_STATUSES)  #: None: not checked yet
 #: From least to most advanced: a cancelled part stops the request; one not checked yet holds it back.
 _PROGRESS = {s: i for i, s in enumerate(("cancelled", None, *(s for s in DSR_STATUSES if s != "cancelled")))}
-_COUNTERS = ("status_checks", "overdue_checks", "verify_attempts")
+_COUNTERS = ("status_checks", "overdue_checks", "verify_attempts", "timeouts_in_a_row")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_STEP = re.compile(r"[0-9a-f]{16}")
 _DELIVERED = {"name": str, "size_bytes": int, "sha256": str, "media_type": str, "description": str}
 
 
@@ -93,6 +94,10 @@ class RequestState:
     status_checks: int = 0
     overdue_checks: int = 0
     verify_attempts: int = 0
+    #: Calls in a row that ran out of time in the same step (``timed_out_step``: a digest of its description);
+    #: :meth:`connector_mparticle.flows.common.Flow.retry_soon` asks a person after two.
+    timeouts_in_a_row: int = 0
+    timed_out_step: str | None = None
     #: Erasure: did the request's login and immutable ids find a profile before it was submitted (None: unknown,
     #: or the request carries none)? :func:`connector_mparticle.flows.lookup.blind_spots` reads it.
     found_before: bool | None = None
@@ -179,6 +184,7 @@ def _fields_in_range(known: Mapping[str, Any]) -> bool:
     return (all(type(known.get(k, 0)) is int and 0 <= known.get(k, 0) <= MAX_COUNTER for k in _COUNTERS)
             and known.get("phase", "submitted") in PHASES and isinstance(known.get("audit", []), list)
             and isinstance(known.get("submitted_at"), (str, type(None)))
+            and (known.get("timed_out_step") is None or _STEP.fullmatch(str(known["timed_out_step"])) is not None)
             and known.get("found_before") in (True, False, None) and type(known.get("found_before")) is not int)
 
 

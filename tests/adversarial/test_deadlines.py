@@ -93,6 +93,45 @@ def test_a_dripping_results_download_ends_within_the_budget_and_leaves_nothing(s
     assert result.status == "pending" and list(tmp_path.iterdir()) == []
 
 
+def test_a_step_that_runs_out_of_time_twice_in_a_row_asks_a_person_instead_of_being_called_for_ever(
+        sandbox: Sandbox, hostile: HostileServer, tmp_path: Path) -> None:
+    """The first time a step runs out of time, the call had spent part of its budget on earlier steps: the next
+    call starts with it. Running out again, it would on every call (an export too large or too slow for the
+    budget): the request stays pending with its state and asks a person to raise the budget; after the fix it
+    carries on."""
+    sandbox.seed_profile({"email": "jane@example.com"})
+    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    req = request("access", output_dir=str(tmp_path))
+    first = handle.handle(req)
+    sandbox.force_status(first.summary["subject_request_id"], "completed")
+    hostile.on("GET", r"^/dsr-results/", dripping(body=b"PK" + b"\0" * 4000))
+    once = handle.handle(req, first.state)
+    assert once.status == "pending" and once.action_required is None and "ran out of time" in once.message
+    twice = handle.handle(req, once.state)
+    assert twice.status == "pending" and twice.state and twice.action_required is not None, twice.message
+    assert "2 calls in a row" in twice.action_required.message
+    assert "raise timeouts.total_seconds" in twice.action_required.message
+    hostile.clear()
+    done = handle.handle(req, twice.state)
+    assert done.status == "completed" and done.files, done.message
+
+
+def test_running_out_of_time_now_and_then_is_not_in_a_row(sandbox: Sandbox, hostile: HostileServer) -> None:
+    """A step that went through in between starts the count again: a slow status check on two days of a
+    month-long wait is no reason to call a person."""
+    sandbox.set_durations(erasure=(600, 600))
+    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    state = handle.handle(request("deletion")).state
+    for _ in range(2):
+        hostile.on("GET", r"^/v3/requests/", dripping())
+        held = handle.handle(request("deletion"), state)
+        assert held.status == "pending" and held.action_required is None, held.message
+        hostile.clear()
+        checked = handle.handle(request("deletion"), held.state)
+        assert checked.status == "pending" and "ran out of time" not in checked.message
+        state = checked.state
+
+
 def test_a_dripping_oauth_token_endpoint_ends_within_the_budget(sandbox: Sandbox, hostile: HostileServer) -> None:
     hostile.on("POST", r"^/oauth/token", dripping())
     handle = handle_for(config_for(hostile, sandbox, oauth=True, **SLOW))
