@@ -66,16 +66,22 @@ def type_of(schema: Schema, node: Schema) -> str:
         return "one of: " + ", ".join(f"[{o['title']}](#{anchor(o['title'])})" for o in options)
     if "const" in node:
         return f"constant {code(node['const'])}"
-    declared = node.get("type")
-    names = [declared] if isinstance(declared, str) else list(declared or [])
-    if not names and "enum" in node:
-        names = sorted({_json_type(value) for value in node["enum"]})
+    names = _type_names(node)
     shown = " or ".join(names) or "any"
     if "array" in names and "items" in node:
         shown = f"array of {type_of(schema, resolve(schema, node['items']))}"
     if node.get("writeOnly") or node.get("x-secret"):
         shown += ", **secret**"
     return shown
+
+
+def _type_names(node: Schema) -> list[str]:
+    """The JSON types the node declares, or those of its enum's values when it declares none."""
+    declared = node.get("type")
+    names = [declared] if isinstance(declared, str) else list(declared or [])
+    if not names and "enum" in node:
+        names = sorted({_json_type(value) for value in node["enum"]})
+    return names
 
 
 def _json_type(value: Any) -> str:
