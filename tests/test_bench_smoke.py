@@ -1,5 +1,5 @@
 """Every benchmark runs from a clean checkout and writes its JSON (tiny --quick runs; the real figures come
-from running them in full, see the README's Performance section)."""
+from running them in full, see docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ BIN = Path(sys.executable).with_name("mparticle-dsr")
 
 
 def write_config(path: Path, sb_url: str, **extra: Any) -> Path:
-    """A config file whose secrets are ${NAME} references, as the README recommends."""
+    """A config file whose secrets are ${NAME} references, as docs/command-line.md recommends."""
     config: dict[str, Any] = {
         "dsr": {"auth": {"type": "basic", "key": "${MP_WORKSPACE_KEY}", "secret": "${MP_WORKSPACE_SECRET}"},
                 "base_url": sb_url},

@@ -60,7 +60,7 @@ class Session:
 
 
 def write_files(directory: Path, info: dict[str, Any]) -> tuple[Path, Path]:
-    """A config (secrets as ``${NAME}``, as the README says) and its env file, from the sandbox's JSON line."""
+    """A config (secrets as ``${NAME}``, as docs/command-line.md says) and its env file, from the sandbox's JSON."""
     url = info["url"]
     config = directory / "mparticle.yaml"
     config.write_text(yaml.safe_dump({
@@ -259,16 +259,16 @@ def test_usage_and_configuration_errors_exit_two_and_are_printed_once(session: S
     assert "Did you mean" in unknown.stderr and "--email" in unknown.stderr
 
 
-def test_help_and_readme_document_the_one_exit_code_table(session: Session) -> None:
+def test_help_and_the_docs_document_the_one_exit_code_table(session: Session) -> None:
     for args in ([], ["delete"], ["check"]):
         shown = " ".join(session.run(*args, "--help").stdout.split())
         assert "Exit codes: 0 completed" in shown and "1 failed" in shown
         assert "2 usage or configuration error" in shown and "3 pending" in shown
         assert "4 completed but unverified" in shown
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    page = (Path(__file__).parents[1] / "docs" / "command-line.md").read_text()
     for row in ("| 0 | completed", "| 1 | failed", "| 2 | usage or configuration error", "| 3 | pending",
                 "| 4 | completed but unverified"):
-        assert row in readme
+        assert row in page
 
 
 # --- "Why" 5: Ctrl-C tells you how to resume the same request --------------------------------------------

@@ -105,7 +105,7 @@ def test_every_hook_is_documented_for_connector_authors(name: str) -> None:
     for section in ("Returns", "When called", "Must never"):
         assert section in doc or (name != "test_connection" and "as for" in doc), f"{name} lacks {section}"
     readme = (ROOT / "README.md").read_text()
-    assert f"`{name}`" in readme, f"README does not document the {name} hook"
+    assert f"| `{name}`" in readme, f"the README's table of hooks does not list {name}"
 
 
 def test_top_level_schemas_and_manifest_are_the_packaged_files() -> None:
@@ -116,20 +116,29 @@ def test_top_level_schemas_and_manifest_are_the_packaged_files() -> None:
             "dsr_framework", "connector_mparticle")
 
 
-def readme_block(tag: str) -> str:
-    text = (ROOT / "README.md").read_text()
+def tagged_block(page: str, tag: str) -> str:
+    """The code block after ``<!-- tag -->`` in ``page`` (a path from the repository's root)."""
+    text = (ROOT / page).read_text()
     match = re.search(rf"<!-- {tag} -->\s*```(?:python|bash)\n(.*?)```", text, re.S)
-    assert match, f"README has no block tagged {tag}"
+    assert match, f"{page} has no block tagged {tag}"
     return match.group(1)
 
 
-def test_readme_host_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_host_contracts_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
     namespace: dict[str, object] = {}
-    exec(compile(readme_block("host-example"), "README.md", "exec"), namespace)  # noqa: S102 - our own docs
+    code = tagged_block("docs/host-contract.md", "host-example")
+    exec(compile(code, "docs/host-contract.md", "exec"), namespace)  # noqa: S102 - our own docs
     result = namespace["result"]
     assert isinstance(result, Result) and result.status == "completed"
     assert capsys.readouterr().out.splitlines() == [
         "True", "completed recorded the opt-out in mParticle (ccpa.data_sale_opt_out)"]
+
+
+def test_the_readmes_five_line_host_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    code = tagged_block("README.md", "readme-host-example")
+    assert len(code.strip().splitlines()) <= 5
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own docs
+    assert capsys.readouterr().out.splitlines() == ["True"]
 
 
 @pytest.mark.slow

@@ -158,7 +158,7 @@ def test_reading_a_hostile_archive_takes_bounded_memory(tmp_path: Path) -> None:
 @pytest.mark.slow  # builds and downloads a half-megabyte hostile archive: ~15 s
 def test_a_hostile_half_megabyte_results_zip_gives_a_small_result(sandbox: Sandbox, hostile: HostileServer,
                                                                   tmp_path: Path) -> None:
-    """End to end, the measurement in the README: what used to be a 26 MB result is a few dozen KB."""
+    """End to end, the measurement in docs/security.md ("Sizes"): what used to be a 26 MB result is a few dozen KB."""
     content = zip_of([(f"p{n}/profile.jsonl", jsonl([
         {"id": n * 1000 + i, "user_attributes": {f"{n}_{i}_{a}_" + "k" * 120: f"v{a}" * 60 for a in range(300)},
          "user_identities": [{"type": "email", "value": f"u{n}_{i}_{k}@example.com"} for k in range(50)],
