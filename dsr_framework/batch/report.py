@@ -28,7 +28,7 @@ from typing import Any
 from dsr_framework.batch.store import Row, Store
 from dsr_framework.files import Folder
 from dsr_framework.models import format_time, parse_time
-from dsr_framework.text import FORMULA_STARTS, for_people, json_for_people
+from dsr_framework.text import for_people, json_for_people, spreadsheet_cell
 
 __all__ = ["FIELDS", "report_lines", "verification_counts", "verification_of", "write_reports"]
 
@@ -103,8 +103,9 @@ def report_lines(store: Store) -> list[dict[str, Any]]:
 
 
 def _cell(value: Any) -> str:
-    text = "; ".join(for_people(v) for v in value) if isinstance(value, list) else for_people(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text  # the one formula rule (tab and CR are escaped)
+    """One cell by the one rule for cells a person opens (:func:`~dsr_framework.text.spreadsheet_cell`); a list
+    (the files) as its items joined."""
+    return spreadsheet_cell("; ".join(str(v) for v in value) if isinstance(value, list) else value)
 
 
 def _csv(lines: Iterable[Mapping[str, Any]]) -> bytes:
