@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from dsr_framework.models import AuditEvent, DsrRequest, ErrorClass, FailureInfo, Result, utcnow
+from dsr_framework.models import ActionRequired, AuditEvent, DsrRequest, ErrorClass, FailureInfo, Result, utcnow
 
 __all__ = [
     "AlreadyExistsError",
@@ -46,6 +46,7 @@ __all__ = [
     "VerificationError",
     "failed_result",
     "failure_info",
+    "held_pending",
     "still_pending",
 ]
 
@@ -144,6 +145,13 @@ def still_pending(request: DsrRequest, state: Mapping[str, Any], exc: RetryLater
     (checked on the next call, like any state), to be checked again after ``retry_after`` or a minute. Failing
     it instead would end the request once the host stops retrying, though mParticle is still working on it."""
     after = exc.retry_after or utcnow() + timedelta(seconds=STILL_PENDING_SECONDS)
-    return Result(request.request_id, request.type, "pending",
-                  f"{exc.message}; the {request.type} request is still pending and will be checked again",
-                  state=dict(state), next_check_at=after)
+    return held_pending(request, state, f"{exc.message}; the {request.type} request is still pending and will be "
+                        "checked again", after)
+
+
+def held_pending(request: DsrRequest, state: Mapping[str, Any], message: str, after: datetime,
+                 action: ActionRequired | None = None) -> Result:
+    """Pending with the state exactly as the host gave it: the one shape of a call that could not advance a request
+    mParticle holds (:func:`still_pending`; the plugin's configuration and unexpected-stop cases)."""
+    return Result(request.request_id, request.type, "pending", message, state=dict(state), next_check_at=after,
+                  action_required=action)

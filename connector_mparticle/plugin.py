@@ -97,11 +97,12 @@ def _kept(request: DsrRequest, state: Mapping[str, Any], kind: Any, problem: str
           what: str = "the configuration cannot be used") -> Result:
     """A request under way that this call cannot advance (the configuration cannot be used, or the call
     stopped unexpectedly): pending with the state it came with, so nothing mParticle holds is given up."""
+    from connector_mparticle.errors import held_pending
+
     message = f"this {request.type} request is under way (the host passed its state), but {what}: {problem}"
-    return Result(request.request_id, request.type, "pending", message, state=dict(state),
-                  next_check_at=utcnow() + RECHECK, action_required=ActionRequired(kind, (
-                      f"{problem}; once it is fixed, calling again with this state carries on where the request "
-                      "stopped (nothing is submitted twice)")))
+    return held_pending(request, state, message, utcnow() + RECHECK, ActionRequired(kind, (
+        f"{problem}; once it is fixed, calling again with this state carries on where the request stopped (nothing "
+        "is submitted twice)")))
 
 
 @hookimpl
