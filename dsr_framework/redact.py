@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import html
 import json
@@ -51,11 +52,11 @@ from urllib.parse import quote, quote_plus, unquote_plus
 from dsr_framework.text import for_people, without_controls
 
 __all__ = ["FRAGMENT_LENGTH", "MASK", "WITHHELD", "LeakInOutput", "RedactingFilter", "RedactingLogger", "Redactor",
-           "mask_email", "redact_strings", "secret_forms"]
+           "mask_email", "redact_strings", "reduced", "secret_forms"]
 
 _EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-])[\w.-]*\.([A-Za-z]{2,})\b")
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
-_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|\\([\\/\"'bfnrt])")
+_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|\\([\\/\"'bfnrt])|\\([0-3][0-7]{2})")
 _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 MIN_SECRET = 4  #: shorter "secrets" would redact ordinary words; schemas require longer ones anyway
 FRAGMENT_LENGTH = 8  #: a run this long of a secret (or of one of its forms) counts as leaking it
@@ -96,8 +97,10 @@ def _fold(text: str) -> str:
     ``İ`` (U+0130, the one character whose lower case is two characters, which would shift every span after it)
     is kept, and a capital sigma becomes the ordinary small sigma (U+03C3) wherever it stands (``str.lower``
     writes the final form, U+03C2, at the end of a word, so the same secret would fold two ways by what follows
-    it). ``tests/test_redact_fold.py`` holds this to the character-by-character definition."""
-    return "\u0130".join(part.replace("\u03a3", "\u03c3").lower() for part in text.split("\u0130"))
+    it). The final form itself folds to the ordinary one too: a piece of a secret cut where a word ended is the
+    same letters. ``tests/test_redact_fold.py`` holds this to the character-by-character definition."""
+    return "\u0130".join(part.replace("\u03a3", "\u03c3").lower().replace("\u03c2", "\u03c3")
+                          for part in text.split("\u0130"))
 
 
 def _base64_cores(raw: bytes) -> set[str]:
@@ -142,11 +145,15 @@ def _hex_form(secret: str) -> str:
 
 
 def _unescape(text: str) -> str:
-    """``text`` with JSON and C-style escapes decoded, left to right as a JSON parser reads them (``\\\\`` is one
-    backslash, so an echo escaped twice, JSON inside JSON, decodes once per round)."""
+    """``text`` with JSON and C-style escapes (octal ones too) decoded, left to right as a JSON parser reads them
+    (``\\\\`` is one backslash, so an echo escaped twice, JSON inside JSON, decodes once per round)."""
     def one(match: re.Match[str]) -> str:
         code = match.group(1) or match.group(2)
-        return chr(int(code, 16)) if code else _SIMPLE_ESCAPES.get(match.group(3), match.group(3))
+        if code:
+            return chr(int(code, 16))
+        if match.group(4):  # C's octal escape of a byte, as printf("%03o") writes it
+            return chr(int(match.group(4), 8))
+        return _SIMPLE_ESCAPES.get(match.group(3), match.group(3))
 
     decoded = _ESCAPE.sub(one, text)
     # A server may escape a non-ASCII character as a UTF-16 surrogate pair: join the halves again.
@@ -158,6 +165,33 @@ def _unspaced(text: str) -> str:
     ``a-b-c-d-e-f-g-h``: every second character is the same separator) and of hex dumps (``5a:71:38:76``)."""
     text = _SPACED.sub(lambda m: m.group()[::2], text)
     return _HEX_PAIRS.sub(lambda m: m.group().replace(m.group("hexsep"), ""), text)
+
+
+@functools.cache
+def _marks() -> re.Pattern[str]:
+    """Every combining mark (Unicode categories Mn and Me), as one character class: built on first use (a scan of
+    the code points, about a tenth of a second), never at import."""
+    marks = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Mn", "Me")]
+    return re.compile("[" + "".join(re.escape(m) for m in marks) + "]")
+
+
+def _invisible_dropped(text: str) -> str:
+    """``text`` without what a reader does not see as characters of their own: controls and formatting characters
+    (:func:`~dsr_framework.text.without_controls`: a zero-width space between every two), and combining marks
+    (a strike-through or an underline over every character leaves each one readable)."""
+    text = without_controls(text)
+    return text if text.isascii() else _marks().sub("", text)
+
+
+def reduced(text: str) -> str:
+    """``text`` as the rule's decodings that only remove or unescape make it, each applied twice: percent, JSON and
+    C escapes, HTML character references, and invisible characters dropped. The characters a leak is made of are
+    next to each other here however much padding of that kind a server put between them, so a writer that checks
+    a long file in blocks keeps the end of a block in this form to look at again with the next
+    (:class:`connector_mparticle.flows.writing.CheckedStream`)."""
+    for _ in range(2):
+        text = _invisible_dropped(html.unescape(_unescape(unquote_plus(text))))
+    return text
 
 
 def _compatible(text: str) -> str:
@@ -174,8 +208,9 @@ _BASE64_TEXT = re.compile(r"[A-Za-z0-9+/_-]{11,}")
 _BASE32_TEXT = re.compile(r"[A-Za-z2-7]{13,}")  #: eight bytes or more in base32
 _TO_STANDARD = str.maketrans("-_", "+/")
 #: What a decoder could change in an ASCII text: an escape, a control character, a spaced-out run, a hex dump, a
-#: run that reads as hex, base64 or base32.
-_ENCODED = re.compile(rf"[%\\&\x00-\x1f\x7f]|{_SPACED.pattern}|{_HEX_PAIRS.pattern}|{_BASE64_TEXT.pattern}")
+#: run that reads as hex (a short secret's eight digits too), base64 or base32.
+_ENCODED = re.compile(rf"[%\\&\x00-\x1f\x7f]|{_SPACED.pattern}|{_HEX_PAIRS.pattern}|{_HEX_TEXT.pattern}|"
+                      rf"{_BASE64_TEXT.pattern}")
 
 
 def _may_be_encoded(text: str) -> bool:
@@ -250,7 +285,7 @@ def _decoded_views(views: list[tuple[str, bool]], seen: set[str]) -> list[tuple[
 #: found; more layers, and other encodings (base85, rot13, look-alike letters), are beyond this rule).
 _DECODERS: tuple[tuple[Callable[[str], str], bool], ...] = (
     (_when(r"[%+]", unquote_plus), False), (_when(r"\\", _unescape), False), (_when("&", html.unescape), False),
-    (_when(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\x7f]", without_controls), False),
+    (_when(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\x7f]", _invisible_dropped), False),
     (_when(f"{_SPACED.pattern}|{_HEX_PAIRS.pattern}", _unspaced), False), (_compatible, False),
     (_when(_HEX_TEXT.pattern, _from_hex), True), (_when(_BASE64_TEXT.pattern, _from_base64), True),
     (_when(_BASE32_TEXT.pattern, _from_base32), True))

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from connector_mparticle.errors import OutOfTimeError, RetryLaterError
 from connector_mparticle.http.answers import (
+    CHECK_EVERY,
     MAX_CONTAINERS,
     MAX_DEPTH,
     MAX_NUMBER_CHARS,
@@ -308,6 +309,18 @@ def test_millions_of_empty_containers_are_refused_before_the_parser_allocates_th
         tracemalloc.stop()
     assert peak < 16 * 1024 * 1024
     assert json_body(b"[" + b"[]," * (MAX_CONTAINERS - 2) + b"[]]") == [[]] * (MAX_CONTAINERS - 1)
+
+
+@pytest.mark.parametrize("body", [
+    b'["' + b"[" * 40 + b'\\"",' + b'"\\"",' * 200_000 + b'""]',  # one escaped quote in every string: odd steps
+    b'["' + b'\\"' * 200_000 + b'"]',                              # one string of escaped quotes
+])
+def test_the_pre_check_looks_at_the_deadline_however_the_server_moves_its_step_count(body: bytes) -> None:
+    """A check on exact multiples of the step count never ran when every step moved it by two; nor did one inside
+    a single string of escaped quotes."""
+    checks = []
+    shape = json_shape(body, max_depth=10**9, max_containers=10**9, check=lambda: checks.append(1))
+    assert shape.steps > 4 * CHECK_EVERY and len(checks) >= shape.steps // CHECK_EVERY - 1, (shape, len(checks))
 
 
 def test_the_pre_check_stops_at_the_calls_deadline() -> None:

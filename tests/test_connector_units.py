@@ -24,6 +24,7 @@ from connector_mparticle.errors import (
     UnsafeResponseError,
 )
 from connector_mparticle.files import Folder
+from connector_mparticle.flows.deadlines import skip_waiting
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.state import Part, RequestState, state_key
 from connector_mparticle.flows.subject import Subject, derived_uuid, dsr_body, opt_out_batch
@@ -236,7 +237,7 @@ def test_dsr_body_shape_and_skip_waiting_period() -> None:
     settings = parse_settings(sandbox_like(skip_waiting_period=True, callback_urls=["https://host.example.com/cb"],
                                            regulation="from_request", identities={"app_user_id": "other3"}))
     [group] = Subject.of(req, settings).groups(req, settings, "erasure")
-    body = dsr_body(req, settings, "erasure", group, req.submitted_at)
+    body = dsr_body(req, settings, "erasure", group, skip_waiting(req, settings, req.submitted_at))
     assert body["subject_identities"] == {"email": {"value": "jane@example.com", "encoding": "raw"},
                                           "controller_customer_id": {"value": "c-1", "encoding": "raw"}}
     assert body["extensions"] == {"opendsr.mparticle.com": {
@@ -254,7 +255,7 @@ def test_an_mpid_with_other_identifiers_makes_two_requests_and_ids_follow_the_su
     groups = Subject.of(req, settings).groups(req, settings, "erasure")
     assert [g.label for g in groups] == ["identities", "mpid"]
     assert [[i.kind.name for i in g.identifiers] for g in groups] == [["email"], ["mpid"]]
-    mpid_body = dsr_body(req, settings, "erasure", groups[1], req.submitted_at)
+    mpid_body = dsr_body(req, settings, "erasure", groups[1])
     assert "subject_identities" not in mpid_body  # the mpid goes alone, inside the extension
     assert mpid_body["extensions"]["opendsr.mparticle.com"]["subject_identities"] == {
         "mpid": {"value": "8000000000000000042", "encoding": "raw"}}

@@ -294,8 +294,33 @@ def test_a_completion_time_already_past_is_no_promise_the_request_is_done_on_tim
     now = datetime.now(UTC)
     due = replace(request("deletion"), submitted_at=now - timedelta(days=40), due_at=now - timedelta(hours=1))
     for expected in (now - timedelta(days=1), None):
-        outlook = deadline(due, settings, expected, now - timedelta(days=39), now)
+        outlook = deadline(due, settings, [expected], now - timedelta(days=39), now, False)
         assert outlook.at_risk and outlook.expected >= now, (expected, outlook)
+
+
+def test_a_part_mparticle_gave_no_time_for_counts_at_the_documented_estimate(sandbox: Sandbox) -> None:
+    """A request split in two (email, and the mpid alone): mParticle's time for one part must not hide that the
+    other, with none, may take mParticle's documented 21 days."""
+    settings = parse_settings(sandbox.connector_config())
+    now = datetime.now(UTC)
+    due = replace(request("deletion"), submitted_at=now, due_at=now + timedelta(days=3))
+    soon = now + timedelta(hours=1)
+    assert not deadline(due, settings, [soon, soon], now, now, False).at_risk
+    split = deadline(due, settings, [soon, None], now, now, False)
+    assert split.at_risk and split.expected_from == "estimate" and split.expected > due.due_at  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("kind", ["deletion", "access"])
+def test_a_request_asked_for_in_the_year_9999_stays_pending_once_mparticle_holds_it(sandbox: Sandbox,
+                                                                                      kind: str) -> None:
+    """The deadline is worked out after mParticle accepted the request: times at the end of the calendar must
+    not crash the call into failed/internal and lose the state."""
+    odd = replace(request(kind), submitted_at=datetime(9999, 12, 20, tzinfo=UTC))
+    sandbox.set_durations(erasure=(600, 600), access=(600, 600))
+    first = mparticle(sandbox).handle(odd)
+    assert first.status == "pending" and first.state, first.message
+    again = mparticle(sandbox).handle(odd, first.state)
+    assert again.status == "pending" and again.summary["deadline"]["due_at"].startswith("9999-12-31")
 
 
 # -- partner status ----------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +165,23 @@ def test_an_unreachable_certificate_is_tried_once_per_minute_not_per_call() -> N
             assert result.status == "pending" and "certificate_unavailable" in result.message, result.message
         fetches = [e for e in sandbox.request_log() if e["path"] == "/dsr/opendsr_cert.pem"]
         assert len(fetches) == 1
+
+
+def test_an_acknowledgement_verified_later_is_checked_against_the_bytes_sent_whatever_the_settings_became() -> None:
+    """The waiting-period policy is decided when a request is first sent and kept with it: an acknowledgement whose
+    certificate could not be fetched then is verified on a later call against the submission rebuilt from the
+    state, which must be the bytes sent even after the policy (or the clock) changed the decision."""
+    due_soon = replace(request("deletion", **{"customer_id": JANE["customer_id"]}),
+                       due_at=datetime.now(UTC) + timedelta(days=1))
+    with Sandbox() as sandbox:  # its own: a connector already holding the certificate would not fetch it
+        sandbox.seed_profile(dict(JANE))
+        sandbox.set_durations(erasure=(600, 600))
+        sandbox.set_faults(results={"error_rate": 1.0})  # the certificate cannot be fetched
+        first = mparticle(sandbox, erasure={"skip_waiting_period": "when_at_risk"}).handle(due_soon)
+        assert first.status == "pending" and "certificate_unavailable" in first.message, first.message
+        [dsr] = sandbox.dsrs()
+        assert dsr["extensions_sent"]["opendsr.mparticle.com"]["skip_waiting_period"] is True
+        sandbox.clear_faults()
+        later = mparticle(sandbox, erasure={"skip_waiting_period": "never"}).handle(due_soon, first.state)
+    assert later.status == "pending", later.message
+    assert [r["verified"] for r in later.summary["receipts"]] == [True], later.summary["receipts"]

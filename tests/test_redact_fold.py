@@ -1,12 +1,17 @@
 # ruff: noqa: RUF001 - the Greek and Turkish letters are what these tests are about
 """The redactor's scan, made fast, still means what its definition says: folding is character by character, and
-the windows it finds are every window that is a run (``dsr_framework/redact.py``, ``_fold`` and ``_hits``)."""
+the windows it finds are every window that is a run (``dsr_framework/redact.py``, ``_fold`` and ``_hits``); and a
+long file checked in blocks is refused whenever the whole file would be (``flows/writing.py``)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from connector_mparticle.errors import UnsafeResponseError
+from connector_mparticle.files import Folder
+from connector_mparticle.flows.writing import CheckedStream
 from dsr_framework.redact import _HEX_RUN, FRAGMENT_LENGTH, Redactor, _all_runs, _fold, _hits
 
 PROPERTY = settings(max_examples=400, deadline=None, derandomize=True)
@@ -15,7 +20,8 @@ TRICKY = st.text(alphabet=st.sampled_from("İΣσςAaBbİIıK\u212a ßẞ-012345
 
 
 def per_character(text: str) -> str:
-    return "".join(low if len(low := c.lower()) == 1 else c for c in text)
+    """Each character's own lower case where it is one character (else the character itself); both sigmas as one."""
+    return "".join(low if len(low := c.lower()) == 1 else c for c in text).replace("ς", "σ")
 
 
 @PROPERTY
@@ -51,3 +57,52 @@ def test_a_secret_ending_in_a_capital_sigma_is_found_whatever_follows_it() -> No
     redactor = Redactor(["ΘΗΡΑΣ"])
     assert redactor.leaks("pin=ΘΗΡΑΣ") and redactor.leaks("pin=ΘΗΡΑΣΔ") and redactor.leaks("pin=θηρασ")
     assert "ΘΗΡΑΣ" not in redactor.scrub("a ΘΗΡΑΣΔ b")
+
+
+def test_a_piece_of_a_greek_secret_lower_cased_where_a_word_ended_is_found() -> None:
+    """str.lower puts the final sigma at the end of the whole secret only; a piece of it lower-cased on its own
+    ends in the final form where the secret has the ordinary one."""
+    assert Redactor(["ΚΛΕΙΔΙΣΜΟΣΑΣΦΑΛΕΙΑΣ"]).leaks("ειδισμος")
+
+
+@pytest.mark.parametrize("echo", [
+    "invalid key 5a71372178 given",                                     # a short secret in hex, alone in ASCII
+    "invalid key " + "".join(f"\\{ord(c):03o}" for c in "Zq7!x") + " given",  # C's octal escapes
+    "invalid key " + "".join(c + "\u0336" for c in "Zq7!x") + " given",   # a strike-through over each character
+    "invalid key " + "".join(c + "\u20dd" for c in "Zq7!x") + " given",   # an enclosing circle over each one
+])
+def test_a_short_secret_is_found_in_hex_octal_escapes_or_under_combining_marks(echo: str) -> None:
+    assert Redactor(["Zq7!x"]).leaks(echo) and "Zq7" not in Redactor(["Zq7!x"]).scrub(echo)
+
+
+SECRET = "ws-Q8vT3-kLm9"
+PADDING = st.sampled_from(["\\u200b", "&#8203;", "%E2%80%8B", "\u200b", "\r\n", "\\u00ad"])
+PIECES = st.lists(st.one_of(st.sampled_from(list(SECRET)), PADDING, st.sampled_from(["x", "{}", '","'])),
+                  max_size=120)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(rows=st.lists(PIECES.map("".join), min_size=1, max_size=12), block=st.integers(8, 64),
+       overlap=st.integers(16, 32))
+@example(rows=["x" * 40 + "".join(c + "\\u200b" * 9 for c in SECRET[:7]), SECRET[7:] + "x"], block=48, overlap=16)
+def test_a_file_written_in_checked_blocks_is_refused_whenever_the_whole_file_leaks(
+        tmp_path_factory: pytest.TempPathFactory, rows: list[str], block: int, overlap: int) -> None:
+    """Whatever padding a server puts between a secret's characters (zero-width spaces, escaped any way), and
+    wherever the blocks end, the stream refuses a file the rule finds a secret in, read whole as it would be
+    written."""
+    redactor = Redactor([SECRET])
+    whole = "".join(rows)
+    folder_path = tmp_path_factory.mktemp("stream")
+    with Folder.open(str(folder_path)) as folder:
+        staged = folder.stage("big.txt")
+        try:
+            with CheckedStream(redactor, staged, "a file", block_bytes=block, overlap_chars=overlap) as stream:
+                for row in rows:
+                    stream.write(row.encode())
+            refused = False
+        except UnsafeResponseError:
+            refused = True
+        finally:
+            staged.discard()
+    if redactor.leaks(whole):
+        assert refused, whole

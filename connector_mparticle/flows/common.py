@@ -17,7 +17,6 @@ whatever a server sent.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +39,7 @@ from connector_mparticle.errors import (
     failure_info,
 )
 from connector_mparticle.files import Folder, NoSpaceError
+from connector_mparticle.flows.deadlines import skip_waiting
 from connector_mparticle.flows.lookup import reached
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.signed import NotYetVerified, SignedAnswers
@@ -88,7 +88,8 @@ class Flow:
         self.state = RequestState.from_dict(state, [g.subject_request_id for g in self.groups], self._key)
         self.trail = self.state.audit_events() if self.state else []
         self.signed = SignedAnswers(conn, self.note, self._sent)
-        self._timed_out = False  #: this call ends because it ran out of time (:meth:`retry_soon`)
+        #: this call ends without a step going through (:meth:`retry_soon`, :meth:`needs_person`)
+        self._stalled = False
         self.now = utcnow()
         self.doing = f"submitting the {request_type} request"  #: the step under way, for messages
         #: what runs right after this call submitted the request (suppression: :mod:`.suppression`)
@@ -102,12 +103,9 @@ class Flow:
     def _sent(self, subject_request_id: str) -> bytes:
         """The exact bytes of the submission of one of this request's OpenDSR requests (deterministic)."""
         group = next(g for g in self.groups if g.subject_request_id == subject_request_id)
-        return encode_json(self._body(group))
-
-    def _body(self, group: DsrGroup) -> dict[str, Any]:
-        assert self.state is not None
-        return dsr_body(self.request, self.settings, self.request_type, group,
-                        self.state.sent_at(self.request.submitted_at))
+        part = self.state.part(subject_request_id) if self.state is not None else None
+        return encode_json(dsr_body(self.request, self.settings, self.request_type, group,
+                                    part is not None and part.skip_waiting))
 
     @property
     def subject_ids(self) -> list[str]:
@@ -138,8 +136,8 @@ class Flow:
             self._note_receipts()  # the evidence, at the end of the trail too
         trail = tuple(AuditEvent(redactor.scrub(e.action), redactor(e.outcome), redactor.scrub_json(e.detail), e.at)
                       for e in self.trail)
-        if self.state is not None and not self._timed_out:
-            self.state.timeouts_in_a_row, self.state.timed_out_step = 0, None
+        if self.state is not None and not self._stalled:
+            self.state.timeouts_in_a_row = 0  # a step went through: running out of time starts its count again
         state = self._signed_state(trail) if status == "pending" else None
         if status != "failed" and self.state is not None and (warning := self.signed.warning(self.state.parts)):
             message = f"{message}; {warning}"
@@ -206,6 +204,7 @@ class Flow:
         """Pending, with ``action_required``: mParticle holds the request, and ``exc`` is something a person must
         fix (credentials, the trust store, the output folder, a setting, an answer that is not mParticle's); the
         step under way is tried again when the host calls after the fix (or at the next check)."""
+        self._stalled = True
         why = message or exc.message
         text = f"{self.mparticle_did()}; {self.doing} failed: {why}"
         kind: ErrorClass = "configuration" if isinstance(exc, (NotFoundError, UnsafeResponseError)) \
@@ -233,10 +232,11 @@ class Flow:
     def retry_soon(self, exc: RetryLaterError, why: str | None = None) -> Result:
         """Keep the request pending after a condition that is not a verdict (an outage, a malformed answer,
         the call running out of time): check again after ``Retry-After`` or the minimum interval."""
+        self._stalled = True
         if isinstance(exc, OutOfTimeError) and self.state is not None and self._out_of_time_again():
             return self.needs_person(exc, (
-                f"this step ran out of time in {self.state.timeouts_in_a_row} calls in a row, the last one starting "
-                f"with it: it takes longer than one call may run (timeouts.total_seconds: "
+                f"{self.state.timeouts_in_a_row} calls in a row ran out of time with no step going through in "
+                f"between: a step takes longer than one call may run (timeouts.total_seconds: "
                 f"{self.settings.timeouts.total_seconds:g} s), for the size of what mParticle sent or how slowly it "
                 "answers; raise timeouts.total_seconds"))
         if why is None:
@@ -251,21 +251,19 @@ class Flow:
         return self.waiting(f"{self.mparticle_did()}; {self.doing}: {why}; will try again", after=after)
 
     def _out_of_time_again(self) -> bool:
-        """Count this call's running out of time against the step under way: True when the call before it ran out
-        in the same step too. That call had spent part of its time on earlier steps, so one more call, starting
-        with this step and with the whole budget, is worth it; a second is not (the host would call forever)."""
+        """Count this call's running out of time: True when an earlier call ran out too and no step went through
+        since. The first time, the call may have spent its time on steps that are now done, so one more call, with
+        the whole budget for what is left, is worth it; a second is not (the host would call for ever)."""
         assert self.state is not None
-        step = hashlib.sha256(self.doing.encode("utf-8", "replace")).hexdigest()[:16]
-        again = self.state.timed_out_step == step
-        self.state.timeouts_in_a_row = self.state.timeouts_in_a_row + 1 if again else 1
-        self.state.timed_out_step, self._timed_out = step, True
-        return again
+        self.state.timeouts_in_a_row += 1
+        return self.state.timeouts_in_a_row >= 2
 
     # -- steps ------------------------------------------------------------------------------------------
 
     def submit(self, group: DsrGroup) -> Part:
         """Submit ``group``'s OpenDSR request, or find the earlier submission."""
-        body = self._body(group)
+        skip = self.request_type == "erasure" and skip_waiting(self.request, self.settings, utcnow())
+        body = dsr_body(self.request, self.settings, self.request_type, group, skip)
         what = f"submit {self.request_type} request" + (" (mpid alone)" if group.label == "mpid" else "")
         try:
             submitted = self.conn.dsr.submit(body)
@@ -282,7 +280,7 @@ class Flow:
                   subject_request_id=group.subject_request_id, group_id=self.request.request_id,
                   regulation=self.regulation, identities=sorted(i.kind.name for i in group.identifiers),
                   expected_completion_time=expected, attempts=submitted.attempts, receipt=evidence)
-        return Part(group.subject_request_id, group.label, "pending", expected, evidence)
+        return Part(group.subject_request_id, group.label, "pending", expected, evidence, skip_waiting=skip)
 
     def _exists(self, refusal: RejectedError, subject_request_id: str) -> bool:
         """After a 400 to a submission: does mParticle already have our request? ("Subject request already

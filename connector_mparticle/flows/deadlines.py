@@ -10,8 +10,9 @@ the whole to 1-14 days (``guides/data-subject-requests``). Whether to ask for it
 
 mParticle's times run from when *it* receives the request (``sent``: when this connector first sent it, kept in
 the request's state), which may be days after the subject asked: the due date runs from the subject's request,
-the wait from the sending. The decision depends on the request and that recorded time alone, never on the
-clock, so every call builds the same submission, byte for byte, as the signed receipt requires.
+the wait from the sending. The decision is made once for each OpenDSR request, when it is first sent, and kept
+with it in the state (``Part.skip_waiting``), so the submission rebuilt on a later call (to check mParticle's
+signed acknowledgement) is the one sent, byte for byte, whatever the clock or the settings say by then.
 
 Once mParticle states an ``expected_completion_time``, each result says whether it falls after the due date
 (``summary.deadline.at_risk``); before that, the documented estimate stands in. Either is "now" at the earliest
@@ -21,7 +22,7 @@ while the request is not complete: a time already past is no promise that it wil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector_mparticle.settings import Settings
@@ -62,10 +63,19 @@ class Deadline:
                 f"{format_time(self.due_at)}")
 
 
+def _later(when: datetime, days: float) -> datetime:
+    """``when`` plus ``days``, the latest time there is when that is past it (a host's ``submitted_at`` in the
+    year 9999 must not crash a call after mParticle accepted the request)."""
+    try:
+        return when + timedelta(days=days)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
 def _due(request: DsrRequest) -> tuple[datetime, str]:
     if request.due_at is not None:
         return request.due_at, "request"
-    return request.submitted_at + timedelta(days=DUE_DAYS[request.regulation]), f"{request.regulation} default"
+    return _later(request.submitted_at, DUE_DAYS[request.regulation]), f"{request.regulation} default"
 
 
 def _estimate(request: DsrRequest, settings: Settings, skipped: bool, sent: datetime) -> datetime:
@@ -73,9 +83,9 @@ def _estimate(request: DsrRequest, settings: Settings, skipped: bool, sent: date
     subject asked)."""
     start = max(sent, request.submitted_at)
     if request.type != "deletion":
-        return start + timedelta(days=ACCESS_DAYS)
+        return _later(start, ACCESS_DAYS)
     wait = SKIPPED_WAIT_DAYS if skipped else settings.erasure.waiting_period_days
-    return start + timedelta(days=wait + settings.erasure.processing_days)
+    return _later(start, wait + settings.erasure.processing_days)
 
 
 def skip_waiting(request: DsrRequest, settings: Settings, sent: datetime) -> bool:
@@ -87,12 +97,15 @@ def skip_waiting(request: DsrRequest, settings: Settings, sent: datetime) -> boo
     return policy == "when_at_risk" and _estimate(request, settings, False, sent) > _due(request)[0]
 
 
-def deadline(request: DsrRequest, settings: Settings, expected: datetime | None, sent: datetime,
-             now: datetime) -> Deadline:
-    """``request``, sent to mParticle at ``sent`` and not complete at ``now``, against its due date; ``expected``
-    is mParticle's expected completion, when it gave one."""
+def deadline(request: DsrRequest, settings: Settings, expected: list[datetime | None], sent: datetime,
+             now: datetime, skipped: bool) -> Deadline:
+    """``request``, sent to mParticle at ``sent`` (asking to skip the wait when ``skipped``) and not complete at
+    ``now``, against its due date. ``expected`` holds mParticle's expected completion of each unfinished part
+    (None where it gave none: that part counts at the documented estimate, so knowing one part's time never
+    hides another's)."""
     due, due_from = _due(request)
-    if expected is not None:
-        return Deadline(due, due_from, max(expected, now), "mparticle")
-    skipped = request.type == "deletion" and skip_waiting(request, settings, sent)
-    return Deadline(due, due_from, max(_estimate(request, settings, skipped, sent), now), "estimate")
+    known = [t for t in expected if t is not None]
+    if known and len(known) == len(expected):
+        return Deadline(due, due_from, max(*known, now), "mparticle")
+    estimate = _estimate(request, settings, skipped, sent)
+    return Deadline(due, due_from, max(*known, estimate, now), "estimate")

@@ -12,6 +12,7 @@ still complete, and the result stays ``completed``; the partner needs a request 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from connector_mparticle.api.partners import partner_summary
@@ -30,9 +31,11 @@ def _partners(flow: Flow) -> list[dict[str, Any]]:
 def _deadline(flow: Flow, result: Result) -> tuple[str, dict[str, Any]]:
     """The message (naming a risk, while pending) and the summary's ``deadline``."""
     completed, now = result.status == "completed", utcnow()
-    expected = now if completed else flow.state.expected if flow.state else None
-    sent = flow.state.sent_at(flow.request.submitted_at) if flow.state else now
-    outlook = deadline(flow.request, flow.settings, expected, sent, now)
+    state = flow.state
+    expected: list[datetime | None] = [now] if completed or state is None else state.expected_by_part
+    sent = state.sent_at(flow.request.submitted_at) if state else now
+    skipped = state is not None and any(p.skip_waiting for p in state.parts)
+    outlook = deadline(flow.request, flow.settings, expected, sent, now, skipped)
     entry = {**outlook.to_dict(), **({"expected_from": "completed"} if completed else {})}
     at_risk = outlook.at_risk and result.status == "pending"
     return (f"{result.message}; {outlook.sentence()}" if at_risk else result.message), entry

@@ -41,7 +41,6 @@ STATUSES = (None, *DSR_STATUSES)  #: None: not checked yet
 _PROGRESS = {s: i for i, s in enumerate(("cancelled", None, *(s for s in DSR_STATUSES if s != "cancelled")))}
 _COUNTERS = ("status_checks", "overdue_checks", "verify_attempts", "timeouts_in_a_row")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_STEP = re.compile(r"[0-9a-f]{16}")
 _DELIVERED = {"name": str, "size_bytes": int, "sha256": str, "media_type": str, "description": str}
 
 
@@ -74,6 +73,9 @@ class Part:
     receipt: dict[str, Any] | None = None  #: signed acknowledgement (:mod:`connector_mparticle.api.receipts`)
     #: where mParticle last said it forwarded this request (:mod:`connector_mparticle.api.partners`), if anywhere
     partners: list[dict[str, Any]] | None = None
+    #: whether its submission asked mParticle to skip the waiting period: decided once, when it was first sent
+    #: (:func:`connector_mparticle.flows.deadlines.skip_waiting`), so the bytes rebuilt later are the ones sent
+    skip_waiting: bool = False
 
     @property
     def expected(self) -> datetime | None:
@@ -94,10 +96,10 @@ class RequestState:
     status_checks: int = 0
     overdue_checks: int = 0
     verify_attempts: int = 0
-    #: Calls in a row that ran out of time in the same step (``timed_out_step``: a digest of its description);
-    #: :meth:`connector_mparticle.flows.common.Flow.retry_soon` asks a person after two.
+    #: Calls in a row that ran out of time with no step going through in between (a call stopped by another
+    #: passing trouble, a 503 say, neither counts nor starts the count again); after two,
+    #: :meth:`connector_mparticle.flows.common.Flow.retry_soon` asks a person.
     timeouts_in_a_row: int = 0
-    timed_out_step: str | None = None
     #: Erasure: did the request's login and immutable ids find a profile before it was submitted (None: unknown,
     #: or the request carries none)? :func:`connector_mparticle.flows.lookup.blind_spots` reads it.
     found_before: bool | None = None
@@ -113,6 +115,11 @@ class RequestState:
         """The latest expected completion among unfinished parts: when the whole request should be done."""
         times = [t for p in self.parts if not p.done and (t := p.expected) is not None]
         return max(times) if times else None
+
+    @property
+    def expected_by_part(self) -> list[datetime | None]:
+        """Each unfinished part's expected completion (None: mParticle gave none), for the deadline."""
+        return [p.expected for p in self.parts if not p.done]
 
     def sent_at(self, fallback: datetime) -> datetime:
         """When this connector first sent the request to mParticle (``fallback``, the subject's request time, for a
@@ -184,7 +191,6 @@ def _fields_in_range(known: Mapping[str, Any]) -> bool:
     return (all(type(known.get(k, 0)) is int and 0 <= known.get(k, 0) <= MAX_COUNTER for k in _COUNTERS)
             and known.get("phase", "submitted") in PHASES and isinstance(known.get("audit", []), list)
             and isinstance(known.get("submitted_at"), (str, type(None)))
-            and (known.get("timed_out_step") is None or _STEP.fullmatch(str(known["timed_out_step"])) is not None)
             and known.get("found_before") in (True, False, None) and type(known.get("found_before")) is not int)
 
 
@@ -204,6 +210,6 @@ def _delivered_entry(entry: Any) -> bool:
 
 def _part_well_formed(part: Part) -> bool:
     return (isinstance(part.subject_request_id, str) and part.last_status in STATUSES
-            and isinstance(part.receipt, (dict, type(None)))
+            and isinstance(part.receipt, (dict, type(None))) and type(part.skip_waiting) is bool
             and (part.partners is None or (isinstance(part.partners, list)
                                            and all(isinstance(p, dict) for p in part.partners))))

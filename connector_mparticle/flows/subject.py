@@ -26,12 +26,10 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from connector_mparticle.api.identity import read_mpid
 from connector_mparticle.errors import ConfigurationError
-from connector_mparticle.flows.deadlines import skip_waiting
 from connector_mparticle.http.answers import Malformed
 from connector_mparticle.identities import MPID, IdentityType, identity_type
 from connector_mparticle.settings import Settings
@@ -155,9 +153,9 @@ class Subject:
 
 
 def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: DsrGroup,
-             sent: datetime) -> dict[str, Any]:
-    """The OpenDSR v3 submission of ``group`` (``request_type`` is ``access``, ``portability`` or ``erasure``),
-    first sent at ``sent`` (the waiting-period policy counts from it: :mod:`.deadlines`)."""
+             skip_waiting: bool = False) -> dict[str, Any]:
+    """The OpenDSR v3 submission of ``group`` (``request_type`` is ``access``, ``portability`` or ``erasure``);
+    ``skip_waiting``: the waiting-period policy's decision for it (:mod:`.deadlines`)."""
     top: dict[str, Any] = {}
     extension: dict[str, Any] = {}
     for identifier in group.identifiers:
@@ -179,7 +177,7 @@ def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: 
     mparticle: dict[str, Any] = {}
     if extension:
         mparticle["subject_identities"] = extension
-    if request_type == "erasure" and skip_waiting(request, settings, sent):  # the policy: flows/deadlines.py
+    if request_type == "erasure" and skip_waiting:  # the policy: flows/deadlines.py
         mparticle["skip_waiting_period"] = True  # mParticle's example puts it in the extension
     if mparticle:
         body["extensions"] = {OPENDSR_EXTENSION: mparticle}

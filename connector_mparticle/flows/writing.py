@@ -21,14 +21,15 @@ from typing import BinaryIO
 
 from connector_mparticle.errors import UnsafeResponseError
 from connector_mparticle.files import FileRecord, Folder, Staged
-from dsr_framework.redact import LeakInOutput, Redactor
+from dsr_framework.redact import LeakInOutput, Redactor, reduced
 
 __all__ = ["BLOCK_BYTES", "OVERLAP_BYTES", "CheckedStream", "checked_bytes", "write_checked"]
 
 #: How much a stream gathers before it checks and writes (the check costs about the same per byte at any size).
 BLOCK_BYTES = 1 << 20
-#: The end of the previous block checked again with the next: longer than any credential in its most expanded
-#: written form (JSON ``\\u`` escapes make six bytes of a character, two rounds of escaping more).
+#: Characters of the end of what was written, in reduced form, checked again with the next block: longer than any
+#: credential in its most expanded written form once padding is taken out (JSON ``\\u`` escapes make six bytes of a
+#: character, two rounds of escaping more).
 OVERLAP_BYTES = 16 << 10
 
 
@@ -46,29 +47,36 @@ def write_checked(redactor: Redactor, folder: Folder, name: str, data: bytes, wh
 
 
 class CheckedStream:
-    """A writable stream onto a staged file whose bytes are checked before they reach it (see the module)."""
+    """A writable stream onto a staged file whose bytes are checked before they reach it (see the module).
 
-    def __init__(self, redactor: Redactor, staged: Staged, what: str) -> None:
+    Each block is checked with the end of what came before it, in :func:`~dsr_framework.redact.reduced` form: the
+    rule also finds a secret whose characters a server spread apart with padding the rule's decodings remove
+    (escaped zero-width spaces, say, any number of them), so that padding is taken out of the carried end first,
+    and its characters sit next to each other however wide they were in the file."""
+
+    def __init__(self, redactor: Redactor, staged: Staged, what: str, block_bytes: int = BLOCK_BYTES,
+                 overlap_chars: int = OVERLAP_BYTES) -> None:
         self._redactor = redactor
         self._what = what
         self._handle: BinaryIO = staged.open()
         self._pending: list[bytes] = []
         self._size = 0
-        self._tail = b""
+        self._tail = ""
+        self._block, self._overlap = block_bytes, overlap_chars
 
     def write(self, data: bytes) -> None:
         self._pending.append(data)
         self._size += len(data)
-        if self._size >= BLOCK_BYTES:
+        if self._size >= self._block:
             self._flush()
 
     def _flush(self) -> None:
         block = b"".join(self._pending)
         self._pending, self._size = [], 0
-        # the previous tail is checked again with this block; only this block is written
-        checked_bytes(self._redactor, self._tail + block, self._what)
+        # the carried end is checked again with this block; only this block is written
+        checked_bytes(self._redactor, self._tail.encode("utf-8", "replace") + block, self._what)
         self._handle.write(block)
-        self._tail = (self._tail + block)[-OVERLAP_BYTES:]
+        self._tail = reduced(self._tail + block.decode("utf-8", "replace"))[-self._overlap:]
 
     def __enter__(self) -> CheckedStream:
         return self

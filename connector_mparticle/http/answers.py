@@ -171,20 +171,23 @@ def json_shape(data: bytes, max_depth: int = MAX_DEPTH, max_containers: int = MA
     walked together by :func:`_brackets`, in C; then the string that quote opens is skipped: its end is the next
     quote, unless an odd run of backslashes precedes it (counted in the bytes since the previous quote only). So
     every byte is read a bounded number of times and the steps are at most ``len(data) + 1``: linear, whatever
-    the bytes. ``check`` (the call's deadline) runs every :data:`CHECK_EVERY` steps and every block of brackets.
+    the bytes. ``check`` (the call's deadline) runs once :data:`CHECK_EVERY` steps have passed since it last ran, and
+    after every block of brackets.
     For text that is not JSON any answer is fine: the parser refuses it before it nests deeper than the text's
     valid prefix, which this scan reads exactly as the parser does.
     """
     walk = _Walk(max_depth, max_containers, check)
     steps = pos = 0
+    due = CHECK_EVERY  # a threshold, not a multiple: the server decides by how much each step moves the count
     while True:
         steps += 1
-        if steps % CHECK_EVERY == 0:
+        if steps >= due:
             check()
+            due = steps + CHECK_EVERY
         quote = data.find(b'"', pos)
         if not walk.brackets(data[pos:quote] if quote >= 0 else data[pos:]) or quote < 0:
             break
-        pos, escaped = _string_end(data, quote + 1)
+        pos, escaped = _string_end(data, quote + 1, check)
         steps += escaped
         if pos < 0:  # an unterminated string: not JSON
             break
@@ -228,12 +231,15 @@ class _Walk:
         return True
 
 
-def _string_end(data: bytes, start: int) -> tuple[int, int]:
+def _string_end(data: bytes, start: int, check: Callable[[], None]) -> tuple[int, int]:
     """Just past the closing quote of the string whose text begins at ``start`` (-1 if it has none), and how
-    many escaped quotes were stepped over on the way."""
+    many escaped quotes were stepped over on the way (``check`` runs every :data:`CHECK_EVERY` of them: one
+    string may hold a million)."""
     pos = start
     escaped = 0
     while True:
+        if escaped and escaped % CHECK_EVERY == 0:
+            check()
         quote = data.find(b'"', pos)
         if quote < 0:
             return -1, escaped

@@ -116,6 +116,29 @@ def test_a_step_that_runs_out_of_time_twice_in_a_row_asks_a_person_instead_of_be
     assert done.status == "completed" and done.files, done.message
 
 
+def test_other_trouble_between_two_calls_that_ran_out_of_time_does_not_start_the_count_again(
+        sandbox: Sandbox, hostile: HostileServer, tmp_path: Path) -> None:
+    """A download too slow for any budget on one call, a 503 to the status check on the next: the download never
+    went through, so the next time it runs out of time a person is asked."""
+    sandbox.seed_profile({"email": "jane@example.com"})
+    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    req = request("access", output_dir=str(tmp_path))
+    state = handle.handle(req).state
+    sandbox.force_status(sandbox.dsrs()[0]["subject_request_id"], "completed")
+    outcomes = []
+    for call in range(4):
+        hostile.clear()
+        if call % 2 == 0:
+            hostile.on("GET", r"^/dsr-results/", dripping(body=b"PK" + b"\0" * 4000))
+        else:
+            hostile.on("GET", r"^/v3/requests/", lambda seen, forward: Answer.of_json(503, {"error": "busy"}))
+        result = handle.handle(req, state)
+        assert result.status == "pending" and result.state, result.message
+        outcomes.append(result.action_required is not None)
+        state = result.state
+    assert outcomes[:3] == [False, False, True], outcomes  # the 503 after it is passing trouble again
+
+
 def test_running_out_of_time_now_and_then_is_not_in_a_row(sandbox: Sandbox, hostile: HostileServer) -> None:
     """A step that went through in between starts the count again: a slow status check on two days of a
     month-long wait is no reason to call a person."""
