@@ -8,7 +8,11 @@ connector trusts only state it wrote itself: every state carries an HMAC keyed f
 state that does not verify (altered by hand, from another request, another credential or an older version,
 of the wrong type or shape) is ignored. Ignoring state is always safe: the connector resumes from
 mParticle's own record (each submission is found again by its derived id, then its status is checked), so a
-forged ``verifying`` phase cannot skip the status check, and a lowered counter cannot buy extra attempts.
+forged ``verifying`` phase cannot skip the status check. The counters (verification attempts, calls that ran
+out of time) live only in the state, though: the MAC proves the connector wrote a state, not that it is the
+latest, so a host that hands back an older state, or none, starts them again and a request whose verification
+keeps failing stays pending instead of failing. A host keeps the state each result returns, as its contract
+says (``docs/host-contract.md``); the conformance harness checks that a host-side repeat is safe, not this.
 
 The same signed state vouches for files: once an access request's results are written, the state with
 ``delivered`` (each file's name, size and SHA-256) is kept beside them (:mod:`connector_mparticle.flows.access`),
