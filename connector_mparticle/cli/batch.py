@@ -41,8 +41,8 @@ from connector_mparticle.cli.exits import (
     StateBusy,
 )
 from connector_mparticle.cli.fleet import FleetSetup, fleet_setup
-from connector_mparticle.cli.privacy_requests import config_option, env_option
 from connector_mparticle.cli.render import print_copyable
+from connector_mparticle.cli.request_options import config_option, env_option
 from connector_mparticle.settings import Settings
 from dsr_framework.batch import (
     Backlog,

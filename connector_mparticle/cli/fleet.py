@@ -22,7 +22,7 @@ import click
 
 from connector_mparticle.cli.config_file import LoadedConnector, load_connector, setup_logging
 from connector_mparticle.cli.exits import EXIT_CODES, CliError
-from connector_mparticle.cli.privacy_requests import config_option, env_option
+from connector_mparticle.cli.request_options import config_option, env_option
 from connector_mparticle.settings import Settings
 from dsr_framework.batch.progress import CallRate
 
