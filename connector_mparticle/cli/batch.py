@@ -253,9 +253,9 @@ def _why_idle(check: float | None, waiting: bool, now: float) -> str:
 
 
 def _meter(loaded: LoadedConnector) -> Any:
-    from connector_mparticle.connector import connector_for
+    from connector_mparticle.plugin import call_meter
 
-    return connector_for(loaded.config).throttle.spent
+    return call_meter(loaded.config)
 
 
 def _run(backlog: Backlog, inv: BatchInvocation, loaded: LoadedConnector, settings: Settings,
