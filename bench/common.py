@@ -69,7 +69,7 @@ class SandboxProcess:
 
     def connector_config(self, **extra: Any) -> dict[str, Any]:
         """Connector settings pointing every API at this sandbox, with its credentials."""
-        from connector_mparticle.sandbox.config import SandboxCredentials
+        from connector_mparticle.sandbox.instance_config import SandboxCredentials
 
         names = ("workspace_key", "workspace_secret", "input_key", "input_secret", "client_id", "client_secret")
         config = SandboxCredentials(**{n: self.info[n] for n in names}).connector_config(self.url)

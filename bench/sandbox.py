@@ -17,7 +17,7 @@ import requests
 
 from bench.common import percentile, save, table
 from connector_mparticle.sandbox import Sandbox
-from connector_mparticle.sandbox.config import SandboxCredentials
+from connector_mparticle.sandbox.instance_config import SandboxCredentials
 
 CREDS = SandboxCredentials()
 

@@ -13,7 +13,7 @@ Hosts import this module at start-up, so it imports only the framework's models;
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from dsr_framework import hookimpl
 from dsr_framework.models import ActionRequired, CheckOutcome, ConnectionResult, DsrRequest, Result, utcnow
 
-__all__ = ["handle_access", "handle_cancel", "handle_deletion", "handle_opt_out", "test_connection"]
+__all__ = ["call_meter", "handle_access", "handle_cancel", "handle_deletion", "handle_opt_out", "test_connection"]
 
 
 @hookimpl
@@ -136,3 +136,12 @@ def handle_cancel(config: Mapping[str, Any], request: DsrRequest, state: Mapping
     except MParticleError as exc:
         return failed_result(request, exc)
     return flows.run_cancel(conn, request, state)
+
+
+def call_meter(config: Mapping[str, Any]) -> Callable[[], dict[str, int]]:
+    """The calls each of mParticle's budgets has let through in this process so far, read from the connector cached
+    for ``config`` (not a hook: a backlog's progress shows their rate, for ``mparticle-dsr batch`` and ``worker``)."""
+    from connector_mparticle.connector import connector_for
+
+    return connector_for(config).throttle.spent
+

@@ -129,7 +129,7 @@ def test_a_yaml_key_cannot_forge_a_line_of_a_configuration_error(tmp_path_factor
 @CLI
 @given(name=LINE_FORGERS.map(lambda t: "".join(c for c in t if c not in "/\x00")[:100]).filter(bool))
 def test_the_sandbox_banner_names_a_hostile_config_file_on_its_own_lines(name: str) -> None:
-    from connector_mparticle.sandbox.cli import _show_files
+    from connector_mparticle.sandbox.command_line import _show_files
 
     runner = CliRunner()
 

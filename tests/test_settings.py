@@ -14,11 +14,11 @@ from connector_mparticle.settings import (
     AS_GIVEN,
     SECTIONS,
     Settings,
-    _with_defaults,
     credentials_schema,
     manifest,
     parse_settings,
 )
+from connector_mparticle.settings_schema import with_defaults
 
 BASIC = {"type": "basic", "key": "key-1", "secret": "secret-1"}
 OAUTH = {"type": "oauth2_client_credentials", "client_id": "client-1", "client_secret": "client-secret-1"}
@@ -34,16 +34,16 @@ def test_the_schema_is_the_file_the_manifest_names() -> None:
 
 
 def test_only_the_matching_auth_branch_gets_its_defaults() -> None:
-    full = _with_defaults(config(inputs={"auth": dict(OAUTH)}))
+    full = with_defaults(config(inputs={"auth": dict(OAUTH)}))
     assert full["dsr"]["auth"] == BASIC  # the OAuth branch's token_url and audience are not for a basic key
     assert full["inputs"]["auth"] == {**OAUTH, "token_url": "https://sso.auth.mparticle.com/oauth/token",
                                       "audience": "https://api.mparticle.com"}
     given = config(dsr={"auth": {**OAUTH, "audience": "https://elsewhere.example.com"}})
-    assert _with_defaults(given)["dsr"]["auth"]["audience"] == "https://elsewhere.example.com"
+    assert with_defaults(given)["dsr"]["auth"]["audience"] == "https://elsewhere.example.com"
 
 
 def test_missing_sections_get_their_defaults_and_optional_blocks_stay_out() -> None:
-    full = _with_defaults(config(throttle={"backend": "sqlite", "sqlite_path": "/tmp/budget"}))
+    full = with_defaults(config(throttle={"backend": "sqlite", "sqlite_path": "/tmp/budget"}))
     assert full["throttle"] == {"backend": "sqlite", "sqlite_path": "/tmp/budget", "target_share": 0.75,
                                 "max_retry_seconds": 60, "max_retry_after_seconds": 30}
     assert full["polling"] == {"min_interval_seconds": 300, "max_interval_seconds": 604800}
@@ -54,11 +54,11 @@ def test_missing_sections_get_their_defaults_and_optional_blocks_stay_out() -> N
 def test_filling_defaults_changes_neither_the_config_nor_the_schema() -> None:
     given = config()
     before, schema_before = copy.deepcopy(given), copy.deepcopy(credentials_schema())
-    first = _with_defaults(given)
+    first = with_defaults(given)
     first["callback_urls"].append("https://changed.example.com")
     first["download"]["allowed_hosts"].append("changed.example.com")
     assert given == before and credentials_schema() == schema_before
-    assert _with_defaults(given)["callback_urls"] == [] and parse_settings(given).callback_urls == ()
+    assert with_defaults(given)["callback_urls"] == [] and parse_settings(given).callback_urls == ()
 
 
 @pytest.mark.parametrize("section", sorted(SECTIONS))
@@ -105,9 +105,9 @@ def test_unknown_setting_hints_follow_references_and_auth_branches() -> None:
 
 
 def test_every_url_setting_the_schema_declares_is_judged_by_the_url_policy() -> None:
-    from connector_mparticle.settings import _url_paths
+    from connector_mparticle.settings_schema import url_paths
 
-    assert set(_url_paths()) == {("dsr", "base_url"), ("dsr", "auth", "token_url"), ("inputs", "events_base_url"),
+    assert set(url_paths()) == {("dsr", "base_url"), ("dsr", "auth", "token_url"), ("inputs", "events_base_url"),
                                  ("inputs", "identity_base_url"), ("inputs", "auth", "token_url"),
                                  ("profile", "base_url"), ("profile", "auth", "token_url"), ("callback_urls", "*")}
 

@@ -43,7 +43,7 @@ from connector_mparticle.cli.exits import (
 from connector_mparticle.cli.fleet import worker_command
 from connector_mparticle.cli.privacy_requests import check_command, request_command
 from connector_mparticle.cli.sandbox_files import write_sandbox_files
-from connector_mparticle.sandbox.cli import make_sandbox_command
+from connector_mparticle.sandbox.command_line import make_sandbox_command
 
 __all__ = ["EXIT_COMPLETED", "EXIT_FAILED", "EXIT_PENDING", "EXIT_USAGE", "main"]
 

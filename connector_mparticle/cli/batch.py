@@ -41,8 +41,8 @@ from connector_mparticle.cli.exits import (
     StateBusy,
 )
 from connector_mparticle.cli.fleet import FleetSetup, fleet_setup
-from connector_mparticle.cli.privacy_requests import config_option, env_option
 from connector_mparticle.cli.render import print_copyable
+from connector_mparticle.cli.request_options import config_option, env_option
 from connector_mparticle.settings import Settings
 from dsr_framework.batch import (
     Backlog,
@@ -253,9 +253,9 @@ def _why_idle(check: float | None, waiting: bool, now: float) -> str:
 
 
 def _meter(loaded: LoadedConnector) -> Any:
-    from connector_mparticle.connector import connector_for
+    from connector_mparticle.plugin import call_meter
 
-    return connector_for(loaded.config).throttle.spent
+    return call_meter(loaded.config)
 
 
 def _run(backlog: Backlog, inv: BatchInvocation, loaded: LoadedConnector, settings: Settings,

@@ -20,8 +20,8 @@ from rich.text import Text
 
 from connector_mparticle.cli.config_file import load_connector, setup_logging
 from connector_mparticle.cli.exits import EXIT_CODES, EXIT_FOR_STATUS, CliError
-from connector_mparticle.cli.privacy_requests import config_option, env_option
 from connector_mparticle.cli.render import describe_request, print_result
+from connector_mparticle.cli.request_options import config_option, env_option
 from connector_mparticle.cli.state_file import StateFile
 from dsr_framework.models import Result
 from dsr_framework.text import for_people, json_for_people

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from connector_mparticle.cli.exits import CliError
+from connector_mparticle.cli.request_rules import REGULATIONS
 from connector_mparticle.cli.state_file import state_file_key
 from connector_mparticle.errors import ConfigurationError, MParticleError
 from connector_mparticle.settings import Settings, parse_settings
@@ -36,8 +37,6 @@ from dsr_framework.validation import schema_nodes, secret_paths, values_at
 __all__ = ["LoadedConnector", "load_connector", "setup_logging"]
 
 CONNECTOR = "mparticle"
-#: Regulations a request can carry; the config's ``from_request`` means "each request's own".
-REGULATIONS = ("gdpr", "ccpa")
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,8 @@ def load_connector(config_path: Path, env_file: Path | None, warn: Callable[[str
              f'write "${{{_env_name(path)}}}" there and set {_env_name(path)} in the environment or an --env-file')
     configured = raw.get("regulation", "gdpr")
     settings = dict(raw)
-    if configured in (*REGULATIONS, "from_request"):  # an invalid value is left for validation to report
+    # ``from_request``: each request's own regulation; an invalid value is left for validation to report
+    if configured in (*REGULATIONS, "from_request"):
         settings["regulation"] = "from_request"
     environ = read_environment(env_file)
     host = load_host({"connectors": {CONNECTOR: {"enabled": True, "config": settings}}}, environ=environ)

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from connector_mparticle.cli.config_file import load_connector, setup_logging
 from connector_mparticle.cli.exits import EXIT_CODES, EXIT_COMPLETED, CliError
-from connector_mparticle.cli.privacy_requests import config_option, env_option
+from connector_mparticle.cli.request_options import config_option, env_option
 from connector_mparticle.cli.state_file import StateFile
 from connector_mparticle.errors import MParticleError
 from connector_mparticle.files import folder_path

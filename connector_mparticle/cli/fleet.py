@@ -22,7 +22,7 @@ import click
 
 from connector_mparticle.cli.config_file import LoadedConnector, load_connector, setup_logging
 from connector_mparticle.cli.exits import EXIT_CODES, CliError
-from connector_mparticle.cli.privacy_requests import config_option, env_option
+from connector_mparticle.cli.request_options import config_option, env_option
 from connector_mparticle.settings import Settings
 from dsr_framework.batch.progress import CallRate
 
@@ -95,11 +95,11 @@ def _loader(config: Path, env_file: Path | None) -> Any:
     """Builds a worker process's context: the connector as every command loads it, and its throttle's meter."""
 
     def load() -> WorkerContext:
-        from connector_mparticle.connector import connector_for
+        from connector_mparticle.plugin import call_meter
         from dsr_framework.batch.fleet import WorkerContext
 
         loaded = load_connector(config, env_file, lambda text: None)  # warnings were shown once at start-up
-        return WorkerContext(loaded.handle, connector_for(loaded.config).throttle.spent)
+        return WorkerContext(loaded.handle, call_meter(loaded.config))
 
     return load
 

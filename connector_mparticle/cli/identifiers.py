@@ -2,7 +2,7 @@
 
 Every value first meets the framework's identity rule (:func:`dsr_framework.text.identity_problem`: no control or
 invisible formatting character, no whitespace at either end), the rule the request schema states; then the
-option's own format, matched whole (``fullmatch``: a ``$`` would let a final newline through).
+option's own format, the request schema's (:mod:`.request_rules`), matched whole.
 
 mParticle documents no normalisation of identity values: it matches them exactly as they were stored. A value
 that is valid but written differently from the stored one names nobody, and an erasure verified by searching
@@ -16,13 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from connector_mparticle.cli.request_rules import EMAIL, PHONE, REQUEST_ID
 from dsr_framework.text import identity_problem
 
 __all__ = ["check_email", "check_mpid", "check_phone", "check_request_id", "check_value", "matching_warnings"]
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # the request schema's rules, said in words below
-_PHONE = re.compile(r"\+?[0-9(][0-9 ().-]*[0-9]")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}")
 _PHONE_PUNCTUATION = re.compile(r"(?!^\+)[^0-9]")
 
 
@@ -36,7 +34,7 @@ def check_value(value: str) -> str | None:
 def check_email(value: str) -> str | None:
     if (problem := check_value(value)) is not None:
         return problem
-    if _EMAIL.fullmatch(value) and 3 <= len(value) <= 320:
+    if EMAIL.accepts(value):  # the request schema's rule, said in words below
         return None
     return ("is not an email address: it needs one @, a domain with a dot after it and no spaces "
             "(like jane@example.com)")
@@ -45,7 +43,7 @@ def check_email(value: str) -> str | None:
 def check_phone(value: str) -> str | None:
     if (problem := check_value(value)) is not None:
         return problem
-    if _PHONE.fullmatch(value) and 4 <= len(value) <= 40:
+    if PHONE.accepts(value):
         return None
     return "is not a phone number: use digits, with spaces, + - ( ) or . if you like (like +1 800 555 1111)"
 
@@ -57,9 +55,10 @@ def check_mpid(value: str) -> str | None:
 
 
 def check_request_id(value: str) -> str | None:
-    if _REQUEST_ID.fullmatch(value):
+    if REQUEST_ID.accepts(value):
         return None
-    return "use up to 200 letters, digits and . _ : @ - starting with a letter or digit (like TICKET-1042)"
+    return (f"use up to {REQUEST_ID.max_length} letters, digits and . _ : @ - starting with a letter or digit "
+            "(like TICKET-1042)")
 
 
 def matching_warnings(identities: Mapping[str, str]) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from connector_mparticle.errors import MParticleError
 from connector_mparticle.files import Folder, folder_path
-from connector_mparticle.sandbox.cli import WRITTEN_BY, WriteRefused
+from connector_mparticle.sandbox.command_line import WRITTEN_BY, WriteRefused
 
 __all__ = ["write_sandbox_files"]
 

@@ -14,8 +14,8 @@ Run it on its own with ``python -m connector_mparticle.sandbox`` or ``mparticle-
 """
 
 from connector_mparticle.sandbox.admin_client import SandboxAdmin, SandboxAdminError
-from connector_mparticle.sandbox.config import SandboxConfig, SandboxCredentials
 from connector_mparticle.sandbox.faults import Faults
+from connector_mparticle.sandbox.instance_config import SandboxConfig, SandboxCredentials
 from connector_mparticle.sandbox.limits import Limit
 from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox

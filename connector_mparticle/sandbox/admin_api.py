@@ -3,7 +3,7 @@ settings and shape variation.
 
 It needs no credentials: the sandbox only ever listens on loopback. Every route takes and returns JSON; a body
 of the wrong shape is refused with 400 (each is checked against its schema in
-:mod:`~connector_mparticle.sandbox.schemas`; the README documents them). The index ``GET /_sandbox/`` lives in
+:mod:`~connector_mparticle.sandbox.body_schemas`; the README documents them). The index ``GET /_sandbox/`` lives in
 :mod:`~connector_mparticle.sandbox.routes`, which holds every route.
 """
 
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from connector_mparticle.sandbox.body_schemas import first_problem
+from connector_mparticle.sandbox.calls import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.context import SandboxContext
 from connector_mparticle.sandbox.dsr_status import iso
 from connector_mparticle.sandbox.faults import Faults
-from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import by_name
 from connector_mparticle.sandbox.records import DsrRecord, Durations
-from connector_mparticle.sandbox.schemas import first_problem
 
 __all__ = ["ROUTES"]
 

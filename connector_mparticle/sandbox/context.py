@@ -10,9 +10,9 @@ import json
 from typing import Any
 
 from connector_mparticle.sandbox.callback_sender import Callback, CallbackSender
-from connector_mparticle.sandbox.config import SandboxConfig
 from connector_mparticle.sandbox.dsr_status import status_body
 from connector_mparticle.sandbox.faults import FaultBook, FaultDice
+from connector_mparticle.sandbox.instance_config import SandboxConfig
 from connector_mparticle.sandbox.limits import LimitBook, default_limits
 from connector_mparticle.sandbox.pki import PROCESSOR_DOMAIN, SandboxPKI, sign_body
 from connector_mparticle.sandbox.records import DsrRecord

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from connector_mparticle.sandbox.body_schemas import first_problem
+from connector_mparticle.sandbox.calls import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.errors import events_error
+from connector_mparticle.sandbox.error_replies import events_error
 from connector_mparticle.sandbox.events_schema import batch_problem
-from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.identity_types import DEVICE_INFO_KEYS, by_events_key
-from connector_mparticle.sandbox.schemas import first_problem
 
 __all__ = ["MAX_NAME_CHARS", "ROUTES", "batch_count", "truncated"]
 

@@ -21,8 +21,8 @@ import hashlib
 import hmac
 from datetime import datetime
 
-from connector_mparticle.sandbox.config import SandboxCredentials
-from connector_mparticle.sandbox.http import Call
+from connector_mparticle.sandbox.calls import Call
+from connector_mparticle.sandbox.instance_config import SandboxCredentials
 
 __all__ = ["sign", "verify"]
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from connector_mparticle.sandbox.body_schemas import first_problem
+from connector_mparticle.sandbox.calls import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.errors import identity_error
-from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
+from connector_mparticle.sandbox.error_replies import identity_error
 from connector_mparticle.sandbox.identity_types import by_idsync_key
 from connector_mparticle.sandbox.records import Match
-from connector_mparticle.sandbox.schemas import first_problem
 from connector_mparticle.sandbox.shapes import Shapes
 
 __all__ = ["ROUTES"]

@@ -14,9 +14,9 @@ import binascii
 import hmac
 from urllib.parse import parse_qs
 
+from connector_mparticle.sandbox.body_schemas import first_problem
+from connector_mparticle.sandbox.calls import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
-from connector_mparticle.sandbox.schemas import first_problem
 
 __all__ = ["ROUTES"]
 

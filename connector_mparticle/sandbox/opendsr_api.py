@@ -9,12 +9,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from connector_mparticle.sandbox.body_schemas import first_problem
+from connector_mparticle.sandbox.calls import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.errors import dsr_error
-from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
+from connector_mparticle.sandbox.error_replies import dsr_error
 from connector_mparticle.sandbox.identity_types import IDENTITY_TYPES, by_dsr_key
 from connector_mparticle.sandbox.records import DsrRecord
-from connector_mparticle.sandbox.schemas import first_problem
 
 __all__ = ["ROUTES"]
 

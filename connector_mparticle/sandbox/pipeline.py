@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from connector_mparticle.sandbox import events_api
-from connector_mparticle.sandbox.auth import authenticate
+from connector_mparticle.sandbox.caller_auth import authenticate
+from connector_mparticle.sandbox.calls import Call, Reply, Route
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.errors import api_error, server_error, too_many_requests
+from connector_mparticle.sandbox.error_replies import api_error, server_error, too_many_requests
 from connector_mparticle.sandbox.faults import Faults
-from connector_mparticle.sandbox.http import Call, Reply, Route
 from connector_mparticle.sandbox.routes import ROUTES
 
 __all__ = ["SandboxHTTPServer"]

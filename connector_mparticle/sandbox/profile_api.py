@@ -13,13 +13,13 @@ profile is invalid"), or a 404 when the workspace setting ``profile_not_found_st
 
 from __future__ import annotations
 
+from connector_mparticle.sandbox.body_schemas import first_problem
+from connector_mparticle.sandbox.calls import BadJson, Call, Reply, Route
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.errors import profile_error
-from connector_mparticle.sandbox.http import BadJson, Call, Reply, Route
+from connector_mparticle.sandbox.error_replies import profile_error
 from connector_mparticle.sandbox.identity_types import by_profile_type
 from connector_mparticle.sandbox.profile_document import PROFILE_FIELDS, profile_document
 from connector_mparticle.sandbox.records import Profile
-from connector_mparticle.sandbox.schemas import first_problem
 
 __all__ = ["ROUTES"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from connector_mparticle.sandbox import admin_api, events_api, identity_api, oauth_api, opendsr_api, profile_api
+from connector_mparticle.sandbox.calls import Call, Reply, Route
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.http import Call, Reply, Route
 
 __all__ = ["ROUTES"]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from connector_mparticle.sandbox.admin_client import SandboxAdmin
-from connector_mparticle.sandbox.config import SandboxConfig
 from connector_mparticle.sandbox.context import SandboxContext
+from connector_mparticle.sandbox.instance_config import SandboxConfig
 from connector_mparticle.sandbox.pipeline import SandboxHTTPServer
 from connector_mparticle.sandbox.pki import SandboxPKI, default_pki
 from connector_mparticle.sandbox.workspace import OAUTH_CAPABLE

@@ -1,8 +1,10 @@
 """The sandbox's data: profiles with their events and consent, and DSR requests with their lifecycle.
 
 One lock guards all of it (an erasure removes profiles while DSRs and batches are written elsewhere), and
-nothing outside reaches the data itself: methods return copies. Identity resolution follows
-:mod:`~connector_mparticle.sandbox.resolution`; the workspace's rules are passed in with each call.
+nothing outside reaches the data itself: methods return copies. Profiles are found through
+:class:`~connector_mparticle.sandbox.profile_index.ProfileIndex` (identity resolution follows
+:mod:`~connector_mparticle.sandbox.resolution`); what a batch changes on a profile is
+:mod:`~connector_mparticle.sandbox.batch_effects`. The workspace's rules are passed in with each call.
 
 A DSR moves pending -> in_progress -> completed on a schedule set per request type (seconds by default, so
 tests and the demo run fast). Its ``expected_completion_time`` is honest: the scheduled completion, unless
@@ -13,32 +15,31 @@ identities resolve to, with its events; completing an access or portability requ
 from __future__ import annotations
 
 import copy
-import itertools
 import secrets
 import shutil
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from connector_mparticle.sandbox.batch_effects import apply_attributes, apply_consent, apply_event, historical_problem
 from connector_mparticle.sandbox.identity_types import by_name
+from connector_mparticle.sandbox.profile_index import ProfileIndex
 from connector_mparticle.sandbox.records import BatchOutcome, DsrRecord, Durations, Match, Profile, merge_consent
-from connector_mparticle.sandbox.resolution import is_logged_in, resolve
+from connector_mparticle.sandbox.resolution import is_logged_in
 from connector_mparticle.sandbox.results_zip import write_results_zip
 from connector_mparticle.sandbox.shapes import ShapeBook, ShapeSettings
 from connector_mparticle.sandbox.workspace import IdentityStrategy, WorkspaceSettings
 
 __all__ = ["Store"]
 
-_FIRST_MPID = 8_000_000_000_000_000_001
 #: With skip_waiting_period an erasure's cancellation window is under 24 hours (guides/data-subject-requests); the
 #: sandbox halves a shorter waiting period, so compressed test timings still show the difference.
 SKIPPED_WAIT_SECONDS = 86400.0
-_HISTORICAL_MIN_AGE_MS = 72 * 3600 * 1000  # developers/server/http: "less than 72 hours old" is not processed
 
 
 class Store:
@@ -53,13 +54,11 @@ class Store:
         self._results_ttl = results_ttl
         self._overrun = overrun
         self._padding = padding_bytes
-        self._profiles: dict[int, Profile] = {}
-        self._index: dict[tuple[str, str], set[int]] = {}
+        self._people = ProfileIndex()
         self._dsrs: dict[str, DsrRecord] = {}
         self._source_request_ids: set[tuple[str, str]] = set()
         self._stats: Counter[str] = Counter()
         self._audiences: dict[str, int] = {}
-        self._mpids = itertools.count(_FIRST_MPID)
         self._dir = Path(tempfile.mkdtemp(prefix="mparticle-sandbox-"))
 
     def close(self) -> None:
@@ -68,8 +67,7 @@ class Store:
     def reset(self) -> None:
         """Forget every profile, DSR and statistic; restore the starting durations."""
         with self._lock:
-            self._profiles.clear()
-            self._index.clear()
+            self._people.clear()
             self._dsrs.clear()
             self._source_request_ids.clear()
             self._stats.clear()
@@ -97,48 +95,10 @@ class Store:
 
     # -- profiles ---------------------------------------------------------------------------------------
 
-    def _link(self, profile: Profile, kind: str, value: str) -> None:
-        profile.identities[kind] = value
-        self._index.setdefault((kind, value), set()).add(profile.mpid)
-
-    def _unlink(self, profile: Profile, kind: str) -> None:
-        value = profile.identities.pop(kind, None)
-        if value is not None:
-            holders = self._index.get((kind, value))
-            if holders is not None:
-                holders.discard(profile.mpid)
-                if not holders:
-                    del self._index[(kind, value)]
-
-    def _holders(self, kind: str, value: str) -> list[Profile]:
-        return [self._profiles[m] for m in self._index.get((kind, value), ())]
-
-    def _candidates(self, known: Mapping[str, str]) -> list[Profile]:
-        mpids = set().union(*(self._index.get(item, set()) for item in known.items()))
-        return [self._profiles[m] for m in mpids]
-
-    def _resolve(self, known: Mapping[str, str], strategy: IdentityStrategy, lookup: bool = False) -> Profile | None:
-        found = resolve(known, self._candidates(known), strategy, lookup=lookup)
-        assert found is None or isinstance(found, Profile)
-        return found
-
-    def _unique_elsewhere(self, profile: Profile | None, kind: str, value: str, strategy: IdentityStrategy) -> bool:
-        return kind in strategy.unique_ids and any(p is not profile for p in self._holders(kind, value))
-
     def _new_profile(self, identities: Mapping[str, str], strategy: IdentityStrategy,
                      mpid: int | None = None) -> Profile:
-        profile = Profile(mpid if mpid is not None else next(self._mpids), {})
-        self._profiles[profile.mpid] = profile
         self._stats["profiles_created"] += 1
-        self._adopt(profile, identities, strategy)
-        return profile
-
-    def _adopt(self, profile: Profile, identities: Mapping[str, str], strategy: IdentityStrategy) -> None:
-        """Add identity types the profile lacks (profile conversion); values already set are never overwritten
-        here (that is what /modify is for), and a unique id held by another profile is not copied."""
-        for kind, value in identities.items():
-            if kind not in profile.identities and not self._unique_elsewhere(profile, kind, value, strategy):
-                self._link(profile, kind, value)
+        return self._people.new(identities, strategy, mpid)
 
     def add_profile(self, identities: Mapping[str, str], strategy: IdentityStrategy, *,
                     attributes: Mapping[str, Any] | None = None, consent: Mapping[str, Any] | None = None,
@@ -150,9 +110,9 @@ class Store:
                 raise ValueError(f"unknown identity type '{name}'")
         with self._lock:
             for kind, value in identities.items():
-                if self._unique_elsewhere(None, kind, value, strategy):
+                if self._people.unique_elsewhere(None, kind, value, strategy):
                     raise ValueError(f"{kind} is a unique id and {value!r} already belongs to another profile")
-            if mpid is not None and mpid in self._profiles:
+            if mpid is not None and mpid in self._people:
                 raise ValueError(f"mpid {mpid} already exists")
             profile = self._new_profile(identities, strategy, mpid)
             profile.attributes.update(attributes or {})
@@ -167,25 +127,25 @@ class Store:
     def profile(self, mpid: int) -> dict[str, Any] | None:
         """The admin view of one profile, with its batches; None if it never existed or was erased."""
         with self._lock:
-            found = self._profiles.get(mpid)
+            found = self._people.get(mpid)
             return found.view(with_batches=True) if found else None
 
     def profile_copy(self, mpid: int) -> Profile | None:
         """A deep copy of one profile (for the Profile API)."""
         with self._lock:
-            found = self._profiles.get(mpid)
+            found = self._people.get(mpid)
             return copy.deepcopy(found) if found else None
 
     def find_profiles(self, identities: Mapping[str, str]) -> list[dict[str, Any]]:
         """Profiles holding any of ``identities`` (all profiles when empty): a plain lookup, not IDSync."""
         with self._lock:
-            found = self._candidates(identities) if identities else list(self._profiles.values())
+            found = self._people.candidates(identities) if identities else self._people.all()
             return [p.view() for p in sorted(found, key=lambda p: (p.created_ms, p.mpid))]
 
     def holder_of(self, kind: str, value: str) -> Profile | None:
         """A copy of the profile holding ``kind`` = ``value`` (for immutable-id look-ups)."""
         with self._lock:
-            holders = sorted(self._holders(kind, value), key=lambda p: (p.created_ms, p.mpid))
+            holders = sorted(self._people.holders(kind, value), key=lambda p: (p.created_ms, p.mpid))
             return copy.deepcopy(holders[0]) if holders else None
 
     def audience_id(self, name: str) -> int:
@@ -201,13 +161,13 @@ class Store:
         login, logout). Without ``write`` (search, read_only) nothing changes and no match is None; ``lookup``
         marks a search (see :func:`~connector_mparticle.sandbox.resolution.resolve`)."""
         with self._lock:
-            profile = self._resolve(known, strategy, lookup)
+            profile = self._people.resolve(known, strategy, lookup)
             created = False
             if write:
                 if profile is None:
                     profile, created = self._new_profile(known, strategy), True
                 else:
-                    self._adopt(profile, known, strategy)
+                    self._people.adopt(profile, known, strategy)
             if profile is None:
                 return None
             matched = {k: v for k, v in known.items() if profile.identities.get(k) == v}
@@ -220,7 +180,7 @@ class Store:
         "orphaned"); an immutable id cannot be changed once set. ``LookupError`` for an unknown mpid,
         ``ValueError`` for a change that is not allowed."""
         with self._lock:
-            profile = self._profiles.get(mpid)
+            profile = self._people.get(mpid)
             if profile is None:
                 raise LookupError(f"no profile with mpid {mpid}")
             for kind, _old, new in changes:
@@ -228,13 +188,13 @@ class Store:
                 if kind in strategy.immutable_ids and held is not None and new != held:
                     raise ValueError(f"{kind} is an immutable id and cannot be changed")
             for kind, _old, new in changes:
-                self._unlink(profile, kind)
+                self._people.unlink(profile, kind)
                 if new is None:
                     continue
                 if kind in strategy.unique_ids:
-                    for other in self._holders(kind, new):
-                        self._unlink(other, kind)
-                self._link(profile, kind, new)
+                    for other in self._people.holders(kind, new):
+                        self._people.unlink(other, kind)
+                self._people.link(profile, kind, new)
 
     # -- Events ------------------------------------------------------------------------------------------
 
@@ -242,7 +202,7 @@ class Store:
                     workspace: WorkspaceSettings, historical: bool = False) -> BatchOutcome:
         """Attach a validated batch to its profile (by mpid, else by identities; new identities create one)."""
         now = int(time.time() * 1000)
-        if historical and (reason := _historical_problem(batch, now)) is not None:
+        if historical and (reason := historical_problem(batch, now)) is not None:
             self.count("historical_batches_not_processed")
             return BatchOutcome("not_processed", reason=reason)
         with self._lock:
@@ -253,7 +213,7 @@ class Store:
             if profile is None:
                 self._stats["batches_unattributed"] += 1
                 return BatchOutcome("unattributed", reason="the batch has no identities and no known mpid")
-            self._adopt(profile, identities, workspace.identity)
+            self._people.adopt(profile, identities, workspace.identity)
             self._apply(profile, batch, workspace, now)
             profile.keep(batch, now, historical)
             self._stats["batches_stored"] += 1
@@ -273,20 +233,20 @@ class Store:
                        strategy: IdentityStrategy) -> Profile | None:
         """The profile a batch belongs to: its mpid "if known" (an mpid the sandbox does not hold is ignored),
         else the one its identities resolve to, else a new one; None when it has neither."""
-        if batch.get("mpid") is not None and (profile := self._profiles.get(int(batch["mpid"]))) is not None:
+        if batch.get("mpid") is not None and (profile := self._people.get(int(batch["mpid"]))) is not None:
             return profile
         if not identities:
             return None
-        return self._resolve(identities, strategy) or self._new_profile(identities, strategy)
+        return self._people.resolve(identities, strategy) or self._new_profile(identities, strategy)
 
     def _apply(self, profile: Profile, batch: Mapping[str, Any], workspace: WorkspaceSettings, now: int) -> None:
         """Apply what a batch changes on its profile: attributes, device settings, consent and events."""
-        _apply_attributes(profile, batch)
-        ignored = _apply_consent(profile, batch.get("consent_state") or {}, workspace.gdpr_purposes, now)
+        apply_attributes(profile, batch)
+        ignored = apply_consent(profile, batch.get("consent_state") or {}, workspace.gdpr_purposes, now)
         if ignored:
             self._stats["consent_purposes_ignored"] += ignored
         for event in batch.get("events") or []:
-            _apply_event(profile, event)
+            apply_event(profile, event)
 
     # -- DSRs ---------------------------------------------------------------------------------------------
 
@@ -380,19 +340,17 @@ class Store:
         mpid"; an mpid sent in the extension names it directly)."""
         if "mpid" in identities:
             try:
-                return self._profiles.get(int(identities["mpid"]))
+                return self._people.get(int(identities["mpid"]))
             except ValueError:
                 return None
-        return self._resolve(identities, strategy, lookup=True)
+        return self._people.resolve(identities, strategy, lookup=True)
 
     def _complete(self, record: DsrRecord, now: float, workspace: WorkspaceSettings) -> None:
         subject = self._subject(record.identities, workspace.identity)
         record.matched_mpids = [subject.mpid] if subject else []
         if record.request_type == "erasure":
             if subject is not None:
-                for kind in list(subject.identities):
-                    self._unlink(subject, kind)
-                del self._profiles[subject.mpid]
+                self._people.remove(subject)
                 self._stats["profiles_erased"] += 1
             return
         record.results_token = secrets.token_urlsafe(24)
@@ -411,7 +369,7 @@ class Store:
     def stats(self) -> dict[str, int]:
         """Writes that took effect."""
         with self._lock:
-            counts = {"dsrs": len(self._dsrs), "profiles": len(self._profiles), "batches_stored": 0,
+            counts = {"dsrs": len(self._dsrs), "profiles": len(self._people), "batches_stored": 0,
                       "duplicate_batches_ignored": 0}
             counts.update(self._stats)
             return counts
@@ -419,56 +377,4 @@ class Store:
     def ignored_consent(self) -> list[dict[str, Any]]:
         """Every consent purpose a batch sent that the workspace has not defined, with its profile."""
         with self._lock:
-            return [{"mpid": str(p.mpid), **entry} for p in self._profiles.values() for entry in p.ignored_consent]
-
-
-def _apply_attributes(profile: Profile, batch: Mapping[str, Any]) -> None:
-    profile.attributes.update(batch.get("user_attributes") or {})
-    for name in batch.get("deleted_user_attributes") or []:
-        profile.attributes.pop(name, None)
-    device = batch.get("device_info") or {}
-    if isinstance(device.get("limit_ad_tracking"), bool):
-        profile.limit_ad_tracking = device["limit_ad_tracking"]
-
-
-def _apply_consent(profile: Profile, consent: Mapping[str, Any], gdpr_purposes: Collection[str], now: int) -> int:
-    """Store a batch's consent states; return how many GDPR purposes were ignored as undefined."""
-    ignored = 0
-    for purpose, state in (consent.get("gdpr") or {}).items():
-        # guides/data-privacy-controls: GDPR purposes must be defined in the workspace before use.
-        if purpose.lower() in gdpr_purposes:
-            profile.consent["gdpr"][purpose.lower()] = dict(state)
-        else:
-            profile.ignored_consent.append({"regulation": "gdpr", "purpose": purpose, "at_ms": now,
-                                            "reason": "purpose not defined in the workspace"})
-            ignored += 1
-    for purpose, state in (consent.get("ccpa") or {}).items():
-        profile.consent["ccpa"][purpose] = dict(state)  # data_sale_opt_out exists once CCPA is enabled
-    return ignored
-
-
-def _apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
-    """An opt_out event sets the profile's opt-out; an attribution custom event adds install attribution."""
-    data = event.get("data") or {}
-    if event["event_type"] == "opt_out" and isinstance(data.get("is_opted_out"), bool):
-        profile.is_opted_out = data["is_opted_out"]
-    if (event["event_type"] == "custom_event" and data.get("custom_event_type") == "attribution"
-            and data.get("event_name") == "attribution"):
-        # json-reference "Attribution custom events": install attribution is stored on the profile.
-        attrs = data.get("custom_attributes") or {}
-        profile.attribution.append({"publisher": attrs.get("publisher"), "campaign": attrs.get("campaign"),
-                                    "timestamp_unixtime_ms": data.get("timestamp_unixtime_ms")})
-
-
-def _historical_problem(batch: Mapping[str, Any], now_ms: int) -> str | None:
-    """Why ``/v2/bulkevents/historical`` would not process a batch (developers/server/http), or None."""
-    events = batch.get("events") or []
-    if not events:
-        return "the batch contains no events"
-    for event in events:
-        stamp = (event.get("data") or {}).get("timestamp_unixtime_ms")
-        if not isinstance(stamp, int) or isinstance(stamp, bool):
-            return "an event has no timestamp_unixtime_ms"
-        if now_ms - stamp < _HISTORICAL_MIN_AGE_MS:
-            return "an event is less than 72 hours old"
-    return None
+            return [{"mpid": str(p.mpid), **entry} for p in self._people.all() for entry in p.ignored_consent]

@@ -3,17 +3,16 @@ each judged on the way.
 
 Every hook call goes through :meth:`Runtime.call`: under the watchdog, inside a :class:`CallGuard` (the host
 process, the objects handed over, threads left running), with the settings observed (undeclared keys), and its
-result judged (no secret, plain-JSON state, a sane ``next_check_at``, ``pending`` only from an asynchronous
-capability). Every request goes through :meth:`Runtime.run`: driven to a final result as a host drives it, its
-files checked, and everyone else the service holds asked about afterwards (nobody may be erased, opted out,
-changed or exported but the subject). The oracle's answers are cross-checked as they are asked
-(:meth:`Runtime.ask`): the same question twice, and the target's witness, must agree.
+result judged by :mod:`.result_rules` (no secret, plain-JSON state, a sane ``next_check_at``, ``pending`` only
+from an asynchronous capability). Every request goes through :meth:`Runtime.run`: driven to a final result as
+a host drives it, its files checked, and everyone else the service holds asked about afterwards (nobody may be
+erased, opted out, changed or exported but the subject). The oracle's answers are cross-checked as they are
+asked (:meth:`Runtime.ask`): the same question twice, and the target's witness, must agree.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,25 +20,23 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from dsr_framework.conformance import egress, threads
-from dsr_framework.conformance.exports import export_texts, name_problems, present
-from dsr_framework.conformance.files import Workspace, listed_file_problems, unlisted_files_with_secrets
+from dsr_framework.conformance.exports import export_texts, present
+from dsr_framework.conformance.files import Workspace
 from dsr_framework.conformance.filewatch import FileWatch
 from dsr_framework.conformance.guards import CallGuard
-from dsr_framework.conformance.leaks import leaked
 from dsr_framework.conformance.outcomes import CheckFailed, CheckSkipped, MissingPiece
 from dsr_framework.conformance.people import Standing, foreign_values, harm, standing
+from dsr_framework.conformance.result_rules import carries_secret, check_files, judge
 from dsr_framework.conformance.session import ConnectorUnderTest
 from dsr_framework.conformance.target import ConformanceTarget, Oracle
-from dsr_framework.conformance.verification import verification_problem
 from dsr_framework.conformance.watchdog import Overran, call_with_limit
 from dsr_framework.drive import Driven, StillPending, drive
-from dsr_framework.host import WITHHELD_MESSAGE, ConnectorHandle
+from dsr_framework.host import ConnectorHandle
 from dsr_framework.models import HOOK_FOR_TYPE, ConnectionResult, DsrRequest, Result
 
 __all__ = ["Runtime"]
 
 T = TypeVar("T")
-_CLOCK_SLACK = 0.002  #: next_check_at is written with millisecond precision
 _WITNESSED = ("exists", "opted_out", "held_data")  #: the questions a witness must answer as the oracle does
 
 
@@ -227,10 +224,6 @@ class Runtime:
             self.forget()
         return outcomes
 
-    def _carries_secret(self, result: Result | ConnectionResult) -> bool:
-        """True when the facade withheld ``result`` for a secret, or a secret (in any form) is in it still."""
-        return WITHHELD_MESSAGE in result.message or leaked(json.dumps(result.to_dict()), self.cut.redactor)
-
     # -- calls -------------------------------------------------------------------------------------------------
 
     def _guarded(self, handle: ConnectorHandle, hook: str, function: Callable[[], T],
@@ -258,7 +251,7 @@ class Runtime:
         oracle = self.target.oracle
         writes = self.peek(oracle.writes) if oracle is not None else None
         result = self._guarded(handle, "test_connection", handle.test_connection, None)
-        if self._carries_secret(result):
+        if carries_secret(self.cut, result):
             raise CheckFailed("a test_connection result carries a configured secret (or 8 or more characters of one)")
         if oracle is not None and self.peek(oracle.writes) != writes:
             raise CheckFailed("test_connection made a write in the service (its oracle counted one): a connection "
@@ -273,7 +266,7 @@ class Runtime:
             self._standings, self._fresh = None, False
         started = datetime.now(UTC)
         result = self._guarded(handle, hook, lambda: handle.handle(request, state), request, light)
-        self._judge(hook, result, started)
+        judge(self.cut, hook, result, started)
         return result
 
     def cancel(self, handle: ConnectorHandle, request: DsrRequest, state: Mapping[str, Any] | None) -> Result:
@@ -282,7 +275,7 @@ class Runtime:
             self._standings, self._fresh = None, False
         started = datetime.now(UTC)
         result = self._guarded(handle, "handle_cancel", lambda: handle.cancel(request, state), request)
-        self._judge("handle_cancel", result, started)
+        judge(self.cut, "handle_cancel", result, started)
         return result
 
     def run(self, handle: ConnectorHandle, request: DsrRequest, state: Mapping[str, Any] | None = None) -> Driven:
@@ -305,19 +298,10 @@ class Runtime:
             assert action is not None
             raise CheckFailed(f"{hook} stopped, pending, waiting for a person to fix something ({action.error_class}: "
                               f"{action.message}) against a target set up to work")
-        self._check_files(hook, request, driven.result, self.watch.written()[watched:])
+        check_files(self.cut, hook, request, driven.result, self.watch.written()[watched:])
         if before is not None:
             self._check_people(hook, request, driven.result, before)
         return driven
-
-    def _check_files(self, hook: str, request: DsrRequest, final: Result, written: Sequence[str]) -> None:
-        problems = name_problems([*(f.path for f in final.files), *written], self.cut.redactor)
-        if request.output_dir is not None:
-            problems += unlisted_files_with_secrets(request.output_dir, final.files, self.cut.redactor)
-            if final.status == "completed":
-                problems = listed_file_problems(final.files, request.output_dir, self.cut.redactor) + problems
-        if problems:
-            raise CheckFailed(f"{hook} " + "; ".join(dict.fromkeys(problems)))
 
     def _people_before(self) -> dict[int, Standing] | None:
         if not self.judge_people or self.target.oracle is None:
@@ -367,46 +351,10 @@ class Runtime:
                 raise CheckFailed(f"{hook}'s export for {who} holds data of {self.name_of(person)} ({len(found)} of "
                                   "their values): an export holds its own subject's data and nobody else's")
 
-    def _judge(self, hook: str, result: Result, started: datetime | None) -> None:
-        """The rules every result obeys, whatever the check: no secret, plain-JSON state, a sane next check,
-        a well-formed verification and action required (:mod:`.verification`), and ``pending`` only from a
-        capability the manifest declares asynchronous."""
-        named = name_problems([f.path for f in result.files], self.cut.redactor)
-        if named:
-            raise CheckFailed(f"{hook} {named[0]}")
-        if self._carries_secret(result):
-            raise CheckFailed(f"a {hook} result carries a configured secret (or 8 or more characters of one, or an "
-                              "encoded form) in its message, summary, state or audit trail")
-        if result.state is not None:
-            try:
-                plain = json.loads(json.dumps(result.state)) == dict(result.state)
-            except (TypeError, ValueError):
-                plain = False
-            if not plain:
-                raise CheckFailed(f"{hook} returned a state that does not survive a JSON round trip; a host stores "
-                                  "state as JSON")
-        if (problem := verification_problem(hook, result, self.cut.manifest.capability(hook))) is not None:
-            raise CheckFailed(problem)
-        if result.status == "pending":
-            self._judge_pending(hook, result, started)
-
     def judge_elsewhere(self, hook: str, request: DsrRequest, results: Sequence[Result],
                         written: Sequence[str]) -> None:
         """Judge results a hook returned in another process (the same rules, but for the call's own timing)."""
         for result in results:
-            self._judge(hook, result, None)
+            judge(self.cut, hook, result, None)
         if results and results[-1].final:
-            self._check_files(hook, request, results[-1], written)
-
-    def _judge_pending(self, hook: str, result: Result, started: datetime | None) -> None:
-        capability = self.cut.manifest.capability(hook)
-        if capability is not None and not capability.asynchronous:
-            raise CheckFailed(f"{hook} returned pending, but the manifest declares it synchronous (capabilities[].mode:"
-                              " final in one call): declare it asynchronous, or finish the work in one call")
-        if result.next_check_at is not None and started is not None:
-            gap = (result.next_check_at - started).total_seconds()
-            minimum, source = self.cut.min_interval()
-            if gap < minimum - _CLOCK_SLACK:
-                raise CheckFailed(f"{hook} returned pending with next_check_at {gap:.3f}s after the call began, sooner "
-                                  f"than the declared minimum of {minimum:g}s ({source}): a host honouring it would "
-                                  "poll in a busy loop")
+            check_files(self.cut, hook, request, results[-1], written)

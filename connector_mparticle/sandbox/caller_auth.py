@@ -19,10 +19,10 @@ import base64
 import binascii
 import hmac
 
+from connector_mparticle.sandbox.calls import Call, Reply, Route
 from connector_mparticle.sandbox.context import SandboxContext
-from connector_mparticle.sandbox.errors import dsr_error, events_error, identity_error, profile_error
+from connector_mparticle.sandbox.error_replies import dsr_error, events_error, identity_error, profile_error
 from connector_mparticle.sandbox.hmac_auth import verify
-from connector_mparticle.sandbox.http import Call, Reply, Route
 
 __all__ = ["authenticate"]
 

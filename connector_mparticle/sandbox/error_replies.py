@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector_mparticle.sandbox.http import Reply
+from connector_mparticle.sandbox.calls import Reply
 from connector_mparticle.sandbox.limits import retry_after_header
 
 __all__ = ["api_error", "dsr_error", "events_error", "identity_error", "profile_error", "server_error",

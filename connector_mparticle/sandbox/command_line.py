@@ -20,8 +20,8 @@ from typing import Any, NoReturn
 import click
 import yaml
 
-from connector_mparticle.sandbox.config import SandboxConfig
 from connector_mparticle.sandbox.faults import APIS, Faults
+from connector_mparticle.sandbox.instance_config import SandboxConfig
 from connector_mparticle.sandbox.limits import Limit, default_limits
 from connector_mparticle.sandbox.records import Durations
 from connector_mparticle.sandbox.server import Sandbox
