@@ -24,10 +24,9 @@ from connector_mparticle.errors import (
     UnsafeResponseError,
 )
 from connector_mparticle.files import Folder
-from connector_mparticle.flows.deadlines import skip_waiting
 from connector_mparticle.flows.schedule import next_check
-from connector_mparticle.flows.state import Part, RequestState, state_key
-from connector_mparticle.flows.subject import Subject, derived_uuid, dsr_body, opt_out_batch
+from connector_mparticle.flows.state import Part, RequestState, signature, state_key
+from connector_mparticle.flows.subject import Subject, derived_uuid, dsr_body, opt_out_batch, submission_terms
 from connector_mparticle.http.auth import BasicAuth
 from connector_mparticle.http.retry import backoff_delay, parse_retry_after, retry_delay, should_retry
 from connector_mparticle.http.session import HardenedSession
@@ -237,7 +236,7 @@ def test_dsr_body_shape_and_skip_waiting_period() -> None:
     settings = parse_settings(sandbox_like(skip_waiting_period=True, callback_urls=["https://host.example.com/cb"],
                                            regulation="from_request", identities={"app_user_id": "other3"}))
     [group] = Subject.of(req, settings).groups(req, settings, "erasure")
-    body = dsr_body(req, settings, "erasure", group, skip_waiting(req, settings, req.submitted_at))
+    body = dsr_body(req, "erasure", group, submission_terms(req, settings, "erasure", req.submitted_at))
     assert body["subject_identities"] == {"email": {"value": "jane@example.com", "encoding": "raw"},
                                           "controller_customer_id": {"value": "c-1", "encoding": "raw"}}
     assert body["extensions"] == {"opendsr.mparticle.com": {
@@ -255,7 +254,7 @@ def test_an_mpid_with_other_identifiers_makes_two_requests_and_ids_follow_the_su
     groups = Subject.of(req, settings).groups(req, settings, "erasure")
     assert [g.label for g in groups] == ["identities", "mpid"]
     assert [[i.kind.name for i in g.identifiers] for g in groups] == [["email"], ["mpid"]]
-    mpid_body = dsr_body(req, settings, "erasure", groups[1])
+    mpid_body = dsr_body(req, "erasure", groups[1], submission_terms(req, settings, "erasure", req.submitted_at))
     assert "subject_identities" not in mpid_body  # the mpid goes alone, inside the extension
     assert mpid_body["extensions"]["opendsr.mparticle.com"]["subject_identities"] == {
         "mpid": {"value": "8000000000000000042", "encoding": "raw"}}
@@ -293,6 +292,29 @@ def test_state_round_trips_and_only_state_the_connector_wrote_is_trusted() -> No
         assert RequestState.from_dict({**data, **altered}, ["abc"], key) is None, altered
     for garbage in ("a string", ["a", "list"], 42, None, {}):
         assert RequestState.from_dict(garbage, ["abc"], key) is None
+
+
+TERMS_SENT = {"regulation": "gdpr", "submitted_time": "2026-11-29T10:00:00.000Z", "callback_urls": [],
+              "skip_waiting": True, "sent_at": "2026-11-30T08:00:00.000Z"}
+
+
+@pytest.mark.parametrize("signed", [
+    {"submitted_at": "garbage"}, {"submitted_at": "2026-01-01T00:00:00"},          # unreadable, or with no zone
+    {"parts": [{"subject_request_id": "abc", "label": "identities", "terms": {**TERMS_SENT, "sent_at": "x"}}]},
+    {"parts": [{"subject_request_id": "abc", "label": "identities", "terms": {**TERMS_SENT, "skip_waiting": 1}}]},
+    {"parts": [{"subject_request_id": "abc", "label": "identities", "terms": {**TERMS_SENT, "callback_urls": [3]}}]},
+    {"parts": [{"subject_request_id": "abc", "label": "identities", "terms": {"regulation": "gdpr"}}]},
+])
+def test_a_state_signed_with_the_key_but_holding_an_unusable_field_is_ignored_not_crashed_on(
+        signed: dict[str, Any]) -> None:
+    """Defence in depth: whoever holds the DSR credential can sign any state; every field must still be one the
+    next call can use, or the state is ignored (the request resumes from mParticle's own record)."""
+    key = state_key(["wkey-1", "wsecret-1"])
+    good = RequestState([Part("abc", "identities", "pending", terms=dict(TERMS_SENT))],
+                        submitted_at="2026-11-30T08:00:00.000Z")
+    assert RequestState.from_dict(good.to_dict(key), ["abc"], key) == good
+    body = {**{k: v for k, v in good.to_dict(key).items() if k != "mac"}, **signed}
+    assert RequestState.from_dict({**body, "mac": signature(key, body)}, ["abc"], key) is None, signed
 
 
 def test_settings_defaults_come_from_the_schema_and_pods_pick_hosts() -> None:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from connector_mparticle.api.opendsr import read_time
 from connector_mparticle.api.partners import partner_summary, read_partners
 from connector_mparticle.cli import main
-from connector_mparticle.flows.deadlines import deadline
+from connector_mparticle.flows.deadlines import PartOutlook, deadline
 from connector_mparticle.flows.evidence import evidence_record, write_evidence
 from connector_mparticle.sandbox import Sandbox
 from connector_mparticle.settings import parse_settings
@@ -294,7 +294,7 @@ def test_a_completion_time_already_past_is_no_promise_the_request_is_done_on_tim
     now = datetime.now(UTC)
     due = replace(request("deletion"), submitted_at=now - timedelta(days=40), due_at=now - timedelta(hours=1))
     for expected in (now - timedelta(days=1), None):
-        outlook = deadline(due, settings, [expected], now - timedelta(days=39), now, False)
+        outlook = deadline(due, settings, [PartOutlook(expected, now - timedelta(days=39), False)], now)
         assert outlook.at_risk and outlook.expected >= now, (expected, outlook)
 
 
@@ -305,8 +305,8 @@ def test_a_part_mparticle_gave_no_time_for_counts_at_the_documented_estimate(san
     now = datetime.now(UTC)
     due = replace(request("deletion"), submitted_at=now, due_at=now + timedelta(days=3))
     soon = now + timedelta(hours=1)
-    assert not deadline(due, settings, [soon, soon], now, now, False).at_risk
-    split = deadline(due, settings, [soon, None], now, now, False)
+    assert not deadline(due, settings, [PartOutlook(soon, now, False)] * 2, now).at_risk
+    split = deadline(due, settings, [PartOutlook(soon, now, False), PartOutlook(None, now, False)], now)
     assert split.at_risk and split.expected_from == "estimate" and split.expected > due.due_at  # type: ignore[operator]
 
 

@@ -167,21 +167,34 @@ def test_an_unreachable_certificate_is_tried_once_per_minute_not_per_call() -> N
         assert len(fetches) == 1
 
 
-def test_an_acknowledgement_verified_later_is_checked_against_the_bytes_sent_whatever_the_settings_became() -> None:
-    """The waiting-period policy is decided when a request is first sent and kept with it: an acknowledgement whose
-    certificate could not be fetched then is verified on a later call against the submission rebuilt from the
-    state, which must be the bytes sent even after the policy (or the clock) changed the decision."""
-    due_soon = replace(request("deletion", **{"customer_id": JANE["customer_id"]}),
+@pytest.mark.parametrize(("changed", "later_request"), [
+    ({"erasure": {"skip_waiting_period": "never"}}, None),
+    ({"erasure": {"skip_waiting_period": "when_at_risk"}, "callback_urls": ["https://host.example.com/cb"]}, None),
+    ({"erasure": {"skip_waiting_period": "when_at_risk"}, "regulation": "ccpa"}, None),
+    # the host's copy, at second precision (another timeout only so that a new connector fetches the certificate:
+    # the first one waits a minute before trying again)
+    ({"erasure": {"skip_waiting_period": "when_at_risk"}, "timeouts": {"total_seconds": 61}}, "second"),
+], ids=["policy", "callback_urls", "regulation", "submitted_at"])
+def test_an_acknowledgement_verified_later_is_checked_against_the_bytes_sent_whatever_changed_since(
+        changed: dict[str, Any], later_request: str | None) -> None:
+    """What a submission takes from outside the identities is kept with it when it is first sent: an
+    acknowledgement whose certificate could not be fetched then is verified on a later call against the bytes
+    sent, even after the policy, the callback URLs or the configured regulation changed, or the host hands back
+    its copy of the request with its time cut to the second."""
+    asked = datetime.now(UTC).replace(microsecond=123_000)
+    due_soon = replace(request("deletion", **{"customer_id": JANE["customer_id"]}), submitted_at=asked,
                        due_at=datetime.now(UTC) + timedelta(days=1))
+    again = replace(due_soon, submitted_at=asked.replace(microsecond=0)) if later_request else due_soon
     with Sandbox() as sandbox:  # its own: a connector already holding the certificate would not fetch it
         sandbox.seed_profile(dict(JANE))
         sandbox.set_durations(erasure=(600, 600))
         sandbox.set_faults(results={"error_rate": 1.0})  # the certificate cannot be fetched
-        first = mparticle(sandbox, erasure={"skip_waiting_period": "when_at_risk"}).handle(due_soon)
+        strict = {"signatures": "strict"}
+        first = mparticle(sandbox, erasure={"skip_waiting_period": "when_at_risk"}, **strict).handle(due_soon)
         assert first.status == "pending" and "certificate_unavailable" in first.message, first.message
         [dsr] = sandbox.dsrs()
         assert dsr["extensions_sent"]["opendsr.mparticle.com"]["skip_waiting_period"] is True
         sandbox.clear_faults()
-        later = mparticle(sandbox, erasure={"skip_waiting_period": "never"}).handle(due_soon, first.state)
+        later = mparticle(sandbox, **{**changed, **strict}).handle(again, first.state)
     assert later.status == "pending", later.message
     assert [r["verified"] for r in later.summary["receipts"]] == [True], later.summary["receipts"]

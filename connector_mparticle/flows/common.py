@@ -36,12 +36,11 @@ from connector_mparticle.errors import (
     VerificationError,
 )
 from connector_mparticle.files import Folder
-from connector_mparticle.flows.deadlines import skip_waiting
 from connector_mparticle.flows.lookup import reached
 from connector_mparticle.flows.signed import NotYetVerified
 from connector_mparticle.flows.state import Part, RequestState
 from connector_mparticle.flows.step_results import StepResults
-from connector_mparticle.flows.subject import DsrGroup, dsr_body
+from connector_mparticle.flows.subject import DsrGroup, dsr_body, submission_terms
 from connector_mparticle.http.transport import encode_json
 from dsr_framework.models import DsrRequest, Result, format_time, utcnow
 
@@ -68,8 +67,8 @@ class Flow(StepResults):
 
     def submit(self, group: DsrGroup) -> Part:
         """Submit ``group``'s OpenDSR request, or find the earlier submission."""
-        skip = self.request_type == "erasure" and skip_waiting(self.request, self.settings, utcnow())
-        body = dsr_body(self.request, self.settings, self.request_type, group, skip)
+        terms = submission_terms(self.request, self.settings, self.request_type, utcnow())
+        body = dsr_body(self.request, self.request_type, group, terms)
         what = f"submit {self.request_type} request" + (" (mpid alone)" if group.label == "mpid" else "")
         try:
             submitted = self.conn.dsr.submit(body)
@@ -86,7 +85,7 @@ class Flow(StepResults):
                   subject_request_id=group.subject_request_id, group_id=self.request.request_id,
                   regulation=self.regulation, identities=sorted(i.kind.name for i in group.identifiers),
                   expected_completion_time=expected, attempts=submitted.attempts, receipt=evidence)
-        return Part(group.subject_request_id, group.label, "pending", expected, evidence, skip_waiting=skip)
+        return Part(group.subject_request_id, group.label, "pending", expected, evidence, terms=terms)
 
     def _exists(self, refusal: RejectedError, subject_request_id: str) -> bool:
         """After a 400 to a submission: does mParticle already have our request? ("Subject request already

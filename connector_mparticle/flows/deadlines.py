@@ -11,8 +11,9 @@ the whole to 1-14 days (``guides/data-subject-requests``). Whether to ask for it
 mParticle's times run from when *it* receives the request (``sent``: when this connector first sent it, kept in
 the request's state), which may be days after the subject asked: the due date runs from the subject's request,
 the wait from the sending. The decision is made once for each OpenDSR request, when it is first sent, and kept
-with it in the state (``Part.skip_waiting``), so the submission rebuilt on a later call (to check mParticle's
-signed acknowledgement) is the one sent, byte for byte, whatever the clock or the settings say by then.
+with it in the state (``Part.terms``), so the submission rebuilt on a later call (to check mParticle's signed
+acknowledgement) is the one sent, byte for byte, whatever the clock or the settings say by then; a part sent
+later (the mpid of a split request) is decided, and estimated, from its own sending.
 
 Once mParticle states an ``expected_completion_time``, each result says whether it falls after the due date
 (``summary.deadline.at_risk``); before that, the documented estimate stands in. Either is "now" at the earliest
@@ -23,12 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector_mparticle.settings import Settings
 from dsr_framework.models import DsrRequest, format_time
 
-__all__ = ["Deadline", "deadline", "skip_waiting"]
+__all__ = ["Deadline", "PartOutlook", "deadline", "skip_waiting"]
 
 #: Days from the subject's request to the controller's answer when the host gives no due date.
 DUE_DAYS = {"gdpr": 30, "ccpa": 45}
@@ -97,15 +98,21 @@ def skip_waiting(request: DsrRequest, settings: Settings, sent: datetime) -> boo
     return policy == "when_at_risk" and _estimate(request, settings, False, sent) > _due(request)[0]
 
 
-def deadline(request: DsrRequest, settings: Settings, expected: list[datetime | None], sent: datetime,
-             now: datetime, skipped: bool) -> Deadline:
-    """``request``, sent to mParticle at ``sent`` (asking to skip the wait when ``skipped``) and not complete at
-    ``now``, against its due date. ``expected`` holds mParticle's expected completion of each unfinished part
-    (None where it gave none: that part counts at the documented estimate, so knowing one part's time never
-    hides another's)."""
+class PartOutlook(NamedTuple):
+    """One OpenDSR request of a host request, as far as its completion goes."""
+
+    expected: datetime | None  #: mParticle's expected completion (None: it gave none, or it is not sent yet)
+    sent: datetime  #: when it was (or, not sent yet, would be) sent
+    skipped: bool  #: whether it asks (or would ask) to skip the waiting period
+
+
+def deadline(request: DsrRequest, settings: Settings, parts: list[PartOutlook], now: datetime) -> Deadline:
+    """``request`` against its due date, its unfinished OpenDSR requests being ``parts`` at ``now``: the latest of
+    their completions counts, each mParticle's time or, where it gave none (or the part is not sent yet), the
+    documented estimate from that part's own sending, so knowing one part's time never hides another's."""
     due, due_from = _due(request)
-    known = [t for t in expected if t is not None]
-    if known and len(known) == len(expected):
-        return Deadline(due, due_from, max(*known, now), "mparticle")
-    estimate = _estimate(request, settings, skipped, sent)
-    return Deadline(due, due_from, max(*known, estimate, now), "estimate")
+    if not parts:
+        return Deadline(due, due_from, now, "mparticle")
+    times = [p.expected if p.expected is not None else _estimate(request, settings, p.skipped, p.sent) for p in parts]
+    source = "mparticle" if all(p.expected is not None for p in parts) else "estimate"
+    return Deadline(due, due_from, max(*times, now), source)

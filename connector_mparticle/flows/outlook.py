@@ -17,7 +17,7 @@ from typing import Any
 
 from connector_mparticle.api.partners import partner_summary
 from connector_mparticle.flows.common import Flow
-from connector_mparticle.flows.deadlines import deadline
+from connector_mparticle.flows.deadlines import PartOutlook, deadline, skip_waiting
 from dsr_framework.models import Result, utcnow
 
 __all__ = ["annotate"]
@@ -28,14 +28,29 @@ def _partners(flow: Flow) -> list[dict[str, Any]]:
     return [{"subject_request_id": p.subject_request_id, **entry} for p in parts for entry in p.partners or []]
 
 
+def _parts(flow: Flow, now: datetime) -> list[PartOutlook]:
+    """Each unfinished OpenDSR request of ``flow``'s request, a part not sent yet (a split request's second, held
+    back) as if sent now."""
+    state = flow.state
+    assert state is not None
+    first_sent = state.sent_at(flow.request.submitted_at)
+    held = {p.subject_request_id: p for p in state.parts}
+    outlooks = []
+    for group in flow.groups:
+        part = held.get(group.subject_request_id)
+        if part is None:
+            outlooks.append(PartOutlook(None, now, flow.request_type == "erasure"
+                                        and skip_waiting(flow.request, flow.settings, now)))
+        elif not part.done:
+            outlooks.append(PartOutlook(part.expected, part.sent_at or first_sent, part.skip_waiting))
+    return outlooks
+
+
 def _deadline(flow: Flow, result: Result) -> tuple[str, dict[str, Any]]:
     """The message (naming a risk, while pending) and the summary's ``deadline``."""
     completed, now = result.status == "completed", utcnow()
-    state = flow.state
-    expected: list[datetime | None] = [now] if completed or state is None else state.expected_by_part
-    sent = state.sent_at(flow.request.submitted_at) if state else now
-    skipped = state is not None and any(p.skip_waiting for p in state.parts)
-    outlook = deadline(flow.request, flow.settings, expected, sent, now, skipped)
+    parts = [] if completed or flow.state is None else _parts(flow, now)
+    outlook = deadline(flow.request, flow.settings, parts, now)
     entry = {**outlook.to_dict(), **({"expected_from": "completed"} if completed else {})}
     at_risk = outlook.at_risk and result.status == "pending"
     return (f"{result.message}; {outlook.sentence()}" if at_risk else result.message), entry

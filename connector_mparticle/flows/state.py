@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from connector_mparticle.api.opendsr import DSR_STATUSES
+from connector_mparticle.flows.subject import TERMS
 from dsr_framework.models import AuditEvent, parse_time
 
 __all__ = ["PHASES", "STATE_VERSION", "Part", "RequestState", "signature", "state_key"]
@@ -77,9 +78,10 @@ class Part:
     receipt: dict[str, Any] | None = None  #: signed acknowledgement (:mod:`connector_mparticle.api.receipts`)
     #: where mParticle last said it forwarded this request (:mod:`connector_mparticle.api.partners`), if anywhere
     partners: list[dict[str, Any]] | None = None
-    #: whether its submission asked mParticle to skip the waiting period: decided once, when it was first sent
-    #: (:func:`connector_mparticle.flows.deadlines.skip_waiting`), so the bytes rebuilt later are the ones sent
-    skip_waiting: bool = False
+    #: what its submission took from outside the identities, fixed when it was first sent
+    #: (:func:`connector_mparticle.flows.subject.submission_terms`); None when this connector did not send it
+    #: itself (found again after "already exists") or the state predates them
+    terms: dict[str, Any] | None = None
 
     @property
     def expected(self) -> datetime | None:
@@ -88,6 +90,16 @@ class Part:
     @property
     def done(self) -> bool:
         return self.last_status == "completed"
+
+    @property
+    def skip_waiting(self) -> bool:
+        """Whether its submission asked mParticle to skip the waiting period."""
+        return bool(self.terms and self.terms["skip_waiting"])
+
+    @property
+    def sent_at(self) -> datetime | None:
+        """When this connector first sent it (None: unknown)."""
+        return _time(self.terms["sent_at"]) if self.terms else None
 
 
 @dataclass
@@ -194,7 +206,8 @@ def _fields_in_range(known: Mapping[str, Any]) -> bool:
     """The state's scalar fields: counters within bounds, a known phase, an audit list, a time or None."""
     return (all(type(known.get(k, 0)) is int and 0 <= known.get(k, 0) <= MAX_COUNTER for k in _COUNTERS)
             and known.get("phase", "submitted") in PHASES and isinstance(known.get("audit", []), list)
-            and isinstance(known.get("submitted_at"), (str, type(None)))
+            and (known.get("submitted_at") is None or (isinstance(known["submitted_at"], str)
+                                                       and _zoned(known["submitted_at"])))
             and known.get("found_before") in (True, False, None) and type(known.get("found_before")) is not int)
 
 
@@ -214,6 +227,24 @@ def _delivered_entry(entry: Any) -> bool:
 
 def _part_well_formed(part: Part) -> bool:
     return (isinstance(part.subject_request_id, str) and part.last_status in STATUSES
-            and isinstance(part.receipt, (dict, type(None))) and type(part.skip_waiting) is bool
+            and isinstance(part.receipt, (dict, type(None))) and _terms_well_formed(part.terms)
             and (part.partners is None or (isinstance(part.partners, list)
                                            and all(isinstance(p, dict) for p in part.partners))))
+
+
+def _terms_well_formed(terms: Any) -> bool:
+    """None, or each of the submission's terms with its type, the URLs text, the times readable with a zone."""
+    if terms is None:
+        return True
+    if not isinstance(terms, dict) or set(terms) != set(TERMS) or \
+            not all(type(terms[k]) is t for k, t in TERMS.items()) or \
+            not all(isinstance(u, str) for u in terms["callback_urls"]):
+        return False
+    return all(_zoned(terms[k]) for k in ("submitted_time", "sent_at"))
+
+
+def _zoned(text: str) -> bool:
+    try:
+        return parse_time(text).tzinfo is not None
+    except (TypeError, ValueError, OverflowError):
+        return False

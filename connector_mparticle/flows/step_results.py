@@ -28,7 +28,7 @@ from connector_mparticle.files import NoSpaceError
 from connector_mparticle.flows.schedule import next_check
 from connector_mparticle.flows.signed import SignedAnswers
 from connector_mparticle.flows.state import RequestState, state_key
-from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regulation, subject_digest
+from connector_mparticle.flows.subject import DsrGroup, Subject, dsr_body, regulation, subject_digest, submission_terms
 from connector_mparticle.http.deadline import current
 from connector_mparticle.http.transport import encode_json
 from dsr_framework.models import (
@@ -76,12 +76,14 @@ class StepResults:
                       "DSR credentials changed): ignored, resuming from mParticle's own record")
 
     def _sent(self, subject_request_id: str) -> bytes:
-        """The exact bytes of the submission of one of this request's OpenDSR requests (deterministic: the
-        waiting-period decision is the one recorded when it was sent)."""
+        """The exact bytes of the submission of one of this request's OpenDSR requests: its identities from the
+        request (they name the subject, whose digest is part of the id), everything else from the terms kept when
+        it was sent (today's, with no skip, for a part found again after "already exists")."""
         group = next(g for g in self.groups if g.subject_request_id == subject_request_id)
         part = self.state.part(subject_request_id) if self.state is not None else None
-        return encode_json(dsr_body(self.request, self.settings, self.request_type, group,
-                                    part is not None and part.skip_waiting))
+        terms = part.terms if part is not None and part.terms is not None else {
+            **submission_terms(self.request, self.settings, self.request_type, self.now), "skip_waiting": False}
+        return encode_json(dsr_body(self.request, self.request_type, group, terms))
 
     @property
     def subject_ids(self) -> list[str]:

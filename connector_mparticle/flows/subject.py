@@ -26,10 +26,12 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from connector_mparticle.api.identity import read_mpid
 from connector_mparticle.errors import ConfigurationError
+from connector_mparticle.flows.deadlines import skip_waiting
 from connector_mparticle.http.answers import Malformed
 from connector_mparticle.identities import MPID, IdentityType, identity_type
 from connector_mparticle.settings import Settings
@@ -152,10 +154,24 @@ class Subject:
                 for label, identifiers in parts if identifiers]
 
 
-def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: DsrGroup,
-             skip_waiting: bool = False) -> dict[str, Any]:
-    """The OpenDSR v3 submission of ``group`` (``request_type`` is ``access``, ``portability`` or ``erasure``);
-    ``skip_waiting``: the waiting-period policy's decision for it (:mod:`.deadlines`)."""
+#: What a submission takes from outside the request's identities, and the type of each: fixed when it is first
+#: sent and kept with it (``Part.terms``), so the bytes rebuilt on a later call, to check mParticle's signed
+#: acknowledgement, are the ones sent, whatever the settings, the clock or the host's copy of the request say then.
+TERMS = {"regulation": str, "submitted_time": str, "callback_urls": list, "skip_waiting": bool, "sent_at": str}
+
+
+def submission_terms(request: DsrRequest, settings: Settings, request_type: str, now: datetime) -> dict[str, Any]:
+    """The :data:`TERMS` of a submission sent at ``now``: the regulation, when the subject asked, the callback
+    URLs, the waiting-period policy's decision (:func:`~connector_mparticle.flows.deadlines.skip_waiting`)."""
+    return {"regulation": regulation(request, settings), "submitted_time": format_time(request.submitted_at),
+            "callback_urls": list(settings.callback_urls),
+            "skip_waiting": request_type == "erasure" and skip_waiting(request, settings, now),
+            "sent_at": format_time(now)}
+
+
+def dsr_body(request: DsrRequest, request_type: str, group: DsrGroup, terms: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenDSR v3 submission of ``group`` (``request_type`` is ``access``, ``portability`` or ``erasure``)
+    on ``terms`` (:func:`submission_terms`)."""
     top: dict[str, Any] = {}
     extension: dict[str, Any] = {}
     for identifier in group.identifiers:
@@ -163,21 +179,21 @@ def dsr_body(request: DsrRequest, settings: Settings, request_type: str, group: 
         assert key is not None
         (extension if identifier.kind.dsr_extension else top)[key] = {"value": identifier.value, "encoding": "raw"}
     body: dict[str, Any] = {
-        "regulation": regulation(request, settings),
+        "regulation": terms["regulation"],
         "subject_request_id": group.subject_request_id,
         "subject_request_type": request_type,
-        "submitted_time": format_time(request.submitted_at),
+        "submitted_time": terms["submitted_time"],
         "api_version": "3.0",
         "group_id": request.request_id,
     }
     if top:
         body["subject_identities"] = top
-    if settings.callback_urls:
-        body["status_callback_urls"] = list(settings.callback_urls)
+    if terms["callback_urls"]:
+        body["status_callback_urls"] = list(terms["callback_urls"])
     mparticle: dict[str, Any] = {}
     if extension:
         mparticle["subject_identities"] = extension
-    if request_type == "erasure" and skip_waiting:  # the policy: flows/deadlines.py
+    if request_type == "erasure" and terms["skip_waiting"]:  # the policy: flows/deadlines.py
         mparticle["skip_waiting_period"] = True  # mParticle's example puts it in the extension
     if mparticle:
         body["extensions"] = {OPENDSR_EXTENSION: mparticle}

@@ -185,7 +185,7 @@ def json_shape(data: bytes, max_depth: int = MAX_DEPTH, max_containers: int = MA
             check()
             due = steps + CHECK_EVERY
         quote = data.find(b'"', pos)
-        if not walk.brackets(data[pos:quote] if quote >= 0 else data[pos:]) or quote < 0:
+        if not walk.brackets(data, pos, quote if quote >= 0 else len(data)) or quote < 0:
             break
         pos, escaped = _string_end(data, quote + 1, check)
         steps += escaped
@@ -201,14 +201,14 @@ class _Walk:
         self.depth = self.deepest = self.containers = 0
         self.max_depth, self.max_containers, self.check = max_depth, max_containers, check
 
-    def brackets(self, text: bytes) -> bool:
-        """Walk the brackets of ``text`` (which holds no string); False where the scan stops: a limit exceeded,
-        or a closing bracket with nothing open (not JSON). Blocks of brackets are summed in C
+    def brackets(self, data: bytes, start: int, end: int) -> bool:
+        """Walk the brackets of ``data[start:end]`` (which holds no string); False where the scan stops: a limit
+        exceeded, or a closing bracket with nothing open (not JSON). Blocks of brackets are summed in C
         (:func:`itertools.accumulate`); a block that would stop is walked again one bracket at a time, so the
-        figures are those at the bracket where it stops."""
-        kept = text.translate(None, _NOT_BRACKETS)
-        for at in range(0, len(kept), _BRACKET_BLOCK):
-            block = kept[at:at + _BRACKET_BLOCK]
+        figures are those at the bracket where it stops. The text is taken a block's length at a time, so the
+        copies made stay small whatever its length."""
+        for at in range(start, end, _BRACKET_BLOCK):
+            block = data[at:min(at + _BRACKET_BLOCK, end)].translate(None, _NOT_BRACKETS)
             levels = list(accumulate(map(_DELTA.__getitem__, block), initial=self.depth))
             opened = len(block) - block.count(b"]") - block.count(b"}")
             if min(levels) < 0 or max(levels) > self.max_depth or self.containers + opened > self.max_containers:

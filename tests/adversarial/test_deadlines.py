@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,26 @@ def test_other_trouble_between_two_calls_that_ran_out_of_time_does_not_start_the
         outcomes.append(result.action_required is not None)
         state = result.state
     assert outcomes[:3] == [False, False, True], outcomes  # the 503 after it is passing trouble again
+
+
+def test_a_part_of_a_split_erasure_not_sent_yet_counts_in_its_deadline(sandbox: Sandbox,
+                                                                      hostile: HostileServer) -> None:
+    """An email and an mpid make two OpenDSR requests; the mpid's cannot be sent yet (a 503 to it alone). The
+    email's part finishing within the hour must not make the whole request look on time: the part not sent would
+    take mParticle's documented days from now."""
+    sandbox.set_durations(erasure=(60, 60))
+
+    def refuse_the_mpid(seen: Seen, forward: Any) -> Answer:
+        return Answer.of_json(503, {"error": "busy"}) if b"mpid" in seen.body else forward()
+
+    hostile.on("POST", r"^/v3/requests", refuse_the_mpid)
+    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    req = replace(request("deletion", vendor_id="8000000000000000042"), due_at=datetime.now(UTC) + timedelta(days=3))
+    result = handle.handle(req)
+    assert result.status == "pending" and len(sandbox.dsrs()) == 1, result.message
+    outlook = result.summary["deadline"]
+    assert outlook["at_risk"] is True and outlook["expected_from"] == "estimate", outlook
+    assert "at risk" in result.message
 
 
 def test_running_out_of_time_now_and_then_is_not_in_a_row(sandbox: Sandbox, hostile: HostileServer) -> None:
