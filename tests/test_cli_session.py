@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -392,7 +393,28 @@ def test_a_pending_request_shows_the_wait_in_words_and_the_resume_command(sessio
     assert "next check │ in " in done.stdout and " s (" in done.stdout
     resume = done.stdout.split("Resume it with:")[1].strip()
     assert resume.startswith(f"mparticle-dsr access --config {session.config} --env-file {session.env_file} "
-                             "--request-id PEND-1 --regulation gdpr --email pending@example.com --out ")
+                             "--request-id PEND-1 --regulation gdpr --submitted 20")
+    assert " --email pending@example.com --out " in resume
+
+
+def test_resuming_with_the_printed_command_keeps_when_the_subject_asked_and_so_the_due_date(session: Session) -> None:
+    """The re-attack: without --submitted, a resume rebuilt the request with "now" as when the subject asked, which
+    moved the regulation's default due date (a month later each time) and turned "at risk" into "on time"."""
+    asked = (datetime.now(UTC) - timedelta(days=25)).isoformat(timespec="seconds")
+    first = session.run("delete", *session.files(), "--email", "late@example.com", "--customer-id", "L-1",
+                        "--request-id", "LATE-1", "--submitted", asked, "--json")
+    assert first.returncode == 3, first.stdout + first.stderr
+    due = json.loads(first.stdout)["summary"]["deadline"]["due_at"]
+    resume = shlex.split(first.stderr.split("Resume it with:")[1].strip().splitlines()[0]) if \
+        "Resume it with:" in first.stderr else None
+    again = session.run(*(resume[1:] if resume else ["delete", *session.files(), "--email", "late@example.com",
+                                                     "--customer-id", "L-1", "--request-id", "LATE-1",
+                                                     "--submitted", asked]), "--json")
+    assert again.returncode == 3, again.stdout + again.stderr
+    assert json.loads(again.stdout)["summary"]["deadline"]["due_at"] == due
+    assert due.startswith((datetime.now(UTC) + timedelta(days=5)).strftime("%Y-%m-%d"))  # 30 days from when asked
+    future = session.run("delete", *session.files(), "--email", "late@example.com", "--submitted", "2999-01-01")
+    assert future.returncode == 2 and "in the future" in future.stderr
 
 
 def test_waiting_without_a_terminal_prints_one_plain_line_per_check(session: Session) -> None:

@@ -17,6 +17,7 @@ from connector_mparticle.cli.request_options import DEVICE_CATEGORIES, IDENTITY_
 from connector_mparticle.cli.state_file import Saved
 from connector_mparticle.files import folder_path
 from dsr_framework import DsrRequest
+from dsr_framework.models import format_time
 from dsr_framework.validation import SchemaViolation
 
 __all__ = ["Invocation", "resolve_request", "resume_command"]
@@ -39,6 +40,7 @@ class Invocation:
     verbose: bool
     out: Path | None = None
     due: datetime | None = None
+    submitted: datetime | None = None
 
 
 def _new_request(inv: Invocation, default_regulation: str) -> DsrRequest:
@@ -51,7 +53,7 @@ def _new_request(inv: Invocation, default_regulation: str) -> DsrRequest:
     try:
         return DsrRequest(inv.request_id or f"cli-{uuid.uuid4()}", inv.kind,  # type: ignore[arg-type]
                           inv.regulation or default_regulation, dict(inv.identities),  # type: ignore[arg-type]
-                          datetime.now(UTC), output_dir, inv.due)
+                          inv.submitted or datetime.now(UTC), output_dir, inv.due)
     except SchemaViolation as exc:
         raise CliError(str(exc)) from None
 
@@ -65,6 +67,8 @@ def _differences(inv: Invocation, saved: DsrRequest) -> list[str]:
         found.append(f"it holds a {saved.type} request, not {inv.kind}")
     if inv.regulation is not None and inv.regulation != saved.regulation:
         found.append(f"its regulation is {saved.regulation}, not {inv.regulation}")
+    if inv.submitted is not None and format_time(inv.submitted) != format_time(saved.submitted_at):
+        found.append(f"it was submitted {saved.submitted_at.isoformat()}, not {inv.submitted.isoformat()}")
     if inv.identities:
         found += _identity_differences(inv.identities, saved.identities)
     if inv.out is not None and str(folder_path(inv.out)) != saved.output_dir:
@@ -120,7 +124,8 @@ def resume_command(inv: Invocation, request: DsrRequest) -> str:
     if inv.state is not None:
         args += ["--state", str(inv.state)]
     else:
-        args += ["--request-id", request.request_id, "--regulation", request.regulation]
+        args += ["--request-id", request.request_id, "--regulation", request.regulation,
+                 "--submitted", request.submitted_at.isoformat()]  # its due date counts from it
         for name, value in sorted(request.identities.items()):
             args += _arguments_for(name, value)
         if request.output_dir is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,19 @@ def _checked(option: IdentityOption) -> Callable[[click.Context, click.Parameter
 
 def _due_date(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     """``--due``: an ISO 8601 date (its last second, UTC) or date-time (UTC when it names no zone)."""
+    return _date(value, end_of_day=True)
+
+
+def _asked_date(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """``--submitted``: an ISO 8601 date (its first second, UTC: the earlier reading, so the due date it gives is
+    never later than the real one) or date-time; not in the future."""
+    when = _date(value, end_of_day=False)
+    if when is not None and when > datetime.now(UTC) + timedelta(minutes=5):
+        raise click.BadParameter("is in the future: give when the subject made the request")
+    return when
+
+
+def _date(value: str | None, *, end_of_day: bool) -> datetime | None:
     if value is None:
         return None
     try:
@@ -116,7 +129,7 @@ def _due_date(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     except ValueError:
         raise click.BadParameter(f"{for_people(value)!r} is not a date like 2026-12-31 or 2026-12-31T17:00:00Z") \
             from None
-    if len(value) == 10:
+    if len(value) == 10 and end_of_day:
         parsed = parsed.replace(hour=23, minute=59, second=59)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
@@ -170,6 +183,10 @@ def request_options(kind: str) -> list[Callable[[Any], Any]]:
                      help="When the request must be answered (ISO 8601: 2026-12-31 or 2026-12-31T17:00:00Z; a date "
                           "means its end, UTC). Default: the regulation's (GDPR a month, CCPA 45 days). The result "
                           "says whether mParticle's expected completion puts it at risk."),
+        click.option("--submitted", callback=_asked_date, metavar="DATE",
+                     help="When the subject made the request (ISO 8601; default: now). The regulation's due date "
+                          "counts from it; resuming without --state needs the same value (the printed command "
+                          "gives it)."),
         click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
                      help="Store the request and its state here (locked while in use); run again with it to "
                           "resume."),

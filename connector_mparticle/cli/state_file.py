@@ -52,8 +52,8 @@ MAX_BYTES = 4 * 1024 * 1024
 PROTECTED = {"request_id": "its request id", "type": "its request type", "regulation": "its regulation",
              "identities": "its subject (the identifiers)", "output_dir": "its output folder"}
 RESUME_HINT = ("to carry on with the request, run the command again without --state (or with a new --state "
-               "file), giving --request-id and the subject's identifiers as when it started: mParticle's record of "
-               "it is found again, nothing is submitted twice")
+               "file), giving --request-id, --submitted and the subject's identifiers as when it started: "
+               "mParticle's record of it is found again, nothing is submitted twice")
 
 
 def state_file_key(dsr_secrets: tuple[str, ...]) -> bytes:
