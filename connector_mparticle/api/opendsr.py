@@ -162,8 +162,19 @@ class OpenDsrClient:
         return self.http.request("GET", "/v3/requests/0", lambda r: r, accept=(404,), what="check DSR credentials")
 
     def download(self, url: str, into: Staged, max_bytes: int) -> Download:
-        """The results archive; :class:`NotFoundError` only for mParticle's "nothing matched" (:func:`no_records`)."""
-        return self.http.download(url, into, max_bytes=max_bytes, not_found=no_records)
+        """The results archive; :class:`NotFoundError` only for mParticle's "nothing matched" (:func:`no_records`),
+        :class:`GoneError` only for a 410 in the DSR API's own error shape (:func:`results_verdict`)."""
+        return self.http.download(url, into, max_bytes=max_bytes, verdict=results_verdict)
+
+
+def results_verdict(status: int, body: Any) -> bool:
+    """Whether a 404 or a 410 from the results link is mParticle's own answer: "nothing matched"
+    (:func:`no_records`), or the link expired, in the DSR API's error shape with code 410 (a proxy's or a storage
+    service's 410 page says nothing about mParticle's results)."""
+    if status == 404:
+        return no_records(body)
+    return isinstance(body, dict) and type(body.get("code")) is int and body["code"] == 410 \
+        and _dsr_errors(body.get("errors"))
 
 
 def no_records(body: Any) -> bool:

@@ -223,10 +223,10 @@ def _refused(flow: Flow, exc: MParticleError) -> Result:
     flow.note("download results", f"refused: {type(exc).__name__}")
     if isinstance(exc, GoneError):
         return flow.failed(exc)
-    if isinstance(exc, ArchiveProblem) or (isinstance(exc, UnsafeResponseError) and exc.status == 404):
-        # Only what the link gave this time could not be used (an archive refused, a 404 that is not mParticle's
-        # own answer: a garbled body, a proxy's page): it is downloaded again at the next check (the link lasts
-        # 7 days; then mParticle answers 410, which is final).
+    if isinstance(exc, ArchiveProblem) or (isinstance(exc, UnsafeResponseError) and exc.status in (404, 410)):
+        # Only what the link gave this time could not be used (an archive refused, a 404 or a 410 that is not
+        # mParticle's own answer: a garbled body, a proxy's page): it is downloaded again at the next check (the
+        # link lasts 7 days; then mParticle's own 410 is final).
         why = f"its results could not be used ({exc.message})"
         return flow.retry_soon(RetryLaterError(why, api="dsr"), why)
     return flow.needs_person(exc)

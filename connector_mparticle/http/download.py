@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, NoReturn
 
 import requests
 
-from connector_mparticle.errors import NotFoundError, UnsafeResponseError
+from connector_mparticle.errors import GoneError, NotFoundError, UnsafeResponseError
 from connector_mparticle.files import Staged
 from connector_mparticle.http.answers import Malformed, header_size, redirect_target
 from connector_mparticle.http.deadline import Deadline, current
@@ -47,7 +47,7 @@ class Download:
 
 
 def fetch(client: Exchange, url: str, into: Staged, *, max_bytes: int, what: str,
-          not_found: Callable[[Any], bool]) -> Download:
+          verdict: Callable[[int, Any], bool]) -> Download:
     """Stream ``url`` into ``into`` through ``client``'s attempts (see :meth:`.transport.ApiClient.download`);
     on any failure ``into`` is removed."""
     policy = client.download_policy
@@ -55,7 +55,7 @@ def fetch(client: Exchange, url: str, into: Staged, *, max_bytes: int, what: str
         raise UnsafeResponseError(f"{what}: no download hosts are configured", api=client.api)
     try:
         done, _ = client.attempts((client.api,), lambda: _follow(client, policy, url, into, max_bytes, what,
-                                                                 not_found), what)
+                                                                 verdict), what)
     except BaseException:
         into.discard()
         raise
@@ -63,7 +63,7 @@ def fetch(client: Exchange, url: str, into: Staged, *, max_bytes: int, what: str
 
 
 def _follow(client: Exchange, policy: UrlPolicy, url: str, into: Staged, max_bytes: int, what: str,
-            not_found: Callable[[Any], bool]) -> Download:
+            verdict: Callable[[int, Any], bool]) -> Download:
     """One attempt: the redirect chain from ``url``, each hop judged by the policy, to the file's body."""
     target = url
     for _ in range(MAX_REDIRECTS + 1):
@@ -79,26 +79,30 @@ def _follow(client: Exchange, policy: UrlPolicy, url: str, into: Staged, max_byt
             response.close()
             target = _hop(target, location)
             continue
-        if response.status_code == 404:
-            _not_found(client, response, what, not_found)
+        if response.status_code in (404, 410):
+            _not_found(client, response, what, verdict)
         if response.status_code != 200:
             client.refuse(response, what)
         return _stream_to(response, into, max_bytes, client.api)
     raise UnsafeResponseError(f"{what}: too many redirects", api=client.api)
 
 
-def _not_found(client: Exchange, response: requests.Response, what: str, theirs: Callable[[Any], bool]) -> NoReturn:
-    """A 404 to a download: the API's verdict (:class:`NotFoundError`) only when its body is the API's own
-    answer (``theirs``); anything else is :class:`UnsafeResponseError`, which no caller reads as a verdict."""
+def _not_found(client: Exchange, response: requests.Response, what: str,
+               theirs: Callable[[int, Any], bool]) -> NoReturn:
+    """A 404 or a 410 to a download: the API's verdict (:class:`NotFoundError`: nothing matched;
+    :class:`GoneError`: the link expired) only when its body is the API's own answer (``theirs``); anything else
+    is :class:`UnsafeResponseError`, which no caller reads as a verdict."""
+    status = response.status_code
     try:
         body, readable = parsed(read_body(response, MAX_ERROR_BYTES))
     except (Malformed, Transient):
         body, readable = None, False
-    if readable and theirs(body):
-        raise NotFoundError(f"{what}: the {client.api} API answered 404", api=client.api, status=404)
-    raise UnsafeResponseError(f"{what}: a 404 that is not the {client.api} API's own answer (a proxy's or a "
+    if readable and theirs(status, body):
+        verdict = NotFoundError if status == 404 else GoneError
+        raise verdict(f"{what}: the {client.api} API answered {status}", api=client.api, status=status)
+    raise UnsafeResponseError(f"{what}: a {status} that is not the {client.api} API's own answer (a proxy's or a "
                               "storage service's error page), so it says nothing about the results",
-                              api=client.api, status=404)
+                              api=client.api, status=status)
 
 
 def _hop(url: str, location: str) -> str:

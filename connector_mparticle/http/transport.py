@@ -93,17 +93,17 @@ class ApiClient(Exchange):
         return self.request(method, path, _readable, body=body, accept=accept, budgets=budgets, what=what)
 
     def download(self, url: str, into: Staged, *, max_bytes: int, what: str = "download results",
-                 not_found: Callable[[Any], bool] = lambda body: True) -> Download:
+                 verdict: Callable[[int, Any], bool] = lambda status, body: True) -> Download:
         """Stream ``url`` into the new private file ``into`` (:mod:`connector_mparticle.files`), following
         redirects only to hosts the download policy allows, each hop checked again.
 
         Credentials go only to this API's own origin (the credential decides, per hop). Raises
-        :class:`NotFoundError` (a 404 whose JSON body ``not_found`` accepts as the API's own answer),
-        :class:`GoneError` (410), :class:`UnsafeResponseError` (a URL the policy refuses, larger than
-        ``max_bytes``, or a 404 that is not the API's: a proxy's page, a storage error). On any failure ``into``
+        :class:`NotFoundError` (404) and :class:`GoneError` (410) when ``verdict`` accepts the status and the
+        JSON body as the API's own answer, :class:`UnsafeResponseError` (a URL the policy refuses, larger than
+        ``max_bytes``, or a 404 or 410 that is not the API's: a proxy's page, a storage error). On any failure ``into``
         is removed. (:func:`connector_mparticle.http.download.fetch` does it.)
         """
-        return fetch(self, url, into, max_bytes=max_bytes, what=what, not_found=not_found)
+        return fetch(self, url, into, max_bytes=max_bytes, what=what, verdict=verdict)
 
 
 def _readable(reply: Reply) -> Reply:
