@@ -12,6 +12,7 @@ import json
 import math
 import time
 import tracemalloc
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from connector_mparticle.http.answers import (
     MAX_DEPTH,
     MAX_NUMBER_CHARS,
     Malformed,
+    bounded_body,
     decode,
     field_enum,
     field_int,
@@ -330,3 +332,19 @@ def test_the_pre_check_stops_at_the_calls_deadline() -> None:
         with pytest.raises(OutOfTimeError):
             json_body(body)
     assert deadline.expired or deadline.remaining() <= 0
+
+
+def test_a_body_sent_as_a_million_one_byte_chunks_costs_about_its_own_size() -> None:
+    """The re-attack: a 1 MB answer in tiny HTTP chunks kept every chunk object (129 MB traced for one-byte
+    chunks)."""
+    class OneByteChunks:
+        def iter_content(self, chunk_size: int) -> Iterator[bytes]:
+            return (bytes(2) for _ in range(1 << 19))  # a new two-byte object each time, as urllib3 yields
+
+    tracemalloc.start()
+    try:
+        body = bounded_body(OneByteChunks(), limit=2 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(body) == 1 << 20 and peak < 8 << 20, f"{peak / (1 << 20):.0f} MB"
