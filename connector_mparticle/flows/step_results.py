@@ -217,9 +217,10 @@ class StepResults:
         if isinstance(exc, OutOfTimeError) and self.state is not None and self._out_of_time_again():
             return self.needs_person(exc, (
                 f"{self.state.timeouts_in_a_row} calls in a row ran out of time with no step going through in "
-                f"between: a step takes longer than one call may run (timeouts.total_seconds: "
-                f"{self.settings.timeouts.total_seconds:g} s), for the size of what mParticle sent or how slowly it "
-                "answers; raise timeouts.total_seconds"))
+                f"between (the last while {self.doing}): either the step takes longer than one call may run "
+                f"(timeouts.total_seconds: {self.settings.timeouts.total_seconds:g} s) for the size of what "
+                "mParticle sent, and the budget should be raised, or the server stopped answering, and the network "
+                "or mParticle's status should be looked at"))
         if why is None:
             why = ("this call ran out of time" if isinstance(exc, OutOfTimeError) else
                    "the output folder has no space left" if isinstance(exc, NoSpaceError) else

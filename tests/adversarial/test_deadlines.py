@@ -112,7 +112,8 @@ def test_a_step_that_runs_out_of_time_twice_in_a_row_asks_a_person_instead_of_be
     twice = handle.handle(req, once.state)
     assert twice.status == "pending" and twice.state and twice.action_required is not None, twice.message
     assert "2 calls in a row" in twice.action_required.message
-    assert "raise timeouts.total_seconds" in twice.action_required.message
+    assert "timeouts.total_seconds: 3 s" in twice.action_required.message
+    assert "budget should be raised" in twice.action_required.message
     hostile.clear()
     done = handle.handle(req, twice.state)
     assert done.status == "completed" and done.files, done.message
