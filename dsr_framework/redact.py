@@ -422,6 +422,8 @@ def _written_forms(text: str) -> set[str]:
             for_people(text)} - {text}
 
 
+#: What :func:`reduced` could change: an escape, a reference, a percent sign, a control or any non-ASCII character.
+_ESCAPED_OR_PADDED = re.compile(r"[\\%&+\x00-\x1f\x7f]|[^\x00-\x7f]")
 _WRITTEN_AS_IS = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')  #: text ``json.dumps`` writes unchanged
 
 
@@ -499,15 +501,22 @@ class Redactor:
 
     def holds_part(self, text: str) -> bool:
         """True when ``text`` holds a whole form, or a run of :data:`INPUT_RUN` (16) characters of one, as it is
-        (not decoded). For large input, such as a results archive handed on as it came: decoding every view of
-        gigabytes would take too long, and in gigabytes of data (push tokens, ids: random-looking text) an
-        8-character run of some form turns up by chance (about once in 100 MB of random base64), while 16 never
-        does. A secret split into pieces is found down to pieces of 16 characters."""
+        or with its escapes decoded and invisible characters dropped (no binary decoding). For large input, such
+        as a results archive handed on as it came: decoding every binary view of gigabytes would take too long,
+        and in gigabytes of data (push tokens, ids: random-looking text) an 8-character run of some form turns up
+        by chance (about once in 100 MB of random base64), while 16 never does. A secret split into pieces is
+        found down to pieces of 16 characters."""
         compiled = self._compiled
         if not compiled.secrets:
             return False
-        folded = _fold(text)
         forms = [form for m in compiled.matchers for form in m.whole]
+        # Escapes and invisible padding are undone too (:func:`reduced`, cheap: C code over the text): a credential
+        # written as JSON \\u escapes, percent or HTML references is the credential to whoever reads the file.
+        views = (text, reduced(text)) if _ESCAPED_OR_PADDED.search(text) else (text,)
+        return any(Redactor._holds_run(compiled, _fold(view), forms) for view in views)
+
+    @staticmethod
+    def _holds_run(compiled: _Compiled, folded: str, forms: list[str]) -> bool:
         if any(form in folded for form in forms if len(form) <= INPUT_RUN):
             return True
         # The 8-character runs found are rare; each is confirmed by the 16 characters that start with it.

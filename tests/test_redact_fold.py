@@ -5,6 +5,8 @@ long file checked in blocks is refused whenever the whole file would be (``flows
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -106,3 +108,18 @@ def test_a_file_written_in_checked_blocks_is_refused_whenever_the_whole_file_lea
             staged.discard()
     if redactor.leaks(whole):
         assert refused, whole
+
+
+@pytest.mark.parametrize("encode", [
+    lambda text: "".join(f"\\u{ord(c):04x}" for c in text),            # JSON escapes, every character
+    lambda text: "".join(f"%{ord(c):02X}" for c in text),                # percent, every character
+    lambda text: "".join(f"&#{ord(c)};" for c in text),                  # HTML references
+    lambda text: "\u200b".join(text),                                    # a zero-width space between each
+])
+def test_a_large_input_holding_a_whole_credential_escaped_is_judged_to_hold_it(encode: Any) -> None:
+    """The re-attack: a results archive is judged by runs of 16 without binary decodings, and a secret written
+    wholly as escapes passed, then lay in the archive handed to the subject."""
+    secret = "sbx-ws-Q8vT3nLp6Rz2Xk9M"
+    line = '{"user_attributes": {"note": "' + encode(secret) + '"}}'
+    assert Redactor([secret]).holds_part(line)
+    assert not Redactor([secret]).holds_part(line.replace(encode(secret), encode("nothing secret in here")))

@@ -235,7 +235,9 @@ def _summary(archive: zipfile.ZipFile, stream: IO[bytes], max_uncompressed: int,
     return summary.to_dict()
 
 
-_OVERLAP = 64  #: characters each chunk shares with the next, so that a run across a boundary is seen whole
+#: Characters each chunk shares with the next, so that a run across a boundary is seen whole, escaped too (a
+#: JSON escape of an escape writes a character in twelve).
+_OVERLAP = 16 * 12
 
 
 def _chunks(stream: IO[bytes], check: Callable[[], None], encoding: str) -> Iterator[str]:

@@ -63,11 +63,11 @@ def test_a_secret_escaped_in_a_results_line_is_never_written_in_clear(sandbox: S
         "user_attributes": {"nick": MARK}}])
     hostile.on("GET", r"^/dsr-results/", _escaped_secret)
     _, result = _portability(sandbox, hostile, tmp_path)
-    assert result.status == "pending" and result.state is not None and result.action_required is not None
+    # The archive itself is refused as it is read (its escapes are undone there too), before anything is written:
+    # the request stays pending and the archive is downloaded again at the next check.
+    assert result.status == "pending" and result.state is not None, result.message
     assert "credential" in result.message
-    for path in tmp_path.iterdir():
-        assert CREDS.workspace_secret.encode() not in path.read_bytes(), path.name
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".csv", "-portable.json"))]
+    assert list(tmp_path.iterdir()) == []
 
 
 def _stream(folder: Any, pieces: list[bytes]) -> None:
