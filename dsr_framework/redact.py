@@ -47,7 +47,7 @@ import unicodedata
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from dsr_framework.text import for_people, without_controls
 
@@ -95,12 +95,13 @@ def _fold(text: str) -> str:
 
     ``str.lower`` differs from that in two places only, both handled in C rather than by a loop over the text:
     ``İ`` (U+0130, the one character whose lower case is two characters, which would shift every span after it)
-    is kept, and a capital sigma becomes the ordinary small sigma (U+03C3) wherever it stands (``str.lower``
-    writes the final form, U+03C2, at the end of a word, so the same secret would fold two ways by what follows
-    it). The final form itself folds to the ordinary one too: a piece of a secret cut where a word ended is the
-    same letters. ``tests/test_redact_fold.py`` holds this to the character-by-character definition."""
-    return "\u0130".join(part.replace("\u03a3", "\u03c3").lower().replace("\u03c2", "\u03c3")
-                          for part in text.split("\u0130"))
+    and a capital sigma (``str.lower`` writes the final form, U+03C2, at the end of a word, so the same secret
+    would fold two ways by what follows it). Beyond lower case, letters that are one letter in another case
+    convention fold together: both sigmas to U+03C3, and Turkish dotted capital and dotless small i to ``i`` (a
+    server upper-casing in a Turkish locale writes ``i`` as ``İ``). ``tests/test_redact_fold.py`` holds this to
+    the character-by-character definition."""
+    return "i".join(part.replace("\u03a3", "\u03c3").lower().replace("\u03c2", "\u03c3").replace("\u0131", "i")
+                    for part in text.split("\u0130"))
 
 
 def _base64_cores(raw: bytes) -> set[str]:
@@ -189,8 +190,8 @@ def reduced(text: str) -> str:
     next to each other here however much padding of that kind a server put between them, so a writer that checks
     a long file in blocks keeps the end of a block in this form to look at again with the next
     (:class:`connector_mparticle.flows.writing.CheckedStream`)."""
-    for _ in range(2):
-        text = _invisible_dropped(html.unescape(_unescape(unquote_plus(text))))
+    for _ in range(2):  # unquote, not unquote_plus: a "+" may be one of the secret's own characters
+        text = _invisible_dropped(html.unescape(_unescape(unquote(text))))
     return text
 
 

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 - the Greek and Turkish letters are what these tests are about
+# ruff: noqa: RUF001, RUF002 - the Greek and Turkish letters are what these tests are about
 """The redactor's scan, made fast, still means what its definition says: folding is character by character, and
 the windows it finds are every window that is a run (``dsr_framework/redact.py``, ``_fold`` and ``_hits``); and a
 long file checked in blocks is refused whenever the whole file would be (``flows/writing.py``)."""
@@ -22,8 +22,10 @@ TRICKY = st.text(alphabet=st.sampled_from("İΣσςAaBbİIıK\u212a ßẞ-012345
 
 
 def per_character(text: str) -> str:
-    """Each character's own lower case where it is one character (else the character itself); both sigmas as one."""
-    return "".join(low if len(low := c.lower()) == 1 else c for c in text).replace("ς", "σ")
+    """Each character's own lower case where it is one character (else the character itself); both sigmas as one,
+    and Turkish dotted capital and dotless small i as i."""
+    folded = "".join(low if len(low := c.lower()) == 1 else c for c in text)
+    return folded.replace("ς", "σ").replace("İ", "i").replace("ı", "i")
 
 
 @PROPERTY
@@ -77,7 +79,7 @@ def test_a_short_secret_is_found_in_hex_octal_escapes_or_under_combining_marks(e
     assert Redactor(["Zq7!x"]).leaks(echo) and "Zq7" not in Redactor(["Zq7!x"]).scrub(echo)
 
 
-SECRET = "ws-Q8vT3-kLm9"
+SECRET = "ws-Q8+T3-kLm9"  # a "+": the reduced form reads it as a space
 PADDING = st.sampled_from(["\\u200b", "&#8203;", "%E2%80%8B", "\u200b", "\r\n", "\\u00ad"])
 PIECES = st.lists(st.one_of(st.sampled_from(list(SECRET)), PADDING, st.sampled_from(["x", "{}", '","'])),
                   max_size=120)
@@ -123,3 +125,9 @@ def test_a_large_input_holding_a_whole_credential_escaped_is_judged_to_hold_it(e
     line = '{"user_attributes": {"note": "' + encode(secret) + '"}}'
     assert Redactor([secret]).holds_part(line)
     assert not Redactor([secret]).holds_part(line.replace(encode(secret), encode("nothing secret in here")))
+
+
+def test_a_secret_upper_cased_in_a_turkish_locale_is_found() -> None:
+    """Java's toUpperCase() in a Turkish locale writes i as İ and lower-cases I as ı."""
+    redactor = Redactor(["qixwivkeimzpiqtw"])
+    assert redactor.leaks("key QİXWİVKEİMZPİQTW refused") and redactor.leaks("key qıxwıvkeımzpıqtw")
