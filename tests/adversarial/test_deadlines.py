@@ -81,16 +81,23 @@ def test_a_pending_request_stays_pending_when_a_status_check_is_held(sandbox: Sa
     assert "ran out of time" in result.message or "could not be reached" in result.message
 
 
-def test_a_dripping_results_download_ends_within_the_budget_and_leaves_nothing(sandbox: Sandbox,
-                                                                                hostile: HostileServer,
-                                                                                tmp_path: Path) -> None:
+def completed_access_with_a_dripping_download(sandbox: Sandbox, hostile: HostileServer,
+                                              tmp_path: Path) -> tuple[Any, Any, Any]:
+    """An access request mParticle completed, whose results link drips (the handle, the request, its state)."""
     sandbox.seed_profile({"email": "jane@example.com"})
     handle = handle_for(config_for(hostile, sandbox, **SLOW))
     req = request("access", output_dir=str(tmp_path))
     first = handle.handle(req)
     sandbox.force_status(first.summary["subject_request_id"], "completed")
     hostile.on("GET", r"^/dsr-results/", dripping(body=b"PK" + b"\0" * 4000))
-    result, elapsed = timed(lambda: handle.handle(req, first.state))
+    return handle, req, first.state
+
+
+def test_a_dripping_results_download_ends_within_the_budget_and_leaves_nothing(sandbox: Sandbox,
+                                                                                hostile: HostileServer,
+                                                                                tmp_path: Path) -> None:
+    handle, req, state = completed_access_with_a_dripping_download(sandbox, hostile, tmp_path)
+    result, elapsed = timed(lambda: handle.handle(req, state))
     assert elapsed <= TOTAL + MARGIN
     assert result.status == "pending" and list(tmp_path.iterdir()) == []
 
@@ -101,13 +108,8 @@ def test_a_step_that_runs_out_of_time_twice_in_a_row_asks_a_person_instead_of_be
     call starts with it. Running out again, it would on every call (an export too large or too slow for the
     budget): the request stays pending with its state and asks a person to raise the budget; after the fix it
     carries on."""
-    sandbox.seed_profile({"email": "jane@example.com"})
-    handle = handle_for(config_for(hostile, sandbox, **SLOW))
-    req = request("access", output_dir=str(tmp_path))
-    first = handle.handle(req)
-    sandbox.force_status(first.summary["subject_request_id"], "completed")
-    hostile.on("GET", r"^/dsr-results/", dripping(body=b"PK" + b"\0" * 4000))
-    once = handle.handle(req, first.state)
+    handle, req, state = completed_access_with_a_dripping_download(sandbox, hostile, tmp_path)
+    once = handle.handle(req, state)
     assert once.status == "pending" and once.action_required is None and "ran out of time" in once.message
     twice = handle.handle(req, once.state)
     assert twice.status == "pending" and twice.state and twice.action_required is not None, twice.message
