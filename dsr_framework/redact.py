@@ -169,11 +169,11 @@ def _unspaced(text: str) -> str:
 
 
 @functools.cache
-def _marks() -> re.Pattern[str]:
-    """Every combining mark (Unicode categories Mn and Me), as one character class: built on first use (a scan of
-    the code points, about a tenth of a second), never at import."""
-    marks = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Mn", "Me")]
-    return re.compile("[" + "".join(re.escape(m) for m in marks) + "]")
+def _marks() -> dict[int, None]:
+    """Every combining mark (Unicode categories Mn and Me), as a table for :meth:`str.translate` that drops them
+    (faster than any regular expression over a class this size): built on first use (a scan of the code points,
+    about a tenth of a second), never at import."""
+    return {code: None for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) in ("Mn", "Me")}
 
 
 def _invisible_dropped(text: str) -> str:
@@ -181,7 +181,7 @@ def _invisible_dropped(text: str) -> str:
     (:func:`~dsr_framework.text.without_controls`: a zero-width space between every two), and combining marks
     (a strike-through or an underline over every character leaves each one readable)."""
     text = without_controls(text)
-    return text if text.isascii() else _marks().sub("", text)
+    return text if text.isascii() else text.translate(_marks())
 
 
 def reduced(text: str) -> str:

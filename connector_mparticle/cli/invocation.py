@@ -67,14 +67,20 @@ def _differences(inv: Invocation, saved: DsrRequest) -> list[str]:
         found.append(f"it holds a {saved.type} request, not {inv.kind}")
     if inv.regulation is not None and inv.regulation != saved.regulation:
         found.append(f"its regulation is {saved.regulation}, not {inv.regulation}")
-    if inv.submitted is not None and format_time(inv.submitted) != format_time(saved.submitted_at):
-        found.append(f"it was submitted {saved.submitted_at.isoformat()}, not {inv.submitted.isoformat()}")
+    found += _time_differences(inv, saved)
     if inv.identities:
         found += _identity_differences(inv.identities, saved.identities)
     if inv.out is not None and str(folder_path(inv.out)) != saved.output_dir:
         found.append(f"its --out is {saved.output_dir}, not {folder_path(inv.out)}" if saved.output_dir else
                      f"it was started without --out, so nothing would be written to {folder_path(inv.out)}")
     return found
+
+
+def _time_differences(inv: Invocation, saved: DsrRequest) -> list[str]:
+    """When the subject asked, if the command line says another time than the state file (to the millisecond)."""
+    if inv.submitted is not None and format_time(inv.submitted) != format_time(saved.submitted_at):
+        return [f"it was submitted {saved.submitted_at.isoformat()}, not {inv.submitted.isoformat()}"]
+    return []
 
 
 def _identity_differences(given: Mapping[str, str], saved: Mapping[str, str]) -> list[str]:
