@@ -179,6 +179,16 @@ def load_schema(source: Traversable | str) -> dict[str, Any]:
     schema = json.loads(text)
     if not isinstance(schema, dict):
         raise UnusableSchema("a JSON Schema must be an object")
+    _check_schema(text)
+    return schema
+
+
+@functools.lru_cache(maxsize=64)
+def _check_schema(text: str) -> None:
+    """Check the schema ``text`` holds (an object) once per text: the verdict depends on nothing else (every
+    ``$ref`` resolves within it or to the bundled metaschemas), and checking the credentials schema against its
+    metaschema costs ~80 ms, paid on every configuration loaded. A refusal raises, and is not cached."""
+    schema = json.loads(text)
     import jsonschema
 
     try:
@@ -189,7 +199,6 @@ def load_schema(source: Traversable | str) -> dict[str, Any]:
     dangling = dangling_references(schema)
     if dangling:
         raise UnusableSchema(f"$ref that resolve to nothing: {', '.join(dangling)}")
-    return schema
 
 
 def _registry() -> Registry[Any]:

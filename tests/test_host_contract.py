@@ -101,3 +101,35 @@ def test_load_schema_names_every_dangling_reference(tmp_path: Any) -> None:
                     '{"a": {"$ref": "#/$defs/a"}, "b": {"items": {"$ref": "#/$defs/b"}}}}')
     with pytest.raises(UnusableSchema, match=r"#/\$defs/a, #/\$defs/b"):
         load_schema(str(path))
+
+
+def test_a_schema_is_checked_once_per_text_and_each_load_is_a_fresh_copy(tmp_path: Any) -> None:
+    """``load_schema`` remembers the verdict on a schema's text (checking one costs tens of milliseconds on every
+    configuration loaded): a refused text is refused again, a file fixed in place is checked anew, and each
+    caller gets a document of its own."""
+    path = tmp_path / "s.json"
+    path.write_text('{"type": 5}')
+    for _ in range(2):
+        with pytest.raises(UnusableSchema, match="not a valid JSON Schema"):
+            load_schema(str(path))
+    path.write_text('{"type": "object", "properties": {"a": {"type": "string"}}}')
+    first = load_schema(str(path))
+    first["properties"]["a"]["type"] = "integer"
+    assert load_schema(str(path))["properties"]["a"] == {"type": "string"}
+    path.write_text('{"type": "object", "properties": {"a": {"$ref": "#/$defs/gone"}}}')
+    with pytest.raises(UnusableSchema, match="gone"):
+        load_schema(str(path))
+
+
+def test_each_manifest_load_holds_a_raw_document_of_its_own() -> None:
+    """The manifest's YAML is parsed once per text; a host changing one manifest's ``raw`` changes no other."""
+    import importlib
+
+    from dsr_framework.manifest import load_manifest
+
+    plugin = importlib.import_module("connector_mparticle.plugin")
+    first = load_manifest(plugin)
+    first.raw["capabilities"].clear()
+    second = load_manifest(plugin)
+    assert second.raw["capabilities"] and second == load_manifest(plugin)
+    assert second.capabilities == first.capabilities

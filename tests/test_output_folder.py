@@ -253,29 +253,35 @@ STAGES = {  # what the folder shows at each moment of a delivery
 }
 
 
-def kill_when(worker: subprocess.Popen[bytes], out: Path, stage: str) -> None:
-    """SIGKILL ``worker`` as soon as ``out`` shows ``stage`` (or when it ends by itself first)."""
+def kill_when(worker: subprocess.Popen[bytes], out: Path, stage: str) -> bool:
+    """SIGKILL ``worker`` as soon as ``out`` shows ``stage`` (or when it ends by itself first); whether the
+    stage was seen while the worker ran."""
     seen = STAGES[stage]
     deadline = time.monotonic() + 60
+    found = False
     while worker.poll() is None and time.monotonic() < deadline:
         try:
             names = os.listdir(out)
         except FileNotFoundError:
             names = []
         if seen(names):
+            found = True
             break
         time.sleep(0.0005)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
+    return found
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_a_worker_killed_at_any_moment_leaves_nothing_a_later_call_trusts(tmp_path: Path, stage: str) -> None:
     """SIGKILL while locking, downloading, renaming or after delivering: the next call completes with whole,
     matching files of this request and sweeps what the dead worker left."""
-    # a download long enough to be cut at any stage
+    # 1 MB of padding: a download (and its check) long enough to be cut mid-way, short enough for the fast loop;
+    # the worker must be seen at the stage, so a delivery that outruns the watcher fails here instead of proving
+    # nothing
     with Sandbox(durations={"access": Durations(0.1, 0.1)}, include_live_profile=True,
-                 results_padding_bytes=24 * 1024 * 1024) as sb:
+                 results_padding_bytes=1024 * 1024) as sb:
         seed(sb, JANE)
         config = sb.connector_config(polling={"min_interval_seconds": 0.1, "max_interval_seconds": 2})
         handle = mparticle(sb)
@@ -285,7 +291,7 @@ def test_a_worker_killed_at_any_moment_leaves_nothing_a_later_call_trusts(tmp_pa
         job.write_text(json.dumps([config, replace(req, output_dir=str(out)).to_dict(), state]))
         worker = subprocess.Popen([sys.executable, "-c", WORKER, str(job)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
-        kill_when(worker, out, stage)
+        assert kill_when(worker, out, stage), f"the worker finished before the folder showed {stage!r}"
         result = handle.handle(replace(req, output_dir=str(out)), state)
     assert result.status == "completed", result.message
     assert_janes_own(result, out)

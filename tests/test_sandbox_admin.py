@@ -1,13 +1,18 @@
-"""The admin API refuses bodies of the wrong shape with 400 and names the problem; settings round-trip."""
+"""The admin API refuses bodies of the wrong shape with 400 and names the problem; settings round-trip; a reset
+brings back a freshly started sandbox."""
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 import pytest
 import requests
 
 from connector_mparticle.sandbox import Sandbox, SandboxAdminError
+from tests.support.mp import INPUT, WORKSPACE, batch, dsr_body
+from tests.support.receiver import callback_receiver
 
 
 @pytest.mark.parametrize(("method", "path", "body", "problem"), [
@@ -67,3 +72,74 @@ def test_durations_set_through_the_typed_client_take_effect(sandbox: Sandbox) ->
     sandbox.set_durations(access=(3, 4), overrun_seconds=1.5)
     assert sandbox.durations()["durations"]["access"] == {"pending": 3, "in_progress": 4}
     assert sandbox.durations()["overrun_seconds"] == 1.5
+
+
+def observed(sb: Sandbox) -> dict[str, Any]:
+    """Everything the admin API shows of a sandbox's state."""
+    return {"workspace": sb.workspace(), "limits": sb.limits(), "faults": sb.faults(), "durations": sb.durations(),
+            "shapes": sb.shapes(), "profiles": sb.find_profiles(), "dsrs": sb.dsrs(), "stats": sb.stats(),
+            "ignored_consent": sb.ignored_consent(), "log": sb.request_log(), "callbacks": sb.callbacks()}
+
+
+def first_steps(sb: Sandbox) -> list[Any]:
+    """What a test's first calls see: the mpid a new profile gets, seeded fault rolls, the log's numbering and
+    the speed limit's usage."""
+    mpid = sb.seed_profile({"email": "jane@example.com"})["mpid"]
+    sb.set_faults(identity={"error_rate": 0.5})
+    codes = [requests.post(f"{sb.url}/v1/search", auth=INPUT, timeout=5, json={
+        "environment": "production", "known_identities": {"email": "jane@example.com"}}).status_code
+        for _ in range(12)]
+    usage = requests.get(f"{sb.url}/v3/discovery", timeout=5).status_code
+    return [mpid, codes, [e["seq"] for e in sb.request_log()], usage]
+
+
+def use_everything(sb: Sandbox, refused_url: str) -> str:
+    """Change every part of the state a reset must undo; returns a token the sandbox issued."""
+    sb.seed_profile({"email": "omar@example.com"}, audiences=["Spring sale"])
+    consent = {"gdpr": {"undefined": {"consented": True, "timestamp_unixtime_ms": 1_700_000_000_000}}}
+    assert requests.post(f"{sb.url}/v2/events", json=batch("ali@example.com", consent_state=consent), auth=INPUT,
+                         timeout=5).status_code == 202
+    sb.set_workspace(gdpr_purposes=["marketing"], oauth_apis=["dsr"])
+    sb.set_limits(identity={"limit": 3, "window_seconds": 60})
+    sb.set_faults(dsr={"signature": "missing"})
+    sb.set_durations(access=(9, 9), overrun_seconds=2)
+    sb.set_shapes(variation=True, seed=99)
+    body = dsr_body(status_callback_urls=[refused_url])
+    assert requests.post(f"{sb.url}/v3/requests", json=body, auth=WORKSPACE, timeout=5).status_code == 201
+    sb.force_status(body["subject_request_id"], "completed")  # a callback to a closed port: retried for ~1 s
+    token = requests.post(f"{sb.url}/oauth/token", timeout=5, json={
+        "client_id": sb.config.credentials.client_id, "client_secret": sb.config.credentials.client_secret,
+        "grant_type": "client_credentials", "audience": sb.config.audience}).json()["access_token"]
+    for _ in range(3):  # spend the identity limit
+        requests.post(f"{sb.url}/v1/search", auth=INPUT, timeout=5, json={
+            "environment": "production", "known_identities": {"email": "omar@example.com"}})
+    return str(token)
+
+
+def test_reset_brings_back_the_state_of_a_freshly_started_sandbox() -> None:
+    """A sandbox shared between tests is reset between them: after a reset it must be indistinguishable from a
+    new one of the same configuration (data, settings, tokens, the log's numbering, seeded fault rolls, mpids),
+    and a callback queued before the reset is not recorded after it."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
+    refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/cb"
+    with closed, Sandbox(seed=11) as fresh, Sandbox(seed=11) as used, callback_receiver() as (url, received):
+        expected = observed(fresh)
+        token = use_everything(used, refused_url)
+        used.reset()
+        assert observed(used) == expected
+        assert requests.get(f"{used.url}/v3/discovery", headers={"Authorization": f"Bearer {token}"},
+                            timeout=5).status_code == 200  # discovery needs no credentials; the token is gone:
+        assert requests.post(f"{used.url}/v3/requests", json=dsr_body(), timeout=5,
+                             headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        used.reset()
+        assert first_steps(used) == first_steps(fresh)
+        body = dsr_body(status_callback_urls=[url])  # sent after the dropped one, by the same sender thread
+        requests.post(f"{used.url}/v3/requests", json=body, auth=WORKSPACE, timeout=5)
+        used.force_status(body["subject_request_id"], "completed")
+        deadline = time.monotonic() + 10
+        while (all(c["request_status"] != "completed" for c in used.callbacks())
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+        assert used.callbacks() and {c["subject_request_id"] for c in used.callbacks()} == {body["subject_request_id"]}
+        assert len(received) == len(used.callbacks())

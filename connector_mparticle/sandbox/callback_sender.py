@@ -39,6 +39,7 @@ class CallbackSender:
         self._attempts = attempts
         self._queue: queue.Queue[Callback | None] = queue.Queue()
         self._deliveries: list[dict[str, Any]] = []
+        self._generation = 0  #: bumped by reset: a delivery of an earlier generation is not recorded
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sandbox-callbacks", daemon=True)
         self._thread.start()
@@ -55,12 +56,29 @@ class CallbackSender:
         with self._lock:
             self._deliveries.clear()
 
+    def reset(self) -> None:
+        """Back to a fresh sender: callbacks still queued are dropped, and the outcome of one being sent right
+        now is not recorded (it may still reach its URL: a request on the wire cannot be taken back)."""
+        with self._lock:
+            self._generation += 1
+            self._deliveries.clear()
+            dropped: list[Callback | None] = []
+            while True:
+                try:
+                    dropped.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if None in dropped:  # close() was asked for: keep that
+                self._queue.put(None)
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
+            with self._lock:
+                generation = self._generation
             entry: dict[str, Any] = {"url": item.url, "subject_request_id": item.subject_request_id,
                                      "request_status": item.request_status, "at": time.time()}
             if (urlsplit(item.url).hostname or "") not in _LOOPBACK:
@@ -68,7 +86,8 @@ class CallbackSender:
             else:
                 entry.update(self._post(item))
             with self._lock:
-                self._deliveries.append(entry)
+                if generation == self._generation:
+                    self._deliveries.append(entry)
 
     def _post(self, item: Callback) -> dict[str, Any]:
         outcome = "no attempt"

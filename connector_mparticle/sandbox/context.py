@@ -77,14 +77,17 @@ class SandboxContext:
             self.callbacks.send(Callback(url, raw, headers, record.subject_request_id, record.status))
 
     def reset(self) -> None:
-        """Forget all data, tokens, faults, settings changes and the log; restore default limits."""
+        """Back to the state of a freshly started sandbox of the same configuration: no profiles, DSRs, tokens,
+        faults, log entries or callbacks; starting durations, limits (usage too), workspace settings and shapes;
+        mpids, log numbers and fault rolls start over."""
         self.store.reset()
         self.workspace.reset()
         self.tokens.revoke_all()
         self.faults.clear()
+        self.dice.reset()
         self.limits.reset()
-        self.log.clear()
-        self.callbacks.clear()
+        self.log.reset()
+        self.callbacks.reset()
         self.shapes.reset()
 
     def close(self) -> None:

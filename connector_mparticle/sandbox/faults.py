@@ -99,8 +99,14 @@ class FaultDice:
     """Seeded randomness for fault injection, so a run can be repeated exactly."""
 
     def __init__(self, seed: int | None) -> None:
+        self._seed = seed
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Start the rolls over: a seeded sandbox repeats the faults of a fresh one."""
+        with self._lock:
+            self._random = random.Random(self._seed)
 
     def roll(self, rate: float) -> bool:
         if rate <= 0:

@@ -77,7 +77,13 @@ def pytest_runtest_makereport(item: pytest.Item,
 @pytest.fixture
 def mparticle_sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     """A fresh sandbox on a free loopback port, with requests that complete in under a second, in the
-    session's shape settings."""
+    session's shape settings.
+
+    Fresh, not shared and reset: starting and stopping one takes about 10 ms (its server stops at once, see
+    :class:`~connector_mparticle.sandbox.server.Serving`), and a new port per test keeps apart what a client
+    keeps per URL (the plugin caches a connector per configuration, with its OAuth tokens and slowdown), which
+    no reset of the sandbox can undo. Tests that want one sandbox per module share it themselves and call
+    ``reset()`` between tests (it brings back a freshly started sandbox)."""
     fast = {"access": Durations(0.2, 0.3), "erasure": Durations(0.2, 0.3)}
     base = default_settings()
     shapes = shapes_for(request.node.nodeid, base)

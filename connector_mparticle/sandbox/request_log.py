@@ -32,5 +32,12 @@ class RequestLog:
             return self._seq
 
     def clear(self) -> None:
+        """Forget the entries, keeping the numbering (a reader's ``since`` stays valid)."""
         with self._lock:
             self._entries.clear()
+
+    def reset(self) -> None:
+        """Forget the entries and number from 1 again, as a fresh log does."""
+        with self._lock:
+            self._entries.clear()
+            self._seq = 0
