@@ -26,10 +26,13 @@ class ProfileIndex:
         self._index: dict[tuple[str, str], set[int]] = {}
         self._mpids = itertools.count(_FIRST_MPID)
 
-    def clear(self) -> None:
-        """Forget every profile (new profiles still get new mpids)."""
+    def clear(self, restart_mpids: bool = False) -> None:
+        """Forget every profile (new profiles still get new mpids, unless ``restart_mpids``: numbered from the
+        first again, as in a fresh sandbox)."""
         self._profiles.clear()
         self._index.clear()
+        if restart_mpids:
+            self._mpids = itertools.count(_FIRST_MPID)
 
     def get(self, mpid: int) -> Profile | None:
         return self._profiles.get(mpid)

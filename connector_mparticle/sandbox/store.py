@@ -68,12 +68,11 @@ class Store:
         """Forget every profile, DSR, statistic and audience; restore the starting durations, and number profiles
         from the first mpid again (as a fresh store does)."""
         with self._lock:
-            self._people.clear()
+            self._people.clear(restart_mpids=True)
             self._dsrs.clear()
             self._source_request_ids.clear()
             self._stats.clear()
             self._audiences.clear()
-            self._mpids = itertools.count(_FIRST_MPID)
             durations, self._results_ttl, self._overrun = self._default_timing
             self._durations = copy.deepcopy(durations)
             for child in self._dir.iterdir():
