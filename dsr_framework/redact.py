@@ -31,40 +31,40 @@ secret together.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
 import hashlib
-import html
 import json
 import logging
 import math
 import re
 import sys
 import threading
-import time
-import unicodedata
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
-from dsr_framework.text import for_people, without_controls
+from dsr_framework.secret_matching import (
+    _HEX_DIGITS,
+    _HEX_RUN,
+    FRAGMENT_LENGTH,
+    MIN_SECRET,
+    _Compiled,
+    _fold,
+    _hits,
+    _in_any,
+    _Matcher,
+    _occurrences,
+    _with_tokens,
+    secret_forms,
+)
+from dsr_framework.secret_views import _ESCAPED_OR_PADDED, _decoded_views, _may_be_encoded, reduced
+from dsr_framework.text import for_people
 
-__all__ = ["FRAGMENT_LENGTH", "MASK", "WITHHELD", "LeakInOutput", "RedactingFilter", "RedactingLogger", "Redactor",
-           "mask_email", "redact_strings", "reduced", "secret_forms"]
+__all__ = ["FRAGMENT_LENGTH", "MASK", "MIN_SECRET", "WITHHELD", "LeakInOutput", "RedactingFilter", "RedactingLogger",
+           "Redactor", "mask_email", "redact_strings", "reduced", "secret_forms"]
 
 _EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-])[\w.-]*\.([A-Za-z]{2,})\b")
-_PERCENT = re.compile(r"%[0-9A-F]{2}")
-_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|\\([\\/\"'bfnrt])|\\([0-3][0-7]{2})")
-_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-MIN_SECRET = 4  #: shorter "secrets" would redact ordinary words; schemas require longer ones anyway
-FRAGMENT_LENGTH = 8  #: a run this long of a secret (or of one of its forms) counts as leaking it
-_HEX_RUN = 2 * FRAGMENT_LENGTH  #: hex spends two digits per byte: a run of eight bytes of the secret
 _VERDICTS_KEPT = 4096  #: decoded-leak verdicts remembered (16-byte digests), then forgotten all at once
 INPUT_RUN = 16  #: a run this long of a form counts in large input (:meth:`Redactor.holds_part`)
 MASK = "***"
-TOKENS_PER_SOURCE = 4  #: earlier, still valid tokens kept per token source besides the one it uses now
 #: What :meth:`Redactor.scrub` returns for text that hides a secret in a form it cannot cut out.
 WITHHELD = "[withheld: the text held a credential]"
 
@@ -89,329 +89,6 @@ def redact_strings(value: Any, redact: Callable[[str], str]) -> Any:
     return value
 
 
-def _fold(text: str) -> str:
-    """``text`` lower-cased character by character, so that positions in it are positions in ``text``: each
-    character becomes its own lower case where that is one character, and stays as it is otherwise.
-
-    ``str.lower`` differs from that in two places only, both handled in C rather than by a loop over the text:
-    ``İ`` (U+0130, the one character whose lower case is two characters, which would shift every span after it)
-    and a capital sigma (``str.lower`` writes the final form, U+03C2, at the end of a word, so the same secret
-    would fold two ways by what follows it). Beyond lower case, letters that are one letter in another case
-    convention fold together: both sigmas to U+03C3, and Turkish dotted capital and dotless small i to ``i`` (a
-    server upper-casing in a Turkish locale writes ``i`` as ``İ``). ``tests/test_redact_fold.py`` holds this to
-    the character-by-character definition."""
-    return "i".join(part.replace("\u03a3", "\u03c3").lower().replace("\u03c2", "\u03c3").replace("\u0131", "i")
-                    for part in text.split("\u0130"))
-
-
-def _base64_cores(raw: bytes) -> set[str]:
-    """The base64 characters that only ``raw`` determines, wherever it sits in a longer value.
-
-    Inside ``base64(prefix + raw + suffix)`` the encoding of ``raw`` depends on ``len(prefix) % 3``; for each
-    of the three alignments, the characters whose six bits all come from ``raw`` are the same whatever the
-    prefix and suffix are. That is how a Basic ``key:secret`` header hides the secret, for any key length.
-    """
-    cores: set[str] = set()
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        for offset in range(3):
-            encoded = encode(b"\0" * offset + raw).decode("ascii")
-            first = math.ceil(8 * offset / 6)
-            last = (8 * (offset + len(raw))) // 6
-            cores.add(encoded[first:last])
-    return cores
-
-
-def secret_forms(secret: str) -> frozenset[str]:
-    """Every form ``secret`` takes on the wire or in an echo (at least :data:`MIN_SECRET` characters long),
-    but hex (see :func:`_hex_form`).
-
-    The secret itself, case-changed, reversed and in NFKC; JSON-escaped (``ensure_ascii`` as ``json.dumps`` writes it);
-    URL-encoded as a query or form body writes it (``%2F`` and ``%2f`` alike); and the parts of its base64
-    encodings (standard and URL-safe alphabets) that it alone determines, at each alignment (see
-    :func:`_base64_cores`).
-    """
-    if len(secret) < MIN_SECRET:
-        return frozenset()
-    # lower() and upper() as well: folding "ß" or "İ" changes their length, so a case-changed echo of a secret
-    # holding them matches only these forms.
-    forms = {secret, secret.lower(), secret.upper(), secret[::-1], json.dumps(secret)[1:-1], quote(secret, safe=""),
-             quote_plus(secret), unicodedata.normalize("NFKC", secret)}
-    forms |= {_PERCENT.sub(lambda m: m.group(0).lower(), f) for f in forms}
-    forms |= _base64_cores(secret.encode("utf-8"))
-    return frozenset(f for f in forms if len(f) >= MIN_SECRET)
-
-
-def _hex_form(secret: str) -> str:
-    return secret.encode("utf-8").hex()
-
-
-def _unescape(text: str) -> str:
-    """``text`` with JSON and C-style escapes (octal ones too) decoded, left to right as a JSON parser reads them
-    (``\\\\`` is one backslash, so an echo escaped twice, JSON inside JSON, decodes once per round)."""
-    def one(match: re.Match[str]) -> str:
-        code = match.group(1) or match.group(2)
-        if code:
-            return chr(int(code, 16))
-        if match.group(4):  # C's octal escape of a byte, as printf("%03o") writes it
-            return chr(int(match.group(4), 8))
-        return _SIMPLE_ESCAPES.get(match.group(3), match.group(3))
-
-    decoded = _ESCAPE.sub(one, text)
-    # A server may escape a non-ASCII character as a UTF-16 surrogate pair: join the halves again.
-    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _unspaced(text: str) -> str:
-    """``text`` with the separator taken out of runs of single characters spaced apart (``a b c d e f g h``,
-    ``a-b-c-d-e-f-g-h``: every second character is the same separator) and of hex dumps (``5a:71:38:76``)."""
-    text = _SPACED.sub(lambda m: m.group()[::2], text)
-    return _HEX_PAIRS.sub(lambda m: m.group().replace(m.group("hexsep"), ""), text)
-
-
-@functools.cache
-def _marks() -> dict[int, None]:
-    """Every combining mark (Unicode categories Mn and Me), as a table for :meth:`str.translate` that drops them
-    (faster than any regular expression over a class this size): built on first use (a scan of the code points,
-    about a tenth of a second), never at import."""
-    return {code: None for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) in ("Mn", "Me")}
-
-
-def _invisible_dropped(text: str) -> str:
-    """``text`` without what a reader does not see as characters of their own: controls and formatting characters
-    (:func:`~dsr_framework.text.without_controls`: a zero-width space between every two), and combining marks
-    (a strike-through or an underline over every character leaves each one readable)."""
-    text = without_controls(text)
-    return text if text.isascii() else text.translate(_marks())
-
-
-def reduced(text: str) -> str:
-    """``text`` as the rule's decodings that only remove or unescape make it, each applied twice: percent, JSON and
-    C escapes, HTML character references, and invisible characters dropped. The characters a leak is made of are
-    next to each other here however much padding of that kind a server put between them, so a writer that checks
-    a long file in blocks keeps the end of a block in this form to look at again with the next
-    (:class:`connector_mparticle.flows.writing.CheckedStream`)."""
-    for _ in range(2):  # unquote, not unquote_plus: a "+" may be one of the secret's own characters
-        text = _invisible_dropped(html.unescape(_unescape(unquote(text))))
-    return text
-
-
-def _compatible(text: str) -> str:
-    """``text`` in NFKC: fullwidth and other compatibility forms read as the characters they look like."""
-    return text if text.isascii() else unicodedata.normalize("NFKC", text)
-
-
-_SPACED = re.compile(r".(?P<sep>[\s.,;:|·_-])(?:.(?P=sep)){6,}.")
-_HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?P<hexsep>[\s:.-])(?:[0-9A-Fa-f]{2}(?P=hexsep)){6,}[0-9A-Fa-f]{2}")
-_HEX_TEXT = re.compile(r"[0-9A-Fa-f]{8,}")  #: four bytes or more written in hex
-#: eight bytes or more in base64 (either alphabet): a run of a secret. A short secret (4 to 7 characters) alone in
-#: base64 is not looked for: every word of 6 letters would be a candidate.
-_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/_-]{11,}")
-_BASE32_TEXT = re.compile(r"[A-Za-z2-7]{13,}")  #: eight bytes or more in base32
-_TO_STANDARD = str.maketrans("-_", "+/")
-#: What a decoder could change in an ASCII text: an escape, a control character, a spaced-out run, a hex dump, a
-#: run that reads as hex (a short secret's eight digits too), base64 or base32.
-_ENCODED = re.compile(rf"[%\\&\x00-\x1f\x7f]|{_SPACED.pattern}|{_HEX_PAIRS.pattern}|{_HEX_TEXT.pattern}|"
-                      rf"{_BASE64_TEXT.pattern}")
-
-
-def _may_be_encoded(text: str) -> bool:
-    """True when one of :data:`_DECODERS` could change ``text`` (most texts are looked at once only)."""
-    return not text.isascii() or _ENCODED.search(text) is not None
-
-
-def _decoded_runs(text: str, runs: re.Pattern[str], decode: Callable[[str], bytes], group: int, pad: str) -> str:
-    """Every run of ``runs`` in ``text`` decoded at each of the ``group`` alignments it can start at (a run may
-    begin with characters of the text around the encoded value): UTF-8, an undecodable byte read as U+FFFD, so
-    ASCII survives around it, controls dropped (which also reads UTF-16 as the text it holds), and only the
-    legible pieces kept (:data:`_LEGIBLE`). At most as long as the runs, ``group`` times over.
-
-    The runs are decoded together, one call per alignment: each is completed to whole groups with ``pad`` (a digit
-    of zero bits, never ``=``, which would end the decoding), so each decodes as it would alone. A text of many
-    words is many runs, and a call for each was most of the cost.
-    """
-    found = [m.group() for m in runs.finditer(text)]
-    views = []
-    for skip in range(group):
-        joined = "".join(piece + pad * (-len(piece) % group) for run in found if (piece := run[skip:]))
-        try:
-            decoded = decode(joined).decode("utf-8", "replace")
-        except ValueError:  # not this encoding at this alignment
-            continue
-        views += _LEGIBLE.findall(_CONTROLS.sub("", decoded))
-    return " ".join(views)
-
-
-#: The pieces of decoded bytes worth looking at: MIN_SECRET characters or more that are text (bytes that are not
-#: UTF-8 end a piece). Bytes decoded from text that was not an encoding are mostly not text, so what a decoding
-#: adds to look at stays small.
-_LEGIBLE = re.compile(r"[^\ufffd]{4,}")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _from_hex(text: str) -> str:
-    return _decoded_runs(text, _HEX_TEXT, bytes.fromhex, 2, "0")
-
-
-def _from_base64(text: str) -> str:
-    # Both alphabets read as the standard one.
-    return _decoded_runs(text.translate(_TO_STANDARD), _BASE64_TEXT, binascii.a2b_base64, 4, "A")
-
-
-def _from_base32(text: str) -> str:
-    return _decoded_runs(text.upper(), _BASE32_TEXT, base64.b32decode, 8, "A")
-
-
-def _when(trigger: str, decode: Callable[[str], str]) -> Callable[[str], str]:
-    """``decode``, called only on a text where ``trigger`` is found (the text itself otherwise: nothing to decode,
-    and most texts have nothing; a search in C costs far less than the decoding)."""
-    found = re.compile(trigger).search
-    return lambda text: decode(text) if found(text) else text
-
-
-def _decoded_views(views: list[tuple[str, bool]], seen: set[str]) -> list[tuple[str, bool]]:
-    """The views one round of :data:`_DECODERS` makes of ``views`` (each with whether a binary decoding may still
-    apply to it) that were not ``seen`` before; they are added to ``seen``."""
-    made = [(d, any_decoder and not binary) for view, any_decoder in views
-            for decode, binary in _DECODERS if any_decoder or not binary
-            if (d := decode(view)) not in seen]
-    seen.update(view for view, _ in made)
-    return made
-
-
-#: The decodings under which a text is looked at again, each marked binary or not: a server may escape every
-#: character of an echo, put an invisible character between every two (which a terminal would not show), space
-#: them out, write them in fullwidth forms, or quote a value (the Authorization header itself, say) in hex, base64
-#: or base32. Two rounds; a binary decoding is not applied to the output of another (each secret's hex form and
-#: base64 characters, and the Basic header built from it, are forms already, so one binary layer over them is
-#: found; more layers, and other encodings (base85, rot13, look-alike letters), are beyond this rule).
-_DECODERS: tuple[tuple[Callable[[str], str], bool], ...] = (
-    (_when(r"[%+]", unquote_plus), False), (_when(r"\\", _unescape), False), (_when("&", html.unescape), False),
-    (_when(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\x7f]", _invisible_dropped), False),
-    (_when(f"{_SPACED.pattern}|{_HEX_PAIRS.pattern}", _unspaced), False), (_compatible, False),
-    (_when(_HEX_TEXT.pattern, _from_hex), True), (_when(_BASE64_TEXT.pattern, _from_base64), True),
-    (_when(_BASE32_TEXT.pattern, _from_base32), True))
-
-
-@dataclass(frozen=True)
-class _Matcher:
-    """Everything one set of secrets is matched with (never shown: each field holds the secrets or parts of
-    them, so the generated ``repr`` prints none of them)."""
-
-    secrets: frozenset[str] = field(repr=False)
-    #: every form, folded and whole (for :meth:`Redactor.finds_secret`), with each secret's whole hex form
-    whole: tuple[str, ...] = field(repr=False)
-    short: tuple[str, ...] = field(repr=False)  #: the folded forms shorter than a run, whole
-    runs: frozenset[str] = field(repr=False)  #: every folded run of :data:`FRAGMENT_LENGTH` characters of a form
-    hex_runs: frozenset[str] = field(repr=False)  #: every run of :data:`_HEX_RUN` digits of a hex form
-
-    @classmethod
-    def of(cls, secrets: frozenset[str]) -> _Matcher:
-        """The matcher for ``secrets``. Building it costs time and memory linear in the secrets' length (a set
-        of fixed-length windows, looked up by hashing, instead of a regular expression whose compilation grew
-        faster than that: a 16 kB access token took seconds)."""
-        forms = {_fold(form) for secret in secrets for form in secret_forms(secret)}
-        hexes = {_hex_form(s) for s in secrets if len(s) >= FRAGMENT_LENGTH}
-        return cls(secrets, tuple(sorted(forms | hexes, key=len, reverse=True)),
-                   tuple(f for f in forms if len(f) < FRAGMENT_LENGTH),
-                   _all_runs(forms, FRAGMENT_LENGTH), _all_runs(hexes, _HEX_RUN))
-
-
-_NOTHING = _Matcher(frozenset(), (), (), frozenset(), frozenset())
-
-
-@dataclass(frozen=True)
-class _Token:
-    """A rotating secret (an access token) and the monotonic time after which it opens nothing."""
-
-    matcher: _Matcher = field(repr=False)
-    expires_at: float
-
-
-class _Compiled:
-    """The matchers in force, published at once so readers never see half of them: one for the lasting
-    secrets, and one per rotating secret of each token source (each built once). Immutable once made."""
-
-    __slots__ = ("decoded", "hex_grams", "hex_runs", "lasting", "matchers", "rotating", "run_grams", "runs", "secrets",
-                 "short")
-
-    def __init__(self, lasting: _Matcher = _NOTHING,
-                 rotating: Mapping[Hashable, tuple[_Token, ...]] | None = None) -> None:
-        self.lasting = lasting
-        self.rotating: dict[Hashable, tuple[_Token, ...]] = dict(rotating or {})
-        self.matchers = (lasting, *(t.matcher for tokens in self.rotating.values() for t in tokens))
-        self.secrets = lasting.secrets.union(*(m.secrets for m in self.matchers))
-        # One set of windows for every secret: a text is scanned once, whatever the number of secrets.
-        self.runs = lasting.runs.union(*(m.runs for m in self.matchers[1:]))
-        self.hex_runs = lasting.hex_runs.union(*(m.hex_runs for m in self.matchers[1:]))
-        #: every gram of half a run's length in the runs (:func:`_hits` looks for these first)
-        self.run_grams = _all_runs(self.runs, FRAGMENT_LENGTH // 2)
-        self.hex_grams = _all_runs(self.hex_runs, _HEX_RUN // 2)
-        self.short = tuple({f for m in self.matchers for f in m.short})
-        #: :meth:`Redactor._decoded_leak`'s verdicts for these secrets, by a digest of the text (never the text,
-        #: which may hold personal data): the same texts (ids, messages, the trail) are checked again and again.
-        self.decoded: dict[bytes, bool] = {}
-
-
-def _runs(text: str, length: int) -> set[str]:
-    return {text[i:i + length] for i in range(len(text) - length + 1)}
-
-
-def _all_runs(texts: Iterable[str], length: int) -> frozenset[str]:
-    return frozenset(run for text in texts for run in _runs(text, length))
-
-
-_CHUNK = 1 << 16  #: windows of a text looked up at once (bounds the memory a scan takes)
-_HEX_DIGITS = re.compile(f"[0-9a-f]{{{_HEX_RUN},}}")
-
-
-def _hits(folded: str, runs: frozenset[str], grams: frozenset[str], length: int, first_only: bool) -> set[str]:
-    """The windows of ``folded`` of ``length`` characters that are in ``runs``; ``grams`` holds every piece of
-    ``length // 2`` characters of the runs.
-
-    Only windows that can be runs are cut out. With ``g = length // 2``, the window starting at ``p`` holds the
-    piece starting at the first multiple of ``g`` at or after ``p`` (it starts at most ``g - 1`` later and
-    ends within the window, as ``2g - 1 <= length``). So the pieces at multiples of ``g`` are looked up first (a
-    ``g``-th of the windows), and only the windows holding one that is in ``grams`` (those starting up to ``g - 1``
-    before it) are looked up in turn: no window that is a run is missed. The lookups run in C: a chunk's pieces
-    are cut out by a comprehension and intersected with the set."""
-    found: set[str] = set()
-    step, size = length // 2, len(folded)
-    for start in range(0, max(size - step + 1, 0), _CHUNK * step):
-        sample = [folded[q:q + step] for q in range(start, min(start + _CHUNK * step, size - step + 1), step)]
-        seen = grams.intersection(sample)
-        for q in (start + i * step for i, piece in enumerate(sample) if piece in seen) if seen else ():
-            found |= runs.intersection([folded[p:p + length] for p in range(max(q - step + 1, 0),
-                                                                             min(q, size - length) + 1)])
-        if found and first_only:
-            break
-    return found
-
-
-def _occurrences(folded: str, words: Iterable[str]) -> list[tuple[int, int]]:
-    spans = []
-    for word in words:
-        at = folded.find(word)
-        while at >= 0:
-            spans.append((at, at + len(word)))
-            at = folded.find(word, at + 1)
-    return spans
-
-
-def _with_tokens(rotating: Mapping[Hashable, tuple[_Token, ...]], source: Hashable, new: set[str],
-                 expires_at: float) -> dict[Hashable, tuple[_Token, ...]]:
-    """``rotating`` with ``new`` added for ``source``: expired tokens dropped (but each source's last one, which it
-    may still send until it fetches the next), and at most :data:`TOKENS_PER_SOURCE` earlier ones kept for it."""
-    now = time.monotonic()
-    tokens = {key: kept for key, held in rotating.items()
-              if (kept := tuple(t for t in held if t.expires_at > now) or (held[-1:] if key != source else ()))}
-    added = tuple(_Token(_Matcher.of(frozenset([s])), expires_at) for s in sorted(new))
-    tokens[source] = (*tokens.get(source, ())[-TOKENS_PER_SOURCE:], *added)
-    return tokens
-
-
-def _in_any(text: str, forms: list[str]) -> bool:
-    return any(text in form for form in forms)
-
 
 def _written_forms(text: str) -> set[str]:
     """What ``text`` becomes where it is written, when that differs from ``text``: a JSON string (with and without
@@ -423,8 +100,7 @@ def _written_forms(text: str) -> set[str]:
             for_people(text)} - {text}
 
 
-#: What :func:`reduced` could change: an escape, a reference, a percent sign, a control or any non-ASCII character.
-_ESCAPED_OR_PADDED = re.compile(r"[\\%&+\x00-\x1f\x7f]|[^\x00-\x7f]")
+
 _WRITTEN_AS_IS = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')  #: text ``json.dumps`` writes unchanged
 
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from connector_mparticle.errors import UnsafeResponseError
 from connector_mparticle.files import Folder
 from connector_mparticle.flows.writing import CheckedStream
-from dsr_framework.redact import _HEX_RUN, FRAGMENT_LENGTH, Redactor, _all_runs, _fold, _hits
+from dsr_framework.redact import Redactor
+from dsr_framework.secret_matching import _HEX_RUN, FRAGMENT_LENGTH, _all_runs, _fold, _hits
 
 PROPERTY = settings(max_examples=400, deadline=None, derandomize=True)
 #: Letters whose lower case is special (İ: two characters; Σ: final form in str.lower), and ordinary ones.

@@ -124,7 +124,7 @@ def test_a_traceback_logged_through_the_redacting_logger_is_redacted_too(caplog:
 
 
 def test_rotating_secrets_are_bounded_per_source_and_lasting_ones_are_kept() -> None:
-    from dsr_framework.redact import TOKENS_PER_SOURCE
+    from dsr_framework.secret_matching import TOKENS_PER_SOURCE
 
     lasting = "Zq8vLm3pXr7tWc2n"
     redactor = Redactor([lasting])

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from connector_mparticle.settings import AuthSettings
 from dsr_framework.config import HostConfig
-from dsr_framework.redact import TOKENS_PER_SOURCE, LeakInOutput, Redactor
+from dsr_framework.redact import LeakInOutput, Redactor
+from dsr_framework.secret_matching import TOKENS_PER_SOURCE
 from dsr_framework.text import for_people, json_for_people
 
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
