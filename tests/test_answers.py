@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 from connector_mparticle.errors import OutOfTimeError, RetryLaterError
 from connector_mparticle.http.answers import (
-    CHECK_EVERY,
     MAX_CONTAINERS,
     MAX_DEPTH,
     MAX_NUMBER_CHARS,
@@ -42,6 +41,7 @@ from connector_mparticle.http.answers import (
     redirect_target,
 )
 from connector_mparticle.http.deadline import bounded
+from connector_mparticle.http.json_shape import CHECK_EVERY
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True)
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
