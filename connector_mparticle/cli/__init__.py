@@ -23,15 +23,13 @@ how errors are printed), :mod:`.config_file` (config and env files), :mod:`.stat
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-from connector_mparticle.cli.batch import batch_command
-from connector_mparticle.cli.cancel import cancel_command
-from connector_mparticle.cli.evidence import evidence_command
 from connector_mparticle.cli.exits import (
     EXIT_CODES,
     EXIT_COMPLETED,
@@ -40,16 +38,60 @@ from connector_mparticle.cli.exits import (
     EXIT_USAGE,
     report,
 )
-from connector_mparticle.cli.fleet import worker_command
-from connector_mparticle.cli.privacy_requests import check_command, request_command
-from connector_mparticle.cli.sandbox_files import write_sandbox_files
-from connector_mparticle.sandbox.command_line import make_sandbox_command
 
 __all__ = ["EXIT_COMPLETED", "EXIT_FAILED", "EXIT_PENDING", "EXIT_USAGE", "main"]
 
 
+def _request(kind: str, name: str, summary: str) -> Callable[[], click.Command]:
+    def make() -> click.Command:
+        from connector_mparticle.cli.privacy_requests import request_command
+
+        return request_command(kind, name, summary)
+    return make
+
+
+def _imported(module: str, name: str) -> Callable[[], click.Command]:
+    def make() -> click.Command:
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
+    return make
+
+
+def _sandbox() -> click.Command:
+    from connector_mparticle.cli.sandbox_files import write_sandbox_files
+    from connector_mparticle.sandbox.command_line import make_sandbox_command
+
+    return make_sandbox_command(write_sandbox_files)
+
+
+#: Every command, built when it is asked for: a process imports only what its own command needs (a request
+#: command does not import the backlog runner, the fleet or the sandbox), which is most of a short run's time.
+_COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "demo": _imported("connector_mparticle.cli.demo", "demo_command"),
+    "sandbox": _sandbox,
+    "check": _imported("connector_mparticle.cli.privacy_requests", "check_command"),
+    "access": _request("access", "access", "Get a copy of the subject's data (OpenDSR access)."),
+    "portability": _request("portability", "portability", "Get the subject's data to take elsewhere (OpenDSR "
+                            "portability): mParticle's archive and the same data as JSON and CSV tables."),
+    "delete": _request("deletion", "delete", "Erase the subject (OpenDSR erasure), then verify it."),
+    "opt-out": _request("opt_out", "opt-out", "Record the subject's opt-out as consent state."),
+    "cancel": _imported("connector_mparticle.cli.cancel", "cancel_command"),
+    "evidence": _imported("connector_mparticle.cli.evidence", "evidence_command"),
+    "batch": _imported("connector_mparticle.cli.batch", "batch_command"),
+    "worker": _imported("connector_mparticle.cli.fleet", "worker_command"),
+}
+
+
 class _Main(click.Group):
-    """The command group; every error, click's own included, is printed once and ends with the table's code."""
+    """The command group; every error, click's own included, is printed once and ends with the table's code.
+    Commands are built on first use (:data:`_COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        make = _COMMANDS.get(cmd_name)
+        return make() if make is not None else None
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
@@ -77,24 +119,3 @@ def main() -> None:
     New here? Run `mparticle-dsr demo`, or `mparticle-dsr sandbox --write-config mparticle.yaml` in one
     terminal and `mparticle-dsr check --config mparticle.yaml --env-file mparticle.env` in another.
     """
-
-
-def _demo() -> click.Command:
-    from connector_mparticle.cli.demo import demo_command
-
-    return demo_command
-
-
-main.add_command(_demo())
-main.add_command(make_sandbox_command(write_sandbox_files))
-main.add_command(check_command)
-main.add_command(request_command("access", "access", "Get a copy of the subject's data (OpenDSR access)."))
-main.add_command(request_command("portability", "portability",
-                                 "Get the subject's data to take elsewhere (OpenDSR portability): mParticle's archive "
-                                 "and the same data as JSON and CSV tables."))
-main.add_command(request_command("deletion", "delete", "Erase the subject (OpenDSR erasure), then verify it."))
-main.add_command(request_command("opt_out", "opt-out", "Record the subject's opt-out as consent state."))
-main.add_command(cancel_command)
-main.add_command(evidence_command)
-main.add_command(batch_command)
-main.add_command(worker_command)
