@@ -30,6 +30,8 @@ TOTAL = 3.0
 MARGIN = 1.5
 SLOW = {"timeouts": {"connect": 1, "read": 1, "total_seconds": TOTAL},
         "throttle": {"max_retry_seconds": 60, "max_retry_after_seconds": 30}}
+#: For the tests that count calls running out of time (each call waits its whole budget): the shortest one.
+SHORT = {**SLOW, "timeouts": {"connect": 1, "read": 1, "total_seconds": 1.5}}
 
 
 def dripping(status: int = 200, body: bytes = b'{"ok": true}' + b" " * 500, *, from_start: bool = False) -> Any:
@@ -81,11 +83,11 @@ def test_a_pending_request_stays_pending_when_a_status_check_is_held(sandbox: Sa
     assert "ran out of time" in result.message or "could not be reached" in result.message
 
 
-def completed_access_with_a_dripping_download(sandbox: Sandbox, hostile: HostileServer,
-                                              tmp_path: Path) -> tuple[Any, Any, Any]:
+def completed_access_with_a_dripping_download(sandbox: Sandbox, hostile: HostileServer, tmp_path: Path,
+                                              settings: dict[str, Any] = SLOW) -> tuple[Any, Any, Any]:
     """An access request mParticle completed, whose results link drips (the handle, the request, its state)."""
     sandbox.seed_profile({"email": "jane@example.com"})
-    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    handle = handle_for(config_for(hostile, sandbox, **settings))
     req = request("access", output_dir=str(tmp_path))
     first = handle.handle(req)
     sandbox.force_status(first.summary["subject_request_id"], "completed")
@@ -108,13 +110,13 @@ def test_a_step_that_runs_out_of_time_twice_in_a_row_asks_a_person_instead_of_be
     call starts with it. Running out again, it would on every call (an export too large or too slow for the
     budget): the request stays pending with its state and asks a person to raise the budget; after the fix it
     carries on."""
-    handle, req, state = completed_access_with_a_dripping_download(sandbox, hostile, tmp_path)
+    handle, req, state = completed_access_with_a_dripping_download(sandbox, hostile, tmp_path, SHORT)
     once = handle.handle(req, state)
     assert once.status == "pending" and once.action_required is None and "ran out of time" in once.message
     twice = handle.handle(req, once.state)
     assert twice.status == "pending" and twice.state and twice.action_required is not None, twice.message
     assert "2 calls in a row" in twice.action_required.message
-    assert "timeouts.total_seconds: 3 s" in twice.action_required.message
+    assert "timeouts.total_seconds: 1.5 s" in twice.action_required.message
     assert "budget should be raised" in twice.action_required.message
     hostile.clear()
     done = handle.handle(req, twice.state)
@@ -126,7 +128,7 @@ def test_other_trouble_between_two_calls_that_ran_out_of_time_does_not_start_the
     """A download too slow for any budget on one call, a 503 to the status check on the next: the download never
     went through, so the next time it runs out of time a person is asked."""
     sandbox.seed_profile({"email": "jane@example.com"})
-    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    handle = handle_for(config_for(hostile, sandbox, **SHORT))
     req = request("access", output_dir=str(tmp_path))
     state = handle.handle(req).state
     sandbox.force_status(sandbox.dsrs()[0]["subject_request_id"], "completed")
@@ -168,7 +170,7 @@ def test_running_out_of_time_now_and_then_is_not_in_a_row(sandbox: Sandbox, host
     """A step that went through in between starts the count again: a slow status check on two days of a
     month-long wait is no reason to call a person."""
     sandbox.set_durations(erasure=(600, 600))
-    handle = handle_for(config_for(hostile, sandbox, **SLOW))
+    handle = handle_for(config_for(hostile, sandbox, **SHORT))
     state = handle.handle(request("deletion")).state
     for _ in range(2):
         hostile.on("GET", r"^/v3/requests/", dripping())
