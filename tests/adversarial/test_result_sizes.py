@@ -141,6 +141,7 @@ def test_a_profile_in_both_archives_of_a_request_is_counted_once(tmp_path: Path)
     assert both["identities"] == one["identities"] and both["not_listed"] == {}
 
 
+@pytest.mark.slow  # a memory measurement under tracemalloc, which makes every allocation slow: ~11 s
 def test_reading_a_hostile_archive_takes_bounded_memory(tmp_path: Path) -> None:
     path = tmp_path / "results.zip"
     path.write_bytes(zip_of([(f"p{n}/profile.jsonl", jsonl([profile(n * 100 + i, "m", 300) for i in range(10)]))
