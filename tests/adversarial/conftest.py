@@ -16,7 +16,8 @@ import pytest
 
 from connector_mparticle.sandbox import Durations, Sandbox, SandboxCredentials
 from dsr_framework.host import ConnectorHandle, load_host
-from tests.adversarial.hostile import HostileServer
+from tests.adversarial.hostile import Answer, HostileServer, Rule
+from tests.support.hosting import request
 
 #: Random, realistic credentials (as mParticle issues them), so a trace of one cannot be an ordinary word.
 CREDS = SandboxCredentials(
@@ -70,6 +71,25 @@ def handle_for(config: dict[str, Any]) -> ConnectorHandle:
     host = load_host({"connectors": {"mparticle": {"enabled": True, "config": config}}})
     assert host.problems == [], host.problems
     return host.connector("mparticle")
+
+
+def completed_access(sandbox: Sandbox, hostile: HostileServer, out: Path, results: Rule,
+                     **settings: Any) -> tuple[ConnectorHandle, Any, Any]:
+    """An access request for Jane that mParticle completed, its results link answered by ``results`` through the
+    hostile server, before the call that downloads them: the handle (``settings`` applied), the request, its
+    state."""
+    sandbox.seed_profile({"email": "jane@example.com"})
+    handle = handle_for(config_for(hostile, sandbox, **settings))
+    req = request("access", output_dir=str(out))
+    first = handle.handle(req)
+    sandbox.force_status(first.summary["subject_request_id"], "completed")
+    hostile.on("GET", r"^/dsr-results/", results)
+    return handle, req, first.state
+
+
+def zip_answer(content: bytes) -> Rule:
+    """A rule answering with ``content`` as a results zip."""
+    return lambda seen, forward: Answer(200, {"Content-Type": "application/zip"}, content)
 
 
 def secret_traces(key: str, secret: str) -> list[str]:

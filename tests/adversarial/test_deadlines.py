@@ -22,7 +22,7 @@ from connector_mparticle.http.auth import TokenSource
 from connector_mparticle.http.deadline import bounded
 from connector_mparticle.sandbox import Sandbox
 from dsr_framework.redact import Redactor
-from tests.adversarial.conftest import config_for, handle_for
+from tests.adversarial.conftest import completed_access, config_for, handle_for
 from tests.adversarial.hostile import Answer, HostileServer, Seen, drip
 from tests.support.hosting import request
 
@@ -86,13 +86,7 @@ def test_a_pending_request_stays_pending_when_a_status_check_is_held(sandbox: Sa
 def completed_access_with_a_dripping_download(sandbox: Sandbox, hostile: HostileServer, tmp_path: Path,
                                               settings: dict[str, Any] = SLOW) -> tuple[Any, Any, Any]:
     """An access request mParticle completed, whose results link drips (the handle, the request, its state)."""
-    sandbox.seed_profile({"email": "jane@example.com"})
-    handle = handle_for(config_for(hostile, sandbox, **settings))
-    req = request("access", output_dir=str(tmp_path))
-    first = handle.handle(req)
-    sandbox.force_status(first.summary["subject_request_id"], "completed")
-    hostile.on("GET", r"^/dsr-results/", dripping(body=b"PK" + b"\0" * 4000))
-    return handle, req, first.state
+    return completed_access(sandbox, hostile, tmp_path, dripping(body=b"PK" + b"\0" * 4000), **settings)
 
 
 def test_a_dripping_results_download_ends_within_the_budget_and_leaves_nothing(sandbox: Sandbox,

@@ -24,9 +24,8 @@ from hypothesis import strategies as st
 from connector_mparticle.api.results import merge, summarise, summary_text
 from connector_mparticle.api.summary import CAPS, SUMMARY_BOUND
 from connector_mparticle.sandbox import Sandbox
-from tests.adversarial.conftest import config_for, handle_for
-from tests.adversarial.hostile import Answer, HostileServer
-from tests.support.hosting import request
+from tests.adversarial.conftest import completed_access, zip_answer
+from tests.adversarial.hostile import HostileServer
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -166,14 +165,9 @@ def test_a_hostile_half_megabyte_results_zip_gives_a_small_result(sandbox: Sandb
          "audience_memberships": [{"audience_name": f"aud {k}"} for k in range(50)]} for i in range(9)]))
         for n in range(26)])
     assert len(content) < 600 * 1024
-    sandbox.seed_profile({"email": "jane@example.com"})
-    handle = handle_for(config_for(hostile, sandbox, timeouts={"total_seconds": 60}))
-    req = request("access", output_dir=str(tmp_path))
-    first = handle.handle(req)
-    sandbox.force_status(first.summary["subject_request_id"], "completed")
-    hostile.on("GET", r"^/dsr-results/", lambda seen, forward: Answer(200, {"Content-Type": "application/zip"},
-                                                                        content))
-    result = handle.handle(req, first.state)
+    handle, req, state = completed_access(sandbox, hostile, tmp_path, zip_answer(content),
+                                          timeouts={"total_seconds": 60})
+    result = handle.handle(req, state)
     assert result.status == "completed", result.message
     assert len(json.dumps(result.to_dict()).encode()) <= RESULT_BOUND
     assert result.summary["profiles_found"] == 26 * 9 and result.summary["not_listed"]["profiles"] == 26 * 9 - 5

@@ -26,7 +26,7 @@ from connector_mparticle.http.session import LIBRARY_LOGGERS
 from connector_mparticle.sandbox import Sandbox
 from connector_mparticle.settings import parse_settings
 from dsr_framework.redact import RedactingFilter
-from tests.adversarial.conftest import CREDS, config_for, handle_for, leaks
+from tests.adversarial.conftest import CREDS, completed_access, config_for, handle_for, leaks, zip_answer
 from tests.adversarial.hostile import Answer, HostileServer, Seen
 from tests.support.hosting import request
 
@@ -114,14 +114,9 @@ def test_a_results_archive_carrying_a_credential_keeps_the_request_pending(
     """Class 4: the archive is written to the output folder as it came, and only .jsonl lines were checked, for a
     whole credential. Now everything it carries is checked; it is refused like any unusable archive."""
     content = CARRIERS[name]
-    sandbox.seed_profile({"email": "jane@example.com"})
-    handle = handle_for(config_for(hostile, sandbox, timeouts={"total_seconds": 30}))
-    req = request("access", output_dir=str(tmp_path))
-    first = handle.handle(req)
-    sandbox.force_status(first.summary["subject_request_id"], "completed")
-    hostile.on("GET", r"^/dsr-results/", lambda seen, forward: Answer(200, {"Content-Type": "application/zip"},
-                                                                        content))
-    result = handle.handle(req, first.state)
+    handle, req, state = completed_access(sandbox, hostile, tmp_path, zip_answer(content),
+                                          timeouts={"total_seconds": 30})
+    result = handle.handle(req, state)
     assert result.status == "pending" and result.state is not None, result.message
     assert "could not be used" in result.message and "credentials" in result.message
     assert list(tmp_path.iterdir()) == []
@@ -170,14 +165,9 @@ def test_an_escape_next_to_seven_characters_in_the_archive_is_cut_from_the_summa
     control = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f"}[SECRET[ESCAPED].lower()]
     value = control + SECRET[ESCAPED + 1:ESCAPED + 8]
     content = _zip({"profile.jsonl": json.dumps({"id": 42, "user_attributes": {"nickname": value}}) + "\n"})
-    sandbox.seed_profile({"email": "jane@example.com"})
-    handle = handle_for(config_for(hostile, sandbox, timeouts={"total_seconds": 30}))
-    req = request("access", output_dir=str(tmp_path))
-    first = handle.handle(req)
-    sandbox.force_status(first.summary["subject_request_id"], "completed")
-    hostile.on("GET", r"^/dsr-results/", lambda seen, forward: Answer(200, {"Content-Type": "application/zip"},
-                                                                        content))
-    result = handle.handle(req, first.state)
+    handle, req, state = completed_access(sandbox, hostile, tmp_path, zip_answer(content),
+                                          timeouts={"total_seconds": 30})
+    result = handle.handle(req, state)
     assert result.status == "completed", result.message
     summaries = [p.read_text() for p in tmp_path.iterdir() if p.name.endswith(("-summary.json", "-summary.txt"))]
     assert len(summaries) == 2 and not leaks("\n".join(summaries)) and not leaks(json.dumps(result.to_dict()))
