@@ -20,7 +20,7 @@ from rich.text import Text
 
 from connector_mparticle.cli.config_file import load_connector, setup_logging
 from connector_mparticle.cli.exits import EXIT_CODES, EXIT_FOR_STATUS, CliError
-from connector_mparticle.cli.render import describe_request, print_result
+from connector_mparticle.cli.render import describe_request, note_to, print_result
 from connector_mparticle.cli.request_options import config_option, env_option
 from connector_mparticle.cli.state_file import StateFile
 from dsr_framework.models import Result
@@ -48,10 +48,9 @@ def cancel_command(config: Path, env_file: Path | None, state: Path, as_json: bo
     setup_logging(verbose)
     notes = Console(stderr=True)
     console = Console(stderr=as_json)
-    loaded = load_connector(config, env_file, lambda text: notes.print(Text(for_people(text)), soft_wrap=True))
+    loaded = load_connector(config, env_file, note_to(notes))
     with ExitStack() as stack:
-        file = stack.enter_context(StateFile.locked(state, loaded.state_key, LOCK_WAIT_SECONDS,
-                                                    lambda text: notes.print(Text(for_people(text)))))
+        file = stack.enter_context(StateFile.locked(state, loaded.state_key, LOCK_WAIT_SECONDS, note_to(notes)))
         saved = file.read()
         if saved is None:
             raise CliError(f"{state} holds no request: nothing to cancel", kind="state_file")

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from connector_mparticle.cli.config_file import load_connector, setup_logging
 from connector_mparticle.cli.exits import EXIT_CODES, EXIT_COMPLETED, CliError
+from connector_mparticle.cli.render import note_to
 from connector_mparticle.cli.request_options import config_option, env_option
 from connector_mparticle.cli.state_file import StateFile
 from connector_mparticle.errors import MParticleError
@@ -44,10 +45,9 @@ def evidence_command(config: Path, env_file: Path | None, state: Path, out: Path
     """Write one record of how a request was carried out, with no personal data in it (for a regulator)."""
     setup_logging(verbose)
     notes = Console(stderr=True)
-    loaded = load_connector(config, env_file, lambda text: notes.print(Text(for_people(text)), soft_wrap=True))
+    loaded = load_connector(config, env_file, note_to(notes))
     with ExitStack() as stack:
-        file = stack.enter_context(StateFile.locked(state, loaded.state_key, LOCK_WAIT_SECONDS,
-                                                    lambda text: notes.print(Text(for_people(text)))))
+        file = stack.enter_context(StateFile.locked(state, loaded.state_key, LOCK_WAIT_SECONDS, note_to(notes)))
         saved = file.read()
     if saved is None or saved.result is None:
         raise CliError(f"{state} holds no result yet: run the request first", kind="state_file")

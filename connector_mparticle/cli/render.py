@@ -9,7 +9,7 @@ shown, not obeyed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -132,6 +132,11 @@ def receipt_lines(result: Result) -> list[str]:
             line += f"NOT verified ({receipt.get('reason')}: {receipt.get('detail')})"
         lines.append(for_people(line))
     return lines
+
+
+def note_to(console: Console) -> Callable[[str], None]:
+    """A callback that shows a line of text on ``console`` for a person: escaped, and never wrapped."""
+    return lambda text: console.print(Text(for_people(text)), soft_wrap=True)
 
 
 def print_copyable(console: Console, label: str, text: str) -> None:

@@ -21,7 +21,7 @@ from connector_mparticle.cli.exits import CliError
 from connector_mparticle.cli.identifiers import matching_warnings
 from connector_mparticle.cli.invocation import Invocation, resolve_request
 from connector_mparticle.cli.outcome import finish, interrupted
-from connector_mparticle.cli.render import describe_request, waiting_line
+from connector_mparticle.cli.render import describe_request, note_to, waiting_line
 from connector_mparticle.cli.request_ids import check_and_record
 from connector_mparticle.cli.state_file import StateFile
 from connector_mparticle.errors import MParticleError
@@ -189,7 +189,7 @@ def _open_state(inv: Invocation, key: bytes, stack: ExitStack, notes: Console) -
     if inv.state is None:
         return None
     return stack.enter_context(StateFile.locked(inv.state, key, None if inv.wait else LOCK_WAIT_SECONDS,
-                                                lambda text: notes.print(Text(for_people(text)), soft_wrap=True)))
+                                                note_to(notes)))
 
 
 def warn(notes: Console, text: str) -> None:
