@@ -132,11 +132,6 @@ class RequestState:
         times = [t for p in self.parts if not p.done and (t := p.expected) is not None]
         return max(times) if times else None
 
-    @property
-    def expected_by_part(self) -> list[datetime | None]:
-        """Each unfinished part's expected completion (None: mParticle gave none), for the deadline."""
-        return [p.expected for p in self.parts if not p.done]
-
     def sent_at(self, fallback: datetime) -> datetime:
         """When this connector first sent the request to mParticle (``fallback``, the subject's request time, for a
         state written before it was recorded)."""
