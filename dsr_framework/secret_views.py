@@ -173,4 +173,4 @@ _DECODERS: tuple[tuple[Callable[[str], str], bool], ...] = (
 
 
 #: What :func:`reduced` could change: an escape, a reference, a percent sign, a control or any non-ASCII character.
-_ESCAPED_OR_PADDED = re.compile(r"[\\%&+\x00-\x1f\x7f]|[^\x00-\x7f]")
+_ESCAPED_OR_PADDED = re.compile(r"[\\%&\x00-\x1f\x7f]|[^\x00-\x7f]")
